@@ -1,0 +1,205 @@
+// Package conf loads the TOML configuration of the three daemons.
+//
+// Key names follow gopush-cluster's (http.bind, zookeeper comet.path, ...) as
+// TOML dotted keys. Every key has a default, so an empty file runs a
+// single-machine cluster. Load reports the first problem as an *Error that
+// names the file, the key and what is wrong.
+package conf
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Duration is a time.Duration written as "30s", "5m", "720h".
+type Duration time.Duration
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("not a duration like \"30s\": %q", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes the duration back as a Go duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Log configures log/slog.
+type Log struct {
+	Level  string `toml:"level"`  // debug, info, warn, error
+	Format string `toml:"format"` // text or json
+}
+
+// Bind is a list of listen addresses. In TOML it is an array of strings or
+// one comma-separated string, as in gopush-cluster.
+type Bind struct {
+	Bind AddrList `toml:"bind"`
+}
+
+// ZooKeeper holds the [zookeeper] table. Each daemon reads the paths it uses.
+type ZooKeeper struct {
+	Addr    AddrList `toml:"addr"`
+	Timeout Duration `toml:"timeout"` // session timeout
+	Comet   struct {
+		Path   string `toml:"path"`
+		Node   string `toml:"node"`
+		Weight int    `toml:"weight"`
+	} `toml:"comet"`
+	Message struct {
+		Path string `toml:"path"`
+	} `toml:"message"`
+	Migrate struct {
+		Path string `toml:"path"`
+	} `toml:"migrate"`
+}
+
+// RPC holds the [rpc] table: the daemon's own RPC listeners (comet,
+// message) and how comet and web talk to their peers.
+type RPC struct {
+	Bind    AddrList `toml:"bind"`    // listen addresses (comet, message)
+	Ping    Duration `toml:"ping"`    // how often each peer is pinged
+	Retry   Duration `toml:"retry"`   // how often a failed peer is redialled
+	Timeout Duration `toml:"timeout"` // deadline of one call
+}
+
+// Comet is comet's configuration.
+type Comet struct {
+	Log       Log  `toml:"log"`
+	TCP       Bind `toml:"tcp"`
+	WebSocket Bind `toml:"websocket"`
+	Stat      Bind `toml:"stat"`
+	Pprof     Bind `toml:"pprof"` // empty: off
+
+	Channel struct {
+		Proto         []string `toml:"proto"`         // "tcp", "websocket" or both
+		Bucket        int      `toml:"bucket"`        // power of two
+		MaxSubscriber int      `toml:"maxsubscriber"` // connections per key
+		Msgbuf        struct {
+			Num int `toml:"num"` // per-connection send queue, in messages
+		} `toml:"msgbuf"`
+		Sndbuf struct {
+			Size int `toml:"size"` // socket send buffer, bytes (0: system default)
+		} `toml:"sndbuf"`
+		Rcvbuf struct {
+			Size int `toml:"size"` // socket receive buffer, bytes (0: system default)
+		} `toml:"rcvbuf"`
+		TCP struct {
+			Keepalive bool `toml:"keepalive"`
+		} `toml:"tcp"`
+		Handshake struct {
+			Timeout Duration `toml:"timeout"` // first packet deadline
+		} `toml:"handshake"`
+		Auth  bool `toml:"auth"`
+		Token struct {
+			Expire Duration `toml:"expire"` // unused tokens expire after this
+			Max    int      `toml:"max"`    // tokens kept per key
+		} `toml:"token"`
+		Origins []string `toml:"origins"` // WebSocket Origin allow-list; empty: any
+	} `toml:"channel"`
+
+	ZooKeeper ZooKeeper `toml:"zookeeper"`
+	RPC       RPC       `toml:"rpc"`
+}
+
+// Web is web's configuration.
+type Web struct {
+	Log  Log `toml:"log"`
+	HTTP struct {
+		Bind          AddrList `toml:"bind"`
+		ServerTimeout Duration `toml:"servertimeout"` // read and write timeout
+		TokenAdd      bool     `toml:"tokenadd"`      // also serve /1/token/add publicly
+	} `toml:"http"`
+	Admin struct {
+		Bind    AddrList `toml:"bind"`
+		MaxBody int64    `toml:"maxbody"` // bytes
+	} `toml:"admin"`
+	Pprof Bind `toml:"pprof"`
+
+	Token struct {
+		Expire Duration `toml:"expire"` // lifetime of a token added through /1/token/add
+	} `toml:"token"`
+
+	Prune struct {
+		Enable   bool     `toml:"enable"`
+		Interval Duration `toml:"interval"` // how often every comet is pinged
+		Failures int      `toml:"failures"` // failures in a row before a node is deleted
+	} `toml:"prune"`
+
+	ZooKeeper ZooKeeper `toml:"zookeeper"`
+	RPC       RPC       `toml:"rpc"`
+}
+
+// Message is message's configuration.
+type Message struct {
+	Log  Log `toml:"log"`
+	Node struct {
+		Weight int `toml:"weight"`
+	} `toml:"node"`
+	Pprof Bind `toml:"pprof"`
+	RPC   RPC  `toml:"rpc"` // only rpc.bind is used
+
+	Storage struct {
+		Type    string `toml:"type"`    // redis or mysql
+		Store   int    `toml:"store"`   // messages kept (and returned) per key
+		MaxSize int    `toml:"maxsize"` // largest message accepted, bytes
+	} `toml:"storage"`
+
+	Redis struct {
+		Idle        int               `toml:"idle"`        // idle connections per shard
+		Active      int               `toml:"active"`      // connections per shard, 0: unlimited
+		Timeout     Duration          `toml:"timeout"`     // idle connection timeout
+		DialTimeout Duration          `toml:"dialtimeout"` // connect, read and write deadline
+		Source      map[string]string `toml:"source"`      // "name:weight" = "tcp@host:port#password"
+	} `toml:"redis"`
+
+	MySQL struct {
+		Idle   int               `toml:"idle"`
+		Active int               `toml:"active"`
+		Clean  Duration          `toml:"clean"`  // how often expired rows are deleted
+		Source map[string]string `toml:"source"` // "name:weight" = DSN
+	} `toml:"mysql"`
+
+	ZooKeeper ZooKeeper `toml:"zookeeper"`
+}
+
+// AddrList is a list of addresses, written in TOML as an array of strings or
+// as one comma-separated string ("localhost:6969,localhost:7969").
+type AddrList []string
+
+// UnmarshalTOML accepts a string or an array of strings.
+func (a *AddrList) UnmarshalTOML(v any) error {
+	switch v := v.(type) {
+	case string:
+		*a = splitList(v)
+		return nil
+	case []any:
+		out := make(AddrList, 0, len(v))
+		for _, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				return fmt.Errorf("expected a list of strings, found %T in it", e)
+			}
+			out = append(out, splitList(s)...)
+		}
+		*a = out
+		return nil
+	}
+	return fmt.Errorf("expected a string or a list of strings, found %T", v)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}

@@ -1,0 +1,249 @@
+package conf
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// validator collects the first problem found.
+type validator struct {
+	file string
+	err  *Error
+}
+
+func (v *validator) fail(key, format string, args ...any) {
+	if v.err == nil {
+		v.err = &Error{File: v.file, Key: key, Problem: fmt.Sprintf(format, args...)}
+	}
+}
+
+func (v *validator) result() error {
+	if v.err == nil {
+		return nil
+	}
+	return v.err
+}
+
+func (v *validator) binds(key string, list AddrList, required bool) {
+	if required && len(list) == 0 {
+		v.fail(key, "needs at least one address")
+	}
+	for _, a := range list {
+		if i := strings.LastIndexByte(a, ':'); i < 0 {
+			v.fail(key, "address %q has no port", a)
+		} else if _, err := strconv.ParseUint(a[i+1:], 10, 16); err != nil {
+			v.fail(key, "address %q has a bad port", a)
+		}
+	}
+}
+
+func (v *validator) zkPath(key, p string) {
+	if !strings.HasPrefix(p, "/") {
+		v.fail(key, "path %q must start with /", p)
+	} else if len(p) > 1 && strings.HasSuffix(p, "/") {
+		v.fail(key, "path %q must not end with /", p)
+	}
+}
+
+func (v *validator) positive(key string, n int) {
+	if n < 1 {
+		v.fail(key, "must be at least 1, got %d", n)
+	}
+}
+
+func (v *validator) duration(key string, d Duration) {
+	if d <= 0 {
+		v.fail(key, "must be a positive duration")
+	}
+}
+
+func (v *validator) logConf(l Log) {
+	switch l.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		v.fail("log.level", "must be debug, info, warn or error, got %q", l.Level)
+	}
+	switch l.Format {
+	case "text", "json":
+	default:
+		v.fail("log.format", "must be text or json, got %q", l.Format)
+	}
+}
+
+func (v *validator) zookeeper(z ZooKeeper) {
+	v.binds("zookeeper.addr", z.Addr, true)
+	v.duration("zookeeper.timeout", z.Timeout)
+}
+
+func (c *Comet) validate(file string) error {
+	v := &validator{file: file}
+	v.logConf(c.Log)
+	tcp, ws := false, false
+	for _, p := range c.Channel.Proto {
+		switch p {
+		case "tcp":
+			tcp = true
+		case "websocket":
+			ws = true
+		default:
+			v.fail("channel.proto", "unknown protocol %q (tcp or websocket)", p)
+		}
+	}
+	if !tcp && !ws {
+		v.fail("channel.proto", "needs tcp, websocket or both")
+	}
+	v.binds("tcp.bind", c.TCP.Bind, tcp)
+	v.binds("websocket.bind", c.WebSocket.Bind, ws)
+	v.binds("rpc.bind", c.RPC.Bind, true)
+	v.binds("stat.bind", c.Stat.Bind, false)
+	v.binds("pprof.bind", c.Pprof.Bind, false)
+	if b := c.Channel.Bucket; b < 1 || b&(b-1) != 0 {
+		v.fail("channel.bucket", "must be a power of two, got %d", b)
+	}
+	v.positive("channel.maxsubscriber", c.Channel.MaxSubscriber)
+	v.positive("channel.msgbuf.num", c.Channel.Msgbuf.Num)
+	if c.Channel.Sndbuf.Size < 0 {
+		v.fail("channel.sndbuf.size", "must not be negative")
+	}
+	if c.Channel.Rcvbuf.Size < 0 {
+		v.fail("channel.rcvbuf.size", "must not be negative")
+	}
+	v.duration("channel.handshake.timeout", c.Channel.Handshake.Timeout)
+	v.duration("channel.token.expire", c.Channel.Token.Expire)
+	v.positive("channel.token.max", c.Channel.Token.Max)
+	v.zookeeper(c.ZooKeeper)
+	v.zkPath("zookeeper.comet.path", c.ZooKeeper.Comet.Path)
+	v.zkPath("zookeeper.message.path", c.ZooKeeper.Message.Path)
+	if n := c.ZooKeeper.Comet.Node; n == "" || strings.ContainsAny(n, "/ ") {
+		v.fail("zookeeper.comet.node", "must be a non-empty name without / or spaces, got %q", n)
+	}
+	v.positive("zookeeper.comet.weight", c.ZooKeeper.Comet.Weight)
+	v.duration("rpc.ping", c.RPC.Ping)
+	v.duration("rpc.retry", c.RPC.Retry)
+	v.duration("rpc.timeout", c.RPC.Timeout)
+	return v.result()
+}
+
+func (w *Web) validate(file string) error {
+	v := &validator{file: file}
+	v.logConf(w.Log)
+	v.binds("http.bind", w.HTTP.Bind, true)
+	v.duration("http.servertimeout", w.HTTP.ServerTimeout)
+	v.binds("admin.bind", w.Admin.Bind, true)
+	v.binds("pprof.bind", w.Pprof.Bind, false)
+	if w.Admin.MaxBody < 1 {
+		v.fail("admin.maxbody", "must be at least 1 byte")
+	}
+	v.duration("token.expire", w.Token.Expire)
+	v.duration("prune.interval", w.Prune.Interval)
+	v.positive("prune.failures", w.Prune.Failures)
+	v.zookeeper(w.ZooKeeper)
+	v.zkPath("zookeeper.comet.path", w.ZooKeeper.Comet.Path)
+	v.zkPath("zookeeper.message.path", w.ZooKeeper.Message.Path)
+	v.zkPath("zookeeper.migrate.path", w.ZooKeeper.Migrate.Path)
+	if len(w.RPC.Bind) > 0 {
+		v.fail("rpc.bind", "web serves no RPC; remove it")
+	}
+	v.duration("rpc.ping", w.RPC.Ping)
+	v.duration("rpc.retry", w.RPC.Retry)
+	v.duration("rpc.timeout", w.RPC.Timeout)
+	return v.result()
+}
+
+func (m *Message) validate(file string) error {
+	v := &validator{file: file}
+	v.logConf(m.Log)
+	v.binds("rpc.bind", m.RPC.Bind, true)
+	v.binds("pprof.bind", m.Pprof.Bind, false)
+	v.positive("node.weight", m.Node.Weight)
+	v.positive("storage.store", m.Storage.Store)
+	v.positive("storage.maxsize", m.Storage.MaxSize)
+	switch m.Storage.Type {
+	case "redis":
+		if len(m.Redis.Source) == 0 {
+			v.fail("redis.source", "needs at least one shard")
+		}
+		for k, addr := range m.Redis.Source {
+			if _, _, err := ParseShardName(k); err != nil {
+				v.fail("redis.source."+k, "%v", err)
+			}
+			if _, err := ParseRedisAddr(addr); err != nil {
+				v.fail("redis.source."+k, "%v", err)
+			}
+		}
+		v.positive("redis.idle", m.Redis.Idle)
+		if m.Redis.Active < 0 {
+			v.fail("redis.active", "must not be negative")
+		}
+		v.duration("redis.timeout", m.Redis.Timeout)
+		v.duration("redis.dialtimeout", m.Redis.DialTimeout)
+	case "mysql":
+		if len(m.MySQL.Source) == 0 {
+			v.fail("mysql.source", "needs at least one shard")
+		}
+		for k, dsn := range m.MySQL.Source {
+			if _, _, err := ParseShardName(k); err != nil {
+				v.fail("mysql.source."+k, "%v", err)
+			}
+			if dsn == "" {
+				v.fail("mysql.source."+k, "empty DSN")
+			}
+		}
+		v.duration("mysql.clean", m.MySQL.Clean)
+	default:
+		v.fail("storage.type", "must be redis or mysql, got %q", m.Storage.Type)
+	}
+	v.zookeeper(m.ZooKeeper)
+	v.zkPath("zookeeper.message.path", m.ZooKeeper.Message.Path)
+	return v.result()
+}
+
+// ParseShardName splits a storage source key "name:weight".
+func ParseShardName(s string) (name string, weight int, err error) {
+	i := strings.LastIndexByte(s, ':')
+	if i <= 0 {
+		return "", 0, fmt.Errorf("shard %q must be written name:weight", s)
+	}
+	w, err := strconv.Atoi(s[i+1:])
+	if err != nil || w < 1 {
+		return "", 0, fmt.Errorf("shard %q has a weight that is not a whole number >= 1", s)
+	}
+	return s[:i], w, nil
+}
+
+// RedisAddr is a parsed redis.source address.
+type RedisAddr struct {
+	Network  string // tcp or unix
+	Address  string // host:port or socket path
+	Password string
+}
+
+// ParseRedisAddr parses "tcp@host:port", "unix@/path", each with an optional
+// "#password".
+func ParseRedisAddr(s string) (RedisAddr, error) {
+	var a RedisAddr
+	rest := s
+	if i := strings.IndexByte(rest, '#'); i >= 0 {
+		a.Password = rest[i+1:]
+		rest = rest[:i]
+	}
+	network, addr, ok := strings.Cut(rest, "@")
+	if !ok || addr == "" {
+		return a, fmt.Errorf("address %q must be tcp@host:port or unix@/path", s)
+	}
+	switch network {
+	case "tcp":
+		if !strings.Contains(addr, ":") {
+			return a, fmt.Errorf("address %q has no port", s)
+		}
+	case "unix":
+		if !strings.HasPrefix(addr, "/") {
+			return a, fmt.Errorf("address %q must name an absolute socket path", s)
+		}
+	default:
+		return a, fmt.Errorf("address %q: network must be tcp or unix", s)
+	}
+	a.Network, a.Address = network, addr
+	return a, nil
+}
