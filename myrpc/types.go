@@ -27,6 +27,12 @@ const (
 	MessageSavePrivates = "MessageRPC.SavePrivates"
 	MessageGetPrivate   = "MessageRPC.GetPrivate"
 	MessageDelPrivate   = "MessageRPC.DelPrivate"
+
+	// MessageSavePrivatesEach is new in gopush (not in 1.0.5): like
+	// SavePrivates, but every key carries its own mid, so that keys pushed
+	// together never share one (SPEC §9.8). A comet talking to a 1.0.5
+	// message node falls back to SavePrivates.
+	MessageSavePrivatesEach = "MessageRPC.SavePrivatesEach"
 )
 
 // Group ids carried in Message.GroupId.
@@ -82,6 +88,15 @@ type MessageSavePrivatesArgs struct {
 	Keys   []string
 	Msg    json.RawMessage
 	MsgId  int64
+	Expire uint
+}
+
+// MessageSavePrivatesEachArgs stores one message for several keys, each
+// under its own mid.
+type MessageSavePrivatesEachArgs struct {
+	Keys   []string
+	MsgIds []int64 // MsgIds[i] is the mid of Keys[i]
+	Msg    json.RawMessage
 	Expire uint
 }
 
