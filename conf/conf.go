@@ -119,6 +119,7 @@ type Web struct {
 	Admin struct {
 		Bind    AddrList `toml:"bind"`
 		MaxBody int64    `toml:"maxbody"` // bytes
+		MaxKeys int      `toml:"maxkeys"` // keys in one push/mprivate call
 	} `toml:"admin"`
 	Pprof Bind `toml:"pprof"`
 

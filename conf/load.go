@@ -58,6 +58,7 @@ func DefaultWeb() *Web {
 	w.HTTP.ServerTimeout = Duration(10 * time.Second)
 	w.Admin.Bind = AddrList{"localhost:8091"}
 	w.Admin.MaxBody = 1 << 20
+	w.Admin.MaxKeys = 100000
 	w.Pprof.Bind = AddrList{"localhost:8190"}
 	w.Token.Expire = Duration(30 * 24 * time.Hour)
 	w.Prune.Enable = true

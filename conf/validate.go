@@ -135,6 +135,7 @@ func (w *Web) validate(file string) error {
 	if w.Admin.MaxBody < 1 {
 		v.fail("admin.maxbody", "must be at least 1 byte")
 	}
+	v.positive("admin.maxkeys", w.Admin.MaxKeys)
 	v.duration("token.expire", w.Token.Expire)
 	v.duration("prune.interval", w.Prune.Interval)
 	v.positive("prune.failures", w.Prune.Failures)
