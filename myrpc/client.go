@@ -1,0 +1,201 @@
+package myrpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/rpc"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ErrClientClosed is returned by Call after Close.
+var ErrClientClosed = errors.New("myrpc: client closed")
+
+// ErrTimeout is returned (wrapped) when a call gets no answer before its
+// deadline. The call may or may not have run on the peer.
+var ErrTimeout = errors.New("myrpc: call timed out")
+
+// Client is one net/rpc (gob) connection to one peer. It dials lazily, at
+// most once per call, and drops the connection when it breaks so that the
+// next call redials. It is safe for concurrent use; calls share the
+// connection (net/rpc multiplexes them).
+type Client struct {
+	addr    string
+	timeout time.Duration
+
+	mu     sync.Mutex
+	rc     *rpc.Client // current connection; nil when none
+	closed bool
+}
+
+// NewClient returns a client for addr whose calls last at most timeout. It
+// does not dial.
+func NewClient(addr string, timeout time.Duration) *Client {
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	return &Client{addr: addr, timeout: timeout}
+}
+
+// Addr returns the peer's address.
+func (c *Client) Addr() string { return c.addr }
+
+// Close closes the connection; later calls fail with ErrClientClosed.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	rc := c.rc
+	c.rc = nil
+	c.closed = true
+	c.mu.Unlock()
+	if rc != nil {
+		return rc.Close()
+	}
+	return nil
+}
+
+// Call invokes method on the peer. The deadline is the earlier of ctx's and
+// the client's timeout; Call returns by then whatever the peer does. reply is
+// written only when Call returns nil, so a caller may reuse it after a
+// timeout. Errors returned by the peer's method are rpc.ServerError (see
+// IsTransport, IsNoSuchMethod).
+func (c *Client) Call(ctx context.Context, method string, args, reply any) error {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	if err := c.call(ctx, method, args, reply); err != nil {
+		return fmt.Errorf("myrpc: %s on %s: %w", method, c.addr, err)
+	}
+	return nil
+}
+
+func (c *Client) call(ctx context.Context, method string, args, reply any) error {
+	rc, err := c.conn(ctx)
+	if err != nil {
+		return err
+	}
+	// Decode into a fresh value: an abandoned call may still be answered
+	// later, and must not write into the caller's reply then.
+	rv := reflect.ValueOf(reply)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() {
+		return fmt.Errorf("reply must be a non-nil pointer, not %T", reply)
+	}
+	fresh := reflect.New(rv.Type().Elem())
+	call := rc.Go(method, args, fresh.Interface(), make(chan *rpc.Call, 1))
+	select {
+	case <-call.Done:
+		if call.Error != nil {
+			if IsTransport(call.Error) {
+				c.drop(rc)
+			}
+			return call.Error
+		}
+		rv.Elem().Set(fresh.Elem())
+		return nil
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
+		}
+		return ctx.Err()
+	}
+}
+
+// conn returns the current connection, dialling one if there is none.
+func (c *Client) conn(ctx context.Context) (*rpc.Client, error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, ErrClientClosed
+	}
+	if rc := c.rc; rc != nil {
+		c.mu.Unlock()
+		return rc, nil
+	}
+	c.mu.Unlock()
+
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", c.addr)
+	if err != nil {
+		return nil, err
+	}
+	rc := rpc.NewClientWithCodec(newClientCodec(nc, c.timeout))
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.closed:
+		rc.Close()
+		return nil, ErrClientClosed
+	case c.rc != nil: // another call dialled meanwhile: share its connection
+		rc.Close()
+		return c.rc, nil
+	}
+	c.rc = rc
+	return rc, nil
+}
+
+// drop forgets rc (if it is still the current connection) and closes it.
+func (c *Client) drop(rc *rpc.Client) {
+	c.mu.Lock()
+	if c.rc == rc {
+		c.rc = nil
+	}
+	c.mu.Unlock()
+	rc.Close()
+}
+
+// Reset closes the current connection, if any, so that the next call
+// redials. Calls waiting on it fail at once. The pool uses it when a peer
+// stops answering.
+func (c *Client) Reset() {
+	c.mu.Lock()
+	rc := c.rc
+	c.rc = nil
+	c.mu.Unlock()
+	if rc != nil {
+		rc.Close()
+	}
+}
+
+// IsTransport reports whether err is a failure to reach the peer or to talk
+// to it (dial error, broken or closed connection), as opposed to an error
+// that the peer's method returned (rpc.ServerError) or a timeout.
+func IsTransport(err error) bool {
+	if err == nil {
+		return false
+	}
+	var se rpc.ServerError
+	if errors.As(err, &se) {
+		return false
+	}
+	if errors.Is(err, ErrTimeout) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrClientClosed) {
+		return false
+	}
+	var ne net.Error
+	return errors.Is(err, rpc.ErrShutdown) || errors.Is(err, io.EOF) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.As(err, &ne) || isGobStreamError(err)
+}
+
+// isGobStreamError matches the errors net/rpc's client returns when the
+// stream itself is broken (it does not wrap them).
+func isGobStreamError(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "gob: ") || strings.Contains(s, "reading body")
+}
+
+// IsNoSuchMethod reports whether the peer answered that it has no such
+// service or method, e.g. a 1.0.5 message node asked for SavePrivatesEach.
+func IsNoSuchMethod(err error) bool {
+	var se rpc.ServerError
+	if !errors.As(err, &se) {
+		return false
+	}
+	s := string(se)
+	return strings.HasPrefix(s, "rpc: can't find method ") ||
+		strings.HasPrefix(s, "rpc: can't find service ")
+}
