@@ -1,0 +1,357 @@
+package client
+
+// A fake web and a fake comet, speaking just enough of SPEC §2 and §3 for
+// the client's tests.
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// fakeWeb serves /1/server/get and /1/msg/get.
+type fakeWeb struct {
+	srv *httptest.Server
+
+	mu       sync.Mutex
+	servers  []string // answers of /1/server/get, the last one repeats
+	served   int
+	stored   []wireMessage // answer of /1/msg/get (ignores m unless filter)
+	filter   bool          // answer only messages with mid > m
+	gets     []string      // m of each /1/msg/get
+	protos   []string      // p of each /1/server/get
+	rawMsg   string        // if set, the raw answer of /1/msg/get
+	rawSrv   []string      // if set, raw answers of /1/server/get served first
+	msgBlock chan struct{} // if set, /1/msg/get waits for it
+}
+
+func newFakeWeb(t *testing.T) *fakeWeb {
+	w := &fakeWeb{}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /1/server/get", w.serverGet)
+	mux.HandleFunc("GET /1/msg/get", w.msgGet)
+	w.srv = httptest.NewServer(mux)
+	t.Cleanup(w.srv.Close)
+	return w
+}
+
+func (w *fakeWeb) setServers(s ...string) {
+	w.mu.Lock()
+	w.servers = s
+	w.served = 0
+	w.mu.Unlock()
+}
+
+func (w *fakeWeb) store(msgs ...wireMessage) {
+	w.mu.Lock()
+	w.stored = append(w.stored, msgs...)
+	w.mu.Unlock()
+}
+
+func (w *fakeWeb) msgGets() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.gets...)
+}
+
+func (w *fakeWeb) serverGet(rw http.ResponseWriter, r *http.Request) {
+	w.mu.Lock()
+	w.protos = append(w.protos, r.FormValue("p"))
+	if len(w.rawSrv) > 0 {
+		raw := w.rawSrv[0]
+		w.rawSrv = w.rawSrv[1:]
+		w.mu.Unlock()
+		io.WriteString(rw, raw)
+		return
+	}
+	if len(w.servers) == 0 {
+		w.mu.Unlock()
+		io.WriteString(rw, `{"ret":1001}`)
+		return
+	}
+	s := w.servers[min(w.served, len(w.servers)-1)]
+	w.served++
+	w.mu.Unlock()
+	if s == "" {
+		io.WriteString(rw, `{"ret":1001}`)
+		return
+	}
+	fmt.Fprintf(rw, `{"ret":0,"data":{"server":%q}}`, s)
+}
+
+func (w *fakeWeb) msgGet(rw http.ResponseWriter, r *http.Request) {
+	m, err := strconv.ParseInt(r.FormValue("m"), 10, 64)
+	if err != nil || r.FormValue("k") == "" {
+		io.WriteString(rw, `{"ret":65534}`)
+		return
+	}
+	w.mu.Lock()
+	w.gets = append(w.gets, r.FormValue("m"))
+	block := w.msgBlock
+	raw := w.rawMsg
+	var out []wireMessage
+	for _, s := range w.stored {
+		if !w.filter || s.Mid > m {
+			out = append(out, s)
+		}
+	}
+	w.mu.Unlock()
+	if block != nil {
+		<-block
+	}
+	if raw != "" {
+		io.WriteString(rw, raw)
+		return
+	}
+	if len(out) == 0 {
+		io.WriteString(rw, `{"ret":0}`)
+		return
+	}
+	b, _ := json.Marshal(map[string]any{"ret": 0, "data": map[string]any{"msgs": out}})
+	rw.Write(b)
+}
+
+// fakeComet accepts subscriptions over TCP or WebSocket.
+type fakeComet struct {
+	t     *testing.T
+	proto string
+	addr  string
+	subs  chan *fakeSub
+
+	mu      sync.Mutex
+	reply   string // answer to sub: "+h" (default) or "-n" ...
+	silent  bool   // do not answer heartbeats
+	closers []func()
+}
+
+// fakeSub is one subscribed connection.
+type fakeSub struct {
+	args       []string // sub, key, heartbeat, token, version
+	heartbeats chan struct{}
+	gone       chan struct{} // closed when the client hung up
+	write      func(frame string) error // a message, framed for the protocol
+	raw        func(b string) error     // bytes as they are (TCP) or one text frame
+	close      func()
+}
+
+// write2 sends b without framing it.
+func (s *fakeSub) write2(t *testing.T, b string) {
+	t.Helper()
+	if err := s.raw(b); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+}
+
+// push sends a message frame (already JSON).
+func (s *fakeSub) push(t *testing.T, json string) {
+	t.Helper()
+	if err := s.write(json); err != nil {
+		t.Fatalf("push: %v", err)
+	}
+}
+
+func newFakeComet(t *testing.T, proto string) *fakeComet {
+	c := &fakeComet{t: t, proto: proto, subs: make(chan *fakeSub, 16), reply: "+h"}
+	if proto == WebSocket {
+		srv := httptest.NewServer(http.HandlerFunc(c.serveWS))
+		c.addr = strings.TrimPrefix(srv.URL, "http://")
+		t.Cleanup(func() { c.closeAll(); srv.Close() })
+		return c
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.addr = l.Addr().String()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() { c.serveTCP(conn) })
+		}
+	})
+	t.Cleanup(func() { l.Close(); c.closeAll(); wg.Wait() })
+	return c
+}
+
+func (c *fakeComet) set(f func(c *fakeComet)) {
+	c.mu.Lock()
+	f(c)
+	c.mu.Unlock()
+}
+
+func (c *fakeComet) closeAll() {
+	c.mu.Lock()
+	cl := c.closers
+	c.closers = nil
+	c.mu.Unlock()
+	for _, f := range cl {
+		f()
+	}
+}
+
+// next waits for the next subscription.
+func (c *fakeComet) next(t *testing.T) *fakeSub {
+	t.Helper()
+	select {
+	case s := <-c.subs:
+		return s
+	case <-time.After(10 * time.Second):
+		t.Fatalf("comet %s: no subscription within 10s", c.proto)
+		return nil
+	}
+}
+
+func (c *fakeComet) serveTCP(conn net.Conn) {
+	r := bufio.NewReader(conn)
+	args, err := readSub(r)
+	if err != nil {
+		conn.Write([]byte("-p\r\n"))
+		conn.Close()
+		return
+	}
+	c.mu.Lock()
+	reply, silent := c.reply, c.silent
+	c.closers = append(c.closers, func() { conn.Close() })
+	c.mu.Unlock()
+	var wmu sync.Mutex
+	write := func(s string) error {
+		wmu.Lock()
+		defer wmu.Unlock()
+		_, err := io.WriteString(conn, s)
+		return err
+	}
+	write(reply + "\r\n")
+	if reply != "+h" {
+		conn.Close()
+		return
+	}
+	s := &fakeSub{
+		args:       args,
+		heartbeats: make(chan struct{}, 1000),
+		gone:       make(chan struct{}),
+		write:      func(msg string) error { return write(fmt.Sprintf("$%d\r\n%s\r\n", len(msg), msg)) },
+		raw:        write,
+		close:      func() { conn.Close() },
+	}
+	c.subs <- s
+	defer close(s.gone)
+	for {
+		b, err := r.ReadByte()
+		if err != nil {
+			conn.Close()
+			return
+		}
+		if b != 'h' {
+			conn.Close()
+			return
+		}
+		s.heartbeats <- struct{}{}
+		if !silent {
+			write("+h\r\n")
+		}
+	}
+}
+
+// readSub reads the array of bulk strings of a TCP subscribe.
+func readSub(r *bufio.Reader) ([]string, error) {
+	line, err := r.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "*") {
+		return nil, fmt.Errorf("bad request %q", line)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(line[1:]))
+	if err != nil {
+		return nil, err
+	}
+	var args []string
+	for range n {
+		line, err := r.ReadString('\n')
+		if err != nil || !strings.HasPrefix(line, "$") {
+			return nil, fmt.Errorf("bad bulk %q", line)
+		}
+		l, err := strconv.Atoi(strings.TrimSpace(line[1:]))
+		if err != nil {
+			return nil, err
+		}
+		b := make([]byte, l+2)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return nil, err
+		}
+		args = append(args, string(b[:l]))
+	}
+	return args, nil
+}
+
+var upgrader = websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+
+func (c *fakeComet) serveWS(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/sub" {
+		http.NotFound(w, r)
+		return
+	}
+	conn, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	q := r.URL.Query()
+	args := []string{"sub", q.Get("key"), q.Get("heartbeat"), q.Get("token"), q.Get("ver")}
+	c.mu.Lock()
+	reply, silent := c.reply, c.silent
+	c.closers = append(c.closers, func() { conn.Close() })
+	c.mu.Unlock()
+	var wmu sync.Mutex
+	write := func(s string) error {
+		wmu.Lock()
+		defer wmu.Unlock()
+		return conn.WriteMessage(websocket.TextMessage, []byte(s))
+	}
+	write(reply + "\r\n")
+	if reply != "+h" {
+		conn.Close()
+		return
+	}
+	s := &fakeSub{
+		args:       args,
+		heartbeats: make(chan struct{}, 1000),
+		gone:       make(chan struct{}),
+		write:      write,
+		raw:        write,
+		close:      func() { conn.Close() },
+	}
+	c.subs <- s
+	defer close(s.gone)
+	for {
+		_, b, err := conn.ReadMessage()
+		if err != nil || string(b) != "h" {
+			conn.Close()
+			return
+		}
+		s.heartbeats <- struct{}{}
+		if !silent {
+			write("+h\r\n")
+		}
+	}
+}
+
+// msgJSON is the frame comet pushes for mid with payload msg.
+func msgJSON(mid int64, msg string) string {
+	return fmt.Sprintf(`{"msg":%s,"mid":%d,"gid":0}`, msg, mid)
+}
+
+func wm(mid int64, msg string) wireMessage {
+	return wireMessage{Msg: json.RawMessage(msg), Mid: mid}
+}

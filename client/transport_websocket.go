@@ -1,0 +1,86 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// wsConn speaks comet's WebSocket protocol (SPEC §2.2): one text frame per
+// reply or message, no $ framing.
+type wsConn struct {
+	addr string
+	conn *websocket.Conn
+}
+
+func dialWebSocket(ctx context.Context, cfg Config, addr string) (*wsConn, error) {
+	q := url.Values{
+		"key":       {cfg.Key},
+		"heartbeat": {strconv.Itoa(int(cfg.Heartbeat / time.Second))},
+		"token":     {cfg.Token},
+		"ver":       {cfg.Version},
+	}
+	u := "ws://" + addr + "/sub?" + q.Encode()
+	d := websocket.Dialer{HandshakeTimeout: writeTimeout}
+	conn, resp, err := d.DialContext(ctx, u, nil)
+	if err != nil {
+		if resp != nil {
+			return nil, fmt.Errorf("comet %s: websocket handshake: HTTP %s: %w", addr, resp.Status, err)
+		}
+		return nil, fmt.Errorf("comet %s: %w", addr, err)
+	}
+	conn.SetReadLimit(maxFrame)
+	w := &wsConn{addr: addr, conn: conn}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(writeTimeout)
+	}
+	m, err := w.read(deadline)
+	if err == nil && m != nil {
+		err = fmt.Errorf("a message came before +h")
+	}
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("comet %s: subscribe: %w", addr, err)
+	}
+	return w, nil
+}
+
+func (w *wsConn) next(timeout time.Duration) (*Message, error) {
+	m, err := w.read(time.Now().Add(timeout))
+	if err != nil {
+		return nil, fmt.Errorf("comet %s: %w", w.addr, err)
+	}
+	return m, nil
+}
+
+func (w *wsConn) read(deadline time.Time) (*Message, error) {
+	w.conn.SetReadDeadline(deadline)
+	typ, b, err := w.conn.ReadMessage()
+	if err != nil {
+		return nil, err
+	}
+	if typ != websocket.TextMessage {
+		return nil, fmt.Errorf("unexpected binary frame of %d bytes", len(b))
+	}
+	switch {
+	case string(b) == "+h\r\n":
+		return nil, nil
+	case len(b) == 4 && b[0] == '-' && b[2] == '\r' && b[3] == '\n':
+		return nil, &ServerError{Comet: w.addr, Code: b[1]}
+	}
+	return decodeMessage(b)
+}
+
+func (w *wsConn) heartbeat() error {
+	w.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	return w.conn.WriteMessage(websocket.TextMessage, []byte("h"))
+}
+
+func (w *wsConn) close() error { return w.conn.Close() }

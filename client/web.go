@@ -1,0 +1,116 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+)
+
+// webAPI calls web's public API for one key.
+type webAPI struct {
+	base string // "http://host:port", no trailing slash
+	key  string
+	http *http.Client
+}
+
+// maxAnswer bounds one answer of web (an offline fetch holds at most
+// storage.store messages).
+const maxAnswer = 64 << 20
+
+// get calls path with q and decodes data into data (when not nil).
+func (w *webAPI) get(ctx context.Context, path string, q url.Values, data any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, w.base+path+"?"+q.Encode(), nil)
+	if err != nil {
+		return fmt.Errorf("web %s: %w", path, err)
+	}
+	resp, err := w.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("web %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
+	if err != nil {
+		return fmt.Errorf("web %s: reading the answer: %w", path, err)
+	}
+	if len(body) > maxAnswer {
+		return fmt.Errorf("web %s: answer larger than %d bytes", path, maxAnswer)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("web %s: HTTP %s", path, resp.Status)
+	}
+	var ans struct {
+		Ret  *int            `json:"ret"`
+		Data json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(body, &ans); err != nil {
+		return fmt.Errorf("web %s: answer is not JSON: %w", path, err)
+	}
+	if ans.Ret == nil {
+		return fmt.Errorf("web %s: answer has no ret", path)
+	}
+	if *ans.Ret != RetOK {
+		return &APIError{Path: path, Ret: *ans.Ret}
+	}
+	if data == nil || len(ans.Data) == 0 || string(ans.Data) == "null" {
+		return nil
+	}
+	if err := json.Unmarshal(ans.Data, data); err != nil {
+		return fmt.Errorf("web %s: bad data: %w", path, err)
+	}
+	return nil
+}
+
+// server asks which comet serves the key: /1/server/get (p=1 websocket,
+// p=2 tcp).
+func (w *webAPI) server(ctx context.Context, proto string) (string, error) {
+	p := "2"
+	if proto == WebSocket {
+		p = "1"
+	}
+	var data struct {
+		Server string `json:"server"`
+	}
+	if err := w.get(ctx, "/1/server/get", url.Values{"k": {w.key}, "p": {p}}, &data); err != nil {
+		return "", err
+	}
+	if data.Server == "" {
+		return "", errors.New("web /1/server/get: answer has no server")
+	}
+	return data.Server, nil
+}
+
+// messages fetches the stored messages newer than mid, ascending.
+func (w *webAPI) messages(ctx context.Context, mid int64) ([]Message, error) {
+	var data struct {
+		Msgs []wireMessage `json:"msgs"`
+	}
+	q := url.Values{"k": {w.key}, "m": {strconv.FormatInt(mid, 10)}}
+	if err := w.get(ctx, "/1/msg/get", q, &data); err != nil {
+		return nil, err
+	}
+	out := make([]Message, 0, len(data.Msgs))
+	for i, wm := range data.Msgs {
+		m, err := wm.message()
+		if err != nil {
+			return nil, fmt.Errorf("web /1/msg/get: message %d: %w", i, err)
+		}
+		out = append(out, m)
+	}
+	// web answers in mid order; sort anyway, delivery relies on it.
+	slices.SortFunc(out, func(a, b Message) int {
+		switch {
+		case a.Mid < b.Mid:
+			return -1
+		case a.Mid > b.Mid:
+			return 1
+		}
+		return 0
+	})
+	return out, nil
+}
