@@ -139,7 +139,7 @@ type fakeComet struct {
 type fakeSub struct {
 	args       []string // sub, key, heartbeat, token, version
 	heartbeats chan struct{}
-	gone       chan struct{} // closed when the client hung up
+	gone       chan struct{}            // closed when the client hung up
 	write      func(frame string) error // a message, framed for the protocol
 	raw        func(b string) error     // bytes as they are (TCP) or one text frame
 	close      func()
