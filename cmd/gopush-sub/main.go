@@ -1,0 +1,114 @@
+// Command gopush-sub subscribes to a gopush cluster as one key and prints
+// every message it receives, one JSON line each:
+//
+//	{"mid":17000000000000001,"gid":0,"msg":{"test":1}}
+//
+// It asks web which comet serves the key, stays subscribed with heartbeats,
+// and after any disconnect comes back and fetches what it missed, so each
+// message is printed once, in mid order. Connection events go to stderr.
+//
+//	gopush-sub -web http://localhost:8090 -key Terry-Mao
+//	gopush-sub -web localhost:8090 -key Terry-Mao -proto websocket -n 10
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+
+	"gopush/client"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is the whole command; it returns the exit code: 0 done, 1 failure,
+// 2 bad usage.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("gopush-sub", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	web := fs.String("web", "http://localhost:8090", "base URL of web's public API")
+	key := fs.String("key", "", "the key to subscribe as (required)")
+	token := fs.String("token", "", "token, when comet has auth = true")
+	proto := fs.String("proto", client.TCP, "tcp or websocket")
+	hb := fs.Duration("heartbeat", client.MinHeartbeat, "heartbeat interval (whole seconds, at least 30s)")
+	ver := fs.String("ver", client.DefaultVersion, "client version sent on subscribe")
+	mid := fs.String("mid", "0", "mid of the last message already seen; stored messages above it are fetched first")
+	count := fs.Int("n", 0, "exit after this many messages (0: run until interrupted)")
+	verbose := fs.Bool("v", false, "log connection events to stderr")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: gopush-sub -key KEY [-web URL] [-proto tcp|websocket] [flags]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "gopush-sub: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	last, err := strconv.ParseInt(*mid, 10, 64)
+	if err != nil {
+		fmt.Fprintf(stderr, "gopush-sub: -mid %q is not an integer\n", *mid)
+		return 2
+	}
+	if *count < 0 {
+		fmt.Fprintln(stderr, "gopush-sub: -n must not be negative")
+		return 2
+	}
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelInfo
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	c, err := client.New(client.Config{
+		Web: *web, Key: *key, Token: *token, Proto: *proto, Heartbeat: *hb,
+		Version: *ver, LastMid: last, Logger: logger,
+		OnError: func(err error) { logger.Warn("gopush-sub: connection problem", "err", err) },
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "gopush-sub: %v\n", err)
+		return 2
+	}
+	defer c.Close()
+	enc := json.NewEncoder(stdout)
+	got := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return 0
+		case m, ok := <-c.Messages():
+			if !ok {
+				return 1
+			}
+			line := struct {
+				Mid int64           `json:"mid"`
+				Gid int             `json:"gid"`
+				Msg json.RawMessage `json:"msg"`
+			}{m.Mid, m.Gid, m.Msg}
+			if err := enc.Encode(line); err != nil {
+				if errors.Is(err, syscall.EPIPE) {
+					return 0
+				}
+				fmt.Fprintf(stderr, "gopush-sub: writing: %v\n", err)
+				return 1
+			}
+			got++
+			if *count > 0 && got >= *count {
+				return 0
+			}
+		}
+	}
+}
