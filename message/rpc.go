@@ -1,0 +1,172 @@
+package message
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"time"
+
+	"gopush/myrpc"
+)
+
+// callTimeout bounds the storage work of one RPC call.
+const callTimeout = 5 * time.Second
+
+// RPC is the MessageRPC receiver (SPEC §4). Register it under the name
+// myrpc.MessageService. Bad input is refused with a *ParamError, whose text
+// the caller receives as an rpc.ServerError starting with "param: ".
+type RPC struct {
+	store Storage
+	lim   limits
+	log   *slog.Logger
+	now   func() time.Time
+}
+
+// newRPC returns the MessageRPC receiver over store.
+func newRPC(store Storage, lim limits, log *slog.Logger) *RPC {
+	return &RPC{store: store, lim: lim, log: log, now: time.Now}
+}
+
+// Ping answers 0; comet and web use it to tell live message nodes.
+func (r *RPC) Ping(_ int, reply *int) error {
+	*reply = myrpc.OK
+	return nil
+}
+
+// SavePrivate stores one message for one key.
+func (r *RPC) SavePrivate(args *myrpc.MessageSavePrivateArgs, reply *int) error {
+	if err := r.checkOne(args.Key, args.MsgId, args.Msg, args.Expire); err != nil {
+		return r.refused("SavePrivate", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	e := Entry{Key: args.Key, MsgId: args.MsgId, Msg: args.Msg, Expire: expireAt(r.now(), args.Expire)}
+	if err := r.store.Save(ctx, e); err != nil {
+		r.log.Warn("save private failed", "key", args.Key, "mid", args.MsgId, "err", err)
+		return err
+	}
+	*reply = myrpc.OK
+	return nil
+}
+
+// SavePrivates stores one message under one mid for several keys and
+// answers the keys that could not be stored. A bad key, mid or message
+// refuses the whole call and stores nothing.
+func (r *RPC) SavePrivates(args *myrpc.MessageSavePrivatesArgs, reply *myrpc.MessageSavePrivatesResp) error {
+	mids := make([]int64, len(args.Keys))
+	for i := range mids {
+		mids[i] = args.MsgId
+	}
+	fkeys, err := r.saveMany("SavePrivates", args.Keys, mids, args.Msg, args.Expire)
+	reply.FKeys = fkeys
+	return err
+}
+
+// SavePrivatesEach stores one message for several keys, Keys[i] under
+// MsgIds[i], and answers the keys that could not be stored. It is new in
+// gopush; 1.0.5 nodes do not have it.
+func (r *RPC) SavePrivatesEach(args *myrpc.MessageSavePrivatesEachArgs, reply *myrpc.MessageSavePrivatesResp) error {
+	if len(args.Keys) != len(args.MsgIds) {
+		return r.refused("SavePrivatesEach", paramErr("%d keys but %d mids", len(args.Keys), len(args.MsgIds)))
+	}
+	fkeys, err := r.saveMany("SavePrivatesEach", args.Keys, args.MsgIds, args.Msg, args.Expire)
+	reply.FKeys = fkeys
+	return err
+}
+
+func (r *RPC) saveMany(method string, keys []string, mids []int64, msg json.RawMessage, expire uint) ([]string, error) {
+	if err := r.lim.checkMsg(msg); err != nil {
+		return nil, r.refused(method, err)
+	}
+	if err := r.lim.checkExpire(expire); err != nil {
+		return nil, r.refused(method, err)
+	}
+	for i, k := range keys {
+		if err := r.lim.checkKey(k); err != nil {
+			return nil, r.refused(method, err)
+		}
+		if err := r.lim.checkMid(mids[i]); err != nil {
+			return nil, r.refused(method, err)
+		}
+	}
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	at := expireAt(r.now(), expire)
+	es := make([]Entry, len(keys))
+	for i, k := range keys {
+		es[i] = Entry{Key: k, MsgId: mids[i], Msg: msg, Expire: at}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	errs := r.store.SaveMany(ctx, es)
+	var fkeys []string
+	var first error
+	for i, err := range errs {
+		if err != nil {
+			fkeys = append(fkeys, es[i].Key)
+			if first == nil {
+				first = err
+			}
+		}
+	}
+	if first != nil {
+		r.log.Warn("save privates: some keys failed", "method", method, "failed", len(fkeys), "keys", len(keys), "err", first)
+	}
+	return fkeys, nil
+}
+
+// GetPrivate answers the key's unexpired messages newer than MsgId, in
+// ascending mid order.
+func (r *RPC) GetPrivate(args *myrpc.MessageGetPrivateArgs, reply *myrpc.MessageGetResp) error {
+	if err := r.lim.checkKey(args.Key); err != nil {
+		return r.refused("GetPrivate", err)
+	}
+	if err := r.lim.checkMid(args.MsgId); err != nil {
+		return r.refused("GetPrivate", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	msgs, err := r.store.Get(ctx, args.Key, args.MsgId)
+	if err != nil {
+		r.log.Warn("get private failed", "key", args.Key, "mid", args.MsgId, "err", err)
+		return err
+	}
+	reply.Msgs = msgs
+	return nil
+}
+
+// DelPrivate removes every offline message of the key.
+func (r *RPC) DelPrivate(key string, reply *int) error {
+	if err := r.lim.checkKey(key); err != nil {
+		return r.refused("DelPrivate", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	if err := r.store.Del(ctx, key); err != nil {
+		r.log.Warn("del private failed", "key", key, "err", err)
+		return err
+	}
+	*reply = myrpc.OK
+	return nil
+}
+
+func (r *RPC) checkOne(key string, mid int64, msg json.RawMessage, expire uint) error {
+	if err := r.lim.checkKey(key); err != nil {
+		return err
+	}
+	if err := r.lim.checkMid(mid); err != nil {
+		return err
+	}
+	if err := r.lim.checkMsg(msg); err != nil {
+		return err
+	}
+	return r.lim.checkExpire(expire)
+}
+
+// refused logs bad input at debug level (it is the caller's problem, and
+// the caller sees it) and hands the error back.
+func (r *RPC) refused(method string, err error) error {
+	r.log.Debug("refused bad input", "method", method, "err", err)
+	return err
+}

@@ -1,0 +1,283 @@
+package message
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"gopush/conf"
+	"gopush/ketama"
+	"gopush/myrpc"
+)
+
+// MySQL column limits of private_msg (conf/mysql.sql).
+const (
+	mysqlMaxKey = 64    // skey varchar(64), in characters
+	mysqlMaxMsg = 65535 // msg blob, in bytes
+)
+
+// mysqlTimeout is the connect, read and write timeout given to a DSN that
+// sets none.
+const mysqlTimeout = 5 * time.Second
+
+// mysqlChunk is the most rows one multi-row INSERT or one cleaner DELETE
+// touches.
+const mysqlChunk = 500
+
+// mysqlShard is one database of mysql.source.
+type mysqlShard struct {
+	name string
+	addr string // host:port/db, without credentials, for errors
+	db   *sql.DB
+}
+
+func (s *mysqlShard) wrap(err error) error {
+	return fmt.Errorf("mysql shard %s (%s): %w", s.name, s.addr, err)
+}
+
+// MySQLStorage keeps messages in the private_msg table (SPEC §7), sharded
+// by a ketama ring over the shard names. A cleaner deletes expired rows
+// every mysql.clean.
+type MySQLStorage struct {
+	ring   *ketama.Ring
+	shards map[string]*mysqlShard
+	store  int
+	log    *slog.Logger
+	now    func() time.Time
+
+	done      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// NewMySQLStorage opens the shards of cfg.MySQL.Source and starts the
+// cleaner. Connections are made on first use.
+func NewMySQLStorage(cfg *conf.Message, log *slog.Logger) (*MySQLStorage, error) {
+	if len(cfg.MySQL.Source) == 0 {
+		return nil, errors.New("mysql.source: no shard")
+	}
+	ms := &MySQLStorage{
+		shards: make(map[string]*mysqlShard),
+		store:  cfg.Storage.Store,
+		log:    log,
+		now:    time.Now,
+		done:   make(chan struct{}),
+	}
+	b := ketama.New(ketama.DefaultBase)
+	for k, dsn := range cfg.MySQL.Source {
+		name, weight, err := conf.ParseShardName(k)
+		if err != nil {
+			ms.closeDBs()
+			return nil, fmt.Errorf("mysql.source: %w", err)
+		}
+		if _, dup := ms.shards[name]; dup {
+			ms.closeDBs()
+			return nil, fmt.Errorf("mysql.source: shard name %q is used twice", name)
+		}
+		mc, err := mysql.ParseDSN(dsn)
+		if err != nil {
+			ms.closeDBs()
+			return nil, fmt.Errorf("mysql.source.%s: %w", k, err)
+		}
+		if mc.Timeout == 0 {
+			mc.Timeout = mysqlTimeout
+		}
+		if mc.ReadTimeout == 0 {
+			mc.ReadTimeout = mysqlTimeout
+		}
+		if mc.WriteTimeout == 0 {
+			mc.WriteTimeout = mysqlTimeout
+		}
+		conn, err := mysql.NewConnector(mc)
+		if err != nil {
+			ms.closeDBs()
+			return nil, fmt.Errorf("mysql.source.%s: %w", k, err)
+		}
+		db := sql.OpenDB(conn)
+		db.SetMaxIdleConns(cfg.MySQL.Idle)
+		db.SetMaxOpenConns(cfg.MySQL.Active)
+		db.SetConnMaxIdleTime(5 * time.Minute)
+		ms.shards[name] = &mysqlShard{name: name, addr: mc.Addr + "/" + mc.DBName, db: db}
+		b.Add(name, weight)
+	}
+	ms.ring = b.Build()
+	ms.wg.Add(1)
+	go ms.cleaner(cfg.MySQL.Clean.D())
+	return ms, nil
+}
+
+func (ms *MySQLStorage) closeDBs() {
+	for _, s := range ms.shards {
+		s.db.Close()
+	}
+}
+
+// ShardOf returns the name of the shard that holds key.
+func (ms *MySQLStorage) ShardOf(key string) string { return ms.ring.Get(key) }
+
+func (ms *MySQLStorage) shard(key string) *mysqlShard { return ms.shards[ms.ring.Get(key)] }
+
+// Saving the same key and mid again replaces the message: a retried save
+// is harmless.
+const mysqlInsert = `INSERT INTO private_msg (skey, mid, ttl, msg, ctime, mtime) VALUES `
+const mysqlRow = `(?, ?, ?, ?, NOW(), NOW())`
+const mysqlUpsert = ` ON DUPLICATE KEY UPDATE ttl = VALUES(ttl), msg = VALUES(msg), mtime = NOW()`
+
+// Save stores one message.
+func (ms *MySQLStorage) Save(ctx context.Context, e Entry) error {
+	s := ms.shard(e.Key)
+	_, err := s.db.ExecContext(ctx, mysqlInsert+mysqlRow+mysqlUpsert, e.Key, e.MsgId, e.Expire, []byte(e.Msg))
+	if err != nil {
+		return s.wrap(err)
+	}
+	return nil
+}
+
+// SaveMany stores several messages with multi-row INSERTs per shard, the
+// shards in parallel. errs[i] is nil when es[i] was stored; a failed
+// INSERT fails exactly the rows it carried.
+func (ms *MySQLStorage) SaveMany(ctx context.Context, es []Entry) []error {
+	errs := make([]error, len(es))
+	byShard := make(map[*mysqlShard][]int)
+	for i, e := range es {
+		s := ms.shard(e.Key)
+		byShard[s] = append(byShard[s], i)
+	}
+	var wg sync.WaitGroup
+	for s, idx := range byShard {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for len(idx) > 0 {
+				n := min(len(idx), mysqlChunk)
+				chunk := idx[:n]
+				idx = idx[n:]
+				var q strings.Builder
+				q.WriteString(mysqlInsert)
+				args := make([]any, 0, 4*len(chunk))
+				for j, i := range chunk {
+					if j > 0 {
+						q.WriteString(", ")
+					}
+					q.WriteString(mysqlRow)
+					args = append(args, es[i].Key, es[i].MsgId, es[i].Expire, []byte(es[i].Msg))
+				}
+				q.WriteString(mysqlUpsert)
+				if _, err := s.db.ExecContext(ctx, q.String(), args...); err != nil {
+					for _, i := range chunk {
+						errs[i] = s.wrap(err)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return errs
+}
+
+// Get returns the key's newest unexpired messages with a mid above after,
+// at most storage.store of them, in ascending mid order.
+func (ms *MySQLStorage) Get(ctx context.Context, key string, after int64) ([]*myrpc.Message, error) {
+	s := ms.shard(key)
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT mid, msg FROM private_msg WHERE skey = ? AND mid > ? AND ttl > ? ORDER BY mid DESC LIMIT ?`,
+		key, after, ms.now().Unix(), ms.store)
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	defer rows.Close()
+	var out []*myrpc.Message
+	for rows.Next() {
+		m := &myrpc.Message{GroupId: myrpc.PrivateGroupId}
+		var msg []byte
+		if err := rows.Scan(&m.MsgId, &msg); err != nil {
+			return nil, s.wrap(err)
+		}
+		m.Msg = msg
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.wrap(err)
+	}
+	slices.Reverse(out)
+	return out, nil
+}
+
+// Del removes every row of the key.
+func (ms *MySQLStorage) Del(ctx context.Context, key string) error {
+	s := ms.shard(key)
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM private_msg WHERE skey = ?`, key); err != nil {
+		return s.wrap(err)
+	}
+	return nil
+}
+
+// cleaner deletes expired rows on every shard each interval.
+func (ms *MySQLStorage) cleaner(every time.Duration) {
+	defer ms.wg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ms.done:
+			return
+		case <-t.C:
+		}
+		for _, s := range ms.shards {
+			n, err := ms.cleanShard(s)
+			if err != nil {
+				ms.log.Warn("deleting expired messages failed", "shard", s.name, "err", err)
+			} else if n > 0 {
+				ms.log.Debug("deleted expired messages", "shard", s.name, "rows", n)
+			}
+		}
+	}
+}
+
+// cleanShard deletes the shard's expired rows in chunks, stopping early
+// when the storage closes.
+func (ms *MySQLStorage) cleanShard(s *mysqlShard) (int64, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-ms.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	var total int64
+	now := ms.now().Unix()
+	for {
+		res, err := s.db.ExecContext(ctx, `DELETE FROM private_msg WHERE ttl <= ? LIMIT ?`, now, mysqlChunk)
+		if err != nil {
+			return total, s.wrap(err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, s.wrap(err)
+		}
+		total += n
+		if n < mysqlChunk {
+			return total, nil
+		}
+	}
+}
+
+// Close stops the cleaner and closes every shard's connections.
+func (ms *MySQLStorage) Close() error {
+	ms.closeOnce.Do(func() {
+		close(ms.done)
+		ms.wg.Wait()
+		ms.closeDBs()
+	})
+	return nil
+}

@@ -1,0 +1,421 @@
+package message
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+
+	"gopush/conf"
+	"gopush/ketama"
+	"gopush/myrpc"
+)
+
+// saveScript adds one member to a key's sorted set, trims the set to the
+// newest ARGV[3] members and makes sure the set lives at least ARGV[4]
+// seconds (it never shortens a longer TTL). A set written by gopush-cluster
+// 1.0.5 has no TTL; it gets one that covers its longest-lived member, read
+// from the members' "expire" fields (ARGV[5] is now in unix seconds).
+//
+// KEYS[1] key; ARGV: mid, member, store, seconds to live, now.
+var saveScript = redis.NewScript(1, `
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[3]) + 1))
+local want = tonumber(ARGV[4])
+local ttl = redis.call('TTL', KEYS[1])
+if ttl == -1 then
+  local now = tonumber(ARGV[5])
+  for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+    local ok, v = pcall(cjson.decode, m)
+    if ok and type(v) == 'table' and tonumber(v.expire) then
+      local left = tonumber(v.expire) - now + 1
+      if left > want then want = left end
+    end
+  end
+end
+if ttl < want then
+  redis.call('EXPIRE', KEYS[1], want)
+end
+return 0
+`)
+
+// cleanQueue is how many expired members may wait for removal; more are
+// dropped (the next read finds them again, and the set's TTL ends them).
+const cleanQueue = 1024
+
+// readPages bounds how many pages of a set one read walks through when
+// expired members fill a page.
+const readPages = 4
+
+// redisShard is one Redis server of redis.source.
+type redisShard struct {
+	name string
+	addr string // network@address, without the password, for errors
+	pool *redis.Pool
+}
+
+func (s *redisShard) wrap(err error) error {
+	return fmt.Errorf("redis shard %s (%s): %w", s.name, s.addr, err)
+}
+
+// staleMember is an expired member waiting to be removed.
+type staleMember struct {
+	shard  *redisShard
+	key    string
+	member []byte
+}
+
+// RedisStorage keeps messages in Redis sorted sets (SPEC §7), sharded by
+// a ketama ring over the shard names.
+type RedisStorage struct {
+	ring   *ketama.Ring
+	shards map[string]*redisShard
+	store  int
+	log    *slog.Logger
+	now    func() time.Time
+
+	clean     chan staleMember
+	done      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// NewRedisStorage builds the shards of cfg.Redis.Source. Connections are
+// made on first use, so a shard that is down at start-up only fails the
+// calls for its keys.
+func NewRedisStorage(cfg *conf.Message, log *slog.Logger) (*RedisStorage, error) {
+	if len(cfg.Redis.Source) == 0 {
+		return nil, errors.New("redis.source: no shard")
+	}
+	rs := &RedisStorage{
+		shards: make(map[string]*redisShard),
+		store:  cfg.Storage.Store,
+		log:    log,
+		now:    time.Now,
+		clean:  make(chan staleMember, cleanQueue),
+		done:   make(chan struct{}),
+	}
+	b := ketama.New(ketama.DefaultBase)
+	for k, src := range cfg.Redis.Source {
+		name, weight, err := conf.ParseShardName(k)
+		if err != nil {
+			return nil, fmt.Errorf("redis.source: %w", err)
+		}
+		if _, dup := rs.shards[name]; dup {
+			return nil, fmt.Errorf("redis.source: shard name %q is used twice", name)
+		}
+		addr, err := conf.ParseRedisAddr(src)
+		if err != nil {
+			return nil, fmt.Errorf("redis.source.%s: %w", k, err)
+		}
+		rs.shards[name] = &redisShard{
+			name: name,
+			addr: addr.Network + "@" + addr.Address,
+			pool: newRedisPool(addr, cfg),
+		}
+		b.Add(name, weight)
+	}
+	rs.ring = b.Build()
+	rs.wg.Add(1)
+	go rs.cleaner()
+	return rs, nil
+}
+
+func newRedisPool(addr conf.RedisAddr, cfg *conf.Message) *redis.Pool {
+	timeout := cfg.Redis.DialTimeout.D()
+	opts := []redis.DialOption{
+		redis.DialConnectTimeout(timeout),
+		redis.DialReadTimeout(timeout),
+		redis.DialWriteTimeout(timeout),
+	}
+	if addr.Password != "" {
+		opts = append(opts, redis.DialPassword(addr.Password))
+	}
+	return &redis.Pool{
+		MaxIdle:     cfg.Redis.Idle,
+		MaxActive:   cfg.Redis.Active,
+		IdleTimeout: cfg.Redis.Timeout.D(),
+		Wait:        true,
+		DialContext: func(ctx context.Context) (redis.Conn, error) {
+			return redis.DialContext(ctx, addr.Network, addr.Address, opts...)
+		},
+		// A connection that sat idle may be dead (the shard restarted):
+		// check it before use, so the first call after a restart works.
+		TestOnBorrow: func(c redis.Conn, since time.Time) error {
+			if time.Since(since) < time.Second {
+				return nil
+			}
+			_, err := c.Do("PING")
+			return err
+		},
+	}
+}
+
+// ShardOf returns the name of the shard that holds key.
+func (rs *RedisStorage) ShardOf(key string) string { return rs.ring.Get(key) }
+
+func (rs *RedisStorage) shard(key string) *redisShard { return rs.shards[rs.ring.Get(key)] }
+
+// member is the stored form of a message: {"msg":..,"expire":..,"mid":..}.
+func member(e Entry) []byte {
+	b := make([]byte, 0, len(e.Msg)+64)
+	b = append(b, `{"msg":`...)
+	b = append(b, e.Msg...)
+	b = append(b, `,"expire":`...)
+	b = strconv.AppendInt(b, e.Expire, 10)
+	b = append(b, `,"mid":`...)
+	b = strconv.AppendInt(b, e.MsgId, 10)
+	return append(b, '}')
+}
+
+func (rs *RedisStorage) saveArgs(e Entry, now int64) []any {
+	ttl := e.Expire - now + 1
+	if ttl < 1 {
+		ttl = 1
+	}
+	return []any{e.Key, e.MsgId, member(e), rs.store, ttl, now}
+}
+
+// Save stores one message.
+func (rs *RedisStorage) Save(ctx context.Context, e Entry) error {
+	s := rs.shard(e.Key)
+	conn, err := s.pool.GetContext(ctx)
+	if err != nil {
+		return s.wrap(err)
+	}
+	defer conn.Close()
+	if _, err := saveScript.DoContext(ctx, conn, rs.saveArgs(e, rs.now().Unix())...); err != nil {
+		return s.wrap(err)
+	}
+	return nil
+}
+
+// SaveMany stores several messages, pipelined per shard, the shards in
+// parallel. errs[i] is nil when es[i] was stored.
+func (rs *RedisStorage) SaveMany(ctx context.Context, es []Entry) []error {
+	errs := make([]error, len(es))
+	byShard := make(map[*redisShard][]int)
+	for i, e := range es {
+		s := rs.shard(e.Key)
+		byShard[s] = append(byShard[s], i)
+	}
+	now := rs.now().Unix()
+	var wg sync.WaitGroup
+	for s, idx := range byShard {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rs.pipeline(ctx, s, es, idx, errs, now)
+		}()
+	}
+	wg.Wait()
+	return errs
+}
+
+// pipeline saves es[idx...] on shard s over one connection, writing each
+// outcome into errs. Every index gets an answer: a broken connection fails
+// the entries whose replies were not read.
+func (rs *RedisStorage) pipeline(ctx context.Context, s *redisShard, es []Entry, idx []int, errs []error, now int64) {
+	fail := func(from int, err error) {
+		for _, i := range idx[from:] {
+			errs[i] = s.wrap(err)
+		}
+	}
+	conn, err := s.pool.GetContext(ctx)
+	if err != nil {
+		fail(0, err)
+		return
+	}
+	defer conn.Close()
+
+	todo := idx
+	for attempt := 0; attempt < 2 && len(todo) > 0; attempt++ {
+		for _, i := range todo {
+			if err := saveScript.SendHash(conn, rs.saveArgs(es[i], now)...); err != nil {
+				fail(0, err)
+				return
+			}
+		}
+		if err := conn.Flush(); err != nil {
+			fail(0, err)
+			return
+		}
+		var noScript []int
+		for n, i := range todo {
+			_, err := redis.ReceiveContext(conn, ctx)
+			switch {
+			case err == nil:
+				errs[i] = nil
+			case conn.Err() != nil: // the connection broke: the rest are lost too
+				for _, j := range todo[n:] {
+					errs[j] = s.wrap(err)
+				}
+				return
+			case strings.HasPrefix(err.Error(), "NOSCRIPT"):
+				noScript = append(noScript, i)
+				errs[i] = s.wrap(err)
+			default:
+				errs[i] = s.wrap(err)
+			}
+		}
+		if len(noScript) == 0 {
+			return
+		}
+		// The shard does not know the script yet (first use, or it was
+		// restarted): load it and send those entries again.
+		if err := saveScript.Load(conn); err != nil {
+			for _, i := range noScript {
+				errs[i] = s.wrap(err)
+			}
+			return
+		}
+		todo = noScript
+	}
+}
+
+// Get returns the key's newest unexpired messages with a mid above after,
+// at most storage.store of them, in ascending mid order. Expired members
+// are queued for removal.
+func (rs *RedisStorage) Get(ctx context.Context, key string, after int64) ([]*myrpc.Message, error) {
+	s := rs.shard(key)
+	conn, err := s.pool.GetContext(ctx)
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	defer conn.Close()
+
+	now := rs.now().Unix()
+	page := rs.store + 8
+	// Scores are doubles and mids are above 2^53, so the score of a newer
+	// member may equal float64(after): ask down to float64(after)
+	// inclusive and compare the exact mids below.
+	min := strconv.FormatInt(after, 10)
+	var out []*myrpc.Message // newest first
+walk:
+	for p := 0; p < readPages; p++ {
+		vals, err := redis.ByteSlices(redis.DoContext(conn, ctx, "ZREVRANGEBYSCORE", key, "+inf", min,
+			"WITHSCORES", "LIMIT", p*page, page))
+		if err != nil {
+			return nil, s.wrap(err)
+		}
+		for i := 0; i+1 < len(vals); i += 2 {
+			m, err := decodeMember(vals[i], vals[i+1])
+			if err != nil {
+				rs.log.Warn("skipping a stored message that cannot be read", "key", key, "shard", s.name, "err", err)
+				continue
+			}
+			if m.MsgId <= after {
+				continue
+			}
+			if m.expire <= now {
+				rs.queueClean(s, key, vals[i])
+				continue
+			}
+			out = append(out, &m.Message)
+			if len(out) == rs.store {
+				break walk
+			}
+		}
+		if len(vals)/2 < page {
+			break
+		}
+	}
+	slices.Reverse(out)
+	return out, nil
+}
+
+type decoded struct {
+	myrpc.Message
+	expire int64
+}
+
+func decodeMember(raw, score []byte) (decoded, error) {
+	var d decoded
+	// Mid is absent in members written by gopush-cluster 1.0.5; the
+	// score (a double, so not always exact) stands in for it then.
+	var m struct {
+		Msg    json.RawMessage `json:"msg"`
+		Expire int64           `json:"expire"`
+		Mid    *int64          `json:"mid"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return d, fmt.Errorf("member %.64q: %w", raw, err)
+	}
+	if len(m.Msg) == 0 {
+		return d, fmt.Errorf("member %.64q has no msg", raw)
+	}
+	d.Msg, d.expire, d.GroupId = m.Msg, m.Expire, myrpc.PrivateGroupId
+	if m.Mid != nil {
+		d.MsgId = *m.Mid
+		return d, nil
+	}
+	f, err := strconv.ParseFloat(string(score), 64)
+	if err != nil {
+		return d, fmt.Errorf("member %.64q: bad score %q", raw, score)
+	}
+	d.MsgId = int64(f)
+	return d, nil
+}
+
+func (rs *RedisStorage) queueClean(s *redisShard, key string, raw []byte) {
+	select {
+	case rs.clean <- staleMember{shard: s, key: key, member: raw}:
+	default: // queue full: the next read or the set's TTL will do it
+	}
+}
+
+// cleaner removes expired members queued by Get, one at a time.
+func (rs *RedisStorage) cleaner() {
+	defer rs.wg.Done()
+	for {
+		select {
+		case <-rs.done:
+			return
+		case m := <-rs.clean:
+			ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+			conn, err := m.shard.pool.GetContext(ctx)
+			if err == nil {
+				_, err = redis.DoContext(conn, ctx, "ZREM", m.key, m.member)
+				conn.Close()
+			}
+			cancel()
+			if err != nil {
+				rs.log.Debug("removing an expired message failed", "key", m.key, "err", m.shard.wrap(err))
+			}
+		}
+	}
+}
+
+// Del removes the key's set.
+func (rs *RedisStorage) Del(ctx context.Context, key string) error {
+	s := rs.shard(key)
+	conn, err := s.pool.GetContext(ctx)
+	if err != nil {
+		return s.wrap(err)
+	}
+	defer conn.Close()
+	if _, err := redis.DoContext(conn, ctx, "DEL", key); err != nil {
+		return s.wrap(err)
+	}
+	return nil
+}
+
+// Close stops the cleaner and closes every shard's pool.
+func (rs *RedisStorage) Close() error {
+	rs.closeOnce.Do(func() {
+		close(rs.done)
+		rs.wg.Wait()
+		for _, s := range rs.shards {
+			s.pool.Close()
+		}
+	})
+	return nil
+}
