@@ -1,9 +1,12 @@
 package conf
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -130,10 +133,22 @@ func LoadWeb(path string) (*Web, error) {
 }
 
 // LoadMessage reads message's configuration from path ("" means defaults only).
+//
+// A [redis.source] or [mysql.source] table in the file replaces the default
+// shards instead of being added to them.
 func LoadMessage(path string) (*Message, error) {
 	m := DefaultMessage()
-	if err := decode(path, m); err != nil {
+	redisSource, mysqlSource := m.Redis.Source, m.MySQL.Source
+	m.Redis.Source, m.MySQL.Source = nil, nil
+	md, err := decodeMeta(path, m)
+	if err != nil {
 		return nil, err
+	}
+	if !md.IsDefined("redis", "source") {
+		m.Redis.Source = redisSource
+	}
+	if !md.IsDefined("mysql", "source") {
+		m.MySQL.Source = mysqlSource
 	}
 	return m, m.validate(path)
 }
@@ -141,27 +156,67 @@ func LoadMessage(path string) (*Message, error) {
 // decode reads path over the defaults already in v. A syntax error, a value
 // of the wrong type and a key that no field takes are all errors.
 func decode(path string, v any) error {
+	_, err := decodeMeta(path, v)
+	return err
+}
+
+// decodeMeta is decode that also returns which keys the file defines.
+//
+// The file is parsed twice: first into a map, so that a syntax error is
+// reported by line, then into v, so that a value of the wrong type is
+// reported by the key it was written under.
+func decodeMeta(path string, v any) (toml.MetaData, error) {
 	if path == "" {
-		return nil
+		return toml.MetaData{}, nil
 	}
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return &Error{File: path, Problem: err.Error()}
+		return toml.MetaData{}, &Error{File: path, Problem: err.Error()}
 	}
-	md, err := toml.NewDecoder(strings.NewReader(string(raw))).Decode(v)
-	if err != nil {
+	var syntax map[string]any
+	if _, err := toml.Decode(string(raw), &syntax); err != nil {
 		var perr toml.ParseError
-		if errors.As(err, &perr) {
-			key := ""
-			if perr.Position.Line > 0 {
-				key = fmt.Sprintf("line %d", perr.Position.Line)
+		if errors.As(err, &perr) && perr.Position.Line > 0 {
+			line := perr.Position.Line
+			if start := perr.Position.Start; start >= 0 && start <= len(raw) {
+				// The parser counts a newline it has already read; the
+				// byte offset of the error tells the line a reader sees.
+				line = 1 + bytes.Count(raw[:start], []byte("\n"))
 			}
-			return &Error{File: path, Key: key, Problem: perr.Message}
+			return toml.MetaData{}, &Error{File: path, Key: fmt.Sprintf("line %d", line), Problem: perr.Message}
 		}
-		return &Error{File: path, Problem: err.Error()}
+		return toml.MetaData{}, &Error{File: path, Problem: strings.TrimPrefix(err.Error(), "toml: ")}
+	}
+	md, err := toml.Decode(string(raw), v)
+	if err != nil {
+		return md, valueError(path, err)
 	}
 	if und := md.Undecoded(); len(und) > 0 {
-		return &Error{File: path, Key: und[0].String(), Problem: "unknown key"}
+		return md, &Error{File: path, Key: und[0].String(), Problem: "unknown key"}
 	}
-	return nil
+	return md, nil
+}
+
+// typeError matches the library's message for a value of the wrong type:
+// toml: line 2 (last key "channel.bucket"): incompatible types: ...
+var typeError = regexp.MustCompile(`^toml: (?:line \d+ )?\(last key ("(?:[^"\\]|\\.)*")\): (.*)$`)
+
+// valueError turns an error from decoding a well-formed file into v into an
+// *Error that names the key.
+func valueError(path string, err error) error {
+	var perr toml.ParseError
+	if errors.As(err, &perr) && perr.LastKey != "" {
+		return &Error{File: path, Key: perr.LastKey, Problem: perr.Message}
+	}
+	if m := typeError.FindStringSubmatch(err.Error()); m != nil {
+		if key, uerr := strconv.Unquote(m[1]); uerr == nil {
+			problem := m[2]
+			if strings.HasPrefix(problem, "type mismatch for ") {
+				// "type mismatch for <Go type>: expected table but found ..."
+				problem = problem[strings.LastIndex(problem, ": ")+2:]
+			}
+			return &Error{File: path, Key: key, Problem: problem}
+		}
+	}
+	return &Error{File: path, Problem: strings.TrimPrefix(err.Error(), "toml: ")}
 }

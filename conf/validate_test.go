@@ -1,0 +1,66 @@
+package conf
+
+import "testing"
+
+func TestParseShardName(t *testing.T) {
+	good := []struct {
+		in     string
+		name   string
+		weight int
+	}{
+		{"node1:1", "node1", 1},
+		{"node2:2", "node2", 2},
+		{"a:b:10", "a:b", 10}, // the weight is after the last colon
+	}
+	for _, tc := range good {
+		name, w, err := ParseShardName(tc.in)
+		if err != nil || name != tc.name || w != tc.weight {
+			t.Errorf("ParseShardName(%q) = %q, %d, %v; want %q, %d", tc.in, name, w, err, tc.name, tc.weight)
+		}
+	}
+	for _, in := range []string{"", "node1", ":1", "node1:", "node1:0", "node1:-1", "node1:x", "node1:1.5"} {
+		if _, _, err := ParseShardName(in); err == nil {
+			t.Errorf("ParseShardName(%q) accepted it", in)
+		}
+	}
+}
+
+func TestParseRedisAddr(t *testing.T) {
+	good := []struct {
+		in   string
+		want RedisAddr
+	}{
+		{"tcp@localhost:6379", RedisAddr{"tcp", "localhost:6379", ""}},
+		{"tcp@10.0.0.1:6380#s3cret", RedisAddr{"tcp", "10.0.0.1:6380", "s3cret"}},
+		{"unix@/run/redis/redis.sock", RedisAddr{"unix", "/run/redis/redis.sock", ""}},
+		{"unix@/tmp/r.sock#pw#with#hashes", RedisAddr{"unix", "/tmp/r.sock", "pw#with#hashes"}},
+	}
+	for _, tc := range good {
+		got, err := ParseRedisAddr(tc.in)
+		if err != nil || got != tc.want {
+			t.Errorf("ParseRedisAddr(%q) = %+v, %v; want %+v", tc.in, got, err, tc.want)
+		}
+	}
+	for _, in := range []string{"", "localhost:6379", "tcp@", "tcp@localhost", "udp@localhost:6379", "unix@relative.sock", "@localhost:6379", "#pw"} {
+		if a, err := ParseRedisAddr(in); err == nil {
+			t.Errorf("ParseRedisAddr(%q) = %+v, want an error", in, a)
+		}
+	}
+}
+
+func TestAddrListTakesAStringOrAList(t *testing.T) {
+	path := write(t, "web.toml", `
+http.bind = " localhost:8090 ,localhost:9090,"
+admin.bind = ["localhost:8091,localhost:9091", "localhost:10091"]
+`)
+	w, err := LoadWeb(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := w.HTTP.Bind; len(got) != 2 || got[0] != "localhost:8090" || got[1] != "localhost:9090" {
+		t.Errorf("http.bind = %q", got)
+	}
+	if got := w.Admin.Bind; len(got) != 3 || got[2] != "localhost:10091" {
+		t.Errorf("admin.bind = %q", got)
+	}
+}
