@@ -1,0 +1,42 @@
+# gopush. `make run` starts a whole cluster on this machine; `make test` runs
+# every test against private services. Both install what is missing (Debian).
+
+GO ?= go
+export PATH := $(PATH):/usr/local/go/bin
+
+.PHONY: all build run stop test vet bench services-test clean
+
+all: build
+
+## build: compile every command under cmd/ into bin/ (comet, web, message, ...)
+build:
+	@mkdir -p bin
+	$(GO) build -o bin/ ./cmd/...
+
+## run: private ZooKeeper + Redis, then message, comet and web; Ctrl-C stops all
+run: build
+	scripts/run.sh start
+
+## stop: stop a `make run` left running in the background
+stop:
+	scripts/run.sh stop
+
+## test: test the service scripts, start private services, go vet, go test -race
+test:
+	scripts/test.sh
+
+## vet: go vet ./...
+vet:
+	$(GO) vet ./...
+
+## services-test: only the test of scripts/services.sh
+services-test:
+	scripts/services_test.sh
+
+## bench: benchmarks (not written yet)
+bench:
+	@echo "make bench: not written yet"
+
+## clean: remove build output and a stopped run's files
+clean: stop
+	rm -rf bin run

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# `make test`: test the service scripts, start private services, vet, then
+# `go test -race ./...` with the services' addresses in the environment.
+# Exits with go test's status (or the first failure before it).
+#
+# GOTESTFLAGS adds flags to go test (e.g. GOTESTFLAGS=-v, or -run X).
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+# shellcheck source=lib.sh
+. scripts/lib.sh
+
+command -v go >/dev/null || die "go is not on PATH (expected at /usr/local/go/bin)"
+
+scripts/services_test.sh || die "the service scripts' own test failed"
+
+SVC_DIR=$(mktemp -d "${TMPDIR:-/tmp}/gopush-test.XXXXXX")
+cleanup() {
+	scripts/services.sh stop "$SVC_DIR" || true
+	rm -rf "$SVC_DIR"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+scripts/services.sh start "$SVC_DIR" || die "could not start the test services"
+# shellcheck disable=SC1091
+. "$SVC_DIR/env"
+log "services: ZooKeeper $GOPUSH_TEST_ZK, Redis $GOPUSH_TEST_REDIS, MariaDB $GOPUSH_TEST_MYSQL"
+
+go vet ./... || die "go vet failed"
+
+# shellcheck disable=SC2086
+go test -race -timeout 12m ${GOTESTFLAGS:-} ./...
