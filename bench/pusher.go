@@ -1,0 +1,240 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// PushConfig says what to push through web's admin API.
+type PushConfig struct {
+	Admin       string        // web admin.bind host:port
+	Mode        string        // "private" or "mprivate"
+	Expire      int           // seconds; 0 delivers to online connections only
+	Clients     int           // concurrent HTTP clients (each one keep-alive connection)
+	Rate        float64       // calls per second in total; 0: as fast as possible
+	Duration    time.Duration // stop starting calls after this
+	Max         int           // stop after this many calls; 0: no limit
+	Keys        []string      // private: one key per call, round robin; mprivate: KeysPerCall per call
+	KeysPerCall int
+	Timeout     time.Duration // deadline of one call
+	// Online returns how many subscriber connections hold key, so that a
+	// push's expected delivery count is known.
+	Online func(key string) int
+}
+
+// PushResult is what the pushers did.
+type PushResult struct {
+	Calls      uint64            `json:"calls"`
+	Accepted   uint64            `json:"accepted"`     // ret 0
+	Refused    uint64            `json:"refused"`      // ret ≠ 0
+	Errors     uint64            `json:"errors"`       // transport errors, non-JSON answers
+	FailedKeys uint64            `json:"failed_keys"`  // keys listed in "fk"
+	Elapsed    time.Duration     `json:"elapsed_ns"`   // first call start → last call end
+	CallHist   Histogram         `json:"call_latency"` // HTTP round trip
+	Expected   map[uint64]uint32 `json:"-"`            // seq → deliveries expected
+	ExpectedN  uint64            `json:"expected"`     // sum of Expected
+	FirstError string            `json:"first_error,omitempty"`
+}
+
+// Rate is the accepted calls per second.
+func (r *PushResult) Rate() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.Accepted) / r.Elapsed.Seconds()
+}
+
+// NewHTTPClient returns a client that keeps up to conns keep-alive
+// connections to one host.
+func NewHTTPClient(conns int, timeout time.Duration) *http.Client {
+	tr := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        conns,
+		MaxIdleConnsPerHost: conns,
+		MaxConnsPerHost:     conns,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}
+	return &http.Client{Transport: tr, Timeout: timeout}
+}
+
+// apiAnswer is web's JSON answer (SPEC §3).
+type apiAnswer struct {
+	Ret  int `json:"ret"`
+	Data struct {
+		FK []string `json:"fk"`
+	} `json:"data"`
+}
+
+// Push runs the pushers until Duration, Max or ctx ends, then returns what
+// they did. seq0 is the first sequence number to use.
+func Push(ctx context.Context, cfg PushConfig, seq0 uint64) *PushResult {
+	if cfg.Clients <= 0 {
+		cfg.Clients = 1
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	if cfg.KeysPerCall <= 0 {
+		cfg.KeysPerCall = 1
+	}
+	if cfg.Online == nil {
+		cfg.Online = func(string) int { return 1 }
+	}
+	client := NewHTTPClient(cfg.Clients, cfg.Timeout)
+	defer client.CloseIdleConnections()
+
+	res := &PushResult{Expected: make(map[uint64]uint32)}
+	var mu sync.Mutex // guards res
+	var next atomic.Uint64
+	start := time.Now()
+	end := start.Add(cfg.Duration)
+	var lastEnd atomic.Int64
+
+	var wg sync.WaitGroup
+	for w := 0; w < cfg.Clients; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var body []byte
+			for {
+				n := next.Add(1) - 1
+				if cfg.Max > 0 && n >= uint64(cfg.Max) {
+					return
+				}
+				if cfg.Rate > 0 {
+					due := start.Add(time.Duration(float64(n) / cfg.Rate * float64(time.Second)))
+					if cfg.Duration > 0 && !due.Before(end) {
+						return
+					}
+					if d := time.Until(due); d > 0 {
+						select {
+						case <-ctx.Done():
+							return
+						case <-time.After(d):
+						}
+					}
+				} else if cfg.Duration > 0 && !time.Now().Before(end) {
+					return
+				}
+				if ctx.Err() != nil {
+					return
+				}
+				seq := seq0 + n
+				keys := callKeys(cfg, n)
+				t0 := time.Now()
+				var u string
+				body = body[:0]
+				pl := AppendPayload(nil, Payload{T: t0.UnixNano(), S: seq})
+				if cfg.Mode == "mprivate" {
+					u = "http://" + cfg.Admin + "/1/admin/push/mprivate?expire=" + strconv.Itoa(cfg.Expire)
+					body = append(body, `{"m":`...)
+					body = strconv.AppendQuote(body, string(pl))
+					body = append(body, `,"k":"`...)
+					body = append(body, strings.Join(keys, ",")...)
+					body = append(body, `"}`...)
+				} else {
+					u = "http://" + cfg.Admin + "/1/admin/push/private?key=" + url.QueryEscape(keys[0]) + "&expire=" + strconv.Itoa(cfg.Expire)
+					body = append(body, pl...)
+				}
+				ans, err := post(ctx, client, u, body)
+				t1 := time.Now()
+				lastEnd.Store(t1.UnixNano())
+
+				mu.Lock()
+				res.Calls++
+				res.CallHist.Record(t1.Sub(t0))
+				switch {
+				case err != nil:
+					res.Errors++
+					if res.FirstError == "" {
+						res.FirstError = err.Error()
+					}
+				case ans.Ret != 0:
+					res.Refused++
+					if res.FirstError == "" {
+						res.FirstError = fmt.Sprintf("ret %d", ans.Ret)
+					}
+				default:
+					res.Accepted++
+					res.FailedKeys += uint64(len(ans.Data.FK))
+					failed := make(map[string]bool, len(ans.Data.FK))
+					for _, k := range ans.Data.FK {
+						failed[k] = true
+					}
+					var exp uint32
+					for _, k := range keys {
+						if !failed[k] {
+							exp += uint32(cfg.Online(k))
+						}
+					}
+					res.Expected[seq] = exp
+					res.ExpectedN += uint64(exp)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if le := lastEnd.Load(); le > 0 {
+		res.Elapsed = time.Unix(0, le).Sub(start)
+	}
+	return res
+}
+
+// callKeys returns the keys of call n.
+func callKeys(cfg PushConfig, n uint64) []string {
+	if cfg.Mode != "mprivate" {
+		return []string{cfg.Keys[n%uint64(len(cfg.Keys))]}
+	}
+	k := cfg.KeysPerCall
+	if k >= len(cfg.Keys) {
+		return cfg.Keys
+	}
+	first := int((n * uint64(k)) % uint64(len(cfg.Keys)))
+	if first+k <= len(cfg.Keys) {
+		return cfg.Keys[first : first+k]
+	}
+	out := append([]string(nil), cfg.Keys[first:]...)
+	return append(out, cfg.Keys[:k-len(out)]...)
+}
+
+func post(ctx context.Context, c *http.Client, u string, body []byte) (*apiAnswer, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return do(c, req)
+}
+
+func do(c *http.Client, req *http.Request) (*apiAnswer, error) {
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, truncate(raw, 120))
+	}
+	var ans apiAnswer
+	if err := json.Unmarshal(raw, &ans); err != nil {
+		return nil, fmt.Errorf("answer is not JSON: %q", truncate(raw, 120))
+	}
+	return &ans, nil
+}

@@ -1,0 +1,247 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"gopush/bench"
+)
+
+// run carries out one scenario and returns what it measured (also when it
+// fails part way, so that the figures gathered so far are printed).
+func run(ctx context.Context, o options, log *slog.Logger) (*Result, error) {
+	res := &Result{Scenario: o.scenario, Proto: o.proto, Subscribers: o.n, Keys: o.keys,
+		PushKeys: o.pushKeys, Procs: o.procs, Src: o.src, Clients: o.clients, Expire: o.expire,
+		KeysPerCall: o.kpc, Started: time.Now().UTC()}
+
+	if o.scenario == "serverget" {
+		keys := make([]string, o.pushKeys)
+		for i := range keys {
+			keys[i] = o.key(i)
+		}
+		cpu0 := sampleAll(o.pids, nil)
+		g := bench.ServerGetLoad(ctx, o.httpAddr, keys, o.clients, o.duration)
+		cpu1 := sampleAll(o.pids, nil)
+		res.ServerGet = g
+		res.setCPU(cpu0, cpu1, g.OK, "requests")
+		return res, ctx.Err()
+	}
+
+	var subs holder
+	if o.n > 0 {
+		before := sampleAll(o.pids, nil)
+		targets, err := o.targets(ctx, log)
+		if err != nil {
+			return res, err
+		}
+		if o.procs > 0 {
+			ch, err := newChildHolder(o, o.procs)
+			if err != nil {
+				return res, err
+			}
+			subs = ch
+		} else {
+			subs = newLocalHolder(subConfig(o))
+		}
+		defer subs.Close()
+		log.Info("connecting", "subscribers", len(targets), "proto", o.proto, "procs", o.procs)
+		t0 := time.Now()
+		if err := subs.Connect(ctx, targets); err != nil {
+			return res, err
+		}
+		res.ConnectSec = time.Since(t0).Seconds()
+		st, err := subs.Stats()
+		if err != nil {
+			return res, err
+		}
+		log.Info("connected", "connected", st.Connected, "failed", st.FailedTotal(), "seconds", fmt.Sprintf("%.1f", res.ConnectSec))
+		sleep(ctx, o.settle)
+		after := sampleAll(o.pids, nil)
+		res.setRSS(before, after, st.Connected)
+		res.setConns(st)
+	}
+
+	switch o.scenario {
+	case "idle":
+		if subs == nil {
+			return res, nil
+		}
+		cpu0 := sampleAll(o.pids, subs.Pids())
+		end := time.Now().Add(o.hold)
+		for time.Now().Before(end) && ctx.Err() == nil {
+			sleep(ctx, min(10*time.Second, time.Until(end)))
+			st, err := subs.Stats()
+			if err != nil {
+				return res, err
+			}
+			log.Info("holding", "connected", st.Connected, "dropped", st.Dropped, "left", time.Until(end).Round(time.Second))
+		}
+		cpu1 := sampleAll(o.pids, subs.Pids())
+		st, err := subs.Stats()
+		if err != nil {
+			return res, err
+		}
+		res.setConns(st)
+		res.HoldSec = o.hold.Seconds()
+		res.setCPU(cpu0, cpu1, 0, "")
+		after := sampleAll(o.pids, nil)
+		res.setRSSAfterHold(after)
+	case "private", "mprivate":
+		online := o.onlineFunc(subs)
+		keys := make([]string, o.pushKeys)
+		for i := range keys {
+			keys[i] = o.key(i)
+		}
+		kpc := o.kpc
+		if kpc == 0 || kpc > len(keys) {
+			kpc = len(keys)
+		}
+		cfg := bench.PushConfig{
+			Admin: o.admin, Mode: o.scenario, Expire: o.expire, Clients: o.clients,
+			Rate: o.rate, Duration: o.duration, Max: o.max, Keys: keys, KeysPerCall: kpc,
+			Online: online,
+		}
+		if o.scenario == "private" {
+			cfg.KeysPerCall = 1
+		}
+		var cpu0 map[string]procSample
+		var pids []int
+		if subs != nil {
+			pids = subs.Pids()
+		}
+		cpu0 = sampleAll(o.pids, pids)
+		log.Info("pushing", "mode", o.scenario, "clients", o.clients, "rate", o.rate, "duration", o.duration, "max", o.max)
+		pr := bench.Push(ctx, cfg, 1)
+		res.Push = pr
+		// Wait for the deliveries still in flight.
+		var delivered uint64
+		if subs != nil {
+			deadline := time.Now().Add(o.drain)
+			for {
+				d, err := subs.Delivered()
+				if err != nil {
+					return res, err
+				}
+				delivered = d
+				if d >= pr.ExpectedN || time.Now().After(deadline) || ctx.Err() != nil {
+					break
+				}
+				sleep(ctx, 50*time.Millisecond)
+			}
+		}
+		cpu1 := sampleAll(o.pids, pids)
+		res.setCPU(cpu0, cpu1, delivered, "deliveries")
+		if subs != nil {
+			snap, err := subs.Snapshot()
+			if err != nil {
+				return res, err
+			}
+			res.setDeliveries(pr, snap)
+			st, err := subs.Stats()
+			if err != nil {
+				return res, err
+			}
+			res.setConns(st)
+		}
+		if o.verify > 0 && o.expire > 0 {
+			sample := make([]string, 0, o.verify)
+			for i := 0; i < o.verify; i++ {
+				sample = append(sample, keys[(i*len(keys))/o.verify])
+			}
+			sc, err := bench.CheckStored(ctx, o.httpAddr, sample, pr.Expected)
+			res.Stored = sc
+			if err != nil {
+				return res, fmt.Errorf("checking stored messages: %w", err)
+			}
+		}
+	}
+	return res, ctx.Err()
+}
+
+// targets builds the subscriber list: subscriber i takes key i mod keys, at
+// the comet that web names for that key (or -comet).
+func (o *options) targets(ctx context.Context, log *slog.Logger) ([]bench.Target, error) {
+	keys := make([]string, o.keys)
+	for i := range keys {
+		keys[i] = o.key(i)
+	}
+	var route map[string]string
+	if o.comet == "" {
+		t0 := time.Now()
+		var err error
+		route, err = bench.Route(ctx, o.httpAddr, o.proto, keys, o.parallel)
+		if err != nil {
+			return nil, fmt.Errorf("asking web which comet serves each key: %w", err)
+		}
+		log.Info("routed", "keys", len(keys), "seconds", fmt.Sprintf("%.1f", time.Since(t0).Seconds()))
+	}
+	out := make([]bench.Target, o.n)
+	for i := range out {
+		k := keys[i%o.keys]
+		addr := o.comet
+		if addr == "" {
+			addr = route[k]
+		}
+		out[i] = bench.Target{Key: k, Addr: addr}
+	}
+	return out, nil
+}
+
+// onlineFunc returns key → connections holding it, from the subscriber
+// layout less the connections that failed or dropped.
+func (o *options) onlineFunc(subs holder) func(string) int {
+	if subs == nil || o.n == 0 {
+		return func(string) int { return 0 }
+	}
+	counts := make(map[string]int, o.keys)
+	for i := 0; i < o.n; i++ {
+		counts[o.key(i%o.keys)]++
+	}
+	if st, err := subs.Stats(); err == nil {
+		for _, d := range st.Dead {
+			counts[o.key(d%o.keys)]--
+		}
+	}
+	return func(k string) int { return counts[k] }
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// procSample is one reading of one measured process.
+type procSample struct {
+	Pid int
+	bench.ProcSample
+	Err error
+}
+
+// sampleAll reads every -pid process, plus this tool ("bench": this
+// process and its children) for comparison.
+func sampleAll(pids pidFlag, children []int) map[string]procSample {
+	out := make(map[string]procSample, len(pids)+1)
+	for _, p := range pids {
+		s, err := bench.ReadProc(p.Pid)
+		out[p.Name] = procSample{Pid: p.Pid, ProcSample: s, Err: err}
+	}
+	self, err := bench.ReadProc(os.Getpid())
+	for _, c := range children {
+		if s, cerr := bench.ReadProc(c); cerr == nil {
+			self.CPUSec += s.CPUSec
+			self.RSSKB += s.RSSKB
+		}
+	}
+	out["bench"] = procSample{Pid: os.Getpid(), ProcSample: self, Err: err}
+	return out
+}
