@@ -1,6 +1,7 @@
 package message
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -298,9 +299,8 @@ func (rs *RedisStorage) Get(ctx context.Context, key string, after int64) ([]*my
 	// member may equal float64(after): ask down to float64(after)
 	// inclusive and compare the exact mids below.
 	min := strconv.FormatInt(after, 10)
-	var out []*myrpc.Message // newest first
-walk:
-	for p := 0; p < readPages; p++ {
+	var out []*myrpc.Message
+	for p := 0; p < readPages && len(out) < rs.store; p++ {
 		vals, err := redis.ByteSlices(redis.DoContext(conn, ctx, "ZREVRANGEBYSCORE", key, "+inf", min,
 			"WITHSCORES", "LIMIT", p*page, page))
 		if err != nil {
@@ -320,15 +320,19 @@ walk:
 				continue
 			}
 			out = append(out, &m.Message)
-			if len(out) == rs.store {
-				break walk
-			}
 		}
 		if len(vals)/2 < page {
 			break
 		}
 	}
-	slices.Reverse(out)
+	// Members with equal scores come back in byte order, not mid order,
+	// and a save retried in another second leaves two members with one
+	// mid: sort by the exact mid, drop repeats, keep the newest.
+	slices.SortFunc(out, func(a, b *myrpc.Message) int { return cmp.Compare(a.MsgId, b.MsgId) })
+	out = slices.CompactFunc(out, func(a, b *myrpc.Message) bool { return a.MsgId == b.MsgId })
+	if len(out) > rs.store {
+		out = out[len(out)-rs.store:]
+	}
 	return out, nil
 }
 

@@ -1,0 +1,260 @@
+package message
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+
+	"gopush/internal/testenv"
+	"gopush/ketama"
+	"gopush/myrpc"
+)
+
+func dialRedis(t *testing.T, addr string) redis.Conn {
+	t.Helper()
+	c, err := redis.Dial("tcp", addr, redis.DialConnectTimeout(5*time.Second),
+		redis.DialReadTimeout(5*time.Second), redis.DialWriteTimeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestRedisPlacementFollowsKetama: with shards a (weight 1) and b (weight
+// 2), every key lands on the shard that the 1.0.5 ring picks, as a direct
+// read of each server shows.
+func TestRedisPlacementFollowsKetama(t *testing.T) {
+	t.Parallel()
+	a, b := testenv.StartRedis(t), testenv.StartRedis(t)
+	cfg := redisConfig(map[string]string{"a:1": a.Addr(), "b:2": b.Addr()}, 20)
+	c := serve(t, cfg, openStorage(t, cfg))
+	ring := ketama.FromWeights(ketama.DefaultBase, map[string]int{"a": 1, "b": 2})
+	conns := map[string]redis.Conn{"a": dialRedis(t, a.Addr()), "b": dialRedis(t, b.Addr())}
+
+	prefix := testenv.Unique(t)
+	count := map[string]int{}
+	for i := 0; i < 60; i++ {
+		key := fmt.Sprintf("%s-%d", prefix, i)
+		c.mustSave(key, baseMid(), `{"p":1}`, 600)
+		want := ring.Get(key)
+		count[want]++
+		for name, conn := range conns {
+			n, err := redis.Int(conn.Do("ZCARD", key))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (name == want) != (n == 1) {
+				t.Errorf("key %s: shard %s holds %d members; the ring says %s", key, name, n, want)
+			}
+		}
+	}
+	if count["a"] == 0 || count["b"] == 0 {
+		t.Errorf("keys per shard %v: the test needs keys on both", count)
+	}
+}
+
+// TestRedisLayout checks the stored form of SPEC §7: member
+// {"msg":..,"expire":..,"mid":..} scored by the mid, and a TTL on the set
+// that covers the newest message and is never shortened.
+func TestRedisLayout(t *testing.T) {
+	t.Parallel()
+	addr := testenv.Redis(t)
+	cfg := redisConfig(map[string]string{"node1:1": addr}, 20)
+	c := serve(t, cfg, openStorage(t, cfg))
+	conn := dialRedis(t, addr)
+	key := testenv.Unique(t)
+	t.Cleanup(func() { conn.Do("DEL", key) })
+	mid := baseMid() + 1
+
+	before := time.Now().Unix()
+	c.mustSave(key, mid, `{"hello": "world"}`, 600)
+	vals, err := redis.Strings(conn.Do("ZRANGE", key, 0, -1, "WITHSCORES"))
+	if err != nil || len(vals) != 2 {
+		t.Fatalf("ZRANGE: %v, %v; want one member", vals, err)
+	}
+	var m struct {
+		Msg    json.RawMessage `json:"msg"`
+		Expire int64           `json:"expire"`
+		Mid    int64           `json:"mid"`
+	}
+	if err := json.Unmarshal([]byte(vals[0]), &m); err != nil {
+		t.Fatalf("member %s: %v", vals[0], err)
+	}
+	if string(m.Msg) != `{"hello": "world"}` || m.Mid != mid || m.Expire < before+600 || m.Expire > time.Now().Unix()+600 {
+		t.Errorf("member %s: want msg as sent, mid %d, expire now+600", vals[0], mid)
+	}
+	if score, err := strconv.ParseFloat(vals[1], 64); err != nil || score != float64(mid) {
+		t.Errorf("score %s, want the mid %d", vals[1], mid)
+	}
+	ttl, _ := redis.Int(conn.Do("TTL", key))
+	if ttl < 590 || ttl > 602 {
+		t.Errorf("TTL after a 600 s message: %d, want about 600", ttl)
+	}
+	c.mustSave(key, mid+1, `{}`, 60)
+	if ttl, _ := redis.Int(conn.Do("TTL", key)); ttl < 590 {
+		t.Errorf("TTL after adding a 60 s message: %d, want it kept at about 600", ttl)
+	}
+	c.mustSave(key, mid+2, `{}`, 3600)
+	if ttl, _ := redis.Int(conn.Do("TTL", key)); ttl < 3590 {
+		t.Errorf("TTL after adding a 3600 s message: %d, want about 3600", ttl)
+	}
+}
+
+// TestRedisReads105Data: members written by gopush-cluster 1.0.5 (no "mid"
+// field, the mid only as the score, and no TTL on the set) are read back,
+// and the set gets a TTL that covers its longest-lived member.
+func TestRedisReads105Data(t *testing.T) {
+	t.Parallel()
+	addr := testenv.Redis(t)
+	cfg := redisConfig(map[string]string{"node1:1": addr}, 20)
+	c := serve(t, cfg, openStorage(t, cfg))
+	conn := dialRedis(t, addr)
+	key := testenv.Unique(t)
+	t.Cleanup(func() { conn.Do("DEL", key) })
+
+	now := time.Now().Unix()
+	old := int64(13996474938346192) // a 1.0.5-era mid, below 2^54
+	if _, err := conn.Do("ZADD", key, old, fmt.Sprintf(`{"msg":{"test":1},"expire":%d}`, now+7200)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Do("ZADD", key, old+1000, fmt.Sprintf(`{"msg":"gone","expire":%d}`, now-10)); err != nil {
+		t.Fatal(err)
+	}
+	got := c.mustGet(key, 0)
+	if len(got) != 1 || string(got[0].Msg) != `{"test":1}` || got[0].MsgId != int64(float64(old)) {
+		t.Fatalf("1.0.5 data: got %v, want the unexpired message with mid %d", got, old)
+	}
+	if got := c.mustGet(key, old); len(got) != 0 {
+		t.Errorf("get after the 1.0.5 mid: %v, want nothing", mids(got))
+	}
+	// The expired 1.0.5 member is removed in the background.
+	testenv.WaitFor(t, 10*time.Second, "the expired member to be removed", func() bool {
+		n, err := redis.Int(conn.Do("ZCARD", key))
+		return err == nil && n == 1
+	})
+
+	c.mustSave(key, baseMid(), `{"new":1}`, 60)
+	if ttl, _ := redis.Int(conn.Do("TTL", key)); ttl < 7100 {
+		t.Errorf("TTL of a 1.0.5 set after a 60 s save: %d, want it to cover the 7200 s member", ttl)
+	}
+	if got := c.mustGet(key, 0); len(got) != 2 {
+		t.Errorf("after a new save: %d messages, want 2", len(got))
+	}
+}
+
+// TestRedisExpiredMembersAreCleaned moves the storage clock forward: the
+// expired members are neither returned nor kept.
+func TestRedisExpiredMembersAreCleaned(t *testing.T) {
+	t.Parallel()
+	addr := testenv.Redis(t)
+	cfg := redisConfig(map[string]string{"node1:1": addr}, 20)
+	rs, err := NewRedisStorage(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	conn := dialRedis(t, addr)
+	key := testenv.Unique(t)
+	t.Cleanup(func() { conn.Do("DEL", key) })
+	ctx := context.Background()
+	now := time.Now()
+	base := baseMid()
+	for i, life := range []int64{100, 200, 5000} {
+		e := Entry{Key: key, MsgId: base + int64(i), Msg: json.RawMessage(`1`), Expire: now.Unix() + life}
+		if err := rs.Save(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	later := now.Add(300 * time.Second)
+	rs.now = func() time.Time { return later }
+	got, err := rs.Get(ctx, key, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameMids(got, base+2) {
+		t.Errorf("300 s later: mids %v, want only base+2", mids(got))
+	}
+	testenv.WaitFor(t, 10*time.Second, "the expired members to be removed", func() bool {
+		n, err := redis.Int(conn.Do("ZCARD", key))
+		return err == nil && n == 1
+	})
+}
+
+// TestRedisShardDown: with shard b stopped, a multi-key save reports
+// exactly b's keys as failed, calls for b's keys name the shard, a's keys
+// keep working; when b comes back it works again without a restart, and
+// what b stored before is still there.
+func TestRedisShardDown(t *testing.T) {
+	t.Parallel()
+	a, b := testenv.StartRedis(t), testenv.StartRedis(t)
+	cfg := redisConfig(map[string]string{"a:1": a.Addr(), "b:2": b.Addr()}, 20)
+	cfg.Redis.DialTimeout.UnmarshalText([]byte("2s"))
+	rs, err := NewRedisStorage(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rs.Close() })
+	c := serve(t, cfg, rs)
+
+	prefix := testenv.Unique(t)
+	var keys, onA, onB []string
+	for i := 0; i < 30; i++ {
+		k := fmt.Sprintf("%s-%d", prefix, i)
+		keys = append(keys, k)
+		if rs.ShardOf(k) == "a" {
+			onA = append(onA, k)
+		} else {
+			onB = append(onB, k)
+		}
+	}
+	if len(onA) == 0 || len(onB) == 0 {
+		t.Fatalf("keys per shard a=%d b=%d: need both", len(onA), len(onB))
+	}
+	base := baseMid()
+	c.mustSave(onB[0], base, `"before"`, 600) // stored before the outage
+
+	b.Stop()
+	var resp myrpc.MessageSavePrivatesResp
+	if err := c.call(myrpc.MessageSavePrivates, &myrpc.MessageSavePrivatesArgs{
+		Keys: keys, Msg: json.RawMessage(`"during"`), MsgId: base + 1, Expire: 600}, &resp); err != nil {
+		t.Fatal(err)
+	}
+	got := slices.Sorted(slices.Values(resp.FKeys))
+	if want := slices.Sorted(slices.Values(onB)); !slices.Equal(got, want) {
+		t.Errorf("FKeys with b down: %v, want b's keys %v", got, want)
+	}
+	err = c.save(onB[1], base+2, `{}`, 600)
+	if err == nil || !strings.Contains(err.Error(), "redis shard b (tcp@"+b.Addr()+")") {
+		t.Errorf("save on the stopped shard: %v, want an error naming shard b and its address", err)
+	}
+	if _, err := c.get(onB[0], 0); err == nil || !strings.Contains(err.Error(), "redis shard b") {
+		t.Errorf("get on the stopped shard: %v, want an error naming shard b", err)
+	}
+	if got := c.mustGet(onA[0], 0); !sameMids(got, base+1) {
+		t.Errorf("key on shard a while b is down: mids %v, want base+1", mids(got))
+	}
+
+	b.Start()
+	if got := c.mustGet(onB[0], 0); !sameMids(got, base) || string(got[0].Msg) != `"before"` {
+		t.Errorf("b's key after b came back: %v, want the message stored before the outage", mids(got))
+	}
+	resp = myrpc.MessageSavePrivatesResp{}
+	if err := c.call(myrpc.MessageSavePrivates, &myrpc.MessageSavePrivatesArgs{
+		Keys: keys, Msg: json.RawMessage(`"after"`), MsgId: base + 3, Expire: 600}, &resp); err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.FKeys) != 0 {
+		t.Errorf("FKeys after b came back: %v, want none", resp.FKeys)
+	}
+	if got := c.mustGet(onB[1], 0); !sameMids(got, base+3) {
+		t.Errorf("b's key after b came back: mids %v, want base+3", mids(got))
+	}
+}
