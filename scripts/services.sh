@@ -42,6 +42,7 @@ install_missing() {
 	command -v mariadb >/dev/null || missing+=(mariadb-client)
 	command -v nginx >/dev/null || missing+=(nginx)
 	command -v nc >/dev/null || missing+=(netcat-openbsd)
+	command -v curl >/dev/null || missing+=(curl)
 	command -v ss >/dev/null || missing+=(iproute2)
 	command -v pgrep >/dev/null || missing+=(procps)
 	[ ${#missing[@]} -eq 0 ] && return 0
