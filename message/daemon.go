@@ -1,0 +1,134 @@
+package message
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+
+	"gopush/conf"
+	"gopush/myrpc"
+)
+
+// Daemon is a running message daemon: its storage, the MessageRPC server
+// on every rpc.bind address, and its ephemeral node under message.path.
+type Daemon struct {
+	log   *slog.Logger
+	store Storage
+	srv   *myrpc.Server
+	pprof *pprofServer
+	zk    *myrpc.ZK
+	reg   *myrpc.Registration
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start opens the storage, serves MessageRPC and registers the node in
+// ZooKeeper (SPEC §5), in that order, so that peers only learn of a node
+// that answers. The registration lives until Close and comes back by
+// itself after a session expiry. ctx bounds the start-up only.
+func Start(ctx context.Context, cfg *conf.Message, log *slog.Logger) (*Daemon, error) {
+	d := &Daemon{log: log}
+	fail := func(err error) (*Daemon, error) {
+		d.shutdown(context.Background())
+		return nil, err
+	}
+	store, err := OpenStorage(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	d.store = store
+	d.srv, err = myrpc.Serve(myrpc.MessageService, newRPC(store, limitsFor(cfg), log), cfg.RPC.Bind, log)
+	if err != nil {
+		return fail(err)
+	}
+	if len(cfg.Pprof.Bind) > 0 {
+		if d.pprof, err = startPprof(cfg.Pprof.Bind, log); err != nil {
+			return fail(err)
+		}
+	}
+	d.zk, err = myrpc.DialZK(cfg.ZooKeeper.Addr, cfg.ZooKeeper.Timeout.D(), log)
+	if err != nil {
+		return fail(fmt.Errorf("zookeeper %v: %w", cfg.ZooKeeper.Addr, err))
+	}
+	data, err := json.Marshal(myrpc.MessageNodeData{RPC: advertise(cfg.RPC.Bind, d.srv.Addrs()), Weight: cfg.Node.Weight})
+	if err != nil {
+		return fail(err)
+	}
+	// The registration keeps its node for the daemon's whole life, but
+	// giving up on the first creation is bounded by ctx.
+	life, cancel := context.WithCancel(context.Background())
+	stop := context.AfterFunc(ctx, cancel)
+	d.reg, err = myrpc.Register(life, d.zk, cfg.ZooKeeper.Message.Path, data, log)
+	if !stop() || err != nil {
+		cancel()
+		if err == nil {
+			err = ctx.Err()
+		}
+		return fail(fmt.Errorf("zookeeper: register under %s: %w", cfg.ZooKeeper.Message.Path, err))
+	}
+	log.Info("message node started", "rpc", d.srv.Addrs(), "zk_path", d.reg.Path(), "storage", cfg.Storage.Type)
+	return d, nil
+}
+
+// advertise returns the RPC addresses to publish: each bind as the
+// operator wrote it, except that a port 0 is replaced by the port actually
+// listened on.
+func advertise(binds, actual []string) []string {
+	out := make([]string, len(binds))
+	for i, b := range binds {
+		out[i] = b
+		if _, port, err := net.SplitHostPort(b); err == nil && port == "0" && i < len(actual) {
+			out[i] = actual[i]
+		}
+	}
+	return out
+}
+
+// Addrs returns the addresses MessageRPC listens on.
+func (d *Daemon) Addrs() []string { return d.srv.Addrs() }
+
+// ZK returns the daemon's ZooKeeper session (tests expire it).
+func (d *Daemon) ZK() *myrpc.ZK { return d.zk }
+
+// RegisteredPath returns the daemon's current ephemeral node.
+func (d *Daemon) RegisteredPath() string { return d.reg.Path() }
+
+// Close shuts the daemon down: it deletes its ZooKeeper node and ends the
+// session first, so that comets and web stop choosing it at once, then
+// stops accepting calls and waits for the calls in flight (until ctx
+// ends), then closes the storage.
+func (d *Daemon) Close(ctx context.Context) error {
+	d.closeOnce.Do(func() { d.closeErr = d.shutdown(ctx) })
+	return d.closeErr
+}
+
+func (d *Daemon) shutdown(ctx context.Context) error {
+	var errs []error
+	if d.reg != nil {
+		if err := d.reg.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if d.zk != nil {
+		d.zk.Close()
+	}
+	if d.srv != nil {
+		if err := d.srv.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("rpc server: %w", err))
+		}
+	}
+	if d.pprof != nil {
+		d.pprof.close(ctx)
+	}
+	if d.store != nil {
+		if err := d.store.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

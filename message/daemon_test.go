@@ -1,0 +1,144 @@
+package message
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"path"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"gopush/conf"
+	"gopush/internal/testenv"
+	"gopush/myrpc"
+)
+
+func daemonConfig(t *testing.T) *conf.Message {
+	cfg := redisConfig(map[string]string{"node1:1": testenv.Redis(t)}, 20)
+	cfg.RPC.Bind = conf.AddrList{"127.0.0.1:0", "127.0.0.1:0"}
+	cfg.Node.Weight = 3
+	cfg.ZooKeeper.Addr = conf.AddrList{testenv.ZK(t)}
+	cfg.ZooKeeper.Timeout = conf.Duration(4 * time.Second)
+	cfg.ZooKeeper.Message.Path = testenv.ZKRoot(t) + "/message"
+	return cfg
+}
+
+func startDaemon(t *testing.T, cfg *conf.Message) *Daemon {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d, err := Start(ctx, cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close(context.Background()) })
+	return d
+}
+
+// registered returns the message nodes under parent and their data.
+func registered(t *testing.T, conn *zk.Conn, parent string) map[string]myrpc.MessageNodeData {
+	t.Helper()
+	children, _, err := conn.Children(parent)
+	if err != nil && !errors.Is(err, zk.ErrNoNode) {
+		t.Fatal(err)
+	}
+	out := map[string]myrpc.MessageNodeData{}
+	for _, c := range children {
+		raw, _, err := conn.Get(parent + "/" + c)
+		if errors.Is(err, zk.ErrNoNode) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d myrpc.MessageNodeData
+		if err := json.Unmarshal(raw, &d); err != nil {
+			t.Fatalf("node %s holds %q: %v", c, raw, err)
+		}
+		out[parent+"/"+c] = d
+	}
+	return out
+}
+
+// TestDaemonRegistration: the ephemeral node appears with the RPC
+// addresses and weight, every rpc.bind address serves MessageRPC, the node
+// comes back after the session expires, and it is gone after Close.
+func TestDaemonRegistration(t *testing.T) {
+	t.Parallel()
+	cfg := daemonConfig(t)
+	conn := testenv.ZKConn(t)
+	t.Cleanup(func() { testenv.ZKDeleteAll(t, conn, path.Dir(cfg.ZooKeeper.Message.Path)) })
+	d := startDaemon(t, cfg)
+	parent := cfg.ZooKeeper.Message.Path
+
+	nodes := registered(t, conn, parent)
+	data, ok := nodes[d.RegisteredPath()]
+	if len(nodes) != 1 || !ok {
+		t.Fatalf("nodes under %s: %v, want just %s", parent, nodes, d.RegisteredPath())
+	}
+	if !slices.Equal(data.RPC, d.Addrs()) || data.Weight != 3 {
+		t.Errorf("node data %+v, want rpc %v weight 3", data, d.Addrs())
+	}
+	stat, err := existsStat(conn, d.RegisteredPath())
+	if err != nil || stat.EphemeralOwner == 0 {
+		t.Errorf("node %s: ephemeral owner %v (err %v), want an ephemeral node", d.RegisteredPath(), stat, err)
+	}
+	for _, addr := range d.Addrs() {
+		c := myrpc.NewClient(addr, 5*time.Second)
+		reply := -1
+		err := c.Call(context.Background(), myrpc.MessagePing, 0, &reply)
+		c.Close()
+		if err != nil || reply != 0 {
+			t.Errorf("Ping on %s: %d, %v", addr, reply, err)
+		}
+	}
+
+	first := d.RegisteredPath()
+	id, passwd := d.ZK().Session()
+	testenv.ExpireSession(t, testenv.ZK(t), id, passwd)
+	testenv.WaitFor(t, 30*time.Second, "the node to come back after the session expired", func() bool {
+		nodes := registered(t, conn, parent)
+		_, back := nodes[d.RegisteredPath()]
+		return len(nodes) == 1 && back && d.RegisteredPath() != first
+	})
+	if d.ZK().SessionID() == id {
+		t.Errorf("session id %#x unchanged after expiry", id)
+	}
+
+	if err := d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if nodes := registered(t, conn, parent); len(nodes) != 0 {
+		t.Errorf("nodes after Close: %v, want none", nodes)
+	}
+}
+
+func existsStat(conn *zk.Conn, p string) (*zk.Stat, error) {
+	ok, stat, err := conn.Exists(p)
+	if err == nil && !ok {
+		err = zk.ErrNoNode
+	}
+	return stat, err
+}
+
+// TestDaemonStartFailsCleanly: a bind address in use fails Start with an
+// error and leaves nothing registered.
+func TestDaemonStartFailsCleanly(t *testing.T) {
+	t.Parallel()
+	cfg := daemonConfig(t)
+	busy := startDaemon(t, daemonConfig(t))
+	cfg.RPC.Bind = conf.AddrList{busy.Addrs()[0]}
+	conn := testenv.ZKConn(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if d, err := Start(ctx, cfg, testLogger(t)); err == nil {
+		d.Close(context.Background())
+		t.Fatal("Start on a busy address succeeded")
+	}
+	if nodes := registered(t, conn, cfg.ZooKeeper.Message.Path); len(nodes) != 0 {
+		t.Errorf("nodes after a failed start: %v", nodes)
+	}
+}
