@@ -59,7 +59,12 @@ func (p *pidFlag) Set(v string) error {
 		if err != nil {
 			return err
 		}
-		val = strings.TrimSpace(string(raw))
+		// A pid file holds the pid first (scripts/lib.sh adds the start time).
+		f := strings.Fields(string(raw))
+		if len(f) == 0 {
+			return fmt.Errorf("%s is empty", path)
+		}
+		val = f[0]
 	}
 	pid, err := strconv.Atoi(val)
 	if err != nil || pid <= 0 {

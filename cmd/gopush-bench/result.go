@@ -251,7 +251,22 @@ func (r *Result) Print(w io.Writer) {
 		}
 		row("cpu "+c.Name, "%.2f s (%.1f %% of a core over %.1fs)%s", c.Sec, c.PctCore, r.CPUWindow, per)
 	}
+	if n, sec, pct := r.cometCPU(); n > 1 {
+		row("cpu all comets", "%.2f s (%.1f %% of a core)", sec, pct)
+	}
 	tw.Flush()
+}
+
+// cometCPU sums the CPU rows of the comets.
+func (r *Result) cometCPU() (n int, sec, pct float64) {
+	for _, c := range r.CPU {
+		if strings.HasPrefix(c.Name, "comet") {
+			n++
+			sec += c.Sec
+			pct += c.PctCore
+		}
+	}
+	return n, sec, pct
 }
 
 func failedTotal(m map[string]int) int {

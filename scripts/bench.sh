@@ -1,0 +1,242 @@
+#!/usr/bin/env bash
+# `make bench`: the standard load scenarios of docs/performance.md on this
+# machine, at a size that finishes in a few minutes.
+#
+# It starts a private ZooKeeper and Redis (scripts/services.sh), builds the
+# daemons and gopush-bench into DIR/bin, starts message, BENCH_COMETS comets
+# and web with benchmarking configs (log level warn, pprof on), runs the
+# scenarios with gopush-bench, profiles comet and web during the private push
+# run, prints every summary and stops everything it started.
+#
+# Results (one JSON file per scenario, the summaries, the profiles) go to
+# BENCH_OUT (default bench-out/ in the repository).
+#
+# Sizes, from the environment:
+#   BENCH_IDLE_N      idle subscribers per protocol           (default 10000)
+#   BENCH_KEYS        keys (one subscriber each) for pushes   (default 2000)
+#   BENCH_CLIENTS     concurrent admin HTTP clients           (default 8)
+#   BENCH_DURATION    length of each push run                 (default 10s)
+#   BENCH_BIG_KEYS    keys of the big mprivate call           (default 100000)
+#   BENCH_BIG_ONLINE  of which online                         (default 5000)
+#   BENCH_COMETS      comet processes                         (default 1)
+#   BENCH_ONLY        space-separated scenario names to run (default all):
+#                     idle-tcp idle-ws private private-store mprivate
+#                     mprivate-big serverget
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+# shellcheck source=lib.sh
+. scripts/lib.sh
+
+IDLE_N=${BENCH_IDLE_N:-10000}
+KEYS=${BENCH_KEYS:-2000}
+CLIENTS=${BENCH_CLIENTS:-8}
+DURATION=${BENCH_DURATION:-10s}
+BIG_KEYS=${BENCH_BIG_KEYS:-100000}
+BIG_ONLINE=${BENCH_BIG_ONLINE:-5000}
+COMETS=${BENCH_COMETS:-1}
+ONLY=${BENCH_ONLY:-idle-tcp idle-ws private private-store mprivate mprivate-big serverget}
+OUT=${BENCH_OUT:-$ROOT/bench-out}
+
+command -v go >/dev/null || die "go is not on PATH (expected at /usr/local/go/bin)"
+if ! command -v wrk >/dev/null; then
+	if [ "$(id -u)" = 0 ]; then
+		log "installing wrk"
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk; } >&2 ||
+			log "could not install wrk; /1/server/get is loaded by gopush-bench instead"
+	fi
+fi
+
+DIR=$(mktemp -d "${TMPDIR:-/tmp}/gopush-bench.XXXXXX")
+cleanup() {
+	local f
+	for f in "$DIR"/web.pid "$DIR"/comet*.pid "$DIR"/message.pid; do
+		[ -e "$f" ] && reap "$f" 20
+	done
+	scripts/services.sh stop "$DIR/svc" || true
+	rm -rf "$DIR"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+mkdir -p "$OUT" "$DIR/bin"
+rm -f "$OUT"/*.json "$OUT"/*.txt "$OUT"/*.pprof
+
+log "building"
+go build -o "$DIR/bin/" ./cmd/comet ./cmd/web ./cmd/message ./cmd/gopush-bench
+BENCH=$DIR/bin/gopush-bench
+
+scripts/services.sh start "$DIR/svc" zk redis || die "could not start ZooKeeper and Redis"
+# shellcheck disable=SC1091
+. "$DIR/svc/env"
+
+ZKROOT=/gopush-bench-$$-$RANDOM
+MSG_RPC=127.0.0.1:$(free_port)
+WEB_HTTP=127.0.0.1:$(free_port)
+WEB_ADMIN=127.0.0.1:$(free_port)
+WEB_PPROF=127.0.0.1:$(free_port)
+
+zk_conf() {
+	cat <<-EOF
+	[zookeeper]
+	addr = ["$GOPUSH_TEST_ZK"]
+	timeout = "30s"
+	comet.path = "$ZKROOT/comet"
+	comet.node = "$1"
+	comet.weight = 1
+	message.path = "$ZKROOT/message"
+	migrate.path = "$ZKROOT/migrate"
+	EOF
+}
+
+cat > "$DIR/message.toml" <<EOF
+node.weight = 1
+[log]
+level = "warn"
+[rpc]
+bind = ["$MSG_RPC"]
+[storage]
+type = "redis"
+[redis]
+idle = 64
+active = 256
+[redis.source]
+"node1:1" = "tcp@$GOPUSH_TEST_REDIS"
+$(zk_conf node1)
+EOF
+
+declare -a COMET_TCP COMET_WS COMET_PPROF
+for i in $(seq 1 "$COMETS"); do
+	COMET_TCP[i]=127.0.0.1:$(free_port)
+	COMET_WS[i]=127.0.0.1:$(free_port)
+	COMET_PPROF[i]=127.0.0.1:$(free_port)
+	cat > "$DIR/comet$i.toml" <<-EOF
+	tcp.bind = ["${COMET_TCP[i]}"]
+	websocket.bind = ["${COMET_WS[i]}"]
+	stat.bind = ["127.0.0.1:$(free_port)"]
+	pprof.bind = ["${COMET_PPROF[i]}"]
+	[log]
+	level = "warn"
+	[channel]
+	bucket = 256
+	[rpc]
+	bind = ["127.0.0.1:$(free_port)"]
+	$(zk_conf "node$i")
+	EOF
+done
+
+cat > "$DIR/web.toml" <<EOF
+http.bind = ["$WEB_HTTP"]
+admin.bind = ["$WEB_ADMIN"]
+# a 100 000-key mprivate body is about 1.5 MB
+admin.maxbody = 16777216
+pprof.bind = ["$WEB_PPROF"]
+[log]
+level = "warn"
+$(zk_conf node1)
+EOF
+
+listening() { port_busy "${1##*:}"; }
+
+start_comets() {
+	local i
+	for i in $(seq 1 "$COMETS"); do
+		spawn "$DIR/comet$i.pid" "$DIR/comet$i.log" "$DIR/bin/comet" -c "$DIR/comet$i.toml"
+	done
+	for i in $(seq 1 "$COMETS"); do
+		wait_for 30 "comet$i" listening "${COMET_TCP[i]}" || { cat "$DIR/comet$i.log" >&2; die "comet$i did not start"; }
+	done
+}
+
+# web routes keys once it has seen the comets in ZooKeeper: wait until 60
+# keys land on all BENCH_COMETS of them.
+routed() {
+	local k servers
+	servers=$(for k in $(seq 1 60); do
+		curl -s "http://$WEB_HTTP/1/server/get?k=probe$k&p=2" | grep -o '"server":"[^"]*"'
+	done | sort -u | wc -l)
+	[ "$servers" -ge "$COMETS" ]
+}
+
+# fresh_comets: restart the comets, so that an RSS measurement starts from a
+# heap that no earlier scenario grew.
+fresh_comets() {
+	local i
+	for i in $(seq 1 "$COMETS"); do reap "$DIR/comet$i.pid" 20; done
+	start_comets
+	wait_for 30 "web routing" routed || { cat "$DIR/web.log" >&2; die "web does not route keys to every comet"; }
+	sleep 2
+}
+
+log "starting message, $COMETS comet(s), web"
+spawn "$DIR/message.pid" "$DIR/message.log" "$DIR/bin/message" -c "$DIR/message.toml"
+wait_for 30 message listening "$MSG_RPC" || { cat "$DIR/message.log" >&2; die "message did not start"; }
+start_comets
+spawn "$DIR/web.pid" "$DIR/web.log" "$DIR/bin/web" -c "$DIR/web.toml"
+wait_for 30 web listening "$WEB_ADMIN" || { cat "$DIR/web.log" >&2; die "web did not start"; }
+wait_for 30 "web routing" routed || { cat "$DIR/web.log" >&2; die "web does not route keys to every comet"; }
+sleep 2 # let web see every comet, not only the first
+
+PIDS=(-pid "message=@$DIR/message.pid" -pid "web=@$DIR/web.pid")
+for i in $(seq 1 "$COMETS"); do PIDS+=(-pid "comet$i=@$DIR/comet$i.pid"); done
+COMMON=(-http "$WEB_HTTP" -admin "$WEB_ADMIN" "${PIDS[@]}")
+PROCS=$(( (IDLE_N + 15999) / 16000 ))
+
+wants() { [[ " $ONLY " == *" $1 "* ]]; }
+
+# scenario NAME ARGS...: run gopush-bench, keep its table and JSON.
+scenario() {
+	local name=$1
+	shift
+	log ""
+	log "=== $name: gopush-bench $*"
+	echo "=== $name" >> "$OUT/summary.txt"
+	echo "gopush-bench $*" >> "$OUT/summary.txt"
+	local rc=0
+	"$BENCH" "${COMMON[@]}" -json "$OUT/$name.json" "$@" | tee -a "$OUT/summary.txt" || rc=$?
+	[ $rc = 0 ] || log "$name: gopush-bench exited with $rc"
+	echo >> "$OUT/summary.txt"
+	sleep 2 # let comet free the closed connections before the next run
+}
+
+# profile NAME ADDR SECONDS BIN: CPU profile of a daemon in the background.
+profile() {
+	curl -s -o "$OUT/$1.pprof" "http://$2/debug/pprof/profile?seconds=$3" &
+}
+
+wants idle-tcp && fresh_comets && scenario idle-tcp -scenario idle -proto tcp -n "$IDLE_N" -procs "$PROCS" -src 8 -hold 20s -settle 5s
+wants idle-ws && fresh_comets && scenario idle-ws -scenario idle -proto ws -n "$IDLE_N" -procs "$PROCS" -src 8 -hold 20s -settle 5s
+
+if wants private; then
+	# Profile comet and web during the push (which starts after a few seconds of connecting).
+	( sleep 4; profile comet-private "${COMET_PPROF[1]}" 8; profile web-private "$WEB_PPROF" 8; wait ) &
+	scenario private -scenario private -n "$KEYS" -clients "$CLIENTS" -duration "$DURATION" -expire 0
+	wait
+fi
+wants private-store && scenario private-store -scenario private -n "$KEYS" -clients "$CLIENTS" -duration "$DURATION" -expire 600 -verify-stored 20
+wants mprivate && scenario mprivate -scenario mprivate -n "$KEYS" -clients 1 -rate 5 -max 20 -expire 0
+wants mprivate-big && scenario mprivate-big -scenario mprivate -n "$BIG_ONLINE" -push-keys "$BIG_KEYS" -procs 1 -clients 1 -max 1 -expire 600 -verify-stored 50 -drain 30s
+
+if wants serverget; then
+	if command -v wrk >/dev/null; then
+		log ""
+		log "=== serverget: wrk -t2 -c16 -d10s http://$WEB_HTTP/1/server/get?k=bench&p=2"
+		{
+			echo "=== serverget (wrk -t2 -c16 -d10s)"
+			wrk -t2 -c16 -d10s --latency "http://$WEB_HTTP/1/server/get?k=bench&p=2"
+			echo
+		} | tee -a "$OUT/summary.txt"
+	fi
+	scenario serverget-go -scenario serverget -clients 16 -duration 10s -push-keys 2000 -n 0
+fi
+
+for p in "$OUT"/*.pprof; do
+	[ -s "$p" ] || continue
+	bin=$DIR/bin/comet
+	[[ $(basename "$p") == web* ]] && bin=$DIR/bin/web
+	go tool pprof -top -nodecount=25 "$bin" "$p" > "${p%.pprof}.top.txt" 2>/dev/null || true
+done
+
+log ""
+log "results in $OUT (summary.txt, one JSON per scenario, *.top.txt profiles)"
