@@ -1,0 +1,102 @@
+package myrpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+
+	"github.com/go-zookeeper/zk"
+)
+
+// MessageNode is one message process registered under <message.path>.
+type MessageNode struct {
+	Child string // its ephemeral child, e.g. "0000000003"
+	Data  MessageNodeData
+}
+
+func checkMessageData(d *MessageNodeData) error {
+	if d.Weight <= 0 {
+		return fmt.Errorf("weight %d: must be positive", d.Weight)
+	}
+	if len(d.RPC) == 0 {
+		return errors.New("no rpc address")
+	}
+	return nil
+}
+
+// WatchMessages watches <path>'s children and calls fn with the list of
+// message nodes (sorted by child name; children with bad data left out)
+// once at start, as soon as it could be read, and after each change. A
+// missing path is an empty list. It blocks until ctx ends; on errors it
+// backs off and retries. fn runs on the watcher's goroutine, should return
+// quickly, and must not modify the slice.
+func WatchMessages(ctx context.Context, z *ZK, path string, log *slog.Logger, fn func([]MessageNode)) {
+	if log == nil {
+		log = z.log
+	}
+	log = log.With("zk_path", path)
+	if err := checkPath(path); err != nil {
+		log.Error("message watcher not started", "err", err)
+		return
+	}
+	conn := z.Conn()
+	cache := newDataCache[MessageNodeData]()
+	var (
+		published []MessageNode
+		first     = true
+		bo        backoff
+	)
+	for ctx.Err() == nil {
+		children, _, watch, err := conn.ChildrenW(path)
+		if errors.Is(err, zk.ErrNoNode) {
+			var ok bool
+			ok, _, watch, err = conn.ExistsW(path)
+			if err == nil && ok {
+				continue // created meanwhile: read it
+			}
+			children = nil
+		}
+		var nodes []MessageNode
+		if err == nil {
+			var names []string
+			var datas []MessageNodeData
+			names, datas, err = cache.read(conn, path, sortedCopy(children), checkMessageData, log)
+			for i := range names {
+				nodes = append(nodes, MessageNode{Child: names[i], Data: datas[i]})
+			}
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			log.Warn("message watcher: retrying", "err", err)
+			if !bo.sleep(ctx) {
+				return
+			}
+			// A watch set by a failed round fires at most once; the next
+			// round sets a new one.
+			continue
+		}
+		bo.reset()
+		if first || !reflect.DeepEqual(published, nodes) {
+			first = false
+			published = nodes
+			fn(nodes)
+		}
+		var ws watchSet
+		ws.add("", watch)
+		_, ev, ok := ws.wait(ctx)
+		if !ok {
+			return
+		}
+		log.Debug("message watcher event", "type", ev.Type.String(), "err", ev.Err)
+		if ev.Type == zk.EventNotWatching {
+			cache = newDataCache[MessageNodeData]()
+			if !bo.sleep(ctx) {
+				return
+			}
+		}
+	}
+}
