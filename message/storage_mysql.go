@@ -96,6 +96,7 @@ func NewMySQLStorage(cfg *conf.Message, log *slog.Logger) (*MySQLStorage, error)
 		if mc.WriteTimeout == 0 {
 			mc.WriteTimeout = mysqlTimeout
 		}
+		mc.Logger = driverLogger{log: log.With("shard", name)}
 		conn, err := mysql.NewConnector(mc)
 		if err != nil {
 			ms.closeDBs()
@@ -113,6 +114,11 @@ func NewMySQLStorage(cfg *conf.Message, log *slog.Logger) (*MySQLStorage, error)
 	go ms.cleaner(cfg.MySQL.Clean.D())
 	return ms, nil
 }
+
+// driverLogger sends the MySQL driver's own messages to slog.
+type driverLogger struct{ log *slog.Logger }
+
+func (l driverLogger) Print(v ...any) { l.log.Debug("mysql driver: " + fmt.Sprint(v...)) }
 
 func (ms *MySQLStorage) closeDBs() {
 	for _, s := range ms.shards {
