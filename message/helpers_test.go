@@ -59,7 +59,7 @@ var backends = []backend{
 }
 
 // openStorage opens cfg's storage, closed when the test ends.
-func openStorage(t *testing.T, cfg *conf.Message) Storage {
+func openStorage(t testing.TB, cfg *conf.Message) Storage {
 	t.Helper()
 	s, err := OpenStorage(cfg, testLogger(t))
 	if err != nil {
@@ -71,7 +71,7 @@ func openStorage(t *testing.T, cfg *conf.Message) Storage {
 
 // serve serves MessageRPC over store on a loopback port and returns a
 // client connected to it over TCP.
-func serve(t *testing.T, cfg *conf.Message, store Storage) *caller {
+func serve(t testing.TB, cfg *conf.Message, store Storage) *caller {
 	t.Helper()
 	srv, err := myrpc.Serve(myrpc.MessageService, newRPC(store, limitsFor(cfg), testLogger(t)),
 		[]string{"127.0.0.1:0"}, testLogger(t))
@@ -90,7 +90,7 @@ func serve(t *testing.T, cfg *conf.Message, store Storage) *caller {
 
 // caller makes MessageRPC calls.
 type caller struct {
-	t *testing.T
+	t testing.TB
 	c *myrpc.Client
 }
 
