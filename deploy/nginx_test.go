@@ -1,0 +1,208 @@
+package deploy
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gopush/internal/testenv"
+)
+
+// startNginx runs the real nginx with the shipped nginx/gopush.conf, its
+// addresses replaced by the given ones, inside a minimal main config of its
+// own (as Debian's nginx.conf includes conf.d/*.conf). It returns the public
+// and admin addresses.
+func startNginx(t *testing.T, webHTTP, webAdmin [2]string) (public, admin string) {
+	t.Helper()
+	bin, err := exec.LookPath("nginx")
+	if err != nil {
+		bin = "/usr/sbin/nginx"
+		if _, err := os.Stat(bin); err != nil {
+			t.Fatal("nginx is not installed (Debian package nginx); the Nginx test needs it")
+		}
+	}
+	shipped, err := os.ReadFile("nginx/gopush.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	public = testenv.FreeAddr(t)
+	admin = testenv.FreeAddr(t)
+	conf := string(shipped)
+	for from, to := range map[string]string{
+		"listen 8080;":           "listen " + public + ";",
+		"listen 127.0.0.1:8081;": "listen " + admin + ";",
+		"127.0.0.1:8090":         webHTTP[0],
+		"127.0.0.1:8092":         webHTTP[1],
+		"127.0.0.1:8091":         webAdmin[0],
+		"127.0.0.1:8093":         webAdmin[1],
+	} {
+		if !strings.Contains(conf, from) {
+			t.Fatalf("nginx/gopush.conf no longer contains %q; update this test", from)
+		}
+		conf = strings.ReplaceAll(conf, from, to)
+	}
+	dir := t.TempDir()
+	for _, sub := range []string{"logs", "tmp"} {
+		if err := os.Mkdir(filepath.Join(dir, sub), 0o777); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "gopush.conf"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	main := fmt.Sprintf(`daemon off;
+worker_processes 1;
+pid %[1]s/logs/nginx.pid;
+error_log %[1]s/logs/error.log info;
+events { worker_connections 256; }
+http {
+    access_log %[1]s/logs/access.log;
+    client_body_temp_path %[1]s/tmp/body;
+    proxy_temp_path %[1]s/tmp/proxy;
+    fastcgi_temp_path %[1]s/tmp/fastcgi;
+    uwsgi_temp_path %[1]s/tmp/uwsgi;
+    scgi_temp_path %[1]s/tmp/scgi;
+    include %[1]s/gopush.conf;
+}
+`, dir)
+	if os.Getuid() == 0 {
+		// As root, workers would switch to "nobody", who cannot write here.
+		main = "user root;\n" + main
+	}
+	mainPath := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(mainPath, []byte(main), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(bin, "-t", "-p", dir, "-e", dir+"/logs/error.log", "-c", mainPath).CombinedOutput(); err != nil {
+		t.Fatalf("nginx -t refuses the shipped config: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "-p", dir, "-e", dir+"/logs/error.log", "-c", mainPath)
+	out, err := os.Create(filepath.Join(dir, "logs", "stdout.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); out.Close(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt) // SIGINT: fast shutdown
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(filepath.Join(dir, "logs", "error.log"))
+			t.Logf("--- nginx error.log ---\n%s", b)
+		}
+	})
+	testenv.WaitListening(t, public, 20*time.Second)
+	testenv.WaitListening(t, admin, 20*time.Second)
+	return public, admin
+}
+
+// Upstreams that answer everything and record what reached them: the
+// public server passes exactly the public API, and admin paths reach only
+// the admin upstream through the loopback server.
+func TestNginxRouting(t *testing.T) {
+	var mu sync.Mutex
+	reached := map[string][]string{} // upstream -> paths
+	upstream := func(name string) string {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			reached[name] = append(reached[name], r.Method+" "+r.URL.Path)
+			mu.Unlock()
+			io.WriteString(w, `{"ret":0,"data":{"from":"`+name+`"}}`)
+		}))
+		t.Cleanup(srv.Close)
+		return strings.TrimPrefix(srv.URL, "http://")
+	}
+	public, admin := startNginx(t,
+		[2]string{upstream("http1"), upstream("http2")},
+		[2]string{upstream("admin1"), upstream("admin2")})
+	take := func() map[string][]string {
+		mu.Lock()
+		defer mu.Unlock()
+		r := reached
+		reached = map[string][]string{}
+		return r
+	}
+	do := func(method, base, path string) int {
+		t.Helper()
+		req, _ := http.NewRequest(method, "http://"+base+path, strings.NewReader(`{"a":1}`))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		readBody(t, resp)
+		return resp.StatusCode
+	}
+
+	publicPaths := []string{"/1/server/get", "/2/server/get", "/1/msg/get", "/1/time/get", "/server/get", "/msg/get", "/time/get"}
+	for _, p := range publicPaths {
+		for range 2 {
+			if code := do("GET", public, p+"?k=x&p=1"); code != 200 {
+				t.Errorf("GET %s on the public server: %d", p, code)
+			}
+		}
+	}
+	r := take()
+	if len(r["http1"]) == 0 || len(r["http2"]) == 0 {
+		t.Errorf("public calls not balanced over both webs: %v", r)
+	}
+	if len(r["admin1"])+len(r["admin2"]) > 0 {
+		t.Errorf("public calls reached an admin upstream: %v", r)
+	}
+
+	adminPaths := []string{"/1/admin/push/private", "/1/admin/push/mprivate", "/1/admin/msg/del",
+		"/admin/push", "/admin/msg/clean", "/1/token/add"}
+	refused := append([]string{"/", "/stat", "/debug/pprof/", "/1/server/get/x", "/1/admin/../admin/push",
+		"/%31/admin/push/private", "//1/admin/push/private", "/1/server/get/../../1/admin/push/private"}, adminPaths...)
+	for _, p := range refused {
+		for _, m := range []string{"GET", "POST"} {
+			if code := do(m, public, p); code != 404 {
+				t.Errorf("%s %s on the public server: %d, want 404", m, p, code)
+			}
+		}
+	}
+	if r := take(); len(r) > 0 {
+		t.Errorf("refused paths reached upstreams: %v", r)
+	}
+
+	for _, p := range adminPaths {
+		if code := do("POST", admin, p); code != 200 {
+			t.Errorf("POST %s on the admin server: %d", p, code)
+		}
+	}
+	for _, p := range publicPaths {
+		if code := do("GET", admin, p); code != 404 {
+			t.Errorf("GET %s on the admin server: %d, want 404", p, code)
+		}
+	}
+	r = take()
+	if len(r["http1"])+len(r["http2"]) > 0 || len(r["admin1"])+len(r["admin2"]) != len(adminPaths) {
+		t.Errorf("admin server routing: %v", r)
+	}
+}
+
+func readBody(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
