@@ -22,6 +22,7 @@ type Daemon struct {
 	pprof *pprofServer
 	zk    *myrpc.ZK
 	reg   *myrpc.Registration
+	stop  context.CancelFunc // ends the registration's context
 
 	closeOnce sync.Once
 	closeErr  error
@@ -62,10 +63,10 @@ func Start(ctx context.Context, cfg *conf.Message, log *slog.Logger) (*Daemon, e
 	// The registration keeps its node for the daemon's whole life, but
 	// giving up on the first creation is bounded by ctx.
 	life, cancel := context.WithCancel(context.Background())
-	stop := context.AfterFunc(ctx, cancel)
+	d.stop = cancel
+	unbind := context.AfterFunc(ctx, cancel)
 	d.reg, err = myrpc.Register(life, d.zk, cfg.ZooKeeper.Message.Path, data, log)
-	if !stop() || err != nil {
-		cancel()
+	if !unbind() || err != nil {
 		if err == nil {
 			err = ctx.Err()
 		}
@@ -113,6 +114,9 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 		if err := d.reg.Close(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if d.stop != nil {
+		d.stop()
 	}
 	if d.zk != nil {
 		d.zk.Close()

@@ -258,3 +258,29 @@ func TestRedisShardDown(t *testing.T) {
 		t.Errorf("b's key after b came back: mids %v, want base+3", mids(got))
 	}
 }
+
+// TestRedisUnixSocketAndPassword: a shard written "unix@/path#password"
+// works, and a wrong password is an error naming the shard.
+func TestRedisUnixSocketAndPassword(t *testing.T) {
+	t.Parallel()
+	srv := testenv.StartRedis(t)
+	admin := dialRedis(t, srv.Addr())
+	if _, err := admin.Do("CONFIG", "SET", "requirepass", "s3cret"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := redisConfig(nil, 20)
+	cfg.Redis.Source = map[string]string{"sock:1": "unix@" + srv.Socket() + "#s3cret"}
+	c := serve(t, cfg, openStorage(t, cfg))
+	key := testenv.Unique(t)
+	c.mustSave(key, 42, `{"over":"unix"}`, 60)
+	if got := c.mustGet(key, 0); !sameMids(got, 42) {
+		t.Errorf("over the unix socket: mids %v, want 42", mids(got))
+	}
+
+	bad := redisConfig(nil, 20)
+	bad.Redis.Source = map[string]string{"tcp:1": "tcp@" + srv.Addr() + "#wrong"}
+	cb := serve(t, bad, openStorage(t, bad))
+	if err := cb.save(key, 43, `{}`, 60); err == nil || !strings.Contains(err.Error(), "redis shard tcp (tcp@"+srv.Addr()+")") {
+		t.Errorf("wrong password: %v, want an error naming the shard", err)
+	}
+}

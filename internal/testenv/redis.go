@@ -40,6 +40,9 @@ func StartRedis(t testing.TB) *RedisServer {
 // Addr returns host:port, the same across Stop and Start.
 func (r *RedisServer) Addr() string { return r.addr }
 
+// Socket returns the path of the server's unix socket.
+func (r *RedisServer) Socket() string { return filepath.Join(r.dir, "redis.sock") }
+
 // Start starts the server again after Stop (it does nothing if it runs)
 // and waits until it answers PING.
 func (r *RedisServer) Start() {
@@ -52,6 +55,7 @@ func (r *RedisServer) Start() {
 	_, port, _ := net.SplitHostPort(r.addr)
 	cmd := exec.Command("redis-server",
 		"--bind", "127.0.0.1", "--port", port,
+		"--unixsocket", r.Socket(), "--unixsocketperm", "700",
 		"--dir", r.dir, "--save", "", "--appendonly", "yes", "--appendfsync", "always",
 		"--logfile", filepath.Join(r.dir, "redis.log"), "--daemonize", "no")
 	if err := cmd.Start(); err != nil {
