@@ -1,0 +1,251 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+
+	"gopush/myrpc"
+)
+
+// adminMux routes the admin API of SPEC §3.2 (admin.bind).
+func (w *Web) adminMux() *http.ServeMux {
+	post := []string{http.MethodPost}
+	mux := http.NewServeMux()
+	mux.Handle("/1/admin/push/private", endpoint(w.log, post, "", false, w.pushPrivate))
+	mux.Handle("/1/admin/push/mprivate", endpoint(w.log, post, "", false, w.pushMPrivate))
+	mux.Handle("/1/admin/msg/del", endpoint(w.log, post, "", false, w.msgDel))
+	// The unversioned aliases of clients older than 1.0.
+	mux.Handle("/admin/push", endpoint(w.log, post, "", true, w.pushPrivate))
+	mux.Handle("/admin/msg/clean", endpoint(w.log, post, "", true, w.msgDel))
+	w.handleTokenAdd(mux)
+	return mux
+}
+
+// handleTokenAdd adds /1/token/add to mux. It takes GET (the user's notes
+// open it in a browser) and POST.
+func (w *Web) handleTokenAdd(mux *http.ServeMux) {
+	methods := []string{http.MethodGet, http.MethodPost}
+	mux.Handle("/1/token/add", endpoint(w.log, methods, "cb", false, w.tokenAdd))
+}
+
+// parseExpire reads the expire parameter: whole seconds >= 0. It is
+// required, as in 1.0.5, so that a misspelt parameter does not silently
+// turn a stored push into an online-only one.
+func parseExpire(q url.Values) (uint, error) {
+	s := q.Get("expire")
+	v, err := strconv.ParseUint(s, 10, 32)
+	if err != nil {
+		return 0, errParam("expire must be whole seconds >= 0, got %q", s)
+	}
+	return uint(v), nil
+}
+
+// pushPrivate pushes the body (a JSON message) to one key through the comet
+// that serves it.
+func (w *Web) pushPrivate(rw http.ResponseWriter, r *http.Request) (any, error) {
+	q := r.URL.Query()
+	key := q.Get("key")
+	if key == "" {
+		return nil, errParam("key is missing")
+	}
+	expire, err := parseExpire(q)
+	if err != nil {
+		return nil, err
+	}
+	body, err := readBody(rw, r, w.cfg.Admin.MaxBody)
+	if err != nil {
+		return nil, err
+	}
+	if !json.Valid(body) {
+		return nil, errParam("the message (request body) is not valid JSON")
+	}
+	node, comet, err := w.cluster.load().lookup(key)
+	if err != nil {
+		return nil, err
+	}
+	args := &myrpc.CometPushPrivateArgs{Key: key, Msg: json.RawMessage(body), Expire: expire}
+	var ret int
+	if err := comet.rpc.Call(r.Context(), myrpc.CometPushPrivate, args, &ret); err != nil {
+		return nil, fmt.Errorf("push to key %q on comet node %s: %w", key, node, err)
+	}
+	if ret != myrpc.OK {
+		return nil, fmt.Errorf("push to key %q on comet node %s: comet answered %d", key, node, ret)
+	}
+	return nil, nil
+}
+
+// mprivateBody is the body of push/mprivate: the message as a JSON string
+// and the keys joined by commas.
+type mprivateBody struct {
+	M string `json:"m"`
+	K string `json:"k"`
+}
+
+// parseKeys splits a comma-separated key list, refusing empty keys (SPEC
+// §9.3) and more than max distinct keys; duplicates are dropped, the first
+// occurrence keeps its place.
+func parseKeys(s string, max int) ([]string, error) {
+	if s == "" {
+		return nil, errParam("k is missing")
+	}
+	parts := strings.Split(s, ",")
+	seen := make(map[string]struct{}, len(parts))
+	keys := make([]string, 0, len(parts))
+	for i, k := range parts {
+		if k == "" {
+			return nil, errParam("k holds an empty key (position %d)", i+1)
+		}
+		if _, dup := seen[k]; dup {
+			continue
+		}
+		seen[k] = struct{}{}
+		keys = append(keys, k)
+	}
+	if len(keys) > max {
+		return nil, errParam("k holds %d keys, more than the %d allowed", len(keys), max)
+	}
+	return keys, nil
+}
+
+// pushMPrivate pushes one message to many keys: the keys are grouped by the
+// comet node that serves them, every node gets one PushPrivates call, all in
+// parallel, and the keys that failed anywhere come back in fk.
+func (w *Web) pushMPrivate(rw http.ResponseWriter, r *http.Request) (any, error) {
+	expire, err := parseExpire(r.URL.Query())
+	if err != nil {
+		return nil, err
+	}
+	raw, err := readBody(rw, r, w.cfg.Admin.MaxBody)
+	if err != nil {
+		return nil, err
+	}
+	var body mprivateBody
+	if err := json.Unmarshal(raw, &body); err != nil {
+		return nil, errParam("the body must be {\"m\":\"<message JSON>\",\"k\":\"k1,k2\"}: %v", err)
+	}
+	if body.M == "" {
+		return nil, errParam("m is missing")
+	}
+	if !json.Valid([]byte(body.M)) {
+		return nil, errParam("m is not valid JSON")
+	}
+	keys, err := parseKeys(body.K, w.cfg.Admin.MaxKeys)
+	if err != nil {
+		return nil, err
+	}
+
+	view := w.cluster.load()
+	failed := make(map[string]bool)
+	groups := make(map[string][]string) // node → its keys
+	comets := make(map[string]*cometNode)
+	for _, k := range keys {
+		node, comet, err := view.lookup(k)
+		if err != nil {
+			failed[k] = true
+			continue
+		}
+		groups[node] = append(groups[node], k)
+		comets[node] = comet
+	}
+	msg := json.RawMessage(body.M)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for node, ks := range groups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			args := &myrpc.CometPushPrivatesArgs{Keys: ks, Msg: msg, Expire: expire}
+			resp := &myrpc.CometPushPrivatesResp{}
+			err := comets[node].rpc.Call(r.Context(), myrpc.CometPushPrivates, args, resp)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				w.log.Warn("push/mprivate: comet call failed", "node", node, "keys", len(ks), "err", err)
+				for _, k := range ks {
+					failed[k] = true
+				}
+				return
+			}
+			for _, k := range resp.FKeys {
+				failed[k] = true
+			}
+		}()
+	}
+	wg.Wait()
+	if len(failed) == 0 {
+		return nil, nil
+	}
+	fk := make([]string, 0, len(failed))
+	for _, k := range keys {
+		if failed[k] {
+			fk = append(fk, k)
+		}
+	}
+	return map[string]any{"fk": fk}, nil
+}
+
+// msgDel deletes the offline messages of the key in the form body (key=K).
+func (w *Web) msgDel(rw http.ResponseWriter, r *http.Request) (any, error) {
+	raw, err := readBody(rw, r, w.cfg.Admin.MaxBody)
+	if err != nil {
+		return nil, err
+	}
+	form, err := url.ParseQuery(string(raw))
+	if err != nil {
+		return nil, errParam("the body must be a form like key=K: %v", err)
+	}
+	key := form.Get("key")
+	if key == "" {
+		key = r.URL.Query().Get("key")
+	}
+	if key == "" {
+		return nil, errParam("key is missing")
+	}
+	var ret int
+	if err := w.msgs.Call(r.Context(), myrpc.MessageDelPrivate, key, &ret); err != nil {
+		return nil, fmt.Errorf("delete messages of key %q: %w", key, err)
+	}
+	if ret != myrpc.OK {
+		return nil, fmt.Errorf("delete messages of key %q: message node answered %d", key, ret)
+	}
+	return nil, nil
+}
+
+// tokenAdd makes the comet of key k accept token t (SPEC §6 "Tokens") for
+// token.expire.
+func (w *Web) tokenAdd(rw http.ResponseWriter, r *http.Request) (any, error) {
+	r.Body = http.MaxBytesReader(rw, r.Body, w.cfg.Admin.MaxBody)
+	if err := r.ParseForm(); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, &errTooLarge{limit: w.cfg.Admin.MaxBody}
+		}
+		return nil, errParam("bad parameters: %v", err)
+	}
+	key, token := r.Form.Get("k"), r.Form.Get("t")
+	if key == "" {
+		return nil, errParam("k is missing")
+	}
+	if token == "" {
+		return nil, errParam("t is missing")
+	}
+	node, comet, err := w.cluster.load().lookup(key)
+	if err != nil {
+		return nil, err
+	}
+	args := &myrpc.CometNewArgs{Key: key, Token: token, Expire: int64(w.cfg.Token.Expire.D().Seconds())}
+	var ret int
+	if err := comet.rpc.Call(r.Context(), myrpc.CometNew, args, &ret); err != nil {
+		return nil, fmt.Errorf("add token for key %q on comet node %s: %w", key, node, err)
+	}
+	if ret != myrpc.OK {
+		return nil, fmt.Errorf("add token for key %q on comet node %s: comet answered %d", key, node, ret)
+	}
+	return nil, nil
+}

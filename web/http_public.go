@@ -1,0 +1,143 @@
+package web
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"gopush/myrpc"
+)
+
+// publicMux routes the public API of SPEC §3.1 (http.bind), and
+// /1/token/add when http.tokenadd is set.
+func (w *Web) publicMux() *http.ServeMux {
+	get := []string{http.MethodGet}
+	mux := http.NewServeMux()
+	mux.Handle("/1/server/get", endpoint(w.log, get, "cb", false, w.serverGet("k", "p", false)))
+	mux.Handle("/2/server/get", endpoint(w.log, get, "cb", false, w.serverGet("k", "p", true)))
+	mux.Handle("/1/msg/get", endpoint(w.log, get, "cb", false, w.msgGet("k", "m", false)))
+	mux.Handle("/1/time/get", endpoint(w.log, get, "cb", false, w.timeGet))
+	// The unversioned paths of clients older than 1.0.
+	mux.Handle("/server/get", endpoint(w.log, get, "callback", true, w.serverGet("key", "proto", false)))
+	mux.Handle("/msg/get", endpoint(w.log, get, "callback", true, w.msgGet("key", "mid", true)))
+	mux.Handle("/time/get", endpoint(w.log, get, "callback", true, w.timeGet))
+	if w.cfg.HTTP.TokenAdd {
+		w.handleTokenAdd(mux)
+	}
+	return mux
+}
+
+// Values of the p (proto) parameter.
+const (
+	protoWebSocket = "1"
+	protoTCP       = "2"
+)
+
+// serverGet answers which comet serves a key: the first address of the
+// asked protocol, or all of them when all is set (/2/server/get).
+func (w *Web) serverGet(keyParam, protoParam string, all bool) handlerFunc {
+	return func(_ http.ResponseWriter, r *http.Request) (any, error) {
+		q := r.URL.Query()
+		key := q.Get(keyParam)
+		if key == "" {
+			return nil, errParam("%s is missing", keyParam)
+		}
+		proto := q.Get(protoParam)
+		if proto != protoWebSocket && proto != protoTCP {
+			return nil, errParam("%s must be 1 (websocket) or 2 (tcp), got %q", protoParam, proto)
+		}
+		_, node, err := w.cluster.load().lookup(key)
+		if err != nil {
+			return nil, err
+		}
+		addrs := node.data.WS
+		if proto == protoTCP {
+			addrs = node.data.TCP
+		}
+		if len(addrs) == 0 {
+			return nil, errNoNode
+		}
+		if all {
+			return map[string]any{"server": addrs}, nil
+		}
+		return map[string]any{"server": addrs[0]}, nil
+	}
+}
+
+// oldMessage is the pre-1.0 form of a message: msg is the pushed JSON as a
+// JSON string.
+type oldMessage struct {
+	Msg     string `json:"msg"`
+	MsgId   int64  `json:"mid"`
+	GroupId uint   `json:"gid"`
+}
+
+// msgGet returns the offline messages of a key newer than mid, ascending.
+// With none the answer carries no data, as in 1.0.5. old selects the
+// unversioned form: msgs as old-form JSON strings, plus an empty pmsgs.
+func (w *Web) msgGet(keyParam, midParam string, old bool) handlerFunc {
+	return func(_ http.ResponseWriter, r *http.Request) (any, error) {
+		q := r.URL.Query()
+		key := q.Get(keyParam)
+		if key == "" {
+			return nil, errParam("%s is missing", keyParam)
+		}
+		var mid int64
+		if s := q.Get(midParam); s != "" {
+			var err error
+			mid, err = strconv.ParseInt(s, 10, 64)
+			if err != nil || mid < 0 {
+				return nil, errParam("%s must be a message id >= 0, got %q", midParam, s)
+			}
+		}
+		args := &myrpc.MessageGetPrivateArgs{MsgId: mid, Key: key}
+		resp := &myrpc.MessageGetResp{}
+		if err := w.msgs.Call(r.Context(), myrpc.MessageGetPrivate, args, resp); err != nil {
+			return nil, err
+		}
+		msgs := make([]*myrpc.Message, 0, len(resp.Msgs))
+		for _, m := range resp.Msgs {
+			if m == nil {
+				continue
+			}
+			if !json.Valid(m.Msg) {
+				// Not JSON (written by something else): hand it back as a
+				// JSON string rather than failing the whole answer.
+				q, _ := json.Marshal(string(m.Msg))
+				m = &myrpc.Message{Msg: q, MsgId: m.MsgId, GroupId: m.GroupId}
+			}
+			msgs = append(msgs, m)
+		}
+		if len(msgs) == 0 {
+			return nil, nil
+		}
+		slices.SortStableFunc(msgs, func(a, b *myrpc.Message) int {
+			switch {
+			case a.MsgId < b.MsgId:
+				return -1
+			case a.MsgId > b.MsgId:
+				return 1
+			}
+			return 0
+		})
+		if !old {
+			return map[string]any{"msgs": msgs}, nil
+		}
+		strs := make([]string, 0, len(msgs))
+		for _, m := range msgs {
+			b, err := json.Marshal(oldMessage{Msg: string(m.Msg), MsgId: m.MsgId, GroupId: m.GroupId})
+			if err != nil {
+				return nil, err
+			}
+			strs = append(strs, string(b))
+		}
+		return map[string]any{"msgs": strs, "pmsgs": []string{}}, nil
+	}
+}
+
+// timeGet returns the time as a message id: 100 ns units since the epoch.
+func (w *Web) timeGet(http.ResponseWriter, *http.Request) (any, error) {
+	return map[string]any{"timeid": time.Now().UnixNano() / 100}, nil
+}

@@ -1,0 +1,201 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"gopush/myrpc"
+)
+
+// pruner deletes comet nodes whose comet is dead (SPEC §6 "Dead comets",
+// §9.5). Every interval it pings the serving instance of every node on the
+// ring; a node with no serving instance counts as failing too (after a
+// SIGKILL its ephemeral child goes away, its persistent node stays). After
+// failures failed rounds in a row the node is deleted, children first, so
+// the ring shrinks and migration moves its keys, unless another instance
+// of the node (a standby) still answers a Ping. Nothing is counted or
+// pruned while the ZooKeeper session is not connected, since the view may
+// then be stale.
+//
+// Several webs may prune the same node at once: a node already deleted is
+// fine. All its state is owned by the run goroutine.
+type pruner struct {
+	log       *slog.Logger
+	zk        *myrpc.ZK
+	cometPath string
+	cluster   *cluster
+	interval  time.Duration
+	failures  int
+	timeout   time.Duration // deadline of one Ping
+
+	fails map[string]int // node → failed rounds in a row
+}
+
+func newPruner(log *slog.Logger, z *myrpc.ZK, cometPath string, c *cluster, interval time.Duration, failures int, timeout time.Duration) *pruner {
+	if timeout > interval {
+		timeout = interval
+	}
+	return &pruner{
+		log:       log.With("part", "prune"),
+		zk:        z,
+		cometPath: cometPath,
+		cluster:   c,
+		interval:  interval,
+		failures:  failures,
+		timeout:   timeout,
+		fails:     make(map[string]int),
+	}
+}
+
+func (p *pruner) run(ctx context.Context) {
+	t := time.NewTicker(p.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			p.round(ctx)
+		}
+	}
+}
+
+func (p *pruner) connected() bool {
+	return p.zk.Conn().State() == zk.StateHasSession
+}
+
+// round pings every node once and prunes those that failed often enough.
+func (p *pruner) round(ctx context.Context) {
+	if !p.connected() {
+		if len(p.fails) > 0 {
+			p.log.Info("zookeeper not connected; failure counts reset, nothing pruned")
+			clear(p.fails)
+		}
+		return
+	}
+	v := p.cluster.load()
+	reasons := p.ping(ctx, v)
+	if ctx.Err() != nil {
+		return
+	}
+	for name := range p.fails {
+		if _, ok := v.weights[name]; !ok {
+			delete(p.fails, name)
+		}
+	}
+	for name := range v.weights {
+		reason, failed := reasons[name]
+		if !failed {
+			delete(p.fails, name)
+			continue
+		}
+		p.fails[name]++
+		n := p.fails[name]
+		p.log.Debug("comet node failing", "node", name, "failures", n, "reason", reason)
+		if n < p.failures {
+			continue
+		}
+		if !p.connected() {
+			return
+		}
+		delete(p.fails, name)
+		p.prune(name, fmt.Sprintf("%s (%d checks in a row, %v apart)", reason, n, p.interval))
+	}
+}
+
+// ping checks every node of v at once and returns why each failing one
+// failed.
+func (p *pruner) ping(ctx context.Context, v *clusterView) map[string]string {
+	reasons := make(map[string]string)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for name := range v.weights {
+		n := v.nodes[name]
+		if n == nil || n.rpc == nil {
+			reasons[name] = "no serving instance registered"
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, p.timeout)
+			defer cancel()
+			var ret int
+			err := n.rpc.Call(cctx, myrpc.CometPing, 0, &ret)
+			if err == nil {
+				return
+			}
+			mu.Lock()
+			reasons[name] = "ping failed: " + err.Error()
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return reasons
+}
+
+// prune deletes cometPath/name and its children.
+func (p *pruner) prune(name, reason string) {
+	conn := p.zk.Conn()
+	nodePath := p.cometPath + "/" + name
+	children, _, err := conn.Children(nodePath)
+	if errors.Is(err, zk.ErrNoNode) {
+		return // another web was quicker
+	}
+	if err != nil {
+		p.log.Warn("prune: list children", "node", name, "err", err)
+		return
+	}
+	// Last check: a standby of the same node that answers means the node
+	// is not dead; it will serve once the dead instance's session ends.
+	for _, c := range children {
+		if addr := p.answers(nodePath + "/" + c); addr != "" {
+			p.log.Info("prune: serving instance failing but another instance answers; node kept",
+				"node", name, "child", c, "addr", addr, "reason", reason)
+			return
+		}
+	}
+	for _, c := range children {
+		if err := conn.Delete(nodePath+"/"+c, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+			p.log.Warn("prune: delete child", "node", name, "child", c, "err", err)
+			return
+		}
+	}
+	err = conn.Delete(nodePath, -1)
+	switch {
+	case err == nil:
+		p.log.Warn("pruned dead comet node", "node", name, "path", nodePath, "reason", reason)
+	case errors.Is(err, zk.ErrNoNode):
+	case errors.Is(err, zk.ErrNotEmpty):
+		p.log.Info("prune: comet registered again meanwhile; node kept", "node", name)
+	default:
+		p.log.Warn("prune: delete node", "node", name, "err", err)
+	}
+}
+
+// answers reads the instance data of a child and pings its RPC address; it
+// returns the address when the instance answers, "" otherwise.
+func (p *pruner) answers(childPath string) string {
+	raw, _, err := p.zk.Conn().Get(childPath)
+	if err != nil {
+		return ""
+	}
+	var data myrpc.CometNodeData
+	if json.Unmarshal(raw, &data) != nil || len(data.RPC) == 0 {
+		return ""
+	}
+	cl := myrpc.NewClient(data.RPC[0], p.timeout)
+	defer cl.Close()
+	var ret int
+	if cl.Call(context.Background(), myrpc.CometPing, 0, &ret) != nil {
+		return ""
+	}
+	return data.RPC[0]
+}

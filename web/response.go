@@ -1,0 +1,183 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+)
+
+// Answer codes of SPEC §3, carried in the "ret" field of every response.
+const (
+	CodeOK          = 0
+	CodeNoNode      = 1001  // no comet serves the key
+	CodeParamErr    = 65534 // the request is wrong
+	CodeInternalErr = 65535 // an RPC failed or timed out
+)
+
+// errNoNode means the ring has no node for the key, or the node has no
+// serving comet instance (or that instance registered no RPC address).
+var errNoNode = errors.New("no comet node serves the key")
+
+// paramError is a problem with the request itself.
+type paramError struct{ msg string }
+
+func (e *paramError) Error() string { return e.msg }
+
+func errParam(format string, args ...any) error {
+	return &paramError{msg: fmt.Sprintf(format, args...)}
+}
+
+// errTooLarge is returned when a request body is over admin.maxbody.
+type errTooLarge struct{ limit int64 }
+
+func (e *errTooLarge) Error() string {
+	return fmt.Sprintf("request body is larger than %d bytes", e.limit)
+}
+
+// codeOf maps an error to its SPEC code. It is the only place that does.
+func codeOf(err error) int {
+	var pe *paramError
+	var tl *errTooLarge
+	switch {
+	case err == nil:
+		return CodeOK
+	case errors.Is(err, errNoNode):
+		return CodeNoNode
+	case errors.As(err, &pe), errors.As(err, &tl):
+		return CodeParamErr
+	default:
+		return CodeInternalErr
+	}
+}
+
+// statusOf is the HTTP status for an error: 413 for an oversized body, 200
+// for every other answer (the code is in the body, as in 1.0.5).
+func statusOf(err error) int {
+	var tl *errTooLarge
+	if errors.As(err, &tl) {
+		return http.StatusRequestEntityTooLarge
+	}
+	return http.StatusOK
+}
+
+// reply is the JSON envelope {"ret":..,"msg":"ok","data":{..}}. Msg is set
+// only by the unversioned (pre-1.0) paths; Data is left out when nil.
+type reply struct {
+	Ret  int    `json:"ret"`
+	Msg  string `json:"msg,omitempty"`
+	Data any    `json:"data,omitempty"`
+}
+
+// validCallback reports whether a JSONP callback name is safe to echo into a
+// script: identifiers, dots and brackets with digits, as JSONP SDKs generate
+// ("cb", "jQuery1102_123", "a.b[0]"), at most 128 bytes.
+func validCallback(cb string) bool {
+	if cb == "" || len(cb) > 128 {
+		return false
+	}
+	for i := 0; i < len(cb); i++ {
+		c := cb[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9',
+			c == '_', c == '$', c == '.', c == '[', c == ']':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// writeReply writes rep as JSON, or as JSONP cb(...) when cb is not empty.
+// A callback with characters that do not belong in a function name is a
+// parameter error answered as plain JSON, so that nothing a caller sends
+// is echoed into a script.
+func writeReply(w http.ResponseWriter, log *slog.Logger, status int, cb string, rep reply) {
+	if cb != "" && !validCallback(cb) {
+		cb = ""
+		rep = reply{Ret: CodeParamErr, Msg: rep.Msg}
+		status = http.StatusOK
+	}
+	body, err := json.Marshal(rep)
+	if err != nil {
+		// Only a Data value that cannot be marshalled gets here: a bug.
+		log.Error("marshal HTTP reply", "err", err)
+		body = []byte(fmt.Sprintf(`{"ret":%d}`, CodeInternalErr))
+	}
+	h := w.Header()
+	if cb != "" {
+		h.Set("Content-Type", "application/javascript")
+		body = append(append([]byte(cb+"("), body...), ')')
+	} else {
+		h.Set("Content-Type", "application/json")
+	}
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+// caller is what web needs of an RPC peer (a comet's client, the message
+// pool): one call that returns within its deadline.
+type caller interface {
+	Call(ctx context.Context, method string, args, reply any) error
+}
+
+// handlerFunc does the work of one endpoint and returns the "data" of the
+// answer (nil for none) or an error that codeOf maps to a SPEC code.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) (data any, err error)
+
+// endpoint wraps fn with what every endpoint shares: the method check (405),
+// the JSONP callback parameter (cbParam; "" for none), the "msg":"ok" of the
+// unversioned paths (old), error logging and the reply.
+func endpoint(log *slog.Logger, methods []string, cbParam string, old bool, fn handlerFunc) http.HandlerFunc {
+	allow := strings.Join(methods, ", ")
+	return func(w http.ResponseWriter, r *http.Request) {
+		cb := ""
+		if cbParam != "" {
+			cb = r.URL.Query().Get(cbParam)
+		}
+		rep := reply{}
+		if old {
+			rep.Msg = "ok"
+		}
+		if !slices.Contains(methods, r.Method) {
+			w.Header().Set("Allow", allow)
+			rep.Ret = CodeParamErr
+			writeReply(w, log, http.StatusMethodNotAllowed, cb, rep)
+			return
+		}
+		data, err := fn(w, r)
+		if err != nil {
+			rep.Ret = codeOf(err)
+			if rep.Ret == CodeInternalErr {
+				log.Warn("request failed", "path", r.URL.Path, "err", err)
+			} else {
+				log.Debug("request refused", "path", r.URL.Path, "code", rep.Ret, "err", err)
+			}
+			writeReply(w, log, statusOf(err), cb, rep)
+			return
+		}
+		rep.Data = data
+		writeReply(w, log, http.StatusOK, cb, rep)
+	}
+}
+
+// readBody reads the whole request body, refusing one over limit bytes.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, &errTooLarge{limit: limit}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, &errTooLarge{limit: limit}
+		}
+		return nil, errParam("reading the request body: %v", err)
+	}
+	return body, nil
+}

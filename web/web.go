@@ -1,0 +1,230 @@
+// Package web is the web daemon of SPEC §3: the public HTTP API that tells
+// clients which comet serves their key and hands back offline messages, and
+// the admin HTTP API that backends push through. It watches the comets and
+// message nodes in ZooKeeper, keeps the ketama ring of the comets, notifies
+// them of migrations and prunes dead comet nodes (SPEC §5–§6).
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"path"
+	"sync"
+	"time"
+
+	"gopush/conf"
+	"gopush/myrpc"
+)
+
+// startWait bounds how long Start waits for the first comet view before it
+// serves anyway (requests then get 1001 until the view arrives).
+const startWait = 5 * time.Second
+
+// Web is one web daemon. Build it with New, then Start, then Close.
+type Web struct {
+	cfg     *conf.Web
+	log     *slog.Logger
+	cluster *cluster
+	msgs    caller // the message-node pool
+
+	zk      *myrpc.ZK
+	pool    *myrpc.MessagePool
+	servers []*http.Server
+	lns     []net.Listener
+
+	httpAddrs, adminAddrs []string
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // watchers, migrator, pruner, HTTP serve loops
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New builds a web daemon from its configuration. It does no I/O.
+func New(cfg *conf.Web, log *slog.Logger) *Web {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Web{
+		cfg:     cfg,
+		log:     log,
+		cluster: newCluster(log, cfg.RPC.Timeout.D()),
+	}
+}
+
+// Start listens on every bind address, connects to ZooKeeper, starts
+// watching comets and message nodes, and serves HTTP. It returns once it
+// serves, or with an error (having released what it took).
+func (w *Web) Start() error {
+	if err := w.start(); err != nil {
+		w.Close(context.Background())
+		return err
+	}
+	return nil
+}
+
+func (w *Web) start() error {
+	cfg := w.cfg
+	public, admin := w.publicMux(), w.adminMux()
+	var pp *http.ServeMux
+	if len(cfg.Pprof.Bind) > 0 {
+		pp = http.NewServeMux()
+		pp.HandleFunc("/debug/pprof/", pprof.Index)
+		pp.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		pp.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		pp.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		pp.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	type serve struct {
+		addr string
+		h    http.Handler
+		out  *[]string
+	}
+	var todo []serve
+	for _, a := range cfg.HTTP.Bind {
+		todo = append(todo, serve{a, public, &w.httpAddrs})
+	}
+	for _, a := range cfg.Admin.Bind {
+		todo = append(todo, serve{a, admin, &w.adminAddrs})
+	}
+	for _, a := range cfg.Pprof.Bind {
+		todo = append(todo, serve{a, pp, nil})
+	}
+	// Listen first, so that a taken port fails the start before anything
+	// else happens.
+	for _, s := range todo {
+		ln, err := net.Listen("tcp", s.addr)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", s.addr, err)
+		}
+		w.lns = append(w.lns, ln)
+		if s.out != nil {
+			*s.out = append(*s.out, ln.Addr().String())
+		}
+		timeout := cfg.HTTP.ServerTimeout.D()
+		w.servers = append(w.servers, &http.Server{
+			Handler:           s.h,
+			ReadHeaderTimeout: timeout,
+			ReadTimeout:       timeout,
+			WriteTimeout:      timeout,
+			IdleTimeout:       4 * timeout,
+			ErrorLog:          slog.NewLogLogger(w.log.Handler(), slog.LevelWarn),
+		})
+	}
+
+	z, err := myrpc.DialZK(cfg.ZooKeeper.Addr, cfg.ZooKeeper.Timeout.D(), w.log)
+	if err != nil {
+		return fmt.Errorf("zookeeper %v: %w", cfg.ZooKeeper.Addr, err)
+	}
+	w.zk = z
+	for _, p := range []string{cfg.ZooKeeper.Comet.Path, cfg.ZooKeeper.Message.Path, path.Dir(cfg.ZooKeeper.Migrate.Path)} {
+		if p == "/" {
+			continue
+		}
+		if err := myrpc.EnsurePath(z.Conn(), p); err != nil {
+			return fmt.Errorf("zookeeper: create %s: %w", p, err)
+		}
+	}
+	w.pool = myrpc.NewMessagePool(cfg.RPC.Ping.D(), cfg.RPC.Retry.D(), cfg.RPC.Timeout.D(), w.log)
+	w.msgs = w.pool
+
+	ctx, cancel := context.WithCancel(context.Background())
+	w.cancel = cancel
+	first := make(chan struct{})
+	var once sync.Once
+	w.goRun(func() {
+		myrpc.WatchComets(ctx, z, cfg.ZooKeeper.Comet.Path, w.log, func(v myrpc.CometView) {
+			w.cluster.update(v)
+			once.Do(func() { close(first) })
+		})
+	})
+	w.goRun(func() { myrpc.WatchMessages(ctx, z, cfg.ZooKeeper.Message.Path, w.log, w.pool.Update) })
+	mig := newMigrator(w.log, z, cfg.ZooKeeper.Migrate.Path, w.cluster, cfg.RPC.Retry.D())
+	w.goRun(func() { mig.run(ctx) })
+	if cfg.Prune.Enable {
+		pr := newPruner(w.log, z, cfg.ZooKeeper.Comet.Path, w.cluster,
+			cfg.Prune.Interval.D(), cfg.Prune.Failures, cfg.RPC.Timeout.D())
+		w.goRun(func() { pr.run(ctx) })
+	}
+	select {
+	case <-first:
+	case <-time.After(startWait):
+		w.log.Warn("no comet view from zookeeper yet; serving anyway", "path", cfg.ZooKeeper.Comet.Path)
+	}
+
+	for i, srv := range w.servers {
+		ln := w.lns[i]
+		w.goRun(func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				w.log.Error("http serve stopped", "addr", ln.Addr().String(), "err", err)
+			}
+		})
+	}
+	w.log.Info("web started", "http", w.httpAddrs, "admin", w.adminAddrs,
+		"comet.path", cfg.ZooKeeper.Comet.Path, "message.path", cfg.ZooKeeper.Message.Path)
+	return nil
+}
+
+func (w *Web) goRun(f func()) {
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		f()
+	}()
+}
+
+// HTTPAddrs returns the public listen addresses (useful with port 0).
+func (w *Web) HTTPAddrs() []string { return w.httpAddrs }
+
+// AdminAddrs returns the admin listen addresses.
+func (w *Web) AdminAddrs() []string { return w.adminAddrs }
+
+// Close stops accepting requests, lets in-flight ones finish until ctx is
+// done, then stops the background work and closes the RPC clients and the
+// ZooKeeper session. It is safe to call more than once.
+func (w *Web) Close(ctx context.Context) error {
+	w.closeOnce.Do(func() { w.closeErr = w.close(ctx) })
+	return w.closeErr
+}
+
+func (w *Web) close(ctx context.Context) error {
+	var errs []error
+	var swg sync.WaitGroup
+	var mu sync.Mutex
+	for _, srv := range w.servers {
+		swg.Add(1)
+		go func() {
+			defer swg.Done()
+			if err := srv.Shutdown(ctx); err != nil {
+				srv.Close()
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+				mu.Unlock()
+			}
+		}()
+	}
+	swg.Wait()
+	// Listeners that never reached Serve (a failed start).
+	for _, ln := range w.lns {
+		ln.Close()
+	}
+	if w.cancel != nil {
+		w.cancel()
+	}
+	w.wg.Wait()
+	w.cluster.close()
+	if w.pool != nil {
+		w.pool.Close()
+	}
+	if w.zk != nil {
+		w.zk.Close()
+	}
+	w.log.Info("web stopped")
+	return errors.Join(errs...)
+}
