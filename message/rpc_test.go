@@ -3,6 +3,7 @@ package message
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -107,6 +108,27 @@ func TestSaveMany(t *testing.T) {
 				}
 				if string(got[0].Msg) != `{"all":1}` || string(got[1].Msg) != `{"each":1}` {
 					t.Errorf("key %s: messages %s, %s", k, got[0].Msg, got[1].Msg)
+				}
+			}
+
+			// More keys than one pipeline batch or one INSERT carries.
+			many := make([]string, 1201)
+			ids := make([]int64, len(many))
+			for i := range many {
+				many[i] = fmt.Sprintf("%s-%d", prefix, i)
+				ids[i] = base + int64(i)
+			}
+			var bulk myrpc.MessageSavePrivatesResp
+			if err := c.call(myrpc.MessageSavePrivatesEach, &myrpc.MessageSavePrivatesEachArgs{
+				Keys: many, MsgIds: ids, Msg: json.RawMessage(`{"bulk":1}`), Expire: 600}, &bulk); err != nil {
+				t.Fatal(err)
+			}
+			if len(bulk.FKeys) != 0 {
+				t.Fatalf("SavePrivatesEach of %d keys: %d failed", len(many), len(bulk.FKeys))
+			}
+			for _, i := range []int{0, 499, 500, 501, 999, 1000, 1200} {
+				if got := c.mustGet(many[i], 0); !sameMids(got, ids[i]) {
+					t.Errorf("bulk key %d: mids %v, want %d", i, mids(got), ids[i])
 				}
 			}
 		})

@@ -221,33 +221,47 @@ func (rs *RedisStorage) SaveMany(ctx context.Context, es []Entry) []error {
 	return errs
 }
 
-// pipeline saves es[idx...] on shard s over one connection, writing each
-// outcome into errs. Every index gets an answer: a broken connection fails
-// the entries whose replies were not read.
+// redisBatch is the most commands sent in one pipelined round trip.
+const redisBatch = 500
+
+// pipeline saves es[idx...] on shard s over one connection, in batches,
+// writing each outcome into errs. Every index gets an answer: when the
+// connection breaks, the entries whose replies were not read fail too.
 func (rs *RedisStorage) pipeline(ctx context.Context, s *redisShard, es []Entry, idx []int, errs []error, now int64) {
-	fail := func(from int, err error) {
-		for _, i := range idx[from:] {
+	failAll := func(list []int, err error) {
+		for _, i := range list {
 			errs[i] = s.wrap(err)
 		}
 	}
 	conn, err := s.pool.GetContext(ctx)
 	if err != nil {
-		fail(0, err)
+		failAll(idx, err)
 		return
 	}
 	defer conn.Close()
+	for len(idx) > 0 {
+		batch := idx[:min(len(idx), redisBatch)]
+		idx = idx[len(batch):]
+		if err := rs.sendBatch(ctx, conn, s, es, batch, errs, now); err != nil {
+			failAll(idx, err)
+			return
+		}
+	}
+}
 
-	todo := idx
+// sendBatch pipelines one batch. It returns an error only when the
+// connection broke; the batch's own entries have their outcome in errs.
+func (rs *RedisStorage) sendBatch(ctx context.Context, conn redis.Conn, s *redisShard, es []Entry, batch []int, errs []error, now int64) error {
+	todo := batch
 	for attempt := 0; attempt < 2 && len(todo) > 0; attempt++ {
 		for _, i := range todo {
-			if err := saveScript.SendHash(conn, rs.saveArgs(es[i], now)...); err != nil {
-				fail(0, err)
-				return
-			}
+			saveScript.SendHash(conn, rs.saveArgs(es[i], now)...)
 		}
 		if err := conn.Flush(); err != nil {
-			fail(0, err)
-			return
+			for _, i := range todo {
+				errs[i] = s.wrap(err)
+			}
+			return err
 		}
 		var noScript []int
 		for n, i := range todo {
@@ -259,7 +273,7 @@ func (rs *RedisStorage) pipeline(ctx context.Context, s *redisShard, es []Entry,
 				for _, j := range todo[n:] {
 					errs[j] = s.wrap(err)
 				}
-				return
+				return err
 			case strings.HasPrefix(err.Error(), "NOSCRIPT"):
 				noScript = append(noScript, i)
 				errs[i] = s.wrap(err)
@@ -268,7 +282,7 @@ func (rs *RedisStorage) pipeline(ctx context.Context, s *redisShard, es []Entry,
 			}
 		}
 		if len(noScript) == 0 {
-			return
+			return nil
 		}
 		// The shard does not know the script yet (first use, or it was
 		// restarted): load it and send those entries again.
@@ -276,10 +290,14 @@ func (rs *RedisStorage) pipeline(ctx context.Context, s *redisShard, es []Entry,
 			for _, i := range noScript {
 				errs[i] = s.wrap(err)
 			}
-			return
+			if conn.Err() != nil {
+				return err
+			}
+			return nil
 		}
 		todo = noScript
 	}
+	return nil
 }
 
 // Get returns the key's newest unexpired messages with a mid above after,
