@@ -167,6 +167,19 @@ type Message struct {
 		Source map[string]string `toml:"source"` // "name:weight" = DSN
 	} `toml:"mysql"`
 
+	// Rooms (docs/rooms.md): named sets of keys, each on the shard that
+	// the ring over the source names picks for the room id.
+	Room struct {
+		Prefix string `toml:"prefix"` // Redis key of a room: prefix + room id
+		Max    int    `toml:"max"`    // keys in one room at most
+	} `toml:"room"`
+
+	// Public messages (push/all with expire > 0).
+	Public struct {
+		Key   string `toml:"key"`   // Redis key of the sorted set, placed by the ring like a key
+		Store int    `toml:"store"` // newest public messages kept
+	} `toml:"public"`
+
 	ZooKeeper ZooKeeper `toml:"zookeeper"`
 }
 

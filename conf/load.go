@@ -90,6 +90,10 @@ func DefaultMessage() *Message {
 	m.MySQL.Active = 32
 	m.MySQL.Clean = Duration(time.Hour)
 	m.MySQL.Source = map[string]string{}
+	m.Room.Prefix = "gopush:room:"
+	m.Room.Max = 100000
+	m.Public.Key = "gopush:public"
+	m.Public.Store = 20
 	m.ZooKeeper = defaultZooKeeper()
 	return m
 }

@@ -195,6 +195,16 @@ func (m *Message) validate(file string) error {
 	default:
 		v.fail("storage.type", "must be redis or mysql, got %q", m.Storage.Type)
 	}
+	if m.Room.Prefix == "" {
+		v.fail("room.prefix", "must not be empty (room sets would collide with subscriber keys)")
+	}
+	v.positive("room.max", m.Room.Max)
+	if m.Public.Key == "" {
+		v.fail("public.key", "must not be empty")
+	} else if strings.HasPrefix(m.Public.Key, m.Room.Prefix) {
+		v.fail("public.key", "%q must not start with room.prefix %q", m.Public.Key, m.Room.Prefix)
+	}
+	v.positive("public.store", m.Public.Store)
 	v.zookeeper(m.ZooKeeper)
 	v.zkPath("zookeeper.message.path", m.ZooKeeper.Message.Path)
 	return v.result()
