@@ -1,0 +1,314 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"gopush/internal/testenv"
+	"gopush/ketama"
+)
+
+// subscribeWhenReady subscribes key on addr, retrying while comet answers
+// -n (it has not yet been told the ring that gives it the key).
+func subscribeWhenReady(t *testing.T, proto int, addr, key, token string) subscriber {
+	t.Helper()
+	var sub subscriber
+	waitFor(t, fmt.Sprintf("comet %s to accept key %s", addr, key), func() bool {
+		if proto == 1 {
+			s, reply := subscribeWS(t, addr, key, token)
+			if s != nil {
+				sub = s
+				return true
+			}
+			if reply != "-n" {
+				t.Fatalf("websocket subscribe %s: %q", key, reply)
+			}
+			return false
+		}
+		s, reply := subscribeTCP(t, addr, key, token)
+		if s != nil {
+			sub = s
+			return true
+		}
+		if reply != "-n" {
+			t.Fatalf("tcp subscribe %s: %q", key, reply)
+		}
+		return false
+	})
+	t.Cleanup(sub.close)
+	return sub
+}
+
+// waitRouted waits until web routes key (proto 2) to a comet with ret 0 and
+// returns the address.
+func waitRouted(t *testing.T, w *web, key string, want string) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("web to route %s to %s", key, want), func() bool {
+		got, code := w.serverGet(t, key, 2)
+		return code == 0 && got == want
+	})
+}
+
+func TestClusterEndToEnd(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	c.startMessage()
+	n1 := c.startComet("node1", 1, false)
+	n2 := c.startComet("node2", 2, false)
+	w := c.startWeb("")
+	byNode := map[string]*comet{"node1": n1, "node2": n2}
+	ring := ketama.FromWeights(ketama.DefaultBase, map[string]int{"node1": 1, "node2": 2})
+	prefix := testenv.Unique(t) + "-"
+
+	// Every key goes where the 1.0.5 ring says.
+	waitFor(t, "web to see both comets", func() bool {
+		k1, k2 := keyOn(ring, "node1", prefix), keyOn(ring, "node2", prefix)
+		a, c1 := w.serverGet(t, k1, 2)
+		b, c2 := w.serverGet(t, k2, 2)
+		return c1 == 0 && c2 == 0 && a == n1.tcp && b == n2.tcp
+	})
+	for i := range 200 {
+		key := prefix + strconv.Itoa(i)
+		want := byNode[ring.Get(key)]
+		if got, code := w.serverGet(t, key, 2); code != 0 || got != want.tcp {
+			t.Fatalf("key %s: tcp %q (ret %d), want %s", key, got, code, want.tcp)
+		}
+		if got, code := w.serverGet(t, key, 1); code != 0 || got != want.ws {
+			t.Fatalf("key %s: ws %q (ret %d), want %s", key, got, code, want.ws)
+		}
+	}
+
+	// Subscribers on both comets, over TCP and WebSocket.
+	type sub struct {
+		key string
+		s   subscriber
+	}
+	var subs []sub
+	for _, node := range []string{"node1", "node2"} {
+		for _, proto := range []int{1, 2} {
+			key := keyOn(ring, node, fmt.Sprintf("%ssub-%d-", prefix, proto))
+			addr := byNode[node].tcp
+			if proto == 1 {
+				addr = byNode[node].ws
+			}
+			subs = append(subs, sub{key, subscribeWhenReady(t, proto, addr, key, "")})
+		}
+	}
+	// push/private, stored for 10 minutes.
+	online := map[string][]message{}
+	for i, s := range subs {
+		msg := fmt.Sprintf(`{"one":%d}`, i)
+		if a := w.push(t, s.key, 600, msg); a.Status != 200 || a.Body != `{"ret":0}` {
+			t.Fatalf("push/private %s: %d %s", s.key, a.Status, a.Body)
+		}
+		m := s.s.next(t)
+		if string(m.Msg) != msg || m.Gid != 0 || m.Mid == 0 {
+			t.Fatalf("subscriber %s got %+v, want %s", s.key, m, msg)
+		}
+		online[s.key] = append(online[s.key], m)
+	}
+	// push/mprivate to all of them at once.
+	keys := make([]string, len(subs))
+	for i, s := range subs {
+		keys[i] = s.key
+	}
+	if a := w.mpush(t, keys, 600, `{"all":true}`); a.Status != 200 || a.Body != `{"ret":0}` {
+		t.Fatalf("push/mprivate: %d %s", a.Status, a.Body)
+	}
+	mids := map[int64]bool{}
+	for _, s := range subs {
+		m := s.s.next(t)
+		if string(m.Msg) != `{"all":true}` {
+			t.Fatalf("subscriber %s got %s from mprivate", s.key, m.Msg)
+		}
+		if prev := online[s.key][0].Mid; m.Mid <= prev {
+			t.Fatalf("subscriber %s: mid %d not after %d", s.key, m.Mid, prev)
+		}
+		mids[m.Mid] = true
+		online[s.key] = append(online[s.key], m)
+	}
+	if len(mids) != len(subs) {
+		t.Fatalf("keys pushed together share mids: %v", mids)
+	}
+
+	// Offline: the same messages, same mids, in order; after m only newer.
+	for _, s := range subs {
+		got, _ := w.offline(t, s.key, 0)
+		if !sameMessages(got, online[s.key]) {
+			t.Fatalf("offline %s: %+v, want %+v", s.key, got, online[s.key])
+		}
+		got, _ = w.offline(t, s.key, online[s.key][0].Mid)
+		if !sameMessages(got, online[s.key][1:]) {
+			t.Fatalf("offline %s after first mid: %+v", s.key, got)
+		}
+		if _, a := w.offline(t, s.key, online[s.key][1].Mid); a.Body != `{"ret":0}` {
+			t.Fatalf("offline %s after last mid: %s", s.key, a.Body)
+		}
+	}
+	// msg/del empties them.
+	for _, s := range subs {
+		if a := httpPost(t, "http://"+w.admin+"/1/admin/msg/del", "key="+s.key); a.Body != `{"ret":0}` {
+			t.Fatalf("msg/del %s: %s", s.key, a.Body)
+		}
+		if _, a := w.offline(t, s.key, 0); a.Body != `{"ret":0}` {
+			t.Fatalf("offline %s after del: %s", s.key, a.Body)
+		}
+	}
+	// expire 0: delivered online, not stored.
+	if a := w.push(t, subs[0].key, 0, `{"volatile":1}`); a.Body != `{"ret":0}` {
+		t.Fatalf("push expire 0: %s", a.Body)
+	}
+	if m := subs[0].s.next(t); string(m.Msg) != `{"volatile":1}` {
+		t.Fatalf("got %s", m.Msg)
+	}
+	if _, a := w.offline(t, subs[0].key, 0); a.Body != `{"ret":0}` {
+		t.Fatalf("expire 0 was stored: %s", a.Body)
+	}
+
+	// time/get is within a second of now.
+	a := httpGet(t, "http://"+w.http+"/1/time/get")
+	var tr struct {
+		Ret  int
+		Data struct{ Timeid int64 }
+	}
+	if err := json.Unmarshal([]byte(a.Body), &tr); err != nil || tr.Ret != 0 {
+		t.Fatalf("time/get: %s", a.Body)
+	}
+	if d := time.Since(time.Unix(0, tr.Data.Timeid*100)); d < -time.Second || d > time.Second {
+		t.Fatalf("time/get is %v off", d)
+	}
+}
+
+func sameMessages(a, b []message) bool {
+	return slices.EqualFunc(a, b, func(x, y message) bool {
+		return x.Mid == y.Mid && x.Gid == y.Gid && string(x.Msg) == string(y.Msg)
+	})
+}
+
+// keyOn returns the first key prefix+N that ring gives node.
+func keyOn(ring *ketama.Ring, node, prefix string) string {
+	for i := 0; ; i++ {
+		if k := prefix + strconv.Itoa(i); ring.Get(k) == node {
+			return k
+		}
+	}
+}
+
+func TestClusterPrunesKilledComet(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	c.startMessage()
+	n1 := c.startComet("node1", 1, false)
+	n2 := c.startComet("node2", 1, false)
+	w := c.startWeb("")
+	ring := ketama.FromWeights(ketama.DefaultBase, map[string]int{"node1": 1, "node2": 1})
+	prefix := testenv.Unique(t) + "-"
+	key := keyOn(ring, "node2", prefix)
+	waitRouted(t, w, key, n2.tcp)
+	sub := subscribeWhenReady(t, 2, n2.tcp, key, "")
+	if a := w.push(t, key, 600, `{"before":1}`); a.Body != `{"ret":0}` {
+		t.Fatalf("push: %s", a.Body)
+	}
+	before := sub.next(t)
+
+	n2.Kill() // SIGKILL: no goodbye; its ephemeral child lives until the session times out
+	killed := time.Now()
+	waitFor(t, "web to prune node2", func() bool {
+		ok, _, err := c.zc.Exists(c.cometPath + "/node2")
+		return err == nil && !ok
+	})
+	t.Logf("node2 pruned %v after SIGKILL (session timeout 4s, then %d pings %v apart)",
+		time.Since(killed).Round(10*time.Millisecond), pruneFailures, pruneInterval)
+	if !strings.Contains(w.Log(), "pruned dead comet node") {
+		t.Fatal("web did not log the prune")
+	}
+	waitRouted(t, w, key, n1.tcp)
+	sub2 := subscribeWhenReady(t, 2, n1.tcp, key, "")
+	if a := w.push(t, key, 600, `{"after":1}`); a.Body != `{"ret":0}` {
+		t.Fatalf("push after prune: %s", a.Body)
+	}
+	after := sub2.next(t)
+	if string(after.Msg) != `{"after":1}` || after.Mid <= before.Mid {
+		t.Fatalf("after the move got %+v (before: %+v)", after, before)
+	}
+	// The message stored before the kill is still there.
+	got, _ := w.offline(t, key, 0)
+	if len(got) != 2 || got[0].Mid != before.Mid || got[1].Mid != after.Mid {
+		t.Fatalf("offline after the move: %+v", got)
+	}
+}
+
+func TestClusterStandbyTakesOverWithoutPrune(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	c.startMessage()
+	first := c.startComet("node1", 1, false)
+	w := c.startWeb("")
+	key := testenv.Unique(t)
+	waitRouted(t, w, key, first.tcp)
+	standby := c.startComet("node1", 1, false)
+	waitFor(t, "the standby to register", func() bool {
+		children, _, err := c.zc.Children(c.cometPath + "/node1")
+		return err == nil && len(children) == 2
+	})
+	if got, _ := w.serverGet(t, key, 2); got != first.tcp {
+		t.Fatalf("the standby serves before the first one died: %s", got)
+	}
+	first.Kill()
+	// The standby serves once the killed one's session times out.
+	waitRouted(t, w, key, standby.tcp)
+	sub := subscribeWhenReady(t, 1, standby.ws, key, "")
+	if a := w.push(t, key, 0, `{"standby":1}`); a.Body != `{"ret":0}` {
+		t.Fatalf("push to standby: %s", a.Body)
+	}
+	if m := sub.next(t); string(m.Msg) != `{"standby":1}` {
+		t.Fatalf("got %s", m.Msg)
+	}
+	if strings.Contains(w.Log(), "pruned dead comet node") {
+		t.Fatal("web pruned node1 although a standby took over")
+	}
+}
+
+func TestClusterTokenAuth(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	c.startMessage()
+	n1 := c.startComet("node1", 1, true)
+	w := c.startWeb("")
+	key := testenv.Unique(t)
+	waitRouted(t, w, key, n1.tcp)
+	// No token added: -a, over TCP and WebSocket.
+	if s, reply := subscribeTCP(t, n1.tcp, key, "secret"); s != nil || reply != "-a" {
+		t.Fatalf("tcp subscribe without a token: %q", reply)
+	}
+	if s, reply := subscribeWS(t, n1.ws, key, "secret"); s != nil || reply != "-a" {
+		t.Fatalf("websocket subscribe without a token: %q", reply)
+	}
+	// token/add is not on the public port by default.
+	if a := httpGet(t, "http://"+w.http+"/1/token/add?k="+key+"&t=secret"); a.Status != 404 {
+		t.Fatalf("public token/add: %d %s", a.Status, a.Body)
+	}
+	if a := httpGet(t, "http://"+w.admin+"/1/token/add?k="+key+"&t=secret"); a.Body != `{"ret":0}` {
+		t.Fatalf("token/add: %s", a.Body)
+	}
+	sub := mustSubscribe(t, 2, n1.tcp, key, "secret")
+	defer sub.close()
+	ws := mustSubscribe(t, 1, n1.ws, key, "secret")
+	defer ws.close()
+	if s, reply := subscribeTCP(t, n1.tcp, key, "wrong"); s != nil || reply != "-a" {
+		t.Fatalf("tcp subscribe with a wrong token: %q", reply)
+	}
+	if a := w.push(t, key, 0, `{"auth":1}`); a.Body != `{"ret":0}` {
+		t.Fatalf("push: %s", a.Body)
+	}
+	for _, s := range []subscriber{sub, ws} {
+		if m := s.next(t); string(m.Msg) != `{"auth":1}` {
+			t.Fatalf("got %s", m.Msg)
+		}
+	}
+}
