@@ -28,9 +28,11 @@ type Client struct {
 	addr    string
 	timeout time.Duration
 
-	mu     sync.Mutex
-	rc     *rpc.Client // current connection; nil when none
-	closed bool
+	mu      sync.Mutex
+	rc      *rpc.Client   // current connection; nil when none
+	dialing chan struct{} // closed when the dial in progress ends; nil when none
+	dialErr error         // outcome of the last dial
+	closed  bool
 }
 
 // NewClient returns a client for addr whose calls last at most timeout. It
@@ -96,14 +98,14 @@ func (c *Client) call(ctx context.Context, method string, args, reply any) error
 		rv.Elem().Set(fresh.Elem())
 		return nil
 	case <-ctx.Done():
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
-		}
-		return ctx.Err()
+		return ctxErr(ctx)
 	}
 }
 
 // conn returns the current connection, dialling one if there is none.
+// Concurrent callers share one dial, which runs on its own goroutine
+// (bounded by the client's timeout) so that each caller can give up at its
+// own deadline.
 func (c *Client) conn(ctx context.Context) (*rpc.Client, error) {
 	c.mu.Lock()
 	if c.closed {
@@ -114,27 +116,72 @@ func (c *Client) conn(ctx context.Context) (*rpc.Client, error) {
 		c.mu.Unlock()
 		return rc, nil
 	}
+	wait := c.dialing
+	if wait == nil {
+		wait = make(chan struct{})
+		c.dialing = wait
+		go c.dial(wait)
+	}
 	c.mu.Unlock()
 
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", c.addr)
-	if err != nil {
-		return nil, err
+	select {
+	case <-wait:
+	case <-ctx.Done():
+		return nil, ctxErr(ctx)
 	}
-	rc := rpc.NewClientWithCodec(newClientCodec(nc, c.timeout))
-
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
 	case c.closed:
-		rc.Close()
 		return nil, ErrClientClosed
-	case c.rc != nil: // another call dialled meanwhile: share its connection
-		rc.Close()
+	case c.rc != nil:
 		return c.rc, nil
+	case c.dialErr != nil:
+		return nil, c.dialErr
 	}
-	c.rc = rc
-	return rc, nil
+	return nil, errors.New("connection lost just after dialling")
+}
+
+// dial connects to the peer and publishes the outcome; it closes wait.
+func (c *Client) dial(wait chan struct{}) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", c.addr)
+	var rc *rpc.Client
+	if err == nil {
+		rc = rpc.NewClientWithCodec(newClientCodec(nc, c.timeout))
+	}
+	if err != nil {
+		err = &dialError{err}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	close(wait)
+	c.dialing = nil
+	c.dialErr = err
+	if rc != nil {
+		if c.closed {
+			rc.Close()
+		} else {
+			c.rc = rc
+		}
+	}
+}
+
+// dialError is a failure to connect: nothing was sent, so the call can be
+// tried elsewhere whatever the cause (a dial timeout included).
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
+// ctxErr is ctx's error, marked ErrTimeout when its deadline passed.
+func ctxErr(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
+	}
+	return ctx.Err()
 }
 
 // drop forgets rc (if it is still the current connection) and closes it.
@@ -170,6 +217,10 @@ func IsTransport(err error) bool {
 	var se rpc.ServerError
 	if errors.As(err, &se) {
 		return false
+	}
+	var de *dialError
+	if errors.As(err, &de) {
+		return true
 	}
 	if errors.Is(err, ErrTimeout) || errors.Is(err, context.Canceled) ||
 		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrClientClosed) {

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"gopush/internal/testenv"
 )
 
 // fakeMessage is a message node as the pool sees it: Ping, and a method
@@ -179,6 +181,24 @@ func TestPoolRetriesTransportFailureOnAnotherNode(t *testing.T) {
 	}
 	if len(p.Live()) != 1 {
 		t.Error("an application error marked a node dead")
+	}
+}
+
+// A registered node that cannot be reached costs callers nothing: the call
+// goes to another node and the unreachable one is left out.
+func TestPoolSkipsUnreachableNode(t *testing.T) {
+	t.Parallel()
+	fakes, srvs := startMessages(t, 1)
+	p := NewMessagePool(time.Hour, time.Hour, 2*time.Second, testLog(t))
+	t.Cleanup(p.Close)
+	dead := testenv.FreeAddr(t)
+	p.Update([]MessageNode{msgNode(srvs[0].Addrs()[0], 1), msgNode(dead, 100)})
+	hitN(t, p, 20)
+	if got := fakes[0].hits.Load(); got != 20 {
+		t.Errorf("live node got %d of 20 calls", got)
+	}
+	if live := p.Live(); len(live) != 1 || live[0] == dead {
+		t.Errorf("Live = %v, want only the reachable node", live)
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"gopush/internal/testenv"
 )
 
 // testSvc is the receiver served in these tests.
@@ -328,4 +330,45 @@ func TestServerCloseGivesUpAtDeadline(t *testing.T) {
 	}
 	close(svc.release) // let the handler (and goroutines) finish
 	<-callErr
+}
+
+func TestConcurrentCallsShareOneDial(t *testing.T) {
+	t.Parallel()
+	srv := serveTest(t, newTestSvc())
+	c := NewClient(srv.Addrs()[0], 10*time.Second)
+	defer c.Close()
+	var wg sync.WaitGroup
+	errs := make(chan error, 50)
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var got string
+			errs <- c.Call(context.Background(), "Test.Echo", "x", &got)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv.mu.Lock()
+	n := len(srv.conns)
+	srv.mu.Unlock()
+	if n != 1 {
+		t.Errorf("50 concurrent first calls opened %d connections, want 1", n)
+	}
+}
+
+func TestDialFailureIsTransport(t *testing.T) {
+	t.Parallel()
+	c := NewClient(testenv.FreeAddr(t), 2*time.Second)
+	defer c.Close()
+	var got string
+	err := c.Call(context.Background(), "Test.Echo", "x", &got)
+	if err == nil || !IsTransport(err) {
+		t.Errorf("call to a closed port: err = %v, IsTransport = %v; want a transport error", err, IsTransport(err))
+	}
 }
