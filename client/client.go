@@ -111,6 +111,20 @@ type Client struct {
 	last   atomic.Int64
 	comet  atomic.Pointer[string]
 	once   sync.Once
+
+	subscribes, online, offline atomic.Uint64
+}
+
+// Stats counts what a client did so far.
+type Stats struct {
+	Subscribes uint64 // subscriptions comet accepted
+	Online     uint64 // messages delivered as comet pushed them
+	Offline    uint64 // messages delivered from the offline fetch
+}
+
+// Stats returns the counters of the client.
+func (c *Client) Stats() Stats {
+	return Stats{Subscribes: c.subscribes.Load(), Online: c.online.Load(), Offline: c.offline.Load()}
 }
 
 // New checks cfg and starts the subscriber in the background. It returns
@@ -277,6 +291,7 @@ func (c *Client) session(ctx context.Context) (subscribed bool, err error) {
 		return false, err
 	}
 	c.comet.Store(&addr)
+	c.subscribes.Add(1)
 	c.log.Info("gopush client: subscribed", "key", c.cfg.Key, "comet", addr, "proto", c.cfg.Proto)
 	if c.cfg.OnConnect != nil {
 		c.cfg.OnConnect(addr)
@@ -302,7 +317,7 @@ func (c *Client) session(ctx context.Context) (subscribed bool, err error) {
 		return true, err
 	}
 	for _, m := range missed {
-		if err := c.deliver(sctx, m); err != nil {
+		if err := c.deliver(sctx, m, &c.offline); err != nil {
 			return true, err
 		}
 	}
@@ -313,7 +328,7 @@ func (c *Client) session(ctx context.Context) (subscribed bool, err error) {
 		case err := <-ended:
 			return true, err
 		case m := <-frames:
-			if err := c.deliver(sctx, m); err != nil {
+			if err := c.deliver(sctx, m, &c.online); err != nil {
 				return true, err
 			}
 		}
@@ -354,14 +369,16 @@ func (c *Client) heartbeatLoop(ctx context.Context, tr transport) error {
 	}
 }
 
-// deliver hands m to the caller unless it is not newer than the last one.
-func (c *Client) deliver(ctx context.Context, m Message) error {
+// deliver hands m to the caller unless it is not newer than the last one,
+// and counts it in count.
+func (c *Client) deliver(ctx context.Context, m Message, count *atomic.Uint64) error {
 	if m.Mid <= c.last.Load() {
 		return nil
 	}
 	select {
 	case c.out <- m:
 		c.last.Store(m.Mid)
+		count.Add(1)
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

@@ -228,6 +228,9 @@ func TestReconnectFetchesMissedOnce(t *testing.T) {
 			s2.push(t, msgJSON(base+6, `6`))
 			expect(t, c, base+6, `6`)
 			noMore(t, c)
+			if st := c.Stats(); st != (Stats{Subscribes: 2, Online: 3, Offline: 3}) {
+				t.Errorf("Stats %+v, want 2 subscribes, 3 online, 3 offline", st)
+			}
 			gets := web.msgGets()
 			if len(gets) != 2 || gets[0] != "0" || gets[1] != "17000000000000002" {
 				t.Errorf("/1/msg/get calls with m=%q, want [0 17000000000000002]", gets)
