@@ -91,6 +91,7 @@ func (r *RedisServer) Stop() {
 	if r.cmd == nil {
 		return
 	}
+	r.cmd.Process.Signal(syscall.SIGCONT)
 	r.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-r.done:
@@ -99,6 +100,22 @@ func (r *RedisServer) Stop() {
 		<-r.done
 	}
 	r.cmd = nil
+}
+
+// Pause freezes the server (SIGSTOP): it keeps its connections and port
+// but answers nothing, like a hung machine. Resume undoes it; Stop resumes
+// it first.
+func (r *RedisServer) Pause() { r.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server (SIGCONT).
+func (r *RedisServer) Resume() { r.signal(syscall.SIGCONT) }
+
+func (r *RedisServer) signal(sig syscall.Signal) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd != nil {
+		r.cmd.Process.Signal(sig)
+	}
 }
 
 // pingRedis reports whether a Redis server answers PING on addr.
