@@ -41,7 +41,9 @@ func (v *validator) binds(key string, list AddrList, required bool) {
 func (v *validator) zkPath(key, p string) {
 	if !strings.HasPrefix(p, "/") {
 		v.fail(key, "path %q must start with /", p)
-	} else if len(p) > 1 && strings.HasSuffix(p, "/") {
+	} else if p == "/" {
+		v.fail(key, "path must name a node below /, like /gopush-cluster-comet")
+	} else if strings.HasSuffix(p, "/") {
 		v.fail(key, "path %q must not end with /", p)
 	}
 }
@@ -190,6 +192,12 @@ func (m *Message) validate(file string) error {
 			if dsn == "" {
 				v.fail("mysql.source."+k, "empty DSN")
 			}
+		}
+		if m.MySQL.Idle < 0 {
+			v.fail("mysql.idle", "must not be negative")
+		}
+		if m.MySQL.Active < 0 {
+			v.fail("mysql.active", "must not be negative")
 		}
 		v.duration("mysql.clean", m.MySQL.Clean)
 	default:
