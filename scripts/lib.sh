@@ -31,7 +31,7 @@ spawn() {
 		echo "$$ ${st[19]}" > "$0.tmp" && mv "$0.tmp" "$0"
 		exec "$@"' "$pidfile" "$@" </dev/null >>"$logfile" 2>&1 &
 	local i
-	for i in $(seq 1 100); do
+	for i in $(seq 1 600); do   # 30 s: bash starts slowly on a loaded machine
 		[ -s "$pidfile" ] && return 0
 		sleep 0.05
 	done
