@@ -1,0 +1,165 @@
+package comet
+
+import (
+	"sync"
+	"time"
+)
+
+// hub holds the channels of all keys, spread over a power-of-two number of
+// buckets by a hash of the key. Each bucket has its own lock, so work on
+// different keys rarely contends. No bucket lock is held while writing to a
+// socket or calling RPC.
+type hub struct {
+	buckets []bucket
+	mask    uint32
+	stats   *stats
+}
+
+type bucket struct {
+	mu    sync.Mutex
+	chans map[string]*channel
+}
+
+func newHub(n int, st *stats) *hub {
+	h := &hub{buckets: make([]bucket, n), mask: uint32(n - 1), stats: st}
+	for i := range h.buckets {
+		h.buckets[i].chans = make(map[string]*channel)
+	}
+	return h
+}
+
+// hashKey is 32-bit FNV-1a, written out so that it does not allocate.
+func hashKey(key string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= 16777619
+	}
+	return h
+}
+
+func (h *hub) bucket(key string) *bucket { return &h.buckets[hashKey(key)&h.mask] }
+
+// add adds c to the channel of c.key if admit, called under the bucket lock
+// with the key's channel (nil if none), returns true. It reports whether c
+// was added.
+func (h *hub) add(c *conn, admit func(ch *channel) bool) bool {
+	b := h.bucket(c.key)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ch := b.chans[c.key]
+	if !admit(ch) {
+		return false
+	}
+	if ch == nil {
+		ch = &channel{}
+		b.chans[c.key] = ch
+		h.stats.channels.Add(1)
+	}
+	ch.addConn(c)
+	return true
+}
+
+// remove takes c out of its channel and frees the channel if nothing needs
+// it any more.
+func (h *hub) remove(c *conn) {
+	b := h.bucket(c.key)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ch := b.chans[c.key]
+	if ch == nil || !ch.removeConn(c) {
+		return
+	}
+	if ch.unused(time.Now()) {
+		delete(b.chans, c.key)
+		h.stats.channels.Add(-1)
+	}
+}
+
+// conns returns the connections of key. The slice must not be modified.
+func (h *hub) conns(key string) []*conn {
+	b := h.bucket(key)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if ch := b.chans[key]; ch != nil {
+		return ch.conns
+	}
+	return nil
+}
+
+// count returns the number of connections of key.
+func (h *hub) count(key string) int { return len(h.conns(key)) }
+
+// forget deletes key's channel, tokens included, and returns its
+// connections for the caller to close.
+func (h *hub) forget(key string) []*conn {
+	b := h.bucket(key)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ch := b.chans[key]
+	if ch == nil {
+		return nil
+	}
+	delete(b.chans, key)
+	h.stats.channels.Add(-1)
+	return ch.conns
+}
+
+// addToken adds or refreshes a token of key, creating its channel if needed.
+func (h *hub) addToken(key, value string, life time.Duration, max int) {
+	b := h.bucket(key)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ch := b.chans[key]
+	if ch == nil {
+		ch = &channel{}
+		b.chans[key] = ch
+		h.stats.channels.Add(1)
+	}
+	ch.tokens.add(value, life, time.Now(), max)
+}
+
+// sweep drops expired tokens and frees the channels left with nothing.
+func (h *hub) sweep(now time.Time) {
+	for i := range h.buckets {
+		b := &h.buckets[i]
+		b.mu.Lock()
+		for key, ch := range b.chans {
+			if ch.unused(now) {
+				delete(b.chans, key)
+				h.stats.channels.Add(-1)
+			}
+		}
+		b.mu.Unlock()
+	}
+}
+
+// connsWhere returns the connections of every key for which match is true.
+// match is called under a bucket lock and must be quick.
+func (h *hub) connsWhere(match func(key string) bool) []*conn {
+	var out []*conn
+	for i := range h.buckets {
+		b := &h.buckets[i]
+		b.mu.Lock()
+		for key, ch := range b.chans {
+			if len(ch.conns) > 0 && match(key) {
+				out = append(out, ch.conns...)
+			}
+		}
+		b.mu.Unlock()
+	}
+	return out
+}
+
+// numChannels counts the channels by walking the buckets (tests compare it
+// with the counter).
+func (h *hub) numChannels() int {
+	n := 0
+	for i := range h.buckets {
+		b := &h.buckets[i]
+		b.mu.Lock()
+		n += len(b.chans)
+		b.mu.Unlock()
+	}
+	return n
+}

@@ -1,0 +1,358 @@
+// Package comet is the connection daemon of gopush (SPEC §2, §4, §5, §6,
+// §8): it holds the subscribers' TCP and WebSocket connections of the keys
+// the ring gives it, and delivers the messages web pushes through CometRPC.
+//
+// A Comet is built by New, started by Start and stopped by Close. It owns
+// every goroutine it starts: Close returns once they have all ended.
+package comet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"gopush/conf"
+	"gopush/myrpc"
+)
+
+// Comet is one comet daemon.
+type Comet struct {
+	cfg *conf.Comet
+	log *slog.Logger
+
+	stats    *stats
+	hub      *hub
+	ring     *ring
+	mids     *midGen
+	order    *orderLocks
+	upgrader *websocket.Upgrader
+	conns    connSet
+	connIDs  atomic.Uint64
+
+	ctx    context.Context // ends when Close starts
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // every goroutine comet starts
+
+	// Set by Start.
+	store    caller // the message-node pool
+	pool     closer
+	zk       *myrpc.ZK
+	reg      *myrpc.Registration
+	rpc      *myrpc.Server
+	tcpLns   []net.Listener
+	wsLns    []net.Listener
+	statLns  []net.Listener
+	pprofLns []net.Listener
+	servers  []*http.Server // websocket, stat, pprof
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New builds a comet from a validated configuration. It does not touch the
+// network; Start does.
+func New(cfg *conf.Comet, log *slog.Logger) *Comet {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Comet{
+		cfg:   cfg,
+		log:   log,
+		stats: &stats{start: time.Now()},
+		ring:  newRing(cfg.ZooKeeper.Comet.Node),
+		mids:  newMidGen(),
+		order: &orderLocks{},
+	}
+	c.hub = newHub(cfg.Channel.Bucket, c.stats)
+	c.upgrader = c.newUpgrader()
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	return c
+}
+
+func (c *Comet) wantProto(p string) bool {
+	for _, x := range c.cfg.Channel.Proto {
+		if x == p {
+			return true
+		}
+	}
+	return false
+}
+
+// Start opens every listener, registers this instance in ZooKeeper, builds
+// the ring from ZooKeeper so that keys are checked before the first Migrate,
+// starts watching the message nodes, and then begins accepting clients. On
+// error everything already started is stopped again.
+func (c *Comet) Start() error {
+	if err := c.start(); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = c.Close(ctx)
+		return err
+	}
+	return nil
+}
+
+func (c *Comet) start() error {
+	cfg := c.cfg
+	var err error
+	if c.wantProto("tcp") {
+		if c.tcpLns, err = listenAll("tcp.bind", cfg.TCP.Bind); err != nil {
+			return err
+		}
+	}
+	if c.wantProto("websocket") {
+		if c.wsLns, err = listenAll("websocket.bind", cfg.WebSocket.Bind); err != nil {
+			return err
+		}
+	}
+	if c.statLns, err = listenAll("stat.bind", cfg.Stat.Bind); err != nil {
+		return err
+	}
+	if c.pprofLns, err = listenAll("pprof.bind", cfg.Pprof.Bind); err != nil {
+		return err
+	}
+	if c.rpc, err = myrpc.Serve(myrpc.CometService, &RPC{c: c}, cfg.RPC.Bind, c.log); err != nil {
+		return fmt.Errorf("rpc.bind: %w", err)
+	}
+
+	zkc := cfg.ZooKeeper
+	if c.zk, err = myrpc.DialZK(zkc.Addr, zkc.Timeout.D(), c.log); err != nil {
+		return fmt.Errorf("zookeeper %v: %w", zkc.Addr, err)
+	}
+	data, err := json.Marshal(myrpc.CometNodeData{
+		RPC:    advertise(cfg.RPC.Bind, c.rpc.Addrs()),
+		TCP:    advertise(cfg.TCP.Bind, addrsOf(c.tcpLns)),
+		WS:     advertise(cfg.WebSocket.Bind, addrsOf(c.wsLns)),
+		Weight: zkc.Comet.Weight,
+	})
+	if err != nil {
+		return err
+	}
+	nodePath := zkc.Comet.Path + "/" + zkc.Comet.Node
+	if c.reg, err = myrpc.Register(c.ctx, c.zk, nodePath, data, c.log); err != nil {
+		return fmt.Errorf("registering in zookeeper at %s: %w", nodePath, err)
+	}
+	c.loadRing()
+
+	c.watchMessageNodes()
+
+	for _, ln := range c.tcpLns {
+		c.wg.Add(1)
+		go c.acceptTCP(ln)
+	}
+	wsMux := http.NewServeMux()
+	wsMux.HandleFunc("/sub", c.serveWS)
+	c.serve(c.wsLns, wsMux)
+	statMux := http.NewServeMux()
+	statMux.HandleFunc("/stat", c.statHandler)
+	c.serve(c.statLns, statMux)
+	if len(c.pprofLns) > 0 {
+		pp := http.NewServeMux()
+		pp.HandleFunc("/debug/pprof/", pprof.Index)
+		pp.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		pp.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		pp.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		pp.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		c.serve(c.pprofLns, pp)
+	}
+	c.wg.Add(1)
+	go c.sweepTokens()
+	c.log.Info("comet started", "node", zkc.Comet.Node, "tcp", addrsOf(c.tcpLns), "websocket", addrsOf(c.wsLns),
+		"rpc", c.rpc.Addrs(), "stat", addrsOf(c.statLns), "zk_path", c.reg.Path())
+	return nil
+}
+
+// migrate installs a new ring and closes the connections of keys that now
+// belong to another node.
+func (c *Comet) migrate(nodes map[string]int) error {
+	changed, err := c.ring.replace(nodes)
+	if err != nil || !changed {
+		return err
+	}
+	moved := c.hub.connsWhere(func(key string) bool { return !c.ring.owns(key) })
+	for _, cn := range moved {
+		cn.close()
+	}
+	c.log.Info("ring changed", "nodes", nodes, "closed_connections", len(moved))
+	return nil
+}
+
+// sweepTokens frees expired tokens, and the channels they kept, until Close.
+func (c *Comet) sweepTokens() {
+	defer c.wg.Done()
+	every := min(c.cfg.Channel.Token.Expire.D()/2, time.Minute)
+	every = max(every, 100*time.Millisecond)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case now := <-t.C:
+			c.hub.sweep(now)
+		}
+	}
+}
+
+// finish is the last thing a connection's reader does: close the socket,
+// leave the channel, and stop being counted.
+func (c *Comet) finish(cn *conn) {
+	cn.close()
+	if cn.subscribed {
+		c.hub.remove(cn)
+		c.stats.subscribed.Add(-1)
+	}
+	if cn.proto == protoWS {
+		c.stats.wsConns.Add(-1)
+	} else {
+		c.stats.tcpConns.Add(-1)
+	}
+	c.conns.remove(cn)
+	c.wg.Done()
+}
+
+// serve runs an HTTP server on each listener.
+func (c *Comet) serve(lns []net.Listener, h http.Handler) {
+	if len(lns) == 0 {
+		return
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: c.cfg.Channel.Handshake.Timeout.D(),
+		IdleTimeout:       time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(c.log.Handler(), slog.LevelDebug),
+	}
+	c.servers = append(c.servers, srv)
+	for _, ln := range lns {
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				c.log.Error("http server stopped", "addr", ln.Addr(), "err", err)
+			}
+		}()
+	}
+}
+
+// Close stops the comet: it leaves ZooKeeper first (deleting its node and
+// ending its session, so that web routes elsewhere at once, SPEC §9.6), then
+// stops accepting, closes every client connection, stops the RPC server
+// (waiting for calls in flight until ctx ends) and the message-node pool,
+// and waits for its goroutines. It may be called more than once.
+func (c *Comet) Close(ctx context.Context) error {
+	c.closeOnce.Do(func() { c.closeErr = c.close(ctx) })
+	return c.closeErr
+}
+
+func (c *Comet) close(ctx context.Context) error {
+	var errs []error
+	if c.reg != nil {
+		if err := c.reg.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("leaving zookeeper: %w", err))
+		}
+	}
+	if c.zk != nil {
+		c.zk.Close()
+	}
+	c.cancel()
+	for _, ln := range c.tcpLns {
+		ln.Close()
+	}
+	for _, srv := range c.servers {
+		srv.Close()
+	}
+	for _, lns := range [][]net.Listener{c.wsLns, c.statLns, c.pprofLns} {
+		for _, ln := range lns {
+			ln.Close() // servers not started yet when Start failed
+		}
+	}
+	c.conns.closeAll()
+	if c.rpc != nil {
+		if err := c.rpc.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stopping rpc: %w", err))
+		}
+	}
+	if c.pool != nil {
+		c.pool.Close()
+	}
+	done := make(chan struct{})
+	go func() {
+		c.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("comet goroutines still running: %w", ctx.Err()))
+	}
+	c.log.Info("comet stopped")
+	return errors.Join(errs...)
+}
+
+// TCPAddrs returns the TCP listen addresses (useful with port 0).
+func (c *Comet) TCPAddrs() []string { return addrsOf(c.tcpLns) }
+
+// WSAddrs returns the WebSocket listen addresses.
+func (c *Comet) WSAddrs() []string { return addrsOf(c.wsLns) }
+
+// StatAddrs returns the stat listen addresses.
+func (c *Comet) StatAddrs() []string { return addrsOf(c.statLns) }
+
+// RPCAddrs returns the RPC listen addresses.
+func (c *Comet) RPCAddrs() []string {
+	if c.rpc == nil {
+		return nil
+	}
+	return c.rpc.Addrs()
+}
+
+func listenAll(key string, binds []string) ([]net.Listener, error) {
+	var lns []net.Listener
+	for _, b := range binds {
+		ln, err := net.Listen("tcp", b)
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return nil, fmt.Errorf("%s: %w", key, err)
+		}
+		lns = append(lns, ln)
+	}
+	return lns, nil
+}
+
+func addrsOf(lns []net.Listener) []string {
+	out := make([]string, 0, len(lns))
+	for _, ln := range lns {
+		out = append(out, ln.Addr().String())
+	}
+	return out
+}
+
+// advertise returns the addresses published in ZooKeeper: each configured
+// bind address as written (clients need a host name they can reach, not
+// 0.0.0.0 resolved), with the actual port when the configured one is 0.
+func advertise(binds, actual []string) []string {
+	out := make([]string, 0, len(binds))
+	for i, b := range binds {
+		host, port, err := net.SplitHostPort(b)
+		if err == nil && port == "0" && i < len(actual) {
+			if _, p, err := net.SplitHostPort(actual[i]); err == nil {
+				b = net.JoinHostPort(host, p)
+			}
+		}
+		out = append(out, b)
+	}
+	return out
+}

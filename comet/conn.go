@@ -1,0 +1,211 @@
+package comet
+
+import (
+	"net"
+	"sync"
+	"time"
+)
+
+// proto is the client protocol of a connection.
+type proto uint8
+
+const (
+	protoTCP proto = iota // SPEC §2.1
+	protoWS               // SPEC §2.2
+)
+
+func (p proto) String() string {
+	if p == protoWS {
+		return "websocket"
+	}
+	return "tcp"
+}
+
+// conn is one subscriber connection after (or during) its handshake.
+//
+// Its reader goroutine (tcp.go, websocket.go) owns it: it reads heartbeats,
+// and when it stops it closes the connection and removes it from its channel.
+// Everything sent to the client goes through send, into a bounded queue that
+// a writer goroutine drains. The writer exists only while the queue is not
+// empty, so an idle connection costs one goroutine. When the queue is full
+// the client is too slow: the connection is closed rather than letting it
+// hold up anyone else.
+type conn struct {
+	nc         net.Conn
+	id         uint64 // accept order, spreads connections over connSet shards
+	proto      proto
+	key        string // set once subscribed
+	oldForm    bool   // the client wants the old message form (empty version)
+	timeout    time.Duration
+	maxQueue   int
+	comet      *Comet
+	subscribed bool // true once added to its channel (written by the reader only)
+
+	mu      sync.Mutex
+	queue   [][]byte // frames waiting for the writer; at most maxQueue
+	spare   [][]byte // the writer's previous batch, reused
+	writing bool     // a writer goroutine is running
+	closed  bool
+}
+
+func newConn(c *Comet, nc net.Conn, p proto) *conn {
+	return &conn{
+		nc:       nc,
+		id:       c.connIDs.Add(1),
+		proto:    p,
+		comet:    c,
+		maxQueue: c.cfg.Channel.Msgbuf.Num,
+		timeout:  c.cfg.Channel.Handshake.Timeout.D(),
+	}
+}
+
+// send queues one frame. The frame is shared with other connections and must
+// not be modified. It returns false if the connection is closed, or was
+// closed now because its queue is full.
+func (c *conn) send(frame []byte) bool {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return false
+	}
+	if len(c.queue) >= c.maxQueue {
+		c.mu.Unlock()
+		c.comet.stats.slowClosed.Add(1)
+		c.comet.log.Debug("closing a slow connection: its send queue is full", "key", c.key, "proto", c.proto, "addr", c.nc.RemoteAddr())
+		c.close()
+		return false
+	}
+	c.queue = append(c.queue, frame)
+	start := !c.writing
+	c.writing = true
+	c.mu.Unlock()
+	if start {
+		// The reader goroutine of this connection is still running (it
+		// marks the connection closed before it ends), so the daemon's
+		// WaitGroup is above zero here.
+		c.comet.wg.Add(1)
+		go c.writeLoop()
+	}
+	return true
+}
+
+// writeLoop writes queued frames until the queue is empty, then ends.
+func (c *conn) writeLoop() {
+	defer c.comet.wg.Done()
+	for {
+		c.mu.Lock()
+		if c.closed || len(c.queue) == 0 {
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+		batch := c.queue
+		c.queue, c.spare = c.spare, nil
+		c.mu.Unlock()
+
+		n := len(batch)
+		_ = c.nc.SetWriteDeadline(time.Now().Add(c.timeout))
+		bufs := net.Buffers(batch)
+		_, err := bufs.WriteTo(c.nc)
+		clear(batch)
+		if err != nil {
+			c.close()
+			return
+		}
+		c.comet.stats.framesWritten.Add(int64(n))
+		c.mu.Lock()
+		if c.spare == nil {
+			c.spare = batch[:0]
+		}
+		c.mu.Unlock()
+	}
+}
+
+// writeNow writes a frame directly, for error replies sent before the
+// connection has a writer; the caller closes the connection afterwards.
+func (c *conn) writeNow(frame []byte) {
+	_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = c.nc.Write(frame)
+}
+
+// close closes the socket (once) and drops whatever is still queued. The
+// reader goroutine then notices and cleans up.
+func (c *conn) close() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	c.queue, c.spare = nil, nil
+	c.mu.Unlock()
+	_ = c.nc.Close()
+}
+
+// isClosed reports whether close has been called.
+func (c *conn) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// connSet tracks every open client connection (subscribed or not) so that
+// Close can end them all, and so that each reader goroutine is counted in
+// the daemon's WaitGroup. It is sharded to keep accept paths from
+// contending on one lock.
+type connSet struct {
+	shards [connShards]connShard
+}
+
+const connShards = 64
+
+type connShard struct {
+	mu     sync.Mutex
+	conns  map[*conn]struct{}
+	closed bool
+}
+
+func (s *connSet) shard(c *conn) *connShard {
+	return &s.shards[c.id%connShards]
+}
+
+// add registers c and counts its reader in wg. It returns false once
+// closeAll has started; the caller must then close the socket itself.
+func (s *connSet) add(c *conn, wg *sync.WaitGroup) bool {
+	sh := s.shard(c)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.closed {
+		return false
+	}
+	if sh.conns == nil {
+		sh.conns = make(map[*conn]struct{})
+	}
+	sh.conns[c] = struct{}{}
+	wg.Add(1)
+	return true
+}
+
+func (s *connSet) remove(c *conn) {
+	sh := s.shard(c)
+	sh.mu.Lock()
+	delete(sh.conns, c)
+	sh.mu.Unlock()
+}
+
+// closeAll refuses new connections and closes every open one.
+func (s *connSet) closeAll() {
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		sh.closed = true
+		list := make([]*conn, 0, len(sh.conns))
+		for c := range sh.conns {
+			list = append(list, c)
+		}
+		sh.mu.Unlock()
+		for _, c := range list {
+			c.close()
+		}
+	}
+}

@@ -1,0 +1,160 @@
+package comet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"gopush/myrpc"
+)
+
+// fakeMessage is a MessageRPC node kept in memory, registered in ZooKeeper
+// like a real one. It records what it is asked to store and can be told to
+// fail or to stall.
+type fakeMessage struct {
+	mu     sync.Mutex
+	saved  []myrpc.Message // Msg, MsgId; GroupId unused
+	keys   []string        // key of saved[i]
+	fail   error           // returned by every save when set
+	stall  chan struct{}   // when set, saves wait for it to close
+	stalls chan struct{}   // receives one value per stalled save
+}
+
+func (f *fakeMessage) record(key string, msg json.RawMessage, mid int64) {
+	f.saved = append(f.saved, myrpc.Message{Msg: msg, MsgId: mid})
+	f.keys = append(f.keys, key)
+}
+
+func (f *fakeMessage) gate() error {
+	f.mu.Lock()
+	stall, stalls, fail := f.stall, f.stalls, f.fail
+	f.mu.Unlock()
+	if stall != nil {
+		if stalls != nil {
+			stalls <- struct{}{}
+		}
+		<-stall
+	}
+	return fail
+}
+
+// Saved returns the (key, mid) pairs stored so far.
+func (f *fakeMessage) Saved() (keys []string, mids []int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, m := range f.saved {
+		keys = append(keys, f.keys[i])
+		mids = append(mids, m.MsgId)
+	}
+	return
+}
+
+// oldMessageRPC is a 1.0.5 message node: no SavePrivatesEach.
+type oldMessageRPC struct{ f *fakeMessage }
+
+func (s *oldMessageRPC) Ping(_ int, r *int) error { *r = 0; return nil }
+
+func (s *oldMessageRPC) SavePrivate(a *myrpc.MessageSavePrivateArgs, r *int) error {
+	if err := s.f.gate(); err != nil {
+		return err
+	}
+	s.f.mu.Lock()
+	defer s.f.mu.Unlock()
+	s.f.record(a.Key, a.Msg, a.MsgId)
+	return nil
+}
+
+func (s *oldMessageRPC) SavePrivates(a *myrpc.MessageSavePrivatesArgs, r *myrpc.MessageSavePrivatesResp) error {
+	if err := s.f.gate(); err != nil {
+		return err
+	}
+	s.f.mu.Lock()
+	defer s.f.mu.Unlock()
+	for _, k := range a.Keys {
+		if k == "refuse-me" {
+			r.FKeys = append(r.FKeys, k)
+			continue
+		}
+		s.f.record(k, a.Msg, a.MsgId)
+	}
+	return nil
+}
+
+// newMessageRPC is a gopush message node.
+type newMessageRPC struct{ oldMessageRPC }
+
+func (s *newMessageRPC) SavePrivatesEach(a *myrpc.MessageSavePrivatesEachArgs, r *myrpc.MessageSavePrivatesResp) error {
+	if err := s.f.gate(); err != nil {
+		return err
+	}
+	if len(a.MsgIds) != len(a.Keys) {
+		return errors.New("keys and mids differ in length")
+	}
+	s.f.mu.Lock()
+	defer s.f.mu.Unlock()
+	for i, k := range a.Keys {
+		if k == "refuse-me" {
+			r.FKeys = append(r.FKeys, k)
+			continue
+		}
+		s.f.record(k, a.Msg, a.MsgIds[i])
+	}
+	return nil
+}
+
+// runningFake is a fake message node serving RPC and registered under
+// messagePath.
+type runningFake struct {
+	*fakeMessage
+	srv *myrpc.Server
+	reg *myrpc.Registration
+	zk  *myrpc.ZK
+}
+
+// stop makes the node vanish: deregistered and its RPC server closed.
+func (r *runningFake) stop() {
+	if r.reg != nil {
+		r.reg.Close()
+		r.reg = nil
+	}
+	if r.zk != nil {
+		r.zk.Close()
+		r.zk = nil
+	}
+	if r.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		r.srv.Close(ctx)
+		r.srv = nil
+	}
+}
+
+// startFakeMessage serves a fake message node (old: without
+// SavePrivatesEach) and registers it under the comet's message.path.
+func startFakeMessage(t testing.TB, zkAddr, messagePath string, old bool) *runningFake {
+	t.Helper()
+	f := &fakeMessage{}
+	var rcvr any = &newMessageRPC{oldMessageRPC{f}}
+	if old {
+		rcvr = &oldMessageRPC{f}
+	}
+	srv, err := myrpc.Serve(myrpc.MessageService, rcvr, []string{"127.0.0.1:0"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	z, err := myrpc.DialZK([]string{zkAddr}, 4*time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := json.Marshal(myrpc.MessageNodeData{RPC: srv.Addrs(), Weight: 1})
+	reg, err := myrpc.Register(context.Background(), z, messagePath, data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &runningFake{fakeMessage: f, srv: srv, reg: reg, zk: z}
+	t.Cleanup(r.stop)
+	return r
+}

@@ -1,0 +1,328 @@
+package comet
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"gopush/conf"
+	"gopush/internal/testenv"
+	"gopush/myrpc"
+)
+
+// testLog is a slog writer that goes to t.Log while the test runs and is
+// silent afterwards (goroutines may still log while Close runs).
+type testLog struct {
+	mu   sync.Mutex
+	t    testing.TB
+	done bool
+}
+
+func (w *testLog) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func newTestLogger(t testing.TB) *slog.Logger {
+	w := &testLog{t: t}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		w.done = true
+		w.mu.Unlock()
+	})
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// testConfig is a comet configuration on loopback port 0 with its own
+// ZooKeeper paths under root.
+func testConfig(t testing.TB, root, node string) *conf.Comet {
+	cfg := conf.DefaultComet()
+	cfg.TCP.Bind = conf.AddrList{"127.0.0.1:0"}
+	cfg.WebSocket.Bind = conf.AddrList{"127.0.0.1:0"}
+	cfg.Stat.Bind = conf.AddrList{"127.0.0.1:0"}
+	cfg.RPC.Bind = conf.AddrList{"127.0.0.1:0"}
+	cfg.Pprof.Bind = nil
+	cfg.ZooKeeper.Addr = conf.AddrList{testenv.ZK(t)}
+	cfg.ZooKeeper.Timeout = conf.Duration(4 * time.Second)
+	cfg.ZooKeeper.Comet.Path = root + "/comet"
+	cfg.ZooKeeper.Comet.Node = node
+	cfg.ZooKeeper.Message.Path = root + "/message"
+	cfg.RPC.Ping = conf.Duration(200 * time.Millisecond)
+	cfg.RPC.Retry = conf.Duration(300 * time.Millisecond)
+	cfg.RPC.Timeout = conf.Duration(2 * time.Second)
+	return cfg
+}
+
+// startComet starts a comet and closes it when the test ends, checking
+// that Close ends every goroutine it started.
+func startComet(t testing.TB, cfg *conf.Comet) *Comet {
+	t.Helper()
+	c := New(cfg, newTestLogger(t))
+	if err := c.Start(); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := c.Close(ctx); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return c
+}
+
+// ---- TCP client ----
+
+// subBytes builds a TCP subscribe request from its arguments.
+func subBytes(args ...string) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	}
+	return []byte(b.String())
+}
+
+type tcpClient struct {
+	t  testing.TB
+	nc net.Conn
+	br *bufio.Reader
+}
+
+func dialTCP(t testing.TB, addr string) *tcpClient {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return &tcpClient{t: t, nc: nc, br: bufio.NewReader(nc)}
+}
+
+func (c *tcpClient) write(b []byte) {
+	c.t.Helper()
+	if _, err := c.nc.Write(b); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+// readN reads exactly n bytes within 10 s.
+func (c *tcpClient) readN(n int) string {
+	c.t.Helper()
+	_ = c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(c.br, buf); err != nil {
+		c.t.Fatalf("read %d bytes: %v (got %q)", n, err, buf)
+	}
+	return string(buf)
+}
+
+// expect reads len(want) bytes and compares them.
+func (c *tcpClient) expect(want string) {
+	c.t.Helper()
+	if got := c.readN(len(want)); got != want {
+		c.t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+// expectClosed checks that the server closes the connection within wait,
+// with nothing more to read.
+func (c *tcpClient) expectClosed(wait time.Duration) {
+	c.t.Helper()
+	_ = c.nc.SetReadDeadline(time.Now().Add(wait))
+	b, err := c.br.ReadByte()
+	if err == nil {
+		c.t.Fatalf("read %q, want the connection closed", b)
+	}
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		c.t.Fatalf("connection still open after %v", wait)
+	}
+}
+
+// readFrame reads one pushed message "$<len>\r\n<json>\r\n" and returns
+// the JSON.
+func (c *tcpClient) readFrame() string {
+	c.t.Helper()
+	_ = c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	line, err := c.br.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "$") || !strings.HasSuffix(line, "\r\n") {
+		c.t.Fatalf("frame header %q, %v", line, err)
+	}
+	n, err := strconv.Atoi(line[1 : len(line)-2])
+	if err != nil {
+		c.t.Fatalf("frame header %q", line)
+	}
+	body := c.readN(n + 2)
+	if !strings.HasSuffix(body, "\r\n") {
+		c.t.Fatalf("frame %q does not end in CRLF", body)
+	}
+	return body[:n]
+}
+
+// subscribeTCP opens a TCP subscriber of key that got "+h".
+func subscribeTCP(t testing.TB, c *Comet, key, token, version string) *tcpClient {
+	t.Helper()
+	cl := dialTCP(t, c.TCPAddrs()[0])
+	cl.write(subBytes("sub", key, "30", token, version))
+	cl.expect("+h\r\n")
+	return cl
+}
+
+// ---- WebSocket client ----
+
+type wsClient struct {
+	t  testing.TB
+	ws *websocket.Conn
+}
+
+func dialWS(t testing.TB, addr string, q url.Values) *wsClient {
+	t.Helper()
+	u := "ws://" + addr + "/sub?" + q.Encode()
+	ws, resp, err := websocket.DefaultDialer.Dial(u, nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v (%v)", u, err, resp)
+	}
+	t.Cleanup(func() { ws.Close() })
+	return &wsClient{t: t, ws: ws}
+}
+
+// dialRawWS upgrades a plain TCP connection by hand, so that the test can
+// read the exact bytes of the frames that follow.
+func dialRawWS(t testing.TB, addr string, q url.Values) *tcpClient {
+	t.Helper()
+	cl := dialTCP(t, addr)
+	cl.write([]byte("GET /sub?" + q.Encode() + " HTTP/1.1\r\nHost: " + addr +
+		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"))
+	_ = cl.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	status, err := cl.br.ReadString('\n')
+	if err != nil || !strings.HasPrefix(status, "HTTP/1.1 101 ") {
+		t.Fatalf("upgrade answer %q, %v", status, err)
+	}
+	for {
+		line, err := cl.br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("upgrade headers: %v", err)
+		}
+		if line == "\r\n" {
+			return cl
+		}
+	}
+}
+
+func wsQuery(key, hb, token, ver string) url.Values {
+	return url.Values{"key": {key}, "heartbeat": {hb}, "token": {token}, "ver": {ver}}
+}
+
+// read returns the next frame, which must be a text frame.
+func (c *wsClient) read() string {
+	c.t.Helper()
+	_ = c.ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	typ, p, err := c.ws.ReadMessage()
+	if err != nil {
+		c.t.Fatalf("read frame: %v", err)
+	}
+	if typ != websocket.TextMessage {
+		c.t.Fatalf("frame type %d, want text", typ)
+	}
+	return string(p)
+}
+
+func (c *wsClient) expectClosed(wait time.Duration) {
+	c.t.Helper()
+	_ = c.ws.SetReadDeadline(time.Now().Add(wait))
+	typ, p, err := c.ws.ReadMessage()
+	if err == nil {
+		c.t.Fatalf("read frame %d %q, want the connection closed", typ, p)
+	}
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		c.t.Fatalf("connection still open after %v", wait)
+	}
+}
+
+func subscribeWS(t testing.TB, c *Comet, key, token, version string) *wsClient {
+	t.Helper()
+	cl := dialWS(t, c.WSAddrs()[0], wsQuery(key, "30", token, version))
+	if got := cl.read(); got != "+h\r\n" {
+		t.Fatalf("got %q, want +h", got)
+	}
+	return cl
+}
+
+// ---- RPC ----
+
+func rpcClient(t testing.TB, c *Comet) *myrpc.Client {
+	cl := myrpc.NewClient(c.RPCAddrs()[0], 10*time.Second)
+	t.Cleanup(func() { cl.Close() })
+	return cl
+}
+
+func call(t testing.TB, cl *myrpc.Client, method string, args, reply any) {
+	t.Helper()
+	if err := cl.Call(context.Background(), method, args, reply); err != nil {
+		t.Fatalf("%s: %v", method, err)
+	}
+}
+
+func push(t testing.TB, cl *myrpc.Client, key, msg string, expire uint) {
+	t.Helper()
+	var r int
+	call(t, cl, myrpc.CometPushPrivate, &myrpc.CometPushPrivateArgs{Key: key, Msg: json.RawMessage(msg), Expire: expire}, &r)
+}
+
+// ---- stat ----
+
+func stat(t testing.TB, c *Comet, query string) map[string]any {
+	t.Helper()
+	resp, err := http.Get("http://" + c.StatAddrs()[0] + "/stat?" + query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Ret  int            `json:"ret"`
+		Data map[string]any `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Ret != 0 {
+		t.Fatalf("stat %s: ret %d", query, out.Ret)
+	}
+	return out.Data
+}
+
+func statInt(t testing.TB, c *Comet, query, field string) int {
+	t.Helper()
+	v, ok := stat(t, c, query)[field].(float64)
+	if !ok {
+		t.Fatalf("stat %s has no number %q", query, field)
+	}
+	return int(v)
+}
+
+// waitIdle waits until comet has no client connection and no channel left.
+func waitIdle(t testing.TB, c *Comet) {
+	t.Helper()
+	testenv.WaitFor(t, 15*time.Second, "no connection and no channel left", func() bool {
+		return c.stats.tcpConns.Load() == 0 && c.stats.wsConns.Load() == 0 &&
+			c.stats.channels.Load() == 0 && c.hub.numChannels() == 0 && c.stats.subscribed.Load() == 0
+	})
+}

@@ -1,0 +1,199 @@
+package comet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"gopush/myrpc"
+)
+
+// caller is what pushes need from the message-node pool.
+type caller interface {
+	Call(ctx context.Context, method string, args, reply any) error
+}
+
+// closer is the pool's Close.
+type closer interface{ Close() }
+
+// orderLocks keeps pushes to one key in order: a push holds its key's
+// stripe from taking a mid until its frames are queued, across the
+// MessageRPC call that stores it, so a later push to the key can neither
+// get a smaller mid nor overtake it. Striping by a hash of the key needs no
+// per-key state, so keys that are offline cost nothing.
+type orderLocks struct {
+	stripes [orderStripes]sync.Mutex
+}
+
+const orderStripes = 1024
+
+func (o *orderLocks) stripe(key string) int { return int(hashKey(key) % orderStripes) }
+
+// lockKeys locks the stripes of keys in ascending order (so that two
+// batches cannot deadlock) and returns the function that unlocks them.
+func (o *orderLocks) lockKeys(keys []string) (unlock func()) {
+	idx := make([]int, 0, len(keys))
+	for _, k := range keys {
+		idx = append(idx, o.stripe(k))
+	}
+	slices.Sort(idx)
+	idx = slices.Compact(idx)
+	for _, i := range idx {
+		o.stripes[i].Lock()
+	}
+	return func() {
+		for _, i := range idx {
+			o.stripes[i].Unlock()
+		}
+	}
+}
+
+// Push errors returned to the RPC caller.
+var (
+	errEmptyKey   = errors.New("empty key")
+	errLongKey    = fmt.Errorf("key longer than %d bytes", maxKeyLen)
+	errNotJSON    = errors.New("message is not valid JSON")
+	errNoStorage  = errors.New("no message node to store the message")
+	errNoPushKeys = errors.New("no keys")
+)
+
+func checkKey(key string) error {
+	switch {
+	case key == "":
+		return errEmptyKey
+	case len(key) > maxKeyLen:
+		return errLongKey
+	}
+	return nil
+}
+
+// pushPrivate gives msg a mid, stores it when expire > 0 (a storage failure
+// fails the push and delivers nothing), then queues it to every connection
+// of key.
+func (c *Comet) pushPrivate(ctx context.Context, key string, msg json.RawMessage, expire uint) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	body, err := compactJSON(msg)
+	if err != nil {
+		return errNotJSON
+	}
+	unlock := c.order.lockKeys([]string{key})
+	defer unlock()
+	mid := c.mids.Next()
+	if expire > 0 {
+		var reply int
+		args := &myrpc.MessageSavePrivateArgs{Key: key, Msg: body, MsgId: mid, Expire: expire}
+		if err := c.callStore(ctx, myrpc.MessageSavePrivate, args, &reply); err != nil {
+			c.stats.pushFailed.Add(1)
+			c.log.Warn("push failed: message not stored", "key", key, "mid", mid, "err", err)
+			return fmt.Errorf("storing the message of key %q: %w", key, err)
+		}
+		c.stats.stored.Add(1)
+	}
+	c.deliver(key, &message{msg: body, mid: mid})
+	return nil
+}
+
+// pushPrivates pushes msg to several keys, each with its own mid. Keys it
+// could not store (or that are empty or too long) are returned and get
+// nothing; the others are delivered. A repeated key is pushed once.
+func (c *Comet) pushPrivates(ctx context.Context, keys []string, msg json.RawMessage, expire uint) ([]string, error) {
+	body, err := compactJSON(msg)
+	if err != nil {
+		return nil, errNotJSON
+	}
+	var failed []string
+	valid := make([]string, 0, len(keys))
+	seen := make(map[string]struct{}, len(keys))
+	for _, k := range keys {
+		if checkKey(k) != nil {
+			failed = append(failed, k)
+			continue
+		}
+		if _, dup := seen[k]; dup {
+			continue
+		}
+		seen[k] = struct{}{}
+		valid = append(valid, k)
+	}
+	if len(valid) == 0 {
+		return failed, nil
+	}
+
+	unlock := c.order.lockKeys(valid)
+	defer unlock()
+	mids := make([]int64, len(valid))
+	for i := range mids {
+		mids[i] = c.mids.Next()
+	}
+	var notStored map[string]struct{}
+	if expire > 0 {
+		fkeys, err := c.storeEach(ctx, valid, mids, body, expire)
+		if err != nil {
+			c.stats.pushFailed.Add(int64(len(valid)))
+			c.log.Warn("push to several keys failed: messages not stored", "keys", len(valid), "err", err)
+			return append(failed, valid...), nil
+		}
+		c.stats.stored.Add(int64(len(valid) - len(fkeys)))
+		if len(fkeys) > 0 {
+			c.stats.pushFailed.Add(int64(len(fkeys)))
+			notStored = make(map[string]struct{}, len(fkeys))
+			for _, k := range fkeys {
+				notStored[k] = struct{}{}
+			}
+		}
+	}
+	for i, k := range valid {
+		if _, bad := notStored[k]; bad {
+			failed = append(failed, k)
+			continue
+		}
+		c.deliver(k, &message{msg: body, mid: mids[i]})
+	}
+	return failed, nil
+}
+
+// storeEach stores body for keys, keys[i] under mids[i], and returns the
+// keys the node could not store. A 1.0.5 message node does not know
+// SavePrivatesEach; then every key is stored under one new mid (larger than
+// all of mids, so the order of each key is kept) and mids is updated to it.
+func (c *Comet) storeEach(ctx context.Context, keys []string, mids []int64, body json.RawMessage, expire uint) ([]string, error) {
+	var resp myrpc.MessageSavePrivatesResp
+	args := &myrpc.MessageSavePrivatesEachArgs{Keys: keys, MsgIds: mids, Msg: body, Expire: expire}
+	err := c.callStore(ctx, myrpc.MessageSavePrivatesEach, args, &resp)
+	if err == nil || !myrpc.IsNoSuchMethod(err) {
+		return resp.FKeys, err
+	}
+	mid := c.mids.Next()
+	for i := range mids {
+		mids[i] = mid
+	}
+	resp = myrpc.MessageSavePrivatesResp{}
+	old := &myrpc.MessageSavePrivatesArgs{Keys: keys, Msg: body, MsgId: mid, Expire: expire}
+	err = c.callStore(ctx, myrpc.MessageSavePrivates, old, &resp)
+	return resp.FKeys, err
+}
+
+func (c *Comet) callStore(ctx context.Context, method string, args, reply any) error {
+	if c.store == nil {
+		return errNoStorage
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.RPC.Timeout.D())
+	defer cancel()
+	return c.store.Call(ctx, method, args, reply)
+}
+
+// deliver queues m to every connection of key, each in the form and
+// protocol it wants; the frames are built once for all of them.
+func (c *Comet) deliver(key string, m *message) {
+	c.stats.pushed.Add(1)
+	for _, cn := range c.hub.conns(key) {
+		if cn.send(m.frame(cn.proto, cn.oldForm)) {
+			c.stats.framesQueued.Add(1)
+		}
+	}
+}

@@ -1,0 +1,284 @@
+package comet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gopush/internal/testenv"
+	"gopush/myrpc"
+)
+
+// cometWithFake starts a comet and a fake message node it can store
+// through, and waits until a stored push succeeds.
+func cometWithFake(t *testing.T, old bool) (*Comet, *runningFake, *myrpc.Client) {
+	t.Helper()
+	root := testenv.ZKRoot(t)
+	cfg := testConfig(t, root, "node1")
+	fake := startFakeMessage(t, testenv.ZK(t), cfg.ZooKeeper.Message.Path, old)
+	c := startComet(t, cfg)
+	rc := rpcClient(t, c)
+	waitStorage(t, rc)
+	return c, fake, rc
+}
+
+// waitStorage pushes with expire > 0 to a key nobody holds until comet
+// can store.
+func waitStorage(t *testing.T, rc *myrpc.Client) {
+	t.Helper()
+	testenv.WaitFor(t, 20*time.Second, "comet to reach a message node", func() bool {
+		var r int
+		args := &myrpc.CometPushPrivateArgs{Key: "warmup", Msg: json.RawMessage(`1`), Expire: 1}
+		return rc.Call(context.Background(), myrpc.CometPushPrivate, args, &r) == nil
+	})
+}
+
+type delivered struct {
+	Msg json.RawMessage `json:"msg"`
+	Mid int64           `json:"mid"`
+	Gid int             `json:"gid"`
+}
+
+func decode(t testing.TB, s string) delivered {
+	t.Helper()
+	var d delivered
+	if err := json.Unmarshal([]byte(s), &d); err != nil {
+		t.Fatalf("message %q is not JSON: %v", s, err)
+	}
+	return d
+}
+
+func TestPushReachesEveryConnectionInItsFormExactBytes(t *testing.T) {
+	t.Parallel()
+	c, fake, rc := cometWithFake(t, false)
+	tcpNew := subscribeTCP(t, c, "Terry-Mao", "", "1.0.5")
+	tcpOld := subscribeTCP(t, c, "Terry-Mao", "", "")
+	wsNew := subscribeWS(t, c, "Terry-Mao", "", "1.0.5")
+	wsOld := subscribeWS(t, c, "Terry-Mao", "", "")
+	wsRaw := dialRawWS(t, c.WSAddrs()[0], wsQuery("Terry-Mao", "30", "", "1"))
+	wsRaw.expect("\x81\x04+h\r\n")
+	_, before := fake.Saved()
+
+	push(t, rc, "Terry-Mao", `{"test": 1}`, 0) // expire 0: deliver only
+	got := tcpNew.readFrame()
+	mid := decode(t, got).Mid
+	ms := strconv.FormatInt(mid, 10)
+	newJSON := `{"msg":{"test":1},"mid":` + ms + `,"gid":0}`
+	oldJSON := `{"msg":"{\"test\":1}","mid":` + ms + `,"gid":0}`
+	if got != newJSON {
+		t.Fatalf("tcp new form: %q, want %q", got, newJSON)
+	}
+	tcpOld.expect(fmt.Sprintf("$%d\r\n%s\r\n", len(oldJSON), oldJSON))
+	if got := wsNew.read(); got != newJSON {
+		t.Fatalf("websocket new form: %q", got)
+	}
+	if got := wsOld.read(); got != oldJSON {
+		t.Fatalf("websocket old form: %q", got)
+	}
+	wsRaw.expect("\x81" + string(rune(len(newJSON))) + newJSON)
+	if _, after := fake.Saved(); len(after) != len(before) {
+		t.Fatalf("expire 0 stored something: %v", after[len(before):])
+	}
+	now := time.Now().UnixNano() / 100
+	if mid > now || mid < now-int64(time.Minute/100) {
+		t.Fatalf("mid %d is not now in 100 ns units (%d)", mid, now)
+	}
+
+	// expire > 0: stored under the mid that was delivered.
+	push(t, rc, "Terry-Mao", `{"test":2}`, 60)
+	d := decode(t, tcpNew.readFrame())
+	keys, mids := fake.Saved()
+	if len(keys) == 0 || keys[len(keys)-1] != "Terry-Mao" || mids[len(mids)-1] != d.Mid {
+		t.Fatalf("stored %v %v, delivered mid %d", keys, mids, d.Mid)
+	}
+	if d.Mid <= mid {
+		t.Fatalf("second mid %d not above the first %d", d.Mid, mid)
+	}
+	if n := statInt(t, c, "type=message", "stored"); n < 1 {
+		t.Fatalf("stat stored = %d", n)
+	}
+}
+
+func TestPushFailsWhenStorageFails(t *testing.T) {
+	t.Parallel()
+	c, fake, rc := cometWithFake(t, false)
+	cl := subscribeTCP(t, c, "k", "", "1")
+	fake.mu.Lock()
+	fake.fail = errors.New("disk full")
+	fake.mu.Unlock()
+	var r int
+	err := rc.Call(context.Background(), myrpc.CometPushPrivate,
+		&myrpc.CometPushPrivateArgs{Key: "k", Msg: json.RawMessage(`"lost"`), Expire: 60}, &r)
+	if err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("push with a failing store: %v", err)
+	}
+	push(t, rc, "k", `"next"`, 0)
+	// The failed message was not delivered: the next one comes first.
+	if d := decode(t, cl.readFrame()); string(d.Msg) != `"next"` {
+		t.Fatalf("got %s", d.Msg)
+	}
+
+	var resp myrpc.CometPushPrivatesResp
+	call(t, rc, myrpc.CometPushPrivates, &myrpc.CometPushPrivatesArgs{Keys: []string{"k", "j"}, Msg: json.RawMessage(`"x"`), Expire: 5}, &resp)
+	slices.Sort(resp.FKeys)
+	if !slices.Equal(resp.FKeys, []string{"j", "k"}) {
+		t.Fatalf("FKeys %v, want [j k]", resp.FKeys)
+	}
+}
+
+func TestPushRefusesBadArguments(t *testing.T) {
+	t.Parallel()
+	c := startComet(t, testConfig(t, testenv.ZKRoot(t), "node1"))
+	rc := rpcClient(t, c)
+	for name, a := range map[string]*myrpc.CometPushPrivateArgs{
+		"empty key": {Key: "", Msg: json.RawMessage(`1`)},
+		"long key":  {Key: strings.Repeat("k", 65), Msg: json.RawMessage(`1`)},
+		"not JSON":  {Key: "k", Msg: json.RawMessage(`{"a":`)},
+		"no body":   {Key: "k"},
+	} {
+		var r int
+		if err := rc.Call(context.Background(), myrpc.CometPushPrivate, a, &r); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	var resp myrpc.CometPushPrivatesResp
+	err := rc.Call(context.Background(), myrpc.CometPushPrivates, &myrpc.CometPushPrivatesArgs{Keys: []string{"a"}, Msg: json.RawMessage(`x`)}, &resp)
+	if err == nil {
+		t.Error("PushPrivates accepted a body that is not JSON")
+	}
+	// Still serving.
+	cl := subscribeTCP(t, c, "k", "", "1")
+	push(t, rc, "k", `1`, 0)
+	if d := decode(t, cl.readFrame()); string(d.Msg) != "1" {
+		t.Fatalf("got %s", d.Msg)
+	}
+}
+
+func TestPushPrivatesGivesEveryKeyItsOwnMid(t *testing.T) {
+	t.Parallel()
+	for _, old := range []bool{false, true} {
+		t.Run(fmt.Sprintf("old_message_node=%v", old), func(t *testing.T) {
+			t.Parallel()
+			c, fake, rc := cometWithFake(t, old)
+			a := subscribeTCP(t, c, "a", "", "1")
+			b := subscribeWS(t, c, "b", "", "1")
+			_, before := fake.Saved()
+			var resp myrpc.CometPushPrivatesResp
+			call(t, rc, myrpc.CometPushPrivates, &myrpc.CometPushPrivatesArgs{
+				Keys: []string{"a", "b", "", "a", "refuse-me", "offline"}, Msg: json.RawMessage(`{"m":1}`), Expire: 60,
+			}, &resp)
+			slices.Sort(resp.FKeys)
+			if !slices.Equal(resp.FKeys, []string{"", "refuse-me"}) {
+				t.Fatalf("FKeys %q", resp.FKeys)
+			}
+			da, db := decode(t, a.readFrame()), decode(t, b.read())
+			keys, mids := fake.Saved()
+			stored := map[string]int64{}
+			for i := len(before); i < len(keys); i++ {
+				stored[keys[i]] = mids[i]
+			}
+			if len(stored) != 3 || stored["a"] != da.Mid || stored["b"] != db.Mid || stored["offline"] == 0 {
+				t.Fatalf("stored %v; delivered a=%d b=%d", stored, da.Mid, db.Mid)
+			}
+			if !old && (da.Mid == db.Mid || stored["offline"] == da.Mid || stored["offline"] == db.Mid) {
+				t.Fatalf("keys pushed together share a mid: %v", stored)
+			}
+			if old && (da.Mid != db.Mid) {
+				t.Fatalf("a 1.0.5 node stores one mid; delivered %d and %d", da.Mid, db.Mid)
+			}
+			// "a" twice in the list is pushed once.
+			push(t, rc, "a", `"after"`, 0)
+			if d := decode(t, a.readFrame()); string(d.Msg) != `"after"` {
+				t.Fatalf("a repeated key got the message twice: %s", d.Msg)
+			}
+		})
+	}
+}
+
+func TestPushesToOneKeyArriveInMidOrder(t *testing.T) {
+	t.Parallel()
+	c, _, rc := cometWithFake(t, false)
+	cl := subscribeTCP(t, c, "ordered", "", "1")
+	const workers, each = 8, 25
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				var r int
+				expire := uint(i % 2 * 60) // mix stored and unstored pushes
+				args := &myrpc.CometPushPrivateArgs{Key: "ordered", Msg: json.RawMessage(strconv.Itoa(w*1000 + i)), Expire: expire}
+				if err := rc.Call(context.Background(), myrpc.CometPushPrivate, args, &r); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	last := int64(0)
+	for range workers * each {
+		d := decode(t, cl.readFrame())
+		if d.Mid <= last {
+			t.Fatalf("mid %d arrived after %d", d.Mid, last)
+		}
+		last = d.Mid
+	}
+	wg.Wait()
+}
+
+func TestSlowClientIsClosedOthersUnaffected(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t, testenv.ZKRoot(t), "node1")
+	cfg.Channel.Msgbuf.Num = 32
+	cfg.Channel.Sndbuf.Size = 4096
+	c := startComet(t, cfg)
+	rc := rpcClient(t, c)
+	slow := subscribeTCP(t, c, "shared", "", "1") // never reads again
+	_ = slow.nc.(*net.TCPConn).SetReadBuffer(4096)
+	fast := subscribeTCP(t, c, "shared", "", "1")
+	// Lockstep: each push waits until the fast client has its message, so
+	// the fast client is never behind; the slow one reads nothing.
+	const n = 400
+	msg := `"` + strings.Repeat("x", 16<<10) + `"`
+	for i := range n {
+		push(t, rc, "shared", msg, 0)
+		if d := decode(t, fast.readFrame()); len(d.Msg) != len(msg) {
+			t.Fatalf("message %d: %d bytes", i, len(d.Msg))
+		}
+	}
+	testenv.WaitFor(t, 10*time.Second, "the slow client to be closed", func() bool {
+		return c.stats.slowClosed.Load() >= 1 && c.hub.count("shared") == 1
+	})
+	// What the slow client can still read ends with EOF.
+	_ = slow.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := slow.br.Discard(1 << 30); err == nil || strings.Contains(err.Error(), "timeout") {
+		t.Fatalf("slow client: %v, want EOF", err)
+	}
+	fast.write([]byte("h"))
+	fast.expect("+h\r\n")
+}
+
+func TestRPCCloseForgetsTheKey(t *testing.T) {
+	t.Parallel()
+	c := startComet(t, testConfig(t, testenv.ZKRoot(t), "node1"))
+	rc := rpcClient(t, c)
+	tc := subscribeTCP(t, c, "gone", "", "1")
+	wc := subscribeWS(t, c, "gone", "", "1")
+	keep := subscribeTCP(t, c, "kept", "", "1")
+	var r int
+	call(t, rc, myrpc.CometClose, "gone", &r)
+	tc.expectClosed(5 * time.Second)
+	wc.expectClosed(5 * time.Second)
+	call(t, rc, myrpc.CometPing, 0, &r)
+	keep.write([]byte("h"))
+	keep.expect("+h\r\n")
+	testenv.WaitFor(t, 5*time.Second, "one channel left", func() bool { return c.hub.numChannels() == 1 })
+}

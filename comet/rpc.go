@@ -1,0 +1,106 @@
+package comet
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"gopush/myrpc"
+)
+
+// RPC is the CometRPC service (SPEC §4), served under the name "CometRPC".
+// Its exported methods are exactly the service's methods.
+type RPC struct {
+	c *Comet
+}
+
+// maxTokenLife bounds CometNewArgs.Expire (seconds); it keeps the
+// conversion to a time.Duration from overflowing.
+const maxTokenLife = 100 * 365 * 24 * time.Hour
+
+// New accepts args.Token for args.Key for args.Expire seconds (0: the
+// configured channel.token.expire). With channel.auth off tokens are not
+// needed and New only checks its arguments.
+func (r *RPC) New(args *myrpc.CometNewArgs, reply *int) error {
+	c := r.c
+	if args == nil {
+		return errors.New("CometRPC.New: no arguments")
+	}
+	if err := checkKey(args.Key); err != nil {
+		return fmt.Errorf("CometRPC.New: %w", err)
+	}
+	if args.Token == "" || len(args.Token) > maxArgLen {
+		return fmt.Errorf("CometRPC.New: token must be 1..%d bytes", maxArgLen)
+	}
+	if args.Expire < 0 || args.Expire > int64(maxTokenLife/time.Second) {
+		return fmt.Errorf("CometRPC.New: expire %d out of range", args.Expire)
+	}
+	life := time.Duration(args.Expire) * time.Second
+	if life == 0 {
+		life = c.cfg.Channel.Token.Expire.D()
+	}
+	if c.cfg.Channel.Auth {
+		c.hub.addToken(args.Key, args.Token, life, c.cfg.Channel.Token.Max)
+	}
+	*reply = myrpc.OK
+	return nil
+}
+
+// Close closes every connection of key and forgets the key (its tokens
+// too).
+func (r *RPC) Close(key string, reply *int) error {
+	for _, cn := range r.c.hub.forget(key) {
+		cn.close()
+	}
+	*reply = myrpc.OK
+	return nil
+}
+
+// PushPrivate pushes one message to one key. A key that the ring gives to
+// another comet is not refused: the message is still stored, and delivered
+// to whatever connections the key has here, so that nothing is lost while
+// web and comet disagree during a migration.
+func (r *RPC) PushPrivate(args *myrpc.CometPushPrivateArgs, reply *int) error {
+	if args == nil {
+		return errors.New("CometRPC.PushPrivate: no arguments")
+	}
+	if err := r.c.pushPrivate(r.c.ctx, args.Key, args.Msg, args.Expire); err != nil {
+		return err
+	}
+	*reply = myrpc.OK
+	return nil
+}
+
+// PushPrivates pushes one message to several keys and lists in FKeys the
+// keys it could not store (those get nothing).
+func (r *RPC) PushPrivates(args *myrpc.CometPushPrivatesArgs, reply *myrpc.CometPushPrivatesResp) error {
+	if args == nil {
+		return errors.New("CometRPC.PushPrivates: no arguments")
+	}
+	fkeys, err := r.c.pushPrivates(r.c.ctx, args.Keys, args.Msg, args.Expire)
+	if err != nil {
+		return err
+	}
+	reply.FKeys = fkeys
+	return nil
+}
+
+// Migrate replaces the ring with args.Nodes (node name → weight) and closes
+// the connections of keys that now belong to another node. The same map as
+// the current one changes nothing.
+func (r *RPC) Migrate(args *myrpc.CometMigrateArgs, reply *int) error {
+	if args == nil {
+		return errors.New("CometRPC.Migrate: no arguments")
+	}
+	if err := r.c.migrate(args.Nodes); err != nil {
+		return fmt.Errorf("CometRPC.Migrate: %w", err)
+	}
+	*reply = myrpc.OK
+	return nil
+}
+
+// Ping answers 0; web calls it to find comets that are gone.
+func (r *RPC) Ping(_ int, reply *int) error {
+	*reply = myrpc.OK
+	return nil
+}
