@@ -340,3 +340,34 @@ func TestRedisShardHung(t *testing.T) {
 		t.Errorf("after resume: mids %v, want 3", mids(got))
 	}
 }
+
+// TestRedisReadIsBounded: a set holding more than storage.store members
+// (written with a larger store, or by 1.0.5) answers only the newest
+// store of them, ascending, skipping expired ones.
+func TestRedisReadIsBounded(t *testing.T) {
+	t.Parallel()
+	addr := testenv.Redis(t)
+	cfg := redisConfig(map[string]string{"node1:1": addr}, 10)
+	c := serve(t, cfg, openStorage(t, cfg))
+	conn := dialRedis(t, addr)
+	key := testenv.Unique(t)
+	t.Cleanup(func() { conn.Do("DEL", key) })
+
+	now := time.Now().Unix()
+	for i := int64(1); i <= 50; i++ {
+		expire := now + 600
+		if i%5 == 0 { // every fifth one has expired
+			expire = now - 1
+		}
+		if _, err := conn.Do("ZADD", key, i, fmt.Sprintf(`{"msg":%d,"expire":%d,"mid":%d}`, i, expire, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []int64{38, 39, 41, 42, 43, 44, 46, 47, 48, 49}
+	if got := c.mustGet(key, 0); !sameMids(got, want...) {
+		t.Errorf("50 members, store 10: mids %v, want %v", mids(got), want)
+	}
+	if got := c.mustGet(key, 46); !sameMids(got, 47, 48, 49) {
+		t.Errorf("after 46: mids %v, want 47 48 49", mids(got))
+	}
+}
