@@ -26,6 +26,11 @@ import (
 // 1.0.5 has no TTL; it gets one that covers its longest-lived member, read
 // from the members' "expire" fields (ARGV[5] is now in unix seconds).
 //
+// The trim goes by score, a double: mids less than about 4 apart share one,
+// and among equal scores Redis orders members by their bytes, so at the
+// edge of the kept window an older message can outlive a newer one by a
+// few hundred nanoseconds of mid. Reads sort by the exact mid.
+//
 // KEYS[1] key; ARGV: mid, member, store, seconds to live, now.
 var saveScript = redis.NewScript(1, `
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
