@@ -115,3 +115,21 @@ wait_for() {
 	log "$what was not ready after ${secs}s"
 	return 1
 }
+
+# apt_install PKG...: install Debian packages, with `apt-get update` first.
+# A policy-rc.d that answers "no" keeps the packages from starting their
+# system-wide services (mariadb, redis, nginx, zookeeper) while installing.
+apt_install() {
+	[ $# -gt 0 ] || return 0
+	[ "$(id -u)" = 0 ] || die "missing $*; run as root to install them, or: apt-get install $*"
+	command -v apt-get >/dev/null || die "missing $*, and there is no apt-get to install them with"
+	log "installing $*"
+	local policy=/usr/sbin/policy-rc.d made_policy= rc=0
+	if [ ! -e "$policy" ]; then
+		printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && made_policy=1
+	fi
+	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		--no-install-recommends "$@"; } >&2 || rc=$?
+	if [ -n "$made_policy" ]; then rm -f "$policy"; fi
+	[ $rc = 0 ] || die "apt-get install $* failed"
+}

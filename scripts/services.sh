@@ -32,8 +32,7 @@ usage() {
 }
 
 # install_missing installs the Debian packages of the services that are
-# missing, with `apt-get update` once. policy-rc.d keeps the packages from
-# starting their system-wide instances.
+# missing (apt_install keeps them from starting system-wide instances).
 install_missing() {
 	local missing=()
 	{ command -v java >/dev/null && [ -e "$JAVA_DIR/zookeeper.jar" ]; } || missing+=(zookeeper)
@@ -45,18 +44,7 @@ install_missing() {
 	command -v curl >/dev/null || missing+=(curl)
 	command -v ss >/dev/null || missing+=(iproute2)
 	command -v pgrep >/dev/null || missing+=(procps)
-	[ ${#missing[@]} -eq 0 ] && return 0
-	[ "$(id -u)" = 0 ] || die "missing ${missing[*]}; run as root to install them, or install them with apt-get"
-	log "installing ${missing[*]}"
-	local policy=/usr/sbin/policy-rc.d made_policy=
-	if [ ! -e "$policy" ]; then
-		printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && made_policy=1
-	fi
-	local rc=0
-	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-		--no-install-recommends "${missing[@]}"; } >&2 || rc=$?
-	[ -n "$made_policy" ] && rm -f "$policy"
-	[ $rc = 0 ] || die "apt-get install ${missing[*]} failed"
+	apt_install "${missing[@]}"
 }
 
 zk_ruok() {

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make test`: test the service scripts, start private services, vet, then
+# `make test`: install the tools tests run, test the service scripts, start
+# private services, vet, then
 # `go test -race ./...` with the services' addresses in the environment.
 # Exits with go test's status (or the first failure before it).
 #
@@ -12,6 +13,15 @@ cd "$ROOT"
 . scripts/lib.sh
 
 command -v go >/dev/null || die "go is not on PATH (expected at /usr/local/go/bin)"
+
+# Tools that tests run besides the services (those come from services.sh):
+# node for the JavaScript unit tests, Debian's Chromium and ChromeDriver for
+# the browser test, systemd-analyze for the unit-file test.
+tools=()
+command -v node >/dev/null || tools+=(nodejs)
+{ [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; } || tools+=(chromium chromium-driver)
+command -v systemd-analyze >/dev/null || tools+=(systemd)
+apt_install "${tools[@]}"
 
 scripts/services_test.sh || die "the service scripts' own test failed"
 
