@@ -52,13 +52,14 @@ func Register(ctx context.Context, z *ZK, parent string, data []byte, log *slog.
 		log = slog.New(slog.DiscardHandler)
 	}
 	r := &Registration{z: z, parent: parent, data: append([]byte(nil), data...), log: log.With("zk_parent", parent), done: make(chan struct{})}
+	ctx, r.cancel = z.bind(ctx)
 	path, err := r.create(ctx, false)
 	if err != nil {
+		r.cancel()
 		return nil, err
 	}
 	r.path = path
 	r.log.Info("registered in zookeeper", "zk_path", path)
-	ctx, r.cancel = context.WithCancel(ctx)
 	go r.loop(ctx)
 	return r, nil
 }
@@ -71,12 +72,16 @@ func (r *Registration) Path() string {
 }
 
 // Close stops keeping the child and deletes it. It does not close the
-// session.
+// session. The loop also stops when ctx ends or the session is closed
+// (ZK.Close), but the child is only deleted by Close or with the session.
 func (r *Registration) Close() error {
 	r.closeOnce.Do(func() {
 		r.cancel()
 		<-r.done
 		path := r.Path()
+		if r.z.closing.Load() {
+			return // the session is closed, and its ephemeral child with it
+		}
 		err := r.z.conn.Delete(path, -1)
 		if err != nil && !errors.Is(err, zk.ErrNoNode) {
 			r.closeErr = fmt.Errorf("myrpc: delete %s: %w", path, err)
@@ -92,6 +97,9 @@ func (r *Registration) loop(ctx context.Context) {
 	defer close(r.done)
 	backoff := minBackoff
 	retry := func(err error) bool {
+		if r.z.closing.Load() {
+			return false
+		}
 		r.log.Warn("zookeeper registration: retrying", "err", err, "retry_in", backoff)
 		if !sleepCtx(ctx, backoff) {
 			return false
@@ -153,6 +161,9 @@ func (r *Registration) create(ctx context.Context, again bool) (string, error) {
 		}
 		if errors.Is(err, zk.ErrInvalidPath) || errors.Is(err, zk.ErrBadArguments) || errors.Is(err, zk.ErrNoAuth) || errors.Is(err, zk.ErrInvalidACL) {
 			return "", fmt.Errorf("myrpc: register under %s: %w", r.parent, err)
+		}
+		if r.z.closing.Load() {
+			return "", fmt.Errorf("myrpc: register under %s: zookeeper session closed", r.parent)
 		}
 		ambiguous = ambiguous || errors.Is(err, zk.ErrConnectionClosed) || errors.Is(err, zk.ErrSessionExpired) || errors.Is(err, zk.ErrSessionMoved)
 		r.log.Warn("zookeeper registration failed; retrying", "err", err, "retry_in", backoff)

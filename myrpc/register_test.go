@@ -187,9 +187,31 @@ func TestZKCloseRemovesEphemeralAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := r.Path()
+	// Watchers whose owner forgets to cancel them stop with the session.
+	stopped := make(chan struct{}, 2)
+	go func() {
+		WatchMessages(context.Background(), z, root, nil, func([]MessageNode) {})
+		stopped <- struct{}{}
+	}()
+	go func() { WatchComets(context.Background(), z, root, nil, func(CometView) {}); stopped <- struct{}{} }()
+
 	z.Close() // the session ends: the child goes with it, no waiting for a timeout
 	if exists(t, peek, path) {
 		t.Errorf("%s survives the closed session", path)
 	}
-	r.Close() // the loop stops even though the session is gone
+	for range 2 {
+		select {
+		case <-stopped:
+		case <-time.After(30 * time.Second):
+			t.Fatal("a watcher still runs 30s after its session was closed")
+		}
+	}
+	select {
+	case <-r.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the registration loop still runs 30s after its session was closed")
+	}
+	if err := r.Close(); err != nil {
+		t.Errorf("Close after the session ended: %v", err)
+	}
 }

@@ -96,6 +96,8 @@ func WatchComets(ctx context.Context, z *ZK, path string, log *slog.Logger, fn f
 		log.Error("comet watcher not started", "err", err)
 		return
 	}
+	ctx, stop := z.bind(ctx)
+	defer stop()
 	conn := z.Conn()
 	var (
 		rootWatch  <-chan zk.Event // nil when the root must be read again
@@ -162,7 +164,7 @@ func WatchComets(ctx context.Context, z *ZK, path string, log *slog.Logger, fn f
 			return nil
 		}()
 		if err != nil {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || z.closing.Load() {
 				return
 			}
 			log.Warn("comet watcher: retrying", "err", err)

@@ -41,6 +41,8 @@ func WatchMessages(ctx context.Context, z *ZK, path string, log *slog.Logger, fn
 		log.Error("message watcher not started", "err", err)
 		return
 	}
+	ctx, stop := z.bind(ctx)
+	defer stop()
 	conn := z.Conn()
 	cache := newDataCache[MessageNodeData]()
 	var (
@@ -68,7 +70,7 @@ func WatchMessages(ctx context.Context, z *ZK, path string, log *slog.Logger, fn
 			}
 		}
 		if err != nil {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || z.closing.Load() {
 				return
 			}
 			log.Warn("message watcher: retrying", "err", err)

@@ -1,6 +1,7 @@
 package myrpc
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -23,6 +24,8 @@ type ZK struct {
 	done chan struct{} // closed when the event loop has ended
 
 	closing atomic.Bool // Close was called: disconnection is expected
+	life    context.Context
+	end     context.CancelFunc // ends life, at Close
 
 	mu     sync.Mutex
 	sessID int64  // session the password below belongs to
@@ -43,6 +46,7 @@ func DialZK(addrs []string, sessionTimeout time.Duration, log *slog.Logger) (*ZK
 		log = slog.New(slog.DiscardHandler)
 	}
 	z := &ZK{log: log.With("zk", strings.Join(addrs, ",")), done: make(chan struct{})}
+	z.life, z.end = context.WithCancel(context.Background())
 	conn, events, err := zk.Connect(addrs, sessionTimeout,
 		zk.WithLogger(zkLogger{z.log}),
 		zk.WithLogInfo(false),
@@ -119,8 +123,18 @@ func (z *ZK) Session() (int64, []byte) {
 // waits for the connection's goroutines to stop.
 func (z *ZK) Close() {
 	z.closing.Store(true)
+	z.end() // the loops of this package stop before they see the closed connection
 	z.conn.Close()
 	<-z.done
+}
+
+// bind returns a context that ends with ctx or when z is closed, whichever
+// comes first: a closed session cannot come back, so the loops using it
+// stop. Call stop when done.
+func (z *ZK) bind(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	unhook := context.AfterFunc(z.life, cancel)
+	return ctx, func() { unhook(); cancel() }
 }
 
 // EnsurePath creates path and its missing ancestors as persistent nodes.
