@@ -17,6 +17,7 @@ const callTimeout = 5 * time.Second
 // the caller receives as an rpc.ServerError starting with "param: ".
 type RPC struct {
 	store Storage
+	rooms roomStore // rooms and public messages (room.go); nil: none
 	lim   limits
 	log   *slog.Logger
 	now   func() time.Time

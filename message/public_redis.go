@@ -1,0 +1,79 @@
+package message
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"slices"
+	"strconv"
+
+	"github.com/gomodule/redigo/redis"
+
+	"gopush/myrpc"
+)
+
+// Public messages live in one sorted set, public.key, on the shard that the
+// ring picks for that name. Members and scores are those of a private
+// message (SPEC §7: {"msg":..,"expire":..,"mid":..} scored by the mid), the
+// set is trimmed to the newest public.store members and its TTL covers the
+// longest-lived one: the save script of private messages does all that.
+
+var errBadScriptReply = errors.New("unexpected reply from a script")
+
+func (r *redisRooms) SavePublic(ctx context.Context, e Entry) error {
+	e.Key = r.pubKey
+	s := r.rs.shard(r.pubKey)
+	c, err := s.pool.GetContext(ctx)
+	if err != nil {
+		return s.wrap(err)
+	}
+	defer c.Close()
+	now := r.rs.now().Unix()
+	ttl := max(e.Expire-now+1, 1)
+	if _, err := saveScript.DoContext(ctx, c, r.pubKey, e.MsgId, member(e), r.pubStore, ttl, now); err != nil {
+		return s.wrap(err)
+	}
+	return nil
+}
+
+func (r *redisRooms) GetPublic(ctx context.Context, after int64) ([]*myrpc.Message, error) {
+	s := r.rs.shard(r.pubKey)
+	c, err := s.pool.GetContext(ctx)
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	defer c.Close()
+	// The set holds at most public.store members (trimmed on every save);
+	// a few more are asked for in case public.store was lowered since.
+	// Scores are doubles: ask down to float64(after) inclusive and compare
+	// the exact mids (see RedisStorage.Get).
+	vals, err := redis.ByteSlices(redis.DoContext(c, ctx, "ZREVRANGEBYSCORE", r.pubKey, "+inf",
+		strconv.FormatInt(after, 10), "WITHSCORES", "LIMIT", 0, r.pubStore+8))
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	now := r.rs.now().Unix()
+	var out []*myrpc.Message
+	for i := 0; i+1 < len(vals); i += 2 {
+		m, err := decodeMember(vals[i], vals[i+1])
+		if err != nil {
+			r.rs.log.Warn("skipping a public message that cannot be read", "set", r.pubKey, "shard", s.name, "err", err)
+			continue
+		}
+		if m.MsgId <= after {
+			continue
+		}
+		if m.expire <= now {
+			r.rs.queueClean(s, r.pubKey, vals[i])
+			continue
+		}
+		m.GroupId = myrpc.PublicGroupId
+		out = append(out, &m.Message)
+	}
+	slices.SortFunc(out, func(a, b *myrpc.Message) int { return cmp.Compare(a.MsgId, b.MsgId) })
+	out = slices.CompactFunc(out, func(a, b *myrpc.Message) bool { return a.MsgId == b.MsgId })
+	if len(out) > r.pubStore {
+		out = out[len(out)-r.pubStore:]
+	}
+	return out, nil
+}
