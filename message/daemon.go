@@ -43,7 +43,7 @@ func Start(ctx context.Context, cfg *conf.Message, log *slog.Logger) (*Daemon, e
 		return nil, err
 	}
 	d.store = store
-	d.srv, err = myrpc.Serve(myrpc.MessageService, newRPC(store, limitsFor(cfg), log), cfg.RPC.Bind, log)
+	d.srv, err = myrpc.Serve(myrpc.MessageService, withRooms(newRPC(store, limitsFor(cfg), log), cfg, store), cfg.RPC.Bind, log)
 	if err != nil {
 		return fail(err)
 	}
