@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"slices"
 	"strings"
@@ -589,4 +591,55 @@ func TestWebCloseLeavesNoGoroutines(t *testing.T) {
 		t.Fatal(err)
 	}
 	goleak.VerifyNone(t, before)
+}
+
+// TestWebKeepsConnectionsAlive checks SPEC §9.7: API calls share one TCP
+// connection instead of paying a handshake each.
+func TestWebKeepsConnectionsAlive(t *testing.T) {
+	t.Parallel()
+	c := newTestCluster(t)
+	w := c.startWeb(nil)
+	hc := &http.Client{Transport: &http.Transport{}}
+	defer hc.CloseIdleConnections()
+	var conns []string
+	for range 5 {
+		var local string
+		trace := &httptrace.ClientTrace{GotConn: func(ci httptrace.GotConnInfo) { local = ci.Conn.LocalAddr().String() }}
+		req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace),
+			http.MethodGet, "http://"+w.HTTPAddrs()[0]+"/1/time/get", nil)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.Header.Get("Connection") == "close" {
+			t.Fatal("web answered Connection: close")
+		}
+		conns = append(conns, local)
+	}
+	if len(slices.Compact(slices.Clone(conns))) != 1 {
+		t.Fatalf("5 requests used connections %v, want one", conns)
+	}
+}
+
+// TestWebWithoutMessageNode: with no message node registered, the calls
+// that need one answer 65535 at once instead of hanging.
+func TestWebWithoutMessageNode(t *testing.T) {
+	t.Parallel()
+	c := newTestCluster(t)
+	w := c.startWeb(nil)
+	start := time.Now()
+	expectCode(t, get(t, "http://"+w.HTTPAddrs()[0]+"/1/msg/get?k=a&m=0"), CodeInternalErr)
+	expectCode(t, post(t, "http://"+w.AdminAddrs()[0]+"/1/admin/msg/del", "key=a"), CodeInternalErr)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("took %v", took)
+	}
+	// No comet either: 1001 for routing and pushes.
+	expectCode(t, get(t, "http://"+w.HTTPAddrs()[0]+"/1/server/get?k=a&p=1"), CodeNoNode)
+	expectCode(t, post(t, "http://"+w.AdminAddrs()[0]+"/1/admin/push/private?key=a&expire=0", "{}"), CodeNoNode)
+	body := `{"m":"{}","k":"a,b"}`
+	if a := post(t, "http://"+w.AdminAddrs()[0]+"/1/admin/push/mprivate?expire=0", body); a.body != `{"ret":0,"data":{"fk":["a","b"]}}` {
+		t.Fatalf("mprivate with no comet: %s", a.body)
+	}
 }
