@@ -142,3 +142,67 @@ func TestDaemonStartFailsCleanly(t *testing.T) {
 		t.Errorf("nodes after a failed start: %v", nodes)
 	}
 }
+
+// TestDaemonCloseOrder: Close removes the ZooKeeper node at once, even
+// while a call is still running, and then lets that call finish and
+// answer before it returns.
+func TestDaemonCloseOrder(t *testing.T) {
+	t.Parallel()
+	shard := testenv.StartRedis(t)
+	cfg := daemonConfig(t)
+	cfg.Redis.Source = map[string]string{"s:1": "tcp@" + shard.Addr()}
+	cfg.Redis.DialTimeout = conf.Duration(20 * time.Second)
+	conn := testenv.ZKConn(t)
+	t.Cleanup(func() { testenv.ZKDeleteAll(t, conn, path.Dir(cfg.ZooKeeper.Message.Path)) })
+	d := startDaemon(t, cfg)
+	c := myrpc.NewClient(d.Addrs()[0], 30*time.Second)
+	defer c.Close()
+	var ok int
+	if err := c.Call(context.Background(), myrpc.MessageSavePrivate, &myrpc.MessageSavePrivateArgs{
+		Key: "k", Msg: json.RawMessage(`{"x":1}`), MsgId: 7, Expire: 600}, &ok); err != nil {
+		t.Fatal(err)
+	}
+
+	shard.Pause() // the next call waits on Redis
+	type result struct {
+		msgs []*myrpc.Message
+		err  error
+	}
+	got := make(chan result, 1)
+	go func() {
+		var resp myrpc.MessageGetResp
+		err := c.Call(context.Background(), myrpc.MessageGetPrivate, &myrpc.MessageGetPrivateArgs{Key: "k"}, &resp)
+		got <- result{resp.Msgs, err}
+	}()
+	pool := d.store.(*RedisStorage).shards["s"].pool
+	testenv.WaitFor(t, 10*time.Second, "the call to wait on Redis", func() bool {
+		st := pool.Stats()
+		return st.ActiveCount-st.IdleCount == 1
+	})
+
+	closed := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		closed <- d.Close(ctx)
+	}()
+	testenv.WaitFor(t, 10*time.Second, "the node to leave ZooKeeper while the call runs", func() bool {
+		return len(registered(t, conn, cfg.ZooKeeper.Message.Path)) == 0
+	})
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned (%v) while a call was still running", err)
+	case r := <-got:
+		t.Fatalf("the call ended (%v, %v) while Redis was paused", r.msgs, r.err)
+	default:
+	}
+
+	shard.Resume()
+	r := <-got
+	if r.err != nil || len(r.msgs) != 1 || r.msgs[0].MsgId != 7 {
+		t.Errorf("in-flight GetPrivate across Close: %v, %v; want the stored message", r.msgs, r.err)
+	}
+	if err := <-closed; err != nil {
+		t.Errorf("Close: %v", err)
+	}
+}
