@@ -126,7 +126,10 @@ func (r *Registration) loop(ctx context.Context) {
 		if !ok {
 			newPath, err := r.create(ctx, true)
 			if err != nil {
-				return // ctx ended
+				if ctx.Err() == nil && !r.z.closing.Load() {
+					r.log.Error("zookeeper registration stopped", "err", err)
+				}
+				return
 			}
 			r.mu.Lock()
 			r.path = newPath
