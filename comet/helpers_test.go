@@ -326,3 +326,14 @@ func waitIdle(t testing.TB, c *Comet) {
 			c.stats.channels.Load() == 0 && c.hub.numChannels() == 0 && c.stats.subscribed.Load() == 0
 	})
 }
+
+func httpGetJSON(u string) (map[string]any, error) {
+	resp, err := http.Get(u)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	err = json.NewDecoder(resp.Body).Decode(&out)
+	return out, err
+}
