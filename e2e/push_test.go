@@ -222,8 +222,14 @@ func TestClusterPrunesKilledComet(t *testing.T) {
 		ok, _, err := c.zc.Exists(c.cometPath + "/node2")
 		return err == nil && !ok
 	})
-	t.Logf("node2 pruned %v after SIGKILL (session timeout 4s, then %d pings %v apart)",
-		time.Since(killed).Round(10*time.Millisecond), pruneFailures, pruneInterval)
+	took := time.Since(killed)
+	t.Logf("node2 pruned %v after SIGKILL (session timeout 4s; %d failed pings %v apart)",
+		took.Round(10*time.Millisecond), pruneFailures, pruneInterval)
+	// The window: the session timeout plus the failed rounds, with a wide
+	// margin for a slow machine.
+	if window := 4*time.Second + pruneFailures*pruneInterval; took > window+10*time.Second {
+		t.Fatalf("pruned after %v, far outside the %v window", took, window)
+	}
 	if !strings.Contains(w.Log(), "pruned dead comet node") {
 		t.Fatal("web did not log the prune")
 	}
@@ -311,4 +317,32 @@ func TestClusterTokenAuth(t *testing.T) {
 			t.Fatalf("got %s", m.Msg)
 		}
 	}
+}
+
+// TestClusterLateWebMigratesComets: comets that started before any web
+// (the first one knows only itself) end up with the full map once a web
+// starts: the first comet then refuses (-n) the keys of the second.
+func TestClusterLateWebMigratesComets(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	c.startMessage()
+	n1 := c.startComet("node1", 1, false)
+	c.startComet("node2", 1, false)
+	ring := ketama.FromWeights(ketama.DefaultBase, map[string]int{"node1": 1, "node2": 1})
+	key := keyOn(ring, "node2", testenv.Unique(t)+"-")
+	// node1 read the ring before node2 existed: it takes every key.
+	if s, reply := subscribeTCP(t, n1.tcp, key, ""); s == nil {
+		t.Fatalf("node1 before any web: %q", reply)
+	} else {
+		s.close()
+	}
+	c.startWeb("")
+	waitFor(t, "node1 to refuse node2's key after the web's Migrate", func() bool {
+		s, reply := subscribeTCP(t, n1.tcp, key, "")
+		if s != nil {
+			s.close()
+			return false
+		}
+		return reply == "-n"
+	})
 }
