@@ -43,6 +43,11 @@ func Start(ctx context.Context, cfg *conf.Message, log *slog.Logger) (*Daemon, e
 		return nil, err
 	}
 	d.store = store
+	// A shard that is down only fails the calls for its keys, and comes
+	// back by itself: say so, but start.
+	for _, err := range store.Check(ctx) {
+		log.Warn("storage shard unreachable at start", "err", err)
+	}
 	d.srv, err = myrpc.Serve(myrpc.MessageService, withRooms(newRPC(store, limitsFor(cfg), log), cfg, store), cfg.RPC.Bind, log)
 	if err != nil {
 		return fail(err)

@@ -9,6 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -40,6 +43,9 @@ type Storage interface {
 	Get(ctx context.Context, key string, after int64) ([]*myrpc.Message, error)
 	// Del removes every message of the key.
 	Del(ctx context.Context, key string) error
+	// Check tries every shard once and returns an error, naming the
+	// shard, for each one that does not answer.
+	Check(ctx context.Context) []error
 	// Close stops background work and releases connections.
 	Close() error
 }
@@ -144,4 +150,28 @@ func limitsFor(cfg *conf.Message) limits {
 		l.utf8Keys = true
 	}
 	return l
+}
+
+// checkShards runs check on every shard at once and collects the errors,
+// sorted so that the answer is stable.
+func checkShards[S any](shards map[string]S, check func(S) error) []error {
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+	)
+	for _, s := range shards {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := check(s); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errs
 }

@@ -226,6 +226,16 @@ func (ms *MySQLStorage) Del(ctx context.Context, key string) error {
 	return nil
 }
 
+// Check pings every shard, in parallel.
+func (ms *MySQLStorage) Check(ctx context.Context) []error {
+	return checkShards(ms.shards, func(s *mysqlShard) error {
+		if err := s.db.PingContext(ctx); err != nil {
+			return s.wrap(err)
+		}
+		return nil
+	})
+}
+
 // cleaner deletes expired rows on every shard each interval.
 func (ms *MySQLStorage) cleaner(every time.Duration) {
 	defer ms.wg.Done()

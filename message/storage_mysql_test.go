@@ -1,6 +1,7 @@
 package message
 
 import (
+	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -147,5 +148,21 @@ func TestMySQLShardDown(t *testing.T) {
 	c.mustSave(onB[1], base+100, `"after"`, 600)
 	if got := c.mustGet(onB[1], 0); !sameMids(got, base+100) {
 		t.Errorf("b's key after b came back: mids %v, want base+100", mids(got))
+	}
+}
+
+// TestMySQLCheck names exactly the shards that do not answer.
+func TestMySQLCheck(t *testing.T) {
+	t.Parallel()
+	good := testenv.MySQLDatabase(t)
+	mc, err := mysql.ParseDSN(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc.Addr = testenv.FreeAddr(t) // nothing listens there
+	cfg := mysqlConfig(map[string]string{"up:1": good, "down:1": mc.FormatDSN()}, 20)
+	errs := openStorage(t, cfg).Check(context.Background())
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "mysql shard down ("+mc.Addr) {
+		t.Errorf("Check: %v, want one error naming shard down", errs)
 	}
 }

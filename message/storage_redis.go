@@ -435,6 +435,21 @@ func (rs *RedisStorage) Del(ctx context.Context, key string) error {
 	return nil
 }
 
+// Check pings every shard, in parallel.
+func (rs *RedisStorage) Check(ctx context.Context) []error {
+	return checkShards(rs.shards, func(s *redisShard) error {
+		conn, err := s.pool.GetContext(ctx)
+		if err == nil {
+			_, err = redis.DoContext(conn, ctx, "PING")
+			conn.Close()
+		}
+		if err != nil {
+			return s.wrap(err)
+		}
+		return nil
+	})
+}
+
 // Close stops the cleaner and closes every shard's pool.
 func (rs *RedisStorage) Close() error {
 	rs.closeOnce.Do(func() {

@@ -371,3 +371,19 @@ func TestRedisReadIsBounded(t *testing.T) {
 		t.Errorf("after 46: mids %v, want 47 48 49", mids(got))
 	}
 }
+
+// TestRedisCheck names exactly the shards that do not answer.
+func TestRedisCheck(t *testing.T) {
+	t.Parallel()
+	a, b := testenv.StartRedis(t), testenv.StartRedis(t)
+	cfg := redisConfig(map[string]string{"a:1": a.Addr(), "b:1": b.Addr()}, 20)
+	rs := openStorage(t, cfg)
+	if errs := rs.Check(context.Background()); len(errs) != 0 {
+		t.Errorf("both shards up: %v", errs)
+	}
+	b.Stop()
+	errs := rs.Check(context.Background())
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "redis shard b (tcp@"+b.Addr()+")") {
+		t.Errorf("b stopped: %v, want one error naming b", errs)
+	}
+}
