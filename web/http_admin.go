@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -139,7 +140,18 @@ func (w *Web) pushMPrivate(rw http.ResponseWriter, r *http.Request) (any, error)
 	if err != nil {
 		return nil, err
 	}
+	fk := w.pushKeys(r.Context(), keys, json.RawMessage(body.M), expire)
+	if len(fk) == 0 {
+		return nil, nil
+	}
+	return map[string]any{"fk": fk}, nil
+}
 
+// pushKeys pushes msg to keys (distinct, not empty): the keys are grouped
+// by the comet node that serves them, every node gets one PushPrivates
+// call, all in parallel. It returns the keys that failed anywhere, in the
+// order of keys. push/mprivate and push/room (http_room.go) share it.
+func (w *Web) pushKeys(ctx context.Context, keys []string, msg json.RawMessage, expire uint) []string {
 	view := w.cluster.load()
 	failed := make(map[string]bool)
 	groups := make(map[string][]string) // node → its keys
@@ -153,7 +165,6 @@ func (w *Web) pushMPrivate(rw http.ResponseWriter, r *http.Request) (any, error)
 		groups[node] = append(groups[node], k)
 		comets[node] = comet
 	}
-	msg := json.RawMessage(body.M)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for node, ks := range groups {
@@ -162,11 +173,11 @@ func (w *Web) pushMPrivate(rw http.ResponseWriter, r *http.Request) (any, error)
 			defer wg.Done()
 			args := &myrpc.CometPushPrivatesArgs{Keys: ks, Msg: msg, Expire: expire}
 			resp := &myrpc.CometPushPrivatesResp{}
-			err := comets[node].rpc.Call(r.Context(), myrpc.CometPushPrivates, args, resp)
+			err := comets[node].rpc.Call(ctx, myrpc.CometPushPrivates, args, resp)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				w.log.Warn("push/mprivate: comet call failed", "node", node, "keys", len(ks), "err", err)
+				w.log.Warn("push to several keys: comet call failed", "node", node, "keys", len(ks), "err", err)
 				for _, k := range ks {
 					failed[k] = true
 				}
@@ -179,7 +190,7 @@ func (w *Web) pushMPrivate(rw http.ResponseWriter, r *http.Request) (any, error)
 	}
 	wg.Wait()
 	if len(failed) == 0 {
-		return nil, nil
+		return nil
 	}
 	fk := make([]string, 0, len(failed))
 	for _, k := range keys {
@@ -187,7 +198,7 @@ func (w *Web) pushMPrivate(rw http.ResponseWriter, r *http.Request) (any, error)
 			fk = append(fk, k)
 		}
 	}
-	return map[string]any{"fk": fk}, nil
+	return fk
 }
 
 // msgDel deletes the offline messages of the key in the form body (key=K).
