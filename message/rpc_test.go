@@ -171,6 +171,7 @@ func TestBadInput(t *testing.T) {
 			big := `"` + strings.Repeat("x", 1023) + `"` // 1025 bytes
 
 			wantParamError(t, "empty key", c.save("", base, `{}`, 60))
+			wantParamError(t, "key of 5000 characters", c.save(strings.Repeat("k", 5000), base, `{}`, 60))
 			wantParamError(t, "nil message", c.save(key, base, "", 60))
 			wantParamError(t, "message not JSON", c.save(key, base, `{"a":`, 60))
 			wantParamError(t, "message plain text", c.save(key, base, `hello`, 60))
