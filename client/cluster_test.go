@@ -282,3 +282,56 @@ func TestClusterTwoMessageNodes(t *testing.T) {
 	}
 	noMore(t, c)
 }
+
+// With auth = true on comet, a client without a valid token is refused (-a,
+// reported through OnError) and keeps trying; once the token is added
+// through web's /1/token/add, it subscribes and receives.
+func TestClusterToken(t *testing.T) {
+	t.Parallel()
+	cl := testenv.NewCluster(t)
+	cl.StartMessage(1, 0)
+	comet := cl.StartComet("node1", 1, "auth = true")
+	web := cl.StartWeb()
+	key := testenv.Unique(t)
+	waitServed(t, web.HTTP, key, comet.TCP)
+
+	for _, proto := range []string{TCP, WebSocket} {
+		refusedErr := make(chan error, 100)
+		c := start(t, Config{Web: "http://" + web.HTTP, Key: key, Token: "secret-" + proto, Proto: proto,
+			MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+			OnError: func(err error) {
+				select {
+				case refusedErr <- err:
+				default:
+				}
+			}})
+		select {
+		case err := <-refusedErr:
+			var se *ServerError
+			if !errors.As(err, &se) || se.Code != 'a' {
+				t.Fatalf("%s: error %v, want -a (token refused)", proto, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s: no error reported for a missing token", proto)
+		}
+		if c.Stats().Subscribes != 0 {
+			t.Fatalf("%s: subscribed without a token", proto)
+		}
+
+		resp, err := http.Get("http://" + web.Admin + "/1/token/add?" + url.Values{"k": {key}, "t": {"secret-" + proto}}.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		testenv.WaitFor(t, 30*time.Second, proto+" client to subscribe with its token", func() bool {
+			return c.Stats().Subscribes > 0
+		})
+		if ret, err := testenv.Push(web.Admin, key, `{"auth":"`+proto+`"}`, 0); err != nil || ret != 0 {
+			t.Fatalf("push: ret %d err %v", ret, err)
+		}
+		if m := recv(t, c); string(m.Msg) != `{"auth":"`+proto+`"}` {
+			t.Fatalf("%s: got %s", proto, m.Msg)
+		}
+		c.Close()
+	}
+}
