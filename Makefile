@@ -33,9 +33,9 @@ vet:
 services-test:
 	scripts/services_test.sh
 
-## bench: benchmarks (not written yet)
+## bench: the standard load scenarios on a private cluster (scripts/bench.sh)
 bench:
-	@echo "make bench: not written yet"
+	scripts/bench.sh
 
 ## clean: remove build output and a stopped run's files
 clean: stop
