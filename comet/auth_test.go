@@ -6,13 +6,12 @@ import (
 	"time"
 
 	"gopush/conf"
-	"gopush/internal/testenv"
 	"gopush/myrpc"
 )
 
 func TestTokensWithAuthOn(t *testing.T) {
 	t.Parallel()
-	cfg := testConfig(t, testenv.ZKRoot(t), "node1")
+	cfg := testConfig(t, zkRoot(t), "node1")
 	cfg.Channel.Auth = true
 	cfg.Channel.Token.Expire = conf.Duration(time.Hour)
 	cfg.Channel.Token.Max = 2
@@ -71,7 +70,7 @@ func TestTokensWithAuthOn(t *testing.T) {
 
 func TestExpiredTokensFreeTheirChannel(t *testing.T) {
 	t.Parallel()
-	cfg := testConfig(t, testenv.ZKRoot(t), "node1")
+	cfg := testConfig(t, zkRoot(t), "node1")
 	cfg.Channel.Auth = true
 	cfg.Channel.Token.Expire = conf.Duration(500 * time.Millisecond)
 	c := startComet(t, cfg)
@@ -90,7 +89,7 @@ func TestExpiredTokensFreeTheirChannel(t *testing.T) {
 
 func TestAuthOffNeedsNoToken(t *testing.T) {
 	t.Parallel()
-	c := startComet(t, testConfig(t, testenv.ZKRoot(t), "node1"))
+	c := startComet(t, testConfig(t, zkRoot(t), "node1"))
 	subscribeTCP(t, c, "anyone", "", "1")
 	subscribeTCP(t, c, "anyone", "whatever", "1")
 	var r int

@@ -19,7 +19,7 @@ import (
 
 func TestThousandSilentConnectionsAreFreed(t *testing.T) {
 	t.Parallel()
-	cfg := testConfig(t, testenv.ZKRoot(t), "node1")
+	cfg := testConfig(t, zkRoot(t), "node1")
 	cfg.Channel.Handshake.Timeout = conf.Duration(time.Second)
 	c := startComet(t, cfg)
 	const n = 1000
@@ -106,7 +106,7 @@ func TestMessageNodeDiesMidPush(t *testing.T) {
 
 func TestNoMessageNodeFailsStoredPushOnly(t *testing.T) {
 	t.Parallel()
-	c := startComet(t, testConfig(t, testenv.ZKRoot(t), "node1"))
+	c := startComet(t, testConfig(t, zkRoot(t), "node1"))
 	rc := rpcClient(t, c)
 	cl := subscribeTCP(t, c, "k", "", "1")
 	var r int
@@ -134,7 +134,7 @@ func children(t *testing.T, conn *zk.Conn, path string) []string {
 
 func TestZooKeeperSessionExpiryAndNodeDeletion(t *testing.T) {
 	t.Parallel()
-	root := testenv.ZKRoot(t)
+	root := zkRoot(t)
 	cfg := testConfig(t, root, "node1")
 	fake := startFakeMessage(t, testenv.ZK(t), cfg.ZooKeeper.Message.Path, false)
 	_ = fake
@@ -183,7 +183,7 @@ func TestZooKeeperSessionExpiryAndNodeDeletion(t *testing.T) {
 
 func TestCloseLeavesZooKeeperFirstAndClosesClients(t *testing.T) {
 	t.Parallel()
-	root := testenv.ZKRoot(t)
+	root := zkRoot(t)
 	cfg := testConfig(t, root, "node1")
 	c := New(cfg, newTestLogger(t))
 	if err := c.Start(); err != nil {
@@ -228,7 +228,7 @@ func TestStartFailsCleanlyOnBusyPort(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	cfg := testConfig(t, testenv.ZKRoot(t), "node1")
+	cfg := testConfig(t, zkRoot(t), "node1")
 	cfg.WebSocket.Bind = conf.AddrList{ln.Addr().String()}
 	c := New(cfg, newTestLogger(t))
 	err = c.Start()
@@ -239,7 +239,7 @@ func TestStartFailsCleanlyOnBusyPort(t *testing.T) {
 
 func TestStatTypes(t *testing.T) {
 	t.Parallel()
-	c := startComet(t, testConfig(t, testenv.ZKRoot(t), "node1"))
+	c := startComet(t, testConfig(t, zkRoot(t), "node1"))
 	subscribeTCP(t, c, "k", "", "1")
 	for _, typ := range []string{"server", "golang", "memory", "config", "channel", "message", "connection"} {
 		if d := stat(t, c, "type="+typ); len(d) == 0 {

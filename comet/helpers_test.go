@@ -337,3 +337,13 @@ func httpGetJSON(u string) (map[string]any, error) {
 	err = json.NewDecoder(resp.Body).Decode(&out)
 	return out, err
 }
+
+// zkRoot returns a fresh ZooKeeper prefix for the test, deleted when the
+// test ends (after the comets it started are closed).
+func zkRoot(t testing.TB) string {
+	t.Helper()
+	root := testenv.ZKRoot(t)
+	conn := testenv.ZKConn(t)
+	t.Cleanup(func() { testenv.ZKDeleteAll(t, conn, root) })
+	return root
+}

@@ -5,14 +5,13 @@ import (
 	"testing"
 	"time"
 
-	"gopush/internal/testenv"
 	"gopush/ketama"
 	"gopush/myrpc"
 )
 
 func TestStartupRingFromZooKeeper(t *testing.T) {
 	t.Parallel()
-	root := testenv.ZKRoot(t)
+	root := zkRoot(t)
 	cfg1 := testConfig(t, root, "node1")
 	c1 := startComet(t, cfg1)
 	cfg2 := testConfig(t, root, "node2")
@@ -39,7 +38,7 @@ func TestStartupRingFromZooKeeper(t *testing.T) {
 
 func TestMigrationClosesOnlyKeysThatMoved(t *testing.T) {
 	t.Parallel()
-	root := testenv.ZKRoot(t)
+	root := zkRoot(t)
 	c1 := startComet(t, testConfig(t, root, "node1"))
 	c2 := startComet(t, testConfig(t, root, "node2"))
 	rc1, rc2 := rpcClient(t, c1), rpcClient(t, c2)

@@ -21,7 +21,7 @@ import (
 // through, and waits until a stored push succeeds.
 func cometWithFake(t *testing.T, old bool) (*Comet, *runningFake, *myrpc.Client) {
 	t.Helper()
-	root := testenv.ZKRoot(t)
+	root := zkRoot(t)
 	cfg := testConfig(t, root, "node1")
 	fake := startFakeMessage(t, testenv.ZK(t), cfg.ZooKeeper.Message.Path, old)
 	c := startComet(t, cfg)
@@ -136,7 +136,7 @@ func TestPushFailsWhenStorageFails(t *testing.T) {
 
 func TestPushRefusesBadArguments(t *testing.T) {
 	t.Parallel()
-	c := startComet(t, testConfig(t, testenv.ZKRoot(t), "node1"))
+	c := startComet(t, testConfig(t, zkRoot(t), "node1"))
 	rc := rpcClient(t, c)
 	for name, a := range map[string]*myrpc.CometPushPrivateArgs{
 		"empty key": {Key: "", Msg: json.RawMessage(`1`)},
@@ -236,7 +236,7 @@ func TestPushesToOneKeyArriveInMidOrder(t *testing.T) {
 
 func TestSlowClientIsClosedOthersUnaffected(t *testing.T) {
 	t.Parallel()
-	cfg := testConfig(t, testenv.ZKRoot(t), "node1")
+	cfg := testConfig(t, zkRoot(t), "node1")
 	cfg.Channel.Msgbuf.Num = 32
 	cfg.Channel.Sndbuf.Size = 4096
 	c := startComet(t, cfg)
@@ -268,7 +268,7 @@ func TestSlowClientIsClosedOthersUnaffected(t *testing.T) {
 
 func TestRPCCloseForgetsTheKey(t *testing.T) {
 	t.Parallel()
-	c := startComet(t, testConfig(t, testenv.ZKRoot(t), "node1"))
+	c := startComet(t, testConfig(t, zkRoot(t), "node1"))
 	rc := rpcClient(t, c)
 	tc := subscribeTCP(t, c, "gone", "", "1")
 	wc := subscribeWS(t, c, "gone", "", "1")

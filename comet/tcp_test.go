@@ -6,13 +6,12 @@ import (
 	"time"
 
 	"gopush/conf"
-	"gopush/internal/testenv"
 	"gopush/myrpc"
 )
 
 func TestTCPSubscribeAndHeartbeat(t *testing.T) {
 	t.Parallel()
-	c := startComet(t, testConfig(t, testenv.ZKRoot(t), "node1"))
+	c := startComet(t, testConfig(t, zkRoot(t), "node1"))
 	cl := dialTCP(t, c.TCPAddrs()[0])
 	// The first heartbeat arrives in the same write as the request
 	// (SPEC §9.1): it must be answered, not lost.
@@ -33,7 +32,7 @@ func TestTCPSubscribeAndHeartbeat(t *testing.T) {
 
 func TestTCPErrorReplies(t *testing.T) {
 	t.Parallel()
-	cfg := testConfig(t, testenv.ZKRoot(t), "node1")
+	cfg := testConfig(t, zkRoot(t), "node1")
 	cfg.Channel.MaxSubscriber = 1
 	c := startComet(t, cfg)
 	addr := c.TCPAddrs()[0]
@@ -87,7 +86,7 @@ func TestTCPErrorReplies(t *testing.T) {
 
 func TestTCPHandshakeTimeoutAndSlowloris(t *testing.T) {
 	t.Parallel()
-	cfg := testConfig(t, testenv.ZKRoot(t), "node1")
+	cfg := testConfig(t, zkRoot(t), "node1")
 	cfg.Channel.Handshake.Timeout = conf.Duration(time.Second)
 	c := startComet(t, cfg)
 	addr := c.TCPAddrs()[0]
@@ -119,7 +118,7 @@ func TestTCPHandshakeTimeoutAndSlowloris(t *testing.T) {
 // runs in parallel with the others.
 func TestTCPSilentSubscriberClosedAfterHeartbeatPlus5s(t *testing.T) {
 	t.Parallel()
-	c := startComet(t, testConfig(t, testenv.ZKRoot(t), "node1"))
+	c := startComet(t, testConfig(t, zkRoot(t), "node1"))
 	cl := subscribeTCP(t, c, "quiet", "", "1")
 	start := time.Now()
 	cl.expectClosed(60 * time.Second)

@@ -14,7 +14,7 @@ import (
 
 func TestWebSocketSubscribeAndHeartbeat(t *testing.T) {
 	t.Parallel()
-	c := startComet(t, testConfig(t, testenv.ZKRoot(t), "node1"))
+	c := startComet(t, testConfig(t, zkRoot(t), "node1"))
 	cl := subscribeWS(t, c, "wskey", "", "1.0.5")
 	for range 3 {
 		if err := cl.ws.WriteMessage(websocket.TextMessage, []byte("h")); err != nil {
@@ -33,7 +33,7 @@ func TestWebSocketSubscribeAndHeartbeat(t *testing.T) {
 
 func TestWebSocketErrorReplies(t *testing.T) {
 	t.Parallel()
-	c := startComet(t, testConfig(t, testenv.ZKRoot(t), "node1"))
+	c := startComet(t, testConfig(t, zkRoot(t), "node1"))
 	addr := c.WSAddrs()[0]
 	for name, q := range map[string][3]string{
 		"empty key":      {"", "30", ""},
@@ -56,7 +56,7 @@ func TestWebSocketErrorReplies(t *testing.T) {
 
 func TestWebSocketBadFramesCloseTheConnection(t *testing.T) {
 	t.Parallel()
-	c := startComet(t, testConfig(t, testenv.ZKRoot(t), "node1"))
+	c := startComet(t, testConfig(t, zkRoot(t), "node1"))
 	other := subscribeWS(t, c, "bystander", "", "1")
 
 	bin := subscribeWS(t, c, "binary", "", "1")
@@ -88,7 +88,7 @@ func TestWebSocketBadFramesCloseTheConnection(t *testing.T) {
 
 func TestWebSocketOriginAllowList(t *testing.T) {
 	t.Parallel()
-	cfg := testConfig(t, testenv.ZKRoot(t), "node1")
+	cfg := testConfig(t, zkRoot(t), "node1")
 	cfg.Channel.Origins = []string{"https://good.example"}
 	c := startComet(t, cfg)
 	u := "ws://" + c.WSAddrs()[0] + "/sub?" + wsQuery("k", "30", "", "1").Encode()
@@ -109,7 +109,7 @@ func TestWebSocketOriginAllowList(t *testing.T) {
 
 func TestWebSocketPlainHTTPIsRefused(t *testing.T) {
 	t.Parallel()
-	c := startComet(t, testConfig(t, testenv.ZKRoot(t), "node1"))
+	c := startComet(t, testConfig(t, zkRoot(t), "node1"))
 	resp, err := http.Get("http://" + c.WSAddrs()[0] + "/sub?key=k&heartbeat=30")
 	if err != nil {
 		t.Fatal(err)
