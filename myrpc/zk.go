@@ -74,23 +74,29 @@ func DialZK(addrs []string, sessionTimeout time.Duration, log *slog.Logger) (*ZK
 func (z *ZK) watchEvents(events <-chan zk.Event, connected chan struct{}) {
 	defer close(z.done)
 	first := true
+	up := false // a session is established: the next disconnection is news
 	for ev := range events {
 		if ev.Type != zk.EventSession {
 			continue
 		}
 		switch ev.State {
 		case zk.StateHasSession:
+			up = true
 			z.log.Info("zookeeper session established", "server", ev.Server, "session", fmt.Sprintf("%#x", z.conn.SessionID()))
 			if first {
 				first = false
 				close(connected)
 			}
 		case zk.StateDisconnected:
-			if z.closing.Load() {
+			switch {
+			case z.closing.Load():
 				z.log.Debug("zookeeper session closed", "server", ev.Server)
-				continue
+			case up:
+				z.log.Warn("zookeeper disconnected; reconnecting", "server", ev.Server)
+			default: // another failed attempt
+				z.log.Debug("zookeeper still disconnected", "server", ev.Server)
 			}
-			z.log.Warn("zookeeper disconnected", "server", ev.Server)
+			up = false
 		case zk.StateExpired:
 			z.log.Warn("zookeeper session expired; starting a new one", "server", ev.Server)
 		case zk.StateAuthFailed:
