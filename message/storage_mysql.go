@@ -236,10 +236,12 @@ func (ms *MySQLStorage) Check(ctx context.Context) []error {
 	})
 }
 
-// cleaner deletes expired rows on every shard each interval.
+// cleaner deletes expired rows on every shard each interval. The first
+// run comes after at most a minute, so that a daemon restarted more often
+// than the interval still cleans.
 func (ms *MySQLStorage) cleaner(every time.Duration) {
 	defer ms.wg.Done()
-	t := time.NewTicker(every)
+	t := time.NewTimer(min(every, time.Minute))
 	defer t.Stop()
 	for {
 		select {
@@ -255,6 +257,7 @@ func (ms *MySQLStorage) cleaner(every time.Duration) {
 				ms.log.Debug("deleted expired messages", "shard", s.name, "rows", n)
 			}
 		}
+		t.Reset(every)
 	}
 }
 
