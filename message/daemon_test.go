@@ -129,9 +129,14 @@ func existsStat(conn *zk.Conn, p string) (*zk.Stat, error) {
 func TestDaemonStartFailsCleanly(t *testing.T) {
 	t.Parallel()
 	cfg := daemonConfig(t)
-	busy := startDaemon(t, daemonConfig(t))
-	cfg.RPC.Bind = conf.AddrList{busy.Addrs()[0]}
+	busyCfg := daemonConfig(t)
 	conn := testenv.ZKConn(t)
+	t.Cleanup(func() {
+		testenv.ZKDeleteAll(t, conn, path.Dir(busyCfg.ZooKeeper.Message.Path))
+		testenv.ZKDeleteAll(t, conn, path.Dir(cfg.ZooKeeper.Message.Path))
+	})
+	busy := startDaemon(t, busyCfg)
+	cfg.RPC.Bind = conf.AddrList{busy.Addrs()[0]}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if d, err := Start(ctx, cfg, testLogger(t)); err == nil {
