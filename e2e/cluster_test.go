@@ -85,6 +85,7 @@ type = "redis"
 "node1:1" = "tcp@%s"
 `, rpc, testenv.Redis(c.t)) + c.zkTOML()
 	d := testenv.StartDaemon(c.t, testenv.Binary(c.t, "message"), cfg)
+	c.checkRaces(d)
 	testenv.WaitListening(c.t, rpc, startTimeout)
 	return d
 }
@@ -116,6 +117,7 @@ retry = "200ms"
 timeout = "2s"
 `, cm.tcp, cm.ws, auth, cm.rpc) + c.zkTOML() + fmt.Sprintf("comet.node = %q\ncomet.weight = %d\n", node, weight)
 	cm.Daemon = testenv.StartDaemon(c.t, testenv.Binary(c.t, "comet"), cfg)
+	c.checkRaces(cm.Daemon)
 	for _, a := range []string{cm.rpc, cm.tcp, cm.ws} {
 		testenv.WaitListening(c.t, a, startTimeout)
 	}
@@ -152,9 +154,20 @@ retry = "200ms"
 timeout = "2s"
 `, w.http, w.admin, pruneInterval.String(), pruneFailures, extra) + c.zkTOML()
 	w.Daemon = testenv.StartDaemon(c.t, testenv.Binary(c.t, "web"), cfg)
+	c.checkRaces(w.Daemon)
 	testenv.WaitListening(c.t, w.http, startTimeout)
 	testenv.WaitListening(c.t, w.admin, startTimeout)
 	return w
+}
+
+// checkRaces fails the test at its end if d, built with -race
+// (GOPUSH_E2E_RACE=1), reported a data race.
+func (c *cluster) checkRaces(d *testenv.Daemon) {
+	c.t.Cleanup(func() {
+		if log := d.Log(); strings.Contains(log, "WARNING: DATA RACE") {
+			c.t.Errorf("pid %d reported a data race:\n%s", d.Pid(), log)
+		}
+	})
 }
 
 // startWebRaw starts web with exactly cfg (no waiting).
