@@ -17,11 +17,11 @@ func (w *Web) publicMux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("/1/server/get", endpoint(w.log, get, "cb", false, w.serverGet("k", "p", false)))
 	mux.Handle("/2/server/get", endpoint(w.log, get, "cb", false, w.serverGet("k", "p", true)))
-	mux.Handle("/1/msg/get", endpoint(w.log, get, "cb", false, w.msgGet("k", "m", false)))
+	mux.Handle("/1/msg/get", endpoint(w.log, get, "cb", false, w.withPublic(w.msgGet("k", "m", false), "pm", false)))
 	mux.Handle("/1/time/get", endpoint(w.log, get, "cb", false, w.timeGet))
 	// The unversioned paths of clients older than 1.0.
 	mux.Handle("/server/get", endpoint(w.log, get, "callback", true, w.serverGet("key", "proto", false)))
-	mux.Handle("/msg/get", endpoint(w.log, get, "callback", true, w.msgGet("key", "mid", true)))
+	mux.Handle("/msg/get", endpoint(w.log, get, "callback", true, w.withPublic(w.msgGet("key", "mid", true), "pmid", true)))
 	mux.Handle("/time/get", endpoint(w.log, get, "callback", true, w.timeGet))
 	if w.cfg.HTTP.TokenAdd {
 		w.handleTokenAdd(mux)

@@ -16,6 +16,7 @@ import (
 const (
 	CodeOK          = 0
 	CodeNoNode      = 1001  // no comet serves the key
+	CodeRoomFull    = 1002  // a room join would pass the room's key limit (docs/rooms.md)
 	CodeParamErr    = 65534 // the request is wrong
 	CodeInternalErr = 65535 // an RPC failed or timed out
 )
@@ -49,6 +50,8 @@ func codeOf(err error) int {
 		return CodeOK
 	case errors.Is(err, errNoNode):
 		return CodeNoNode
+	case errors.Is(err, errRoomFull):
+		return CodeRoomFull
 	case errors.As(err, &pe), errors.As(err, &tl):
 		return CodeParamErr
 	default:

@@ -32,6 +32,8 @@ type Web struct {
 	cluster *cluster
 	msgs    caller // the message-node pool
 
+	pubMids midClock // mids of push/all (http_room.go)
+
 	zk      *myrpc.ZK
 	pool    *myrpc.MessagePool
 	servers []*http.Server

@@ -1,0 +1,287 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/rpc"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gopush/myrpc"
+)
+
+// Rooms and public broadcast (issue 8, docs/rooms.md), on admin.bind:
+//
+//	POST /1/admin/room/join?rid=R   body {"k":"k1,k2"}  → {"ret":0}
+//	POST /1/admin/room/leave?rid=R  body {"k":"k1,k2"}  → {"ret":0}
+//	GET  /1/admin/room/keys?rid=R                      → {"ret":0,"data":{"keys":[..]}}
+//	POST /1/admin/room/del?rid=R                       → {"ret":0}
+//	POST /1/admin/push/room?rid=R&expire=S  body = the message JSON
+//	                                                   → {"ret":0} or {"ret":0,"data":{"fk":[..]}}
+//	POST /1/admin/push/all?expire=S         body = the message JSON
+//	                                                   → {"ret":0,"data":{"mid":N}} (+ "fn":[..])
+//
+// The message daemon keeps the rooms; web checks the input, asks it for a
+// room's keys, and pushes to them exactly as push/mprivate does.
+
+// errRoomFull is a join that the message node refused because the room
+// would hold more than its room.max keys (CodeRoomFull).
+var errRoomFull = errors.New("the room would hold more keys than its limit")
+
+// handleRooms adds the room and broadcast endpoints to the admin mux.
+func (w *Web) handleRooms(mux *http.ServeMux) {
+	post := []string{http.MethodPost}
+	mux.Handle("/1/admin/room/join", endpoint(w.log, post, "", false, w.roomJoin))
+	mux.Handle("/1/admin/room/leave", endpoint(w.log, post, "", false, w.roomLeave))
+	mux.Handle("/1/admin/room/keys", endpoint(w.log, []string{http.MethodGet}, "", false, w.roomKeys))
+	mux.Handle("/1/admin/room/del", endpoint(w.log, post, "", false, w.roomDel))
+	mux.Handle("/1/admin/push/room", endpoint(w.log, post, "", false, w.pushRoom))
+	mux.Handle("/1/admin/push/all", endpoint(w.log, post, "", false, w.pushAll))
+}
+
+// maxRoomLen is the longest room id, in bytes.
+const maxRoomLen = 64
+
+// parseRoom reads the rid parameter: 1 to 64 characters of
+// [A-Za-z0-9_.:-].
+func parseRoom(r *http.Request) (string, error) {
+	rid := r.URL.Query().Get("rid")
+	if rid == "" {
+		return "", errParam("rid is missing")
+	}
+	if len(rid) > maxRoomLen {
+		return "", errParam("rid is %d bytes long, more than %d", len(rid), maxRoomLen)
+	}
+	for i := 0; i < len(rid); i++ {
+		c := rid[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9',
+			c == '_', c == '.', c == ':', c == '-':
+		default:
+			return "", errParam("rid %.80q has a character outside [A-Za-z0-9_.:-]", rid)
+		}
+	}
+	return rid, nil
+}
+
+// roomBody is the body of room/join and room/leave: keys joined by commas.
+type roomBody struct {
+	K string `json:"k"`
+}
+
+// parseRoomKeys reads {"k":"k1,k2"} from the body.
+func (w *Web) parseRoomKeys(rw http.ResponseWriter, r *http.Request) ([]string, error) {
+	raw, err := readBody(rw, r, w.cfg.Admin.MaxBody)
+	if err != nil {
+		return nil, err
+	}
+	var body roomBody
+	if err := json.Unmarshal(raw, &body); err != nil {
+		return nil, errParam("the body must be {\"k\":\"k1,k2\"}: %v", err)
+	}
+	return parseKeys(body.K, w.cfg.Admin.MaxKeys)
+}
+
+// messageErr turns what a message node answered into a web error: its
+// parameter errors are ours (65534), a full room is CodeRoomFull, the rest
+// is internal (65535) with what to log.
+func messageErr(what string, err error) error {
+	var se rpc.ServerError
+	if errors.As(err, &se) {
+		s := string(se)
+		switch {
+		case strings.HasPrefix(s, "param: "):
+			return errParam("%s: %s", what, strings.TrimPrefix(s, "param: "))
+		case strings.HasPrefix(s, myrpc.RoomFullPrefix):
+			return fmt.Errorf("%s: %w: %s", what, errRoomFull, strings.TrimPrefix(s, myrpc.RoomFullPrefix))
+		}
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+func (w *Web) roomJoin(rw http.ResponseWriter, r *http.Request) (any, error) {
+	return nil, w.roomChange(rw, r, myrpc.MessageRoomJoin, "join")
+}
+
+func (w *Web) roomLeave(rw http.ResponseWriter, r *http.Request) (any, error) {
+	return nil, w.roomChange(rw, r, myrpc.MessageRoomLeave, "leave")
+}
+
+// roomChange calls RoomJoin or RoomLeave with the room and keys of r.
+func (w *Web) roomChange(rw http.ResponseWriter, r *http.Request, method, verb string) error {
+	rid, err := parseRoom(r)
+	if err != nil {
+		return err
+	}
+	keys, err := w.parseRoomKeys(rw, r)
+	if err != nil {
+		return err
+	}
+	var ret int
+	if err := w.msgs.Call(r.Context(), method, &myrpc.MessageRoomArgs{Room: rid, Keys: keys}, &ret); err != nil {
+		return messageErr(fmt.Sprintf("%s %d keys to room %q", verb, len(keys), rid), err)
+	}
+	return nil
+}
+
+// roomKeys answers the room's keys, sorted; none (an empty list) for a
+// room that does not exist.
+func (w *Web) roomKeys(_ http.ResponseWriter, r *http.Request) (any, error) {
+	rid, err := parseRoom(r)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := w.keysOfRoom(r.Context(), rid)
+	if err != nil {
+		return nil, err
+	}
+	if keys == nil {
+		keys = []string{}
+	}
+	return map[string]any{"keys": keys}, nil
+}
+
+func (w *Web) keysOfRoom(ctx context.Context, rid string) ([]string, error) {
+	var resp myrpc.MessageRoomKeysResp
+	if err := w.msgs.Call(ctx, myrpc.MessageRoomKeys, rid, &resp); err != nil {
+		return nil, messageErr(fmt.Sprintf("keys of room %q", rid), err)
+	}
+	return resp.Keys, nil
+}
+
+// roomDel deletes a room (deleting one that does not exist is fine).
+func (w *Web) roomDel(_ http.ResponseWriter, r *http.Request) (any, error) {
+	rid, err := parseRoom(r)
+	if err != nil {
+		return nil, err
+	}
+	var ret int
+	if err := w.msgs.Call(r.Context(), myrpc.MessageRoomDel, rid, &ret); err != nil {
+		return nil, messageErr(fmt.Sprintf("delete room %q", rid), err)
+	}
+	return nil, nil
+}
+
+// readMessage reads a body that must be one JSON value (the message).
+func (w *Web) readMessage(rw http.ResponseWriter, r *http.Request) (json.RawMessage, error) {
+	body, err := readBody(rw, r, w.cfg.Admin.MaxBody)
+	if err != nil {
+		return nil, err
+	}
+	if !json.Valid(body) {
+		return nil, errParam("the message (request body) is not valid JSON")
+	}
+	return json.RawMessage(body), nil
+}
+
+// pushRoom pushes the body to every key of the room as a private message,
+// exactly as push/mprivate does; keys that failed come back in fk. A room
+// that does not exist, or is empty, gets nothing and answers ret 0.
+func (w *Web) pushRoom(rw http.ResponseWriter, r *http.Request) (any, error) {
+	rid, err := parseRoom(r)
+	if err != nil {
+		return nil, err
+	}
+	expire, err := parseExpire(r.URL.Query())
+	if err != nil {
+		return nil, err
+	}
+	msg, err := w.readMessage(rw, r)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := w.keysOfRoom(r.Context(), rid)
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	fk := w.pushKeys(r.Context(), keys, msg, expire)
+	if len(fk) == 0 {
+		return nil, nil
+	}
+	return map[string]any{"fk": fk}, nil
+}
+
+// pushAll sends the body to every connection of every serving comet as a
+// public message (gid 1) under one mid, which it answers. With expire > 0
+// the message is first kept by a message node (a failure there fails the
+// push, and nothing is sent). Comet nodes whose Broadcast failed are
+// listed in fn; the answer is still ret 0, as the others delivered.
+func (w *Web) pushAll(rw http.ResponseWriter, r *http.Request) (any, error) {
+	expire, err := parseExpire(r.URL.Query())
+	if err != nil {
+		return nil, err
+	}
+	msg, err := w.readMessage(rw, r)
+	if err != nil {
+		return nil, err
+	}
+	mid := w.pubMids.next()
+	if expire > 0 {
+		var ret int
+		args := &myrpc.MessageSavePublicArgs{Msg: msg, MsgId: mid, Expire: expire}
+		if err := w.msgs.Call(r.Context(), myrpc.MessageSavePublic, args, &ret); err != nil {
+			return nil, messageErr("keep the public message", err)
+		}
+	}
+	view := w.cluster.load()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var failed []string
+	for name, n := range view.nodes {
+		if n.rpc == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var ret int
+			err := n.rpc.Call(r.Context(), myrpc.CometBroadcast, &myrpc.CometBroadcastArgs{Msg: msg, MsgId: mid}, &ret)
+			if err == nil {
+				return
+			}
+			w.log.Warn("push/all: comet broadcast failed", "node", name, "mid", mid, "err", err)
+			mu.Lock()
+			failed = append(failed, name)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	data := map[string]any{"mid": mid}
+	if len(failed) > 0 {
+		slices.Sort(failed)
+		data["fn"] = failed
+	}
+	return data, nil
+}
+
+// midClock hands out message ids (SPEC §2.3: 100 ns units since the Unix
+// epoch), each larger than the one before in this process, even within one
+// 100 ns or after the clock steps back. Its zero value is ready.
+type midClock struct {
+	last atomic.Int64
+	now  func() time.Time // nil: time.Now
+}
+
+func (c *midClock) next() int64 {
+	now := time.Now
+	if c.now != nil {
+		now = c.now
+	}
+	t := now().UnixNano() / 100
+	for {
+		last := c.last.Load()
+		next := max(t, last+1)
+		if c.last.CompareAndSwap(last, next) {
+			return next
+		}
+	}
+}
