@@ -208,8 +208,10 @@ func (c *Client) Reset() {
 }
 
 // IsTransport reports whether err is a failure to reach the peer or to talk
-// to it (dial error, broken or closed connection), as opposed to an error
-// that the peer's method returned (rpc.ServerError) or a timeout.
+// to it (dial error, broken or closed connection, closed client), as opposed
+// to an error that the peer's method returned (rpc.ServerError) or a
+// timeout. The pool retries transport errors on another node; a call that
+// broke after it was sent may then run twice.
 func IsTransport(err error) bool {
 	if err == nil {
 		return false
@@ -219,11 +221,11 @@ func IsTransport(err error) bool {
 		return false
 	}
 	var de *dialError
-	if errors.As(err, &de) {
-		return true
+	if errors.As(err, &de) || errors.Is(err, ErrClientClosed) {
+		return true // nothing was sent
 	}
 	if errors.Is(err, ErrTimeout) || errors.Is(err, context.Canceled) ||
-		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrClientClosed) {
+		errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
 	var ne net.Error
