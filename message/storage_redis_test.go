@@ -387,3 +387,49 @@ func TestRedisCheck(t *testing.T) {
 		t.Errorf("b stopped: %v, want one error naming b", errs)
 	}
 }
+
+// TestDecodeMember reads members back exactly: ours (through the fast
+// path, even when the message itself holds "expire" and "mid" fields),
+// 1.0.5's (mid from the score), and other shapes through the general
+// decoder; a member that is not JSON is an error.
+func TestDecodeMember(t *testing.T) {
+	msgs := []string{`1`, `"s"`, `null`, `{"a":[1,2,{"b":"c"}]}`, `{"x":1,"expire":5,"mid":6}`,
+		`"a,\"expire\":1,\"mid\":2}"`, `[{"mid":1},{"expire":2}]`, ` { "sp" : true } `}
+	for i, msg := range msgs {
+		e := Entry{Key: "k", MsgId: 17956462704899759 + int64(i), Msg: json.RawMessage(msg), Expire: 1764000000 + int64(i)}
+		raw := member(e)
+		if _, ok := decodeOwnMember(raw); !ok {
+			t.Errorf("%s: fast path refused our own member", raw)
+		}
+		d, err := decodeMember(raw, []byte("1"))
+		if err != nil || string(d.Msg) != msg || d.MsgId != e.MsgId || d.expire != e.Expire {
+			t.Errorf("%s: got msg %s mid %d expire %d err %v", raw, d.Msg, d.MsgId, d.expire, err)
+		}
+	}
+	others := []struct {
+		raw, score string
+		msg        string
+		mid        int64
+		expire     int64
+	}{
+		{`{"msg":{"test":1},"expire":1400000000}`, "13996474938346192", `{"test":1}`, 13996474938346192, 1400000000},
+		{`{"expire":9,"msg":[1],"mid":5}`, "1", `[1]`, 5, 9},
+		{`{"msg":2,"expire":3,"mid":4,"extra":true}`, "1", `2`, 4, 3},
+		{`{"msg":{"a":,"expire":3,"mid":4}`, "1", "", 0, 0}, // bad JSON in msg
+	}
+	for _, o := range others {
+		d, err := decodeMember([]byte(o.raw), []byte(o.score))
+		if o.msg == "" {
+			if err == nil {
+				t.Errorf("%s: accepted, want an error", o.raw)
+			}
+			continue
+		}
+		if err != nil || string(d.Msg) != o.msg || d.MsgId != o.mid || d.expire != o.expire {
+			t.Errorf("%s: got msg %s mid %d expire %d err %v", o.raw, d.Msg, d.MsgId, d.expire, err)
+		}
+	}
+	if _, err := decodeMember([]byte("not json"), []byte("1")); err == nil {
+		t.Error("a member that is not JSON was accepted")
+	}
+}
