@@ -10,6 +10,12 @@
 // ascending mid order: a message whose mid is not above the last one
 // delivered is dropped.
 //
+// Private messages (gid 0, pushed to the key) and public ones (gid 1,
+// broadcast to every connection by /1/admin/push/all) carry mids of two
+// different sequences, so each has its own last mid: LastMid and
+// LastPublicMid. Order and deduplication hold within each; a public message
+// may come between private ones in the order it arrived.
+//
 // Messages pushed with expire 0 are not stored, so one that arrives while the
 // client is disconnected is lost, as the protocol intends; one that reaches
 // the new connection while the offline fetch is in flight is dropped if the
@@ -68,6 +74,9 @@ type Config struct {
 	// After the first subscribe the client fetches the stored messages above
 	// it (0: every message stored for the key).
 	LastMid int64
+	// LastPublicMid is the same for public messages (gid 1): the kept
+	// broadcasts above it are fetched too (pm= on /1/msg/get).
+	LastPublicMid int64
 	// MinBackoff and MaxBackoff bound the wait between two connection
 	// attempts; it doubles after each failure. Defaults 500ms and 30s.
 	MinBackoff, MaxBackoff time.Duration
@@ -95,9 +104,15 @@ type Config struct {
 // Message is one pushed message.
 type Message struct {
 	Mid int64
-	Gid int
+	Gid int    // PrivateGid or PublicGid
 	Msg []byte // the pushed JSON, raw
 }
+
+// Group ids of Message.Gid.
+const (
+	PrivateGid = 0 // pushed to the key
+	PublicGid  = 1 // broadcast to every subscriber
+)
 
 // Client is a running subscriber. Build it with New, stop it with Close.
 type Client struct {
@@ -108,7 +123,8 @@ type Client struct {
 	out    chan Message
 	cancel context.CancelFunc
 	done   chan struct{}
-	last   atomic.Int64
+	last   atomic.Int64 // private (gid 0)
+	lastPM atomic.Int64 // public (gid 1)
 	comet  atomic.Pointer[string]
 	once   sync.Once
 
@@ -146,6 +162,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	c.web = &webAPI{base: cfg.Web, key: cfg.Key, http: hc}
 	c.last.Store(cfg.LastMid)
+	c.lastPM.Store(cfg.LastPublicMid)
 	empty := ""
 	c.comet.Store(&empty)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -185,8 +202,8 @@ func (cfg *Config) fill() error {
 	if cfg.Version == "" {
 		cfg.Version = DefaultVersion
 	}
-	if cfg.LastMid < 0 {
-		return fmt.Errorf("client: Config.LastMid %d is negative", cfg.LastMid)
+	if cfg.LastMid < 0 || cfg.LastPublicMid < 0 {
+		return fmt.Errorf("client: Config.LastMid %d or LastPublicMid %d is negative", cfg.LastMid, cfg.LastPublicMid)
 	}
 	if cfg.MinBackoff <= 0 {
 		cfg.MinBackoff = 500 * time.Millisecond
@@ -218,9 +235,14 @@ func (cfg *Config) fill() error {
 // It is closed when the client stops.
 func (c *Client) Messages() <-chan Message { return c.out }
 
-// LastMid returns the mid of the newest message delivered (or Config.LastMid
-// before the first). Persist it to resume later without duplicates.
+// LastMid returns the mid of the newest private message delivered (or
+// Config.LastMid before the first). Persist it, with LastPublicMid, to
+// resume later without duplicates.
 func (c *Client) LastMid() int64 { return c.last.Load() }
+
+// LastPublicMid returns the mid of the newest public message delivered (or
+// Config.LastPublicMid before the first).
+func (c *Client) LastPublicMid() int64 { return c.lastPM.Load() }
 
 // Comet returns the address of the comet the client is subscribed to, or ""
 // while it is not connected.
@@ -312,7 +334,7 @@ func (c *Client) session(ctx context.Context) (subscribed bool, err error) {
 	// Everything pushed from now on reaches this connection; everything
 	// stored before is in the fetch. Deliver the fetch first, then the
 	// online messages above it.
-	missed, err := c.web.messages(sctx, c.last.Load())
+	missed, err := c.web.messages(sctx, c.last.Load(), c.lastPM.Load())
 	if err != nil {
 		return true, err
 	}
@@ -369,15 +391,19 @@ func (c *Client) heartbeatLoop(ctx context.Context, tr transport) error {
 	}
 }
 
-// deliver hands m to the caller unless it is not newer than the last one,
-// and counts it in count.
+// deliver hands m to the caller unless it is not newer than the last one
+// of its sequence (private or public), and counts it in count.
 func (c *Client) deliver(ctx context.Context, m Message, count *atomic.Uint64) error {
-	if m.Mid <= c.last.Load() {
+	last := &c.last
+	if m.Gid == PublicGid {
+		last = &c.lastPM
+	}
+	if m.Mid <= last.Load() {
 		return nil
 	}
 	select {
 	case c.out <- m:
-		c.last.Store(m.Mid)
+		last.Store(m.Mid)
 		count.Add(1)
 		return nil
 	case <-ctx.Done():

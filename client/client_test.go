@@ -437,3 +437,52 @@ func TestCloseWhileBusy(t *testing.T) {
 		t.Fatal("Close blocked during a backoff")
 	}
 }
+
+// Public messages (gid 1) have mids of their own sequence: they are
+// deduplicated among themselves, never against the private ones, and the
+// offline fetch asks for both with their own last mids.
+func TestPublicMessages(t *testing.T) {
+	web := newFakeWeb(t)
+	comet := newFakeComet(t, WebSocket)
+	web.setServers(comet.addr)
+	pub := func(mid int64, msg string) string {
+		return fmt.Sprintf(`{"msg":%s,"mid":%d,"gid":1}`, msg, mid)
+	}
+	c := start(t, Config{Web: web.srv.URL, Key: "k", Proto: WebSocket, LastPublicMid: 7})
+	s := comet.next(t)
+	s.push(t, msgJSON(base+10, `"p10"`))
+	s.push(t, pub(base+5, `"all5"`)) // below the last private mid: still new
+	s.push(t, msgJSON(base+11, `"p11"`))
+	s.push(t, pub(base+5, `"all5"`)) // a duplicate
+	s.push(t, pub(base+6, `"all6"`))
+	for _, want := range []struct {
+		mid int64
+		gid int
+		msg string
+	}{{base + 10, 0, `"p10"`}, {base + 5, 1, `"all5"`}, {base + 11, 0, `"p11"`}, {base + 6, 1, `"all6"`}} {
+		m := recv(t, c)
+		if m.Mid != want.mid || m.Gid != want.gid || string(m.Msg) != want.msg {
+			t.Fatalf("got %d/%d %s, want %d/%d %s", m.Mid, m.Gid, m.Msg, want.mid, want.gid, want.msg)
+		}
+	}
+	if c.LastMid() != base+11 || c.LastPublicMid() != base+6 {
+		t.Fatalf("LastMid %d LastPublicMid %d", c.LastMid(), c.LastPublicMid())
+	}
+
+	// Away: one private and two public stored, one public already seen.
+	web.store(wm(base+12, `"p12"`))
+	web.mu.Lock()
+	web.public = []wireMessage{wm(base+6, `"all6"`), wm(base+7, `"all7"`), wm(base+13, `"all13"`)}
+	web.mu.Unlock()
+	s.close()
+	comet.next(t)
+	expect(t, c, base+7, `"all7"`)
+	expect(t, c, base+12, `"p12"`)
+	expect(t, c, base+13, `"all13"`)
+	noMore(t, c)
+	web.mu.Lock()
+	defer web.mu.Unlock()
+	if !slices.Equal(web.pms, []string{"7", "17000000000000006"}) {
+		t.Errorf("/1/msg/get pm=%q, want [7 17000000000000006]", web.pms)
+	}
+}

@@ -30,6 +30,8 @@ type fakeWeb struct {
 	stored   []wireMessage // answer of /1/msg/get (ignores m unless filter)
 	filter   bool          // answer only messages with mid > m
 	gets     []string      // m of each /1/msg/get
+	pms      []string      // pm of each /1/msg/get
+	public   []wireMessage // pmsgs of /1/msg/get (all of them, whatever pm)
 	protos   []string      // p of each /1/server/get
 	rawMsg   string        // if set, the raw answer of /1/msg/get
 	rawSrv   []string      // if set, raw answers of /1/server/get served first
@@ -98,6 +100,8 @@ func (w *fakeWeb) msgGet(rw http.ResponseWriter, r *http.Request) {
 	}
 	w.mu.Lock()
 	w.gets = append(w.gets, r.FormValue("m"))
+	w.pms = append(w.pms, r.FormValue("pm"))
+	public := w.public
 	block := w.msgBlock
 	raw := w.rawMsg
 	var out []wireMessage
@@ -114,11 +118,15 @@ func (w *fakeWeb) msgGet(rw http.ResponseWriter, r *http.Request) {
 		io.WriteString(rw, raw)
 		return
 	}
-	if len(out) == 0 {
+	if len(out) == 0 && len(public) == 0 {
 		io.WriteString(rw, `{"ret":0}`)
 		return
 	}
-	b, _ := json.Marshal(map[string]any{"ret": 0, "data": map[string]any{"msgs": out}})
+	data := map[string]any{"msgs": out}
+	if len(public) > 0 {
+		data["pmsgs"] = public
+	}
+	b, _ := json.Marshal(map[string]any{"ret": 0, "data": data})
 	rw.Write(b)
 }
 

@@ -85,21 +85,32 @@ func (w *webAPI) server(ctx context.Context, proto string) (string, error) {
 	return data.Server, nil
 }
 
-// messages fetches the stored messages newer than mid, ascending.
-func (w *webAPI) messages(ctx context.Context, mid int64) ([]Message, error) {
+// messages fetches the stored private messages newer than mid and the kept
+// public ones newer than pm, ascending by mid.
+func (w *webAPI) messages(ctx context.Context, mid, pm int64) ([]Message, error) {
 	var data struct {
-		Msgs []wireMessage `json:"msgs"`
+		Msgs  []wireMessage `json:"msgs"`
+		PMsgs []wireMessage `json:"pmsgs"`
 	}
-	q := url.Values{"k": {w.key}, "m": {strconv.FormatInt(mid, 10)}}
+	q := url.Values{"k": {w.key}, "m": {strconv.FormatInt(mid, 10)}, "pm": {strconv.FormatInt(pm, 10)}}
 	if err := w.get(ctx, "/1/msg/get", q, &data); err != nil {
 		return nil, err
 	}
-	out := make([]Message, 0, len(data.Msgs))
+	out := make([]Message, 0, len(data.Msgs)+len(data.PMsgs))
 	for i, wm := range data.Msgs {
 		m, err := wm.message()
 		if err != nil {
 			return nil, fmt.Errorf("web /1/msg/get: message %d: %w", i, err)
 		}
+		m.Gid = PrivateGid
+		out = append(out, m)
+	}
+	for i, wm := range data.PMsgs {
+		m, err := wm.message()
+		if err != nil {
+			return nil, fmt.Errorf("web /1/msg/get: public message %d: %w", i, err)
+		}
+		m.Gid = PublicGid
 		out = append(out, m)
 	}
 	// web answers in mid order; sort anyway, delivery relies on it.
