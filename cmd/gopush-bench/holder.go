@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
+	"time"
 
 	"gopush/bench"
 )
@@ -289,6 +290,16 @@ func (h *childHolder) Close() {
 		c.in.Close()
 	}
 	for _, c := range h.children {
-		c.cmd.Wait()
+		done := make(chan struct{})
+		go func() {
+			c.cmd.Wait()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			c.cmd.Process.Kill()
+			<-done
+		}
 	}
 }
