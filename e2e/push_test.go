@@ -254,8 +254,12 @@ func TestClusterStandbyTakesOverWithoutPrune(t *testing.T) {
 	c := newCluster(t)
 	c.startMessage()
 	first := c.startComet("node1", 1, false)
+	// A second node that answers throughout, so that web is not "cut off
+	// from every comet" (which would keep it from pruning anything anyway).
+	c.startComet("node2", 1, false)
 	w := c.startWeb("")
-	key := testenv.Unique(t)
+	ring := ketama.FromWeights(ketama.DefaultBase, map[string]int{"node1": 1, "node2": 1})
+	key := keyOn(ring, "node1", testenv.Unique(t)+"-")
 	waitRouted(t, w, key, first.tcp)
 	standby := c.startComet("node1", 1, false)
 	waitFor(t, "the standby to register", func() bool {

@@ -22,7 +22,8 @@ import (
 // the ring shrinks and migration moves its keys, unless another instance
 // of the node (a standby) still answers a Ping. Nothing is counted or
 // pruned while the ZooKeeper session is not connected, since the view may
-// then be stale.
+// then be stale, and failed pings count for nothing in a round where no
+// comet at all answers (this web is then the one cut off).
 //
 // Several webs may prune the same node at once: a node already deleted is
 // fine. All its state is owned by the run goroutine.
@@ -35,7 +36,8 @@ type pruner struct {
 	failures  int
 	timeout   time.Duration // deadline of one Ping
 
-	fails map[string]int // node → failed rounds in a row
+	fails  map[string]int // node → failed rounds in a row
+	cutOff bool           // last round: no pinged comet answered
 }
 
 func newPruner(log *slog.Logger, z *myrpc.ZK, cometPath string, c *cluster, interval time.Duration, failures int, timeout time.Duration) *pruner {
@@ -81,9 +83,22 @@ func (p *pruner) round(ctx context.Context) {
 		return
 	}
 	v := p.cluster.load()
-	reasons := p.ping(ctx, v)
+	reasons, unreachable, pinged := p.ping(ctx, v)
 	if ctx.Err() != nil {
 		return
+	}
+	// When no comet at all answers this web, the trouble is more likely on
+	// this web's side (its network) than in every comet at once: ping
+	// failures then count for nothing. Nodes that have no instance in
+	// ZooKeeper are still counted: that comes from ZooKeeper, not from us.
+	cutOff := pinged > 0 && len(unreachable) == pinged
+	if cutOff != p.cutOff {
+		p.cutOff = cutOff
+		if cutOff {
+			p.log.Warn("no comet answers this web's pings; not counting ping failures until one does", "comets", pinged)
+		} else {
+			p.log.Info("comets answer pings again")
+		}
 	}
 	for name := range p.fails {
 		if _, ok := v.weights[name]; !ok {
@@ -94,6 +109,9 @@ func (p *pruner) round(ctx context.Context) {
 		reason, failed := reasons[name]
 		if !failed {
 			delete(p.fails, name)
+			continue
+		}
+		if cutOff && unreachable[name] {
 			continue
 		}
 		p.fails[name]++
@@ -110,10 +128,12 @@ func (p *pruner) round(ctx context.Context) {
 	}
 }
 
-// ping checks every node of v at once and returns why each failing one
-// failed.
-func (p *pruner) ping(ctx context.Context, v *clusterView) map[string]string {
-	reasons := make(map[string]string)
+// ping checks every node of v at once. It returns why each failing node
+// failed, which of them failed a Ping (the others have no instance), and
+// how many nodes were pinged.
+func (p *pruner) ping(ctx context.Context, v *clusterView) (reasons map[string]string, unreachable map[string]bool, pinged int) {
+	reasons = make(map[string]string)
+	unreachable = make(map[string]bool)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for name := range v.weights {
@@ -122,6 +142,7 @@ func (p *pruner) ping(ctx context.Context, v *clusterView) map[string]string {
 			reasons[name] = "no serving instance registered"
 			continue
 		}
+		pinged++
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -134,11 +155,12 @@ func (p *pruner) ping(ctx context.Context, v *clusterView) map[string]string {
 			}
 			mu.Lock()
 			reasons[name] = "ping failed: " + err.Error()
+			unreachable[name] = true
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	return reasons
+	return reasons, unreachable, pinged
 }
 
 // prune deletes cometPath/name and its children.

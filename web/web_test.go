@@ -184,6 +184,38 @@ func (c *testCluster) addComet(node string, weight int) *instance {
 	return &instance{comet: fc, srv: srv, reg: reg, data: data}
 }
 
+// addHungComet registers an instance of node whose RPC address accepts
+// connections and never answers.
+func (c *testCluster) addHungComet(node string) {
+	c.t.Helper()
+	hung, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { hung.Close() })
+	go func() {
+		var conns []net.Conn
+		defer func() {
+			for _, conn := range conns {
+				conn.Close()
+			}
+		}()
+		for {
+			conn, err := hung.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, conn) // accepted, never answered
+		}
+	}()
+	data, _ := json.Marshal(myrpc.CometNodeData{RPC: []string{hung.Addr().String()}, TCP: []string{"tcp-hung"}, Weight: 1})
+	reg, err := myrpc.Register(context.Background(), c.z, c.cometPath+"/"+node, data, nil)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { reg.Close() })
+}
+
 // addMessage serves a fake message node and registers it.
 func (c *testCluster) addMessage() *fakeMessage {
 	c.t.Helper()
@@ -338,27 +370,41 @@ func TestWebStandbyTakesOverWithoutPrune(t *testing.T) {
 	t.Parallel()
 	c := newTestCluster(t)
 	serving := c.addComet("node-a", 1)
+	c.addComet("node-b", 1) // answers throughout, so this web is not cut off
+	_, created, err := c.zc.Exists(c.cometPath + "/node-a")
+	if err != nil {
+		t.Fatal(err)
+	}
 	w := c.startWeb(nil)
-	want := map[string]int{"node-a": 1}
+	want := map[string]int{"node-a": 1, "node-b": 1}
+	key := keyOn(want, "node-a", "k")
 	waitFor(t, "serving comet migrated", func() bool { return maps.Equal(serving.comet.lastMigrate(), want) })
 	standby := c.addComet("node-a", 1)
 	time.Sleep(300 * time.Millisecond) // a few prune rounds with a standby present
-	if got, _ := serverOf(t, w, "k"); got != serving.data.TCP[0] {
+	if got, _ := serverOf(t, w, key); got != serving.data.TCP[0] {
 		t.Fatalf("before takeover server %q, want the first instance %q", got, serving.data.TCP[0])
 	}
 	if standby.comet.lastMigrate() != nil {
 		t.Fatalf("standby was sent a map while standing by")
 	}
-	serving.kill()
+	// The serving comet stops answering but its child stays (as after a
+	// SIGKILL, until its session times out): the standby still answers,
+	// so the node must not be pruned.
+	serving.srv.Close(context.Background())
+	time.Sleep(800 * time.Millisecond) // 8 prune rounds; 3 failures would prune
+	if ok, after, _ := c.zc.Exists(c.cometPath + "/node-a"); !ok || after.Czxid != created.Czxid {
+		t.Fatal("node-a was pruned although its standby answers")
+	}
+	// Its session ends: the standby serves.
+	serving.reg.Close()
 	waitFor(t, "the standby to serve node-a", func() bool {
-		got, code := serverOf(t, w, "k")
+		got, code := serverOf(t, w, key)
 		return code == 0 && got == standby.data.TCP[0]
 	})
 	// The map did not change, but the new serving instance is told it.
 	waitFor(t, "the standby to be sent the map", func() bool { return maps.Equal(standby.comet.lastMigrate(), want) })
-	// Several prune rounds later the node is still there.
-	time.Sleep(600 * time.Millisecond)
-	if ok, _, _ := c.zc.Exists(c.cometPath + "/node-a"); !ok {
+	time.Sleep(500 * time.Millisecond)
+	if ok, after, _ := c.zc.Exists(c.cometPath + "/node-a"); !ok || after.Czxid != created.Czxid {
 		t.Fatal("node-a was pruned although its standby serves")
 	}
 }
@@ -410,27 +456,7 @@ func TestWebPrunesCometThatStopsAnswering(t *testing.T) {
 	c := newTestCluster(t)
 	a := c.addComet("node-a", 1)
 	// A comet that stays registered but whose RPC port no longer answers.
-	hung, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hung.Close()
-	go func() {
-		for {
-			conn, err := hung.Accept()
-			if err != nil {
-				return
-			}
-			defer conn.Close() // accepted, never answered
-		}
-	}()
-	data, _ := json.Marshal(myrpc.CometNodeData{RPC: []string{hung.Addr().String()}, TCP: []string{"tcp-hung"}, Weight: 1})
-	reg, err := myrpc.Register(context.Background(), c.z, c.cometPath+"/node-h", data, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Close()
-
+	c.addHungComet("node-h")
 	w := c.startWeb(func(cfg *conf.Web) { cfg.RPC.Timeout = conf.Duration(300 * time.Millisecond) })
 	both := map[string]int{"node-a": 1, "node-h": 1}
 	keyH := keyOn(both, "node-h", "hung-")
@@ -642,4 +668,30 @@ func TestWebWithoutMessageNode(t *testing.T) {
 	if a := post(t, "http://"+w.AdminAddrs()[0]+"/1/admin/push/mprivate?expire=0", body); a.body != `{"ret":0,"data":{"fk":["a","b"]}}` {
 		t.Fatalf("mprivate with no comet: %s", a.body)
 	}
+}
+
+// TestWebDoesNotPruneWhenNoCometAnswers: when not one comet answers this
+// web, it is more likely cut off itself than every comet dead, so failed
+// pings do not prune; once another comet answers, the hung one is pruned.
+func TestWebDoesNotPruneWhenNoCometAnswers(t *testing.T) {
+	t.Parallel()
+	c := newTestCluster(t)
+	c.addHungComet("node-h")
+	_, before, err := c.zc.Exists(c.cometPath + "/node-h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := c.startWeb(func(cfg *conf.Web) { cfg.RPC.Timeout = conf.Duration(100 * time.Millisecond) })
+	time.Sleep(1500 * time.Millisecond) // 15 rounds of 100 ms, 3 failures prune
+	// The registration would recreate a pruned node at once: compare the
+	// node's creation, not its existence.
+	if ok, after, _ := c.zc.Exists(c.cometPath + "/node-h"); !ok || after.Czxid != before.Czxid {
+		t.Fatal("the only comet was pruned although none answered (this web may be the one cut off)")
+	}
+	a := c.addComet("node-a", 1)
+	keyH := keyOn(map[string]int{"node-a": 1, "node-h": 1}, "node-h", "k")
+	waitFor(t, "the hung node pruned once another comet answers", func() bool {
+		got, code := serverOf(t, w, keyH)
+		return code == 0 && got == a.data.TCP[0]
+	})
 }
