@@ -22,7 +22,10 @@
  *      1.5 heartbeats is left;
  *   5. on any close or error waits a backoff (doubling, with jitter) and
  *      starts again at 1.
- * Each message is delivered once, in ascending mid order.
+ * Each message is delivered once, in ascending mid order. Private messages
+ * (gid 0, pushed to the key) and public ones (gid 1, broadcast to all by
+ * /1/admin/push/all) have mids of two sequences, so each keeps its own last
+ * mid (lastMid, lastPublicMid); order and deduplication hold within each.
  *
  * Mids are 64-bit integers above 2^53, which a JavaScript number cannot hold
  * exactly. This client never turns a mid into a number: it reads mids as
@@ -41,7 +44,8 @@
     token: '',          // token, when comet has auth = true
     heartbeat: 30,      // seconds; comet refuses less than 30
     ver: '1.0.5',       // client version; non-empty selects the current message form
-    lastMid: '0',       // mid (digit string) of the newest message already seen
+    lastMid: '0',       // mid (digit string) of the newest private message already seen
+    lastPublicMid: '0', // the same for public messages (gid 1)
     lookup: 'jsonp',    // 'jsonp' or 'fetch': how web is called
     wsScheme: '',       // 'ws' or 'wss'; default: wss on https pages
     minBackoff: 500,    // ms
@@ -111,7 +115,7 @@
     if (!obj || typeof obj !== 'object' || !isMid(mid) || mid === '0') {
       throw new Error('gopush: message without a valid mid: ' + text.slice(0, 200));
     }
-    return { mid: mid, gid: obj.gid || 0, msg: obj.msg, raw: JSON.stringify(obj.msg) };
+    return { mid: mid, gid: obj.gid === 1 ? 1 : 0, msg: obj.msg, raw: JSON.stringify(obj.msg) };
   }
 
   // parseOld turns one old-form message (msg is the pushed JSON as a
@@ -125,7 +129,7 @@
     var raw = typeof obj.msg === 'string' ? obj.msg : JSON.stringify(obj.msg);
     var msg;
     try { msg = JSON.parse(raw); } catch (e) { msg = raw; }
-    return { mid: mid, gid: obj.gid || 0, msg: msg, raw: raw };
+    return { mid: mid, gid: obj.gid === 1 ? 1 : 0, msg: msg, raw: raw };
   }
 
   // --- calls to web ------------------------------------------------------
@@ -192,11 +196,14 @@
     if (!o.key) { throw new Error('gopush: option key is required'); }
     if (!(o.heartbeat >= 30)) { throw new Error('gopush: heartbeat must be at least 30 seconds'); }
     o.lastMid = String(o.lastMid);
+    o.lastPublicMid = String(o.lastPublicMid);
     if (!isMid(o.lastMid)) { throw new Error('gopush: lastMid must be a digit string'); }
+    if (!isMid(o.lastPublicMid)) { throw new Error('gopush: lastPublicMid must be a digit string'); }
     if (o.lookup !== 'jsonp' && o.lookup !== 'fetch') { throw new Error("gopush: lookup must be 'jsonp' or 'fetch'"); }
     o.web = String(o.web).replace(/\/+$/, '');
     this.opts = o;
-    this.lastMid = o.lastMid;   // newest mid delivered, a digit string
+    this.lastMid = o.lastMid;   // newest private mid delivered, a digit string
+    this.lastPublicMid = o.lastPublicMid; // newest public mid delivered
     this.server = '';           // comet address while subscribed
     this.connects = 0;          // successful subscribes so far
     this._ws = null;
@@ -349,19 +356,27 @@
     ws.onclose = function (ev) { self._fail(gen, new Error('gopush: connection to ' + server + ' closed (' + ev.code + ')')); };
   };
 
-  // _fetchMissed delivers the stored messages newer than lastMid, then
-  // calls next. A failed fetch ends the connection, so nothing online is
-  // delivered before what was missed.
+  // _fetchMissed delivers the stored private messages newer than lastMid
+  // and the kept public ones newer than lastPublicMid, then calls next. A
+  // failed fetch ends the connection, so nothing online is delivered before
+  // what was missed.
   GoPush.prototype._fetchMissed = function (gen, next) {
     var self = this;
-    this._call('/msg/get', { key: this.opts.key, mid: this.lastMid }, 'callback', function (err, data) {
+    var params = { key: this.opts.key, mid: this.lastMid, pmid: this.lastPublicMid };
+    this._call('/msg/get', params, 'callback', function (err, data) {
       if (gen !== self._gen) { return; }
       if (err) { return self._fail(gen, err); }
-      var list = data.msgs || [], msgs = [];
+      var msgs = [];
       try {
-        for (var i = 0; i < list.length; i++) {
-          if (typeof list[i] !== 'string') { throw new Error('gopush: /msg/get: message is not a string'); }
-          msgs.push(parseOld(list[i]));
+        var lists = [[data.msgs || [], 0], [data.pmsgs || [], 1]];
+        for (var l = 0; l < lists.length; l++) {
+          var list = lists[l][0];
+          for (var i = 0; i < list.length; i++) {
+            if (typeof list[i] !== 'string') { throw new Error('gopush: /msg/get: message is not a string'); }
+            var m = parseOld(list[i]);
+            m.gid = lists[l][1];
+            msgs.push(m);
+          }
         }
       } catch (e) { return self._fail(gen, e); }
       msgs.sort(function (a, b) { return cmpMid(a.mid, b.mid); });
@@ -371,8 +386,13 @@
   };
 
   GoPush.prototype._deliver = function (m) {
-    if (cmpMid(m.mid, this.lastMid) <= 0) { return; }
-    this.lastMid = m.mid;
+    if (m.gid === 1) {
+      if (cmpMid(m.mid, this.lastPublicMid) <= 0) { return; }
+      this.lastPublicMid = m.mid;
+    } else {
+      if (cmpMid(m.mid, this.lastMid) <= 0) { return; }
+      this.lastMid = m.mid;
+    }
     this._emit('onMessage', m);
   };
 

@@ -19,6 +19,7 @@ import (
 // one test.
 type Cluster struct {
 	t           testing.TB
+	Name        string // unique to this cluster: prefixes its Redis keys
 	ZK          string // host:port
 	Redis       string // host:port
 	CometPath   string
@@ -32,9 +33,11 @@ type Cluster struct {
 // NewCluster returns a cluster with fresh ZooKeeper paths.
 func NewCluster(t testing.TB) *Cluster {
 	t.Helper()
-	root := ZKRoot(t)
+	name := Unique(t)
+	root := "/gopush-test-" + name
 	return &Cluster{
 		t:              t,
+		Name:           name,
 		ZK:             ZK(t),
 		Redis:          Redis(t),
 		CometPath:      root + "/comet",
@@ -94,9 +97,13 @@ bind = [%q]
 [storage]
 type = "redis"
 store = %d
+[public]
+key = "%s:public"
+[room]
+prefix = "%s:room:"
 [redis.source]
 "node1:1" = "tcp@%s"
-`, weight, rpc, store, c.Redis) + c.zookeeper("", 0)
+`, weight, rpc, store, c.Name, c.Name, c.Redis) + c.zookeeper("", 0)
 	d := StartDaemon(c.t, Binary(c.t, "message"), cfg)
 	WaitListening(c.t, rpc, 20*time.Second)
 	return &MessageNode{Daemon: d, RPC: rpc}

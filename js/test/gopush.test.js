@@ -70,3 +70,16 @@ test('delivery drops what is not newer than the last mid', () => {
   assert.deepStrictEqual(got, ['17000000000000003', '17000000000000004']);
   assert.strictEqual(c.lastMid, '17000000000000004');
 });
+
+test('public messages keep their own last mid', () => {
+  const got = [];
+  const c = new GoPush({ web: 'http://x', key: 'k', lastPublicMid: '17000000000000001', onMessage: (m) => got.push(m.gid + ':' + m.mid) });
+  c._deliver(GoPush.parseFrame('{"msg":1,"mid":17000000000000010,"gid":0}'));
+  c._deliver(GoPush.parseFrame('{"msg":1,"mid":17000000000000005,"gid":1}')); // below the private one: new all the same
+  c._deliver(GoPush.parseFrame('{"msg":1,"mid":17000000000000001,"gid":1}')); // already had
+  c._deliver(GoPush.parseFrame('{"msg":1,"mid":17000000000000005,"gid":1}')); // duplicate
+  c._deliver(GoPush.parseFrame('{"msg":1,"mid":17000000000000011,"gid":0}'));
+  assert.deepStrictEqual(got, ['0:17000000000000010', '1:17000000000000005', '0:17000000000000011']);
+  assert.strictEqual(c.lastMid, '17000000000000011');
+  assert.strictEqual(c.lastPublicMid, '17000000000000005');
+});
