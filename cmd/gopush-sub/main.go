@@ -45,7 +45,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	proto := fs.String("proto", client.TCP, "tcp or websocket")
 	hb := fs.Duration("heartbeat", client.MinHeartbeat, "heartbeat interval (whole seconds, at least 30s)")
 	ver := fs.String("ver", client.DefaultVersion, "client version sent on subscribe")
-	mid := fs.String("mid", "0", "mid of the last message already seen; stored messages above it are fetched first")
+	mid := fs.String("mid", "0", "mid of the last private message already seen; stored messages above it are fetched first")
+	pmid := fs.String("pmid", "0", "the same for public messages (gid 1)")
 	count := fs.Int("n", 0, "exit after this many messages (0: run until interrupted)")
 	verbose := fs.Bool("v", false, "log connection events to stderr")
 	fs.Usage = func() {
@@ -64,6 +65,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "gopush-sub: -mid %q is not an integer\n", *mid)
 		return 2
 	}
+	lastPublic, err := strconv.ParseInt(*pmid, 10, 64)
+	if err != nil {
+		fmt.Fprintf(stderr, "gopush-sub: -pmid %q is not an integer\n", *pmid)
+		return 2
+	}
 	if *count < 0 {
 		fmt.Fprintln(stderr, "gopush-sub: -n must not be negative")
 		return 2
@@ -75,7 +81,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	c, err := client.New(client.Config{
 		Web: *web, Key: *key, Token: *token, Proto: *proto, Heartbeat: *hb,
-		Version: *ver, LastMid: last, Logger: logger,
+		Version: *ver, LastMid: last, LastPublicMid: lastPublic, Logger: logger,
 		OnError: func(err error) { logger.Warn("gopush-sub: connection problem", "err", err) },
 	})
 	if err != nil {

@@ -19,6 +19,7 @@ func TestBadUsage(t *testing.T) {
 		{},                                // no key
 		{"-key", "k", "-proto", "udp"},    // bad proto
 		{"-key", "k", "-mid", "1e5"},      // mid not an integer
+		{"-key", "k", "-pmid", "x"},
 		{"-key", "k", "-heartbeat", "5s"}, // heartbeat below 30s
 		{"-key", "k", "-n", "-1"},
 		{"-key", "k", "extra"},
@@ -70,7 +71,7 @@ func TestPrintsMessages(t *testing.T) {
 		fmt.Fprintf(w, `{"ret":0,"data":{"server":%q}}`, l.Addr().String())
 	})
 	mux.HandleFunc("/1/msg/get", func(w http.ResponseWriter, r *http.Request) {
-		if r.FormValue("m") != "5" || r.FormValue("k") != "Terry-Mao" {
+		if r.FormValue("m") != "5" || r.FormValue("pm") != "6" || r.FormValue("k") != "Terry-Mao" {
 			t.Errorf("/1/msg/get with %v", r.Form)
 		}
 		io.WriteString(w, `{"ret":0,"data":{"msgs":[{"msg":{"a":1},"mid":9007199254740993,"gid":0}]}}`)
@@ -81,7 +82,7 @@ func TestPrintsMessages(t *testing.T) {
 	var out, errb bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	code := run(ctx, []string{"-web", web.URL, "-key", "Terry-Mao", "-token", "tk", "-mid", "5", "-n", "2"}, &out, &errb)
+	code := run(ctx, []string{"-web", web.URL, "-key", "Terry-Mao", "-token", "tk", "-mid", "5", "-pmid", "6", "-n", "2"}, &out, &errb)
 	if code != 0 {
 		t.Fatalf("exit %d, stderr %s", code, errb.String())
 	}
