@@ -16,9 +16,9 @@ import (
 
 func TestBadUsage(t *testing.T) {
 	for _, args := range [][]string{
-		{},                                // no key
-		{"-key", "k", "-proto", "udp"},    // bad proto
-		{"-key", "k", "-mid", "1e5"},      // mid not an integer
+		{},                             // no key
+		{"-key", "k", "-proto", "udp"}, // bad proto
+		{"-key", "k", "-mid", "1e5"},   // mid not an integer
 		{"-key", "k", "-pmid", "x"},
 		{"-key", "k", "-heartbeat", "5s"}, // heartbeat below 30s
 		{"-key", "k", "-n", "-1"},
