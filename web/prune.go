@@ -38,13 +38,17 @@ type pruner struct {
 
 	fails  map[string]int // node → failed rounds in a row
 	cutOff bool           // last round: no pinged comet answered
+
+	// connected reports whether the ZooKeeper session is connected (a
+	// field so that a test can stage an outage).
+	connected func() bool
 }
 
 func newPruner(log *slog.Logger, z *myrpc.ZK, cometPath string, c *cluster, interval time.Duration, failures int, timeout time.Duration) *pruner {
 	if timeout > interval {
 		timeout = interval
 	}
-	return &pruner{
+	p := &pruner{
 		log:       log.With("part", "prune"),
 		zk:        z,
 		cometPath: cometPath,
@@ -54,6 +58,8 @@ func newPruner(log *slog.Logger, z *myrpc.ZK, cometPath string, c *cluster, inte
 		timeout:   timeout,
 		fails:     make(map[string]int),
 	}
+	p.connected = func() bool { return z.Conn().State() == zk.StateHasSession }
+	return p
 }
 
 func (p *pruner) run(ctx context.Context) {
@@ -67,10 +73,6 @@ func (p *pruner) run(ctx context.Context) {
 			p.round(ctx)
 		}
 	}
-}
-
-func (p *pruner) connected() bool {
-	return p.zk.Conn().State() == zk.StateHasSession
 }
 
 // round pings every node once and prunes those that failed often enough.
