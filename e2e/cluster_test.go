@@ -30,7 +30,7 @@ const startTimeout = 30 * time.Second
 // cluster is one test's cluster: its ZooKeeper paths and the daemons it
 // started.
 type cluster struct {
-	t         *testing.T
+	t         testing.TB
 	zkAddr    string
 	root      string
 	cometPath string
