@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"gopush/internal/testenv"
+	"gopush/ketama"
 )
 
 // pushed is one push attempt: its payload is unique, so a message can be
@@ -333,5 +334,49 @@ func TestClusterToken(t *testing.T) {
 			t.Fatalf("%s: got %s", proto, m.Msg)
 		}
 		c.Close()
+	}
+}
+
+// When a new comet joins and the ring gives it the key, the old comet
+// closes the connection (migration); the client follows the key to the new
+// comet and misses nothing.
+func TestClusterMigration(t *testing.T) {
+	t.Parallel()
+	cl := testenv.NewCluster(t)
+	cl.StartMessage(1, 0)
+	old := cl.StartComet("node1", 1, "")
+	web := cl.StartWeb()
+	// A key that the ring of both nodes gives to node2.
+	ring := ketama.FromWeights(ketama.DefaultBase, map[string]int{"node1": 1, "node2": 3})
+	var key string
+	for i := 0; ; i++ {
+		key = fmt.Sprintf("%s-%d", testenv.Unique(t), i)
+		if ring.Get(key) == "node2" {
+			break
+		}
+	}
+	waitServed(t, web.HTTP, key, old.TCP)
+	c := start(t, Config{Web: "http://" + web.HTTP, Key: key,
+		MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second})
+	testenv.WaitFor(t, 30*time.Second, "the client to subscribe", func() bool { return c.Comet() == old.TCP })
+
+	accepted, _ := pushAll(t, web.Admin, key, 10, nil)
+	newer := cl.StartComet("node2", 3, "")
+	testenv.WaitFor(t, 30*time.Second, "the client to follow its key to node2", func() bool { return c.Comet() == newer.TCP })
+	more, _ := pushAll(t, web.Admin, key, 10, nil) // n 0..9 again
+	accepted = append(accepted, more...)
+
+	var last int64
+	for i, p := range accepted {
+		m := recv(t, c)
+		var body struct{ N, Try int }
+		if err := json.Unmarshal(m.Msg, &body); err != nil || (pushed{body.N, body.Try}) != p || m.Mid <= last {
+			t.Fatalf("message %d: %s mid %d (previous %d), want %s", i, m.Msg, m.Mid, last, payload(p))
+		}
+		last = m.Mid
+	}
+	noMore(t, c)
+	if s := c.Stats(); s.Subscribes < 2 {
+		t.Errorf("Stats %+v: want a second subscription", s)
 	}
 }
