@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -35,6 +36,8 @@ type fakeComet struct {
 	migrates []map[string]int
 	tokens   []myrpc.CometNewArgs
 	pings    int
+
+	failMigrates int // the next Migrate calls that fail
 }
 
 func (c *fakeComet) New(a *myrpc.CometNewArgs, r *int) error {
@@ -63,6 +66,10 @@ func (c *fakeComet) PushPrivates(a *myrpc.CometPushPrivatesArgs, r *myrpc.CometP
 func (c *fakeComet) Migrate(a *myrpc.CometMigrateArgs, r *int) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.failMigrates > 0 {
+		c.failMigrates--
+		return errors.New("not now")
+	}
 	c.migrates = append(c.migrates, maps.Clone(a.Nodes))
 	return nil
 }
@@ -694,4 +701,41 @@ func TestWebDoesNotPruneWhenNoCometAnswers(t *testing.T) {
 		got, code := serverOf(t, w, keyH)
 		return code == 0 && got == a.data.TCP[0]
 	})
+}
+
+// TestWebRetriesFailedMigrate: a comet that fails Migrate gets the map
+// again until it takes it.
+func TestWebRetriesFailedMigrate(t *testing.T) {
+	t.Parallel()
+	c := newTestCluster(t)
+	a := c.addComet("node-a", 1)
+	a.comet.mu.Lock()
+	a.comet.failMigrates = 3
+	a.comet.mu.Unlock()
+	c.startWeb(nil)
+	waitFor(t, "the map to reach the comet after failures", func() bool {
+		return maps.Equal(a.comet.lastMigrate(), map[string]int{"node-a": 1})
+	})
+}
+
+// TestWebSurvivesSessionExpiry: after its ZooKeeper session expires, web
+// watches again and follows comets that join later.
+func TestWebSurvivesSessionExpiry(t *testing.T) {
+	t.Parallel()
+	c := newTestCluster(t)
+	a := c.addComet("node-a", 1)
+	w := c.startWeb(nil)
+	waitFor(t, "migrated", func() bool { return a.comet.lastMigrate() != nil })
+	id, passwd := w.zk.Session()
+	testenv.ExpireSession(t, testenv.ZK(t), id, passwd)
+	waitFor(t, "a new session", func() bool { return w.zk.SessionID() != 0 && w.zk.SessionID() != id })
+	b := c.addComet("node-b", 1)
+	want := map[string]int{"node-a": 1, "node-b": 1}
+	waitFor(t, "the comet that joined after the expiry to be routed", func() bool {
+		got, code := serverOf(t, w, keyOn(want, "node-b", "exp-"))
+		return code == 0 && got == b.data.TCP[0]
+	})
+	for _, inst := range []*instance{a, b} {
+		waitFor(t, "every comet migrated after the expiry", func() bool { return maps.Equal(inst.comet.lastMigrate(), want) })
+	}
 }
