@@ -39,7 +39,8 @@ type conn struct {
 	timeout    time.Duration
 	maxQueue   int
 	comet      *Comet
-	subscribed bool // true once added to its channel (written by the reader only)
+	subscribed bool    // true once added to its channel (written by the reader only)
+	rbuf       [1]byte // the reader's buffer for heartbeats
 
 	mu      sync.Mutex
 	queue   [][]byte // frames waiting for the writer; at most maxQueue

@@ -47,9 +47,11 @@ func (c *Comet) checkOrigin(r *http.Request) bool {
 	return false
 }
 
-// serveWS upgrades GET /sub?key=K&heartbeat=S&token=T&ver=V (SPEC §2.2) and
-// hands the connection to its own reader goroutine, so that net/http's
-// per-connection state (request, buffers) is freed at once.
+// serveWS upgrades GET /sub?key=K&heartbeat=S&token=T&ver=V (SPEC §2.2),
+// runs the subscribe checks, and hands a subscribed connection to a new
+// goroutine that reads heartbeats. net/http's per-connection state (the
+// request, its buffers, a deep stack) is then freed when this returns; see
+// serveTCP for why the reader gets a fresh goroutine.
 func (c *Comet) serveWS(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", "GET")
@@ -57,7 +59,6 @@ func (c *Comet) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	key, heartbeat, token, ver := q.Get("key"), q.Get("heartbeat"), q.Get("token"), q.Get("ver")
 	ws, err := c.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		c.log.Debug("websocket upgrade failed", "addr", r.RemoteAddr, "err", err)
@@ -68,34 +69,36 @@ func (c *Comet) serveWS(w http.ResponseWriter, r *http.Request) {
 		ws.NetConn().Close()
 		return
 	}
-	go c.readWS(cn, ws, key, heartbeat, token, ver)
-}
-
-// readWS runs one WebSocket connection after the upgrade: the subscribe
-// checks, then heartbeats. It owns the connection.
-func (c *Comet) readWS(cn *conn, ws *websocket.Conn, key, heartbeat, token, ver string) {
 	c.stats.wsConns.Add(1)
 	c.stats.wsAccepted.Add(1)
-	defer c.finish(cn)
 	c.setSockOpts(cn.nc)
-
-	req, ok := parseSub(key, heartbeat, token, ver)
+	req, ok := parseSub(q.Get("key"), q.Get("heartbeat"), q.Get("token"), q.Get("ver"))
 	if !ok {
 		cn.writeNow(c.refuse().ws)
+		c.finish(cn)
 		return
 	}
 	if refused := c.subscribe(cn, req); refused != nil {
 		cn.writeNow(refused.ws)
+		c.finish(cn)
 		return
 	}
 	ws.SetReadLimit(maxWSRead)
+	go readWS(cn, ws)
+}
+
+// readWS owns a subscribed WebSocket connection: it answers each text frame
+// "h" with "+h" until the client is silent for heartbeat + 5 s, sends
+// anything else (a binary frame, a frame over maxWSRead), or goes away.
+func readWS(cn *conn, ws *websocket.Conn) {
+	defer cn.comet.finish(cn)
 	for {
 		_ = ws.SetReadDeadline(time.Now().Add(cn.timeout))
 		typ, p, err := ws.ReadMessage()
 		if err != nil || typ != websocket.TextMessage || len(p) != 1 || p[0] != 'h' {
-			return // silent too long, gone, a binary frame or not a heartbeat
+			return
 		}
-		c.stats.heartbeats.Add(1)
+		cn.comet.stats.heartbeats.Add(1)
 		cn.send(replyOK.ws)
 	}
 }

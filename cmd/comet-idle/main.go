@@ -1,0 +1,287 @@
+// Command comet-idle measures one running comet: it opens -n idle
+// subscribers (TCP, or WebSocket with -ws-frac), reports comet's resident
+// memory per connection, then pushes one message to all n keys in one
+// CometRPC.PushPrivates call and reports how long it takes until every
+// subscriber has it.
+//
+//	comet-idle -tcp 127.0.0.1:6969 -ws 127.0.0.1:6968 -rpc 127.0.0.1:6970 \
+//	    -stat 127.0.0.1:6972 -n 10000
+//
+// comet must run on this machine (its RSS is read from /proc, with the pid
+// from /stat?type=server). This is a small probe for the comet issue; the
+// full load tool is cmd/gopush-bench.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"gopush/myrpc"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "comet-idle:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	tcp, ws, rpc, stat string
+	n                  int
+	wsFrac             float64
+	settle             time.Duration
+	dialers            int
+}
+
+func run() error {
+	var o options
+	flag.StringVar(&o.tcp, "tcp", "127.0.0.1:6969", "comet tcp.bind address")
+	flag.StringVar(&o.ws, "ws", "127.0.0.1:6968", "comet websocket.bind address")
+	flag.StringVar(&o.rpc, "rpc", "127.0.0.1:6970", "comet rpc.bind address")
+	flag.StringVar(&o.stat, "stat", "127.0.0.1:6972", "comet stat.bind address")
+	flag.IntVar(&o.n, "n", 10000, "subscribers (one key each)")
+	flag.Float64Var(&o.wsFrac, "ws-frac", 0, "fraction of subscribers on WebSocket (0..1)")
+	flag.DurationVar(&o.settle, "settle", 3*time.Second, "wait after connecting before measuring memory")
+	flag.IntVar(&o.dialers, "dialers", 32, "connections opened at once")
+	flag.Parse()
+	if o.n < 1 || o.wsFrac < 0 || o.wsFrac > 1 || o.dialers < 1 {
+		return errors.New("bad flags: -n >= 1, 0 <= -ws-frac <= 1, -dialers >= 1")
+	}
+
+	pid, err := cometPid(o.stat)
+	if err != nil {
+		return err
+	}
+	rss0, err := rssKB(pid)
+	if err != nil {
+		return err
+	}
+	// Every subscriber marks got once when its first message arrives.
+	var got sync.WaitGroup
+	got.Add(o.n)
+	prefix := "idle-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-"
+	subs := make([]*subscriber, o.n)
+	nWS := int(float64(o.n) * o.wsFrac)
+	start := time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errc := make(chan error, o.dialers)
+	for range o.dialers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= o.n {
+					return
+				}
+				s, err := subscribe(o, prefix+strconv.Itoa(i), i < nWS, got.Done)
+				if err != nil {
+					errc <- fmt.Errorf("subscriber %d: %w", i, err)
+					return
+				}
+				subs[i] = s
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	defer func() {
+		for _, s := range subs {
+			if s != nil {
+				s.close()
+			}
+		}
+	}()
+	if err := <-errc; err != nil {
+		return err
+	}
+	connectTime := time.Since(start)
+	time.Sleep(o.settle)
+	rss1, err := rssKB(pid)
+	if err != nil {
+		return err
+	}
+	mem, _ := statData(o.stat, "memory")
+	fmt.Printf("subscribers     %d (%d tcp, %d websocket) in %v\n", o.n, o.n-nWS, nWS, connectTime.Round(time.Millisecond))
+	fmt.Printf("comet rss       %d KiB before, %d KiB after: %.2f KiB per connection\n", rss0, rss1, float64(rss1-rss0)/float64(o.n))
+	if mem != nil {
+		fmt.Printf("comet heap      heap_inuse %v, stack_inuse %v bytes\n", mem["heap_inuse"], mem["stack_inuse"])
+	}
+
+	// One push to all n keys.
+	keys := make([]string, o.n)
+	for i := range keys {
+		keys[i] = prefix + strconv.Itoa(i)
+	}
+	rc := myrpc.NewClient(o.rpc, time.Minute)
+	defer rc.Close()
+	var resp myrpc.CometPushPrivatesResp
+	t0 := time.Now()
+	err = rc.Call(context.Background(), myrpc.CometPushPrivates,
+		&myrpc.CometPushPrivatesArgs{Keys: keys, Msg: json.RawMessage(`{"probe":1}`), Expire: 0}, &resp)
+	callTime := time.Since(t0)
+	if err != nil {
+		return fmt.Errorf("PushPrivates: %w", err)
+	}
+	if len(resp.FKeys) > 0 {
+		return fmt.Errorf("PushPrivates failed for %d keys", len(resp.FKeys))
+	}
+	done := make(chan struct{})
+	go func() { got.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		return errors.New("not every subscriber got the push within a minute")
+	}
+	fmt.Printf("push to all     PushPrivates returned in %v; all %d subscribers had it after %v\n",
+		callTime.Round(time.Microsecond), o.n, time.Since(t0).Round(time.Microsecond))
+	return nil
+}
+
+// subscriber is one idle connection; its reader goroutine calls onMessage
+// for the first pushed message.
+type subscriber struct {
+	close     func()
+	onMessage func()
+	once      sync.Once
+}
+
+func (s *subscriber) got() {
+	s.once.Do(s.onMessage)
+}
+
+func subscribe(o options, key string, ws bool, onMessage func()) (*subscriber, error) {
+	s := &subscriber{onMessage: onMessage}
+	if ws {
+		u := "ws://" + o.ws + "/sub?" + url.Values{"key": {key}, "heartbeat": {"60"}, "ver": {"1"}}.Encode()
+		c, _, err := websocket.DefaultDialer.Dial(u, nil)
+		if err != nil {
+			return nil, err
+		}
+		_, p, err := c.ReadMessage()
+		if err != nil || string(p) != "+h\r\n" {
+			c.Close()
+			return nil, fmt.Errorf("subscribe answer %q, %v", p, err)
+		}
+		s.close = func() { c.Close() }
+		go func() {
+			for {
+				if _, _, err := c.ReadMessage(); err != nil {
+					return
+				}
+				s.got()
+			}
+		}()
+		go heartbeat(func() error { return c.WriteMessage(websocket.TextMessage, []byte("h")) }, c.NetConn())
+		return s, nil
+	}
+	nc, err := net.DialTimeout("tcp", o.tcp, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	req := fmt.Sprintf("*5\r\n$3\r\nsub\r\n$%d\r\n%s\r\n$2\r\n60\r\n$0\r\n\r\n$1\r\n1\r\n", len(key), key)
+	if _, err := nc.Write([]byte(req)); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	br := bufio.NewReaderSize(nc, 256)
+	line, err := br.ReadString('\n')
+	if err != nil || line != "+h\r\n" {
+		nc.Close()
+		return nil, fmt.Errorf("subscribe answer %q, %v", line, err)
+	}
+	s.close = func() { nc.Close() }
+	go func() {
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if strings.HasPrefix(line, "$") {
+				n, _ := strconv.Atoi(strings.TrimSpace(line[1:]))
+				if _, err := br.Discard(n + 2); err != nil {
+					return
+				}
+				s.got()
+			}
+		}
+	}()
+	go heartbeat(func() error { _, err := nc.Write([]byte("h")); return err }, nc)
+	return s, nil
+}
+
+// heartbeat sends one every 50 s (the subscribers ask for 60) until the
+// connection is closed.
+func heartbeat(send func() error, nc net.Conn) {
+	t := time.NewTicker(50 * time.Second)
+	defer t.Stop()
+	for range t.C {
+		_ = nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if send() != nil {
+			return
+		}
+	}
+}
+
+func statData(addr, typ string) (map[string]any, error) {
+	resp, err := http.Get("http://" + addr + "/stat?type=" + typ)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Ret  int            `json:"ret"`
+		Data map[string]any `json:"data"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out); err != nil {
+		return nil, err
+	}
+	if out.Ret != 0 {
+		return nil, fmt.Errorf("stat %s: ret %d", typ, out.Ret)
+	}
+	return out.Data, nil
+}
+
+func cometPid(stat string) (int, error) {
+	d, err := statData(stat, "server")
+	if err != nil {
+		return 0, fmt.Errorf("comet stat at %s: %w", stat, err)
+	}
+	pid, ok := d["pid"].(float64)
+	if !ok {
+		return 0, errors.New("comet stat: no pid")
+	}
+	return int(pid), nil
+}
+
+// rssKB reads VmRSS of pid from /proc.
+func rssKB(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("comet's memory (is it on this machine?): %w", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		}
+	}
+	return 0, errors.New("no VmRSS in /proc status")
+}
