@@ -76,13 +76,17 @@ func (e *roomFullError) Error() string {
 }
 
 // errRoomsUnsupported is the answer of a storage without rooms.
-var errRoomsUnsupported = errors.New("rooms and public messages are not supported by this storage type (use redis)")
+var errRoomsUnsupported = errors.New("rooms and public messages are not supported by this storage type")
 
-// openRoomStore returns the room store that goes with store: Redis shards
-// keep rooms; other storage types answer every call with an error.
+// openRoomStore returns the room store that goes with store: rooms live on
+// the same shards as the messages; other storage types answer every call
+// with an error.
 func openRoomStore(cfg *conf.Message, store Storage) roomStore {
-	if rs, ok := store.(*RedisStorage); ok {
-		return newRedisRooms(rs, cfg)
+	switch st := store.(type) {
+	case *RedisStorage:
+		return newRedisRooms(st, cfg)
+	case *MySQLStorage:
+		return newMySQLRooms(st, cfg)
 	}
 	return unsupportedRooms{}
 }
