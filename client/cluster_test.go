@@ -125,11 +125,13 @@ func TestClusterCometKilled(t *testing.T) {
 			}
 
 			var got []Message
+			var received atomic.Int64
 			gotAll := make(chan struct{})
 			var recvDone sync.WaitGroup
 			recvDone.Go(func() {
 				for m := range c.Messages() {
 					got = append(got, m)
+					received.Add(1)
 					if len(got) == 100 {
 						close(gotAll)
 					}
@@ -138,6 +140,8 @@ func TestClusterCometKilled(t *testing.T) {
 			accepted, refused := pushAll(t, web.Admin, key, 100, func(n int) {
 				switch n {
 				case 30:
+					// The first 30 arrive online; then the comet dies.
+					testenv.WaitFor(t, 30*time.Second, "30 messages online", func() bool { return received.Load() >= 30 })
 					gate.closed.Store(true)
 					serving.Kill()
 				case 50:

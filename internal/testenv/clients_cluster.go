@@ -30,11 +30,18 @@ type Cluster struct {
 	SessionTimeout time.Duration
 }
 
-// NewCluster returns a cluster with fresh ZooKeeper paths.
+// NewCluster returns a cluster with fresh ZooKeeper paths, deleted when the
+// test ends (after its daemons are stopped).
 func NewCluster(t testing.TB) *Cluster {
 	t.Helper()
 	name := Unique(t)
 	root := "/gopush-test-" + name
+	conn := ZKConn(t)
+	t.Cleanup(func() {
+		if err := deleteAll(conn, root); err != nil {
+			t.Logf("cleaning ZooKeeper %s: %v", root, err)
+		}
+	})
 	return &Cluster{
 		t:              t,
 		Name:           name,
