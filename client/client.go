@@ -17,13 +17,15 @@
 // may come between private ones in the order it arrived.
 //
 // Messages pushed with expire 0 are not stored, so one that arrives while the
-// client is disconnected is lost, as the protocol intends; one that reaches
-// the new connection while the offline fetch is in flight is dropped if the
-// fetch returned a newer stored message (delivering it would break the mid
-// order).
+// client is disconnected is lost, as the protocol intends. One that reaches
+// the new connection while the offline fetch is in flight takes its place
+// among the fetched ones; only if it is read from the socket after the
+// fetch has answered with a newer stored message is it dropped (delivering
+// it would break the mid order).
 package client
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -31,6 +33,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -332,14 +335,35 @@ func (c *Client) session(ctx context.Context) (subscribed bool, err error) {
 	wg.Go(func() { ended <- c.heartbeatLoop(sctx, tr) })
 
 	// Everything pushed from now on reaches this connection; everything
-	// stored before is in the fetch. Deliver the fetch first, then the
-	// online messages above it.
+	// stored before is in the fetch. Deliver the fetch merged, by mid, with
+	// the online messages that came meanwhile (an expire-0 message among
+	// them is in no fetch), then the online messages above them.
 	missed, err := c.web.messages(sctx, c.last.Load(), c.lastPM.Load())
 	if err != nil {
 		return true, err
 	}
+	type sourced struct {
+		m     Message
+		count *atomic.Uint64
+	}
+	batch := make([]sourced, 0, len(missed))
 	for _, m := range missed {
-		if err := c.deliver(sctx, m, &c.offline); err != nil {
+		batch = append(batch, sourced{m, &c.offline})
+	}
+drain:
+	for {
+		select {
+		case m := <-frames:
+			batch = append(batch, sourced{m, &c.online})
+		default:
+			break drain
+		}
+	}
+	// Stable: of two copies of one message, the fetched one comes first
+	// and the other is dropped as a duplicate.
+	slices.SortStableFunc(batch, func(a, b sourced) int { return cmp.Compare(a.m.Mid, b.m.Mid) })
+	for _, s := range batch {
+		if err := c.deliver(sctx, s.m, s.count); err != nil {
 			return true, err
 		}
 	}

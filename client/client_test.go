@@ -451,6 +451,7 @@ func TestPublicMessages(t *testing.T) {
 	c := start(t, Config{Web: web.srv.URL, Key: "k", Proto: WebSocket, LastPublicMid: 7})
 	s := comet.next(t)
 	s.push(t, msgJSON(base+10, `"p10"`))
+	expect(t, c, base+10, `"p10"`)   // the first fetch is over: what follows comes online
 	s.push(t, pub(base+5, `"all5"`)) // below the last private mid: still new
 	s.push(t, msgJSON(base+11, `"p11"`))
 	s.push(t, pub(base+5, `"all5"`)) // a duplicate
@@ -459,7 +460,7 @@ func TestPublicMessages(t *testing.T) {
 		mid int64
 		gid int
 		msg string
-	}{{base + 10, 0, `"p10"`}, {base + 5, 1, `"all5"`}, {base + 11, 0, `"p11"`}, {base + 6, 1, `"all6"`}} {
+	}{{base + 5, 1, `"all5"`}, {base + 11, 0, `"p11"`}, {base + 6, 1, `"all6"`}} {
 		m := recv(t, c)
 		if m.Mid != want.mid || m.Gid != want.gid || string(m.Msg) != want.msg {
 			t.Fatalf("got %d/%d %s, want %d/%d %s", m.Mid, m.Gid, m.Msg, want.mid, want.gid, want.msg)
@@ -484,5 +485,32 @@ func TestPublicMessages(t *testing.T) {
 	defer web.mu.Unlock()
 	if !slices.Equal(web.pms, []string{"7", "17000000000000006"}) {
 		t.Errorf("/1/msg/get pm=%q, want [7 17000000000000006]", web.pms)
+	}
+}
+
+// A message pushed with expire 0 (so in no fetch) that arrives while the
+// offline fetch is in flight is delivered in its place among the fetched
+// ones.
+func TestUnstoredDuringFetch(t *testing.T) {
+	web := newFakeWeb(t)
+	comet := newFakeComet(t, TCP)
+	web.setServers(comet.addr)
+	block := make(chan struct{})
+	web.mu.Lock()
+	web.msgBlock = block
+	web.mu.Unlock()
+	web.store(wm(base+1, `"stored 1"`), wm(base+3, `"stored 3"`))
+	c := start(t, Config{Web: web.srv.URL, Key: "k"})
+	s := comet.next(t)
+	s.push(t, msgJSON(base+2, `"online only"`))
+	s.push(t, msgJSON(base+3, `"stored 3"`))
+	time.Sleep(100 * time.Millisecond) // let the client read them
+	close(block)
+	expect(t, c, base+1, `"stored 1"`)
+	expect(t, c, base+2, `"online only"`)
+	expect(t, c, base+3, `"stored 3"`)
+	noMore(t, c)
+	if st := c.Stats(); st.Online != 1 || st.Offline != 2 {
+		t.Errorf("Stats %+v, want 1 online and 2 offline", st)
 	}
 }
