@@ -5,8 +5,8 @@
 # It starts a private ZooKeeper and Redis (scripts/services.sh), builds the
 # daemons and gopush-bench into DIR/bin, starts message, BENCH_COMETS comets
 # and web with benchmarking configs (log level warn, pprof on), runs the
-# scenarios with gopush-bench, profiles comet and web during the private push
-# run, prints every summary and stops everything it started.
+# scenarios with gopush-bench, profiles comet and web during the push runs,
+# prints every summary and stops everything it started.
 #
 # Results (one JSON file per scenario, the summaries, the profiles) go to
 # BENCH_OUT (default bench-out/ in the repository).
@@ -200,21 +200,13 @@ scenario() {
 	sleep 2 # let comet free the closed connections before the next run
 }
 
-# profile NAME ADDR SECONDS BIN: CPU profile of a daemon in the background.
-profile() {
-	curl -s -o "$OUT/$1.pprof" "http://$2/debug/pprof/profile?seconds=$3" &
-}
+PROF=(-pprof "comet1=${COMET_PPROF[1]}" -pprof "web=$WEB_PPROF" -pprof-dir "$OUT")
 
 wants idle-tcp && fresh_comets && scenario idle-tcp -scenario idle -proto tcp -n "$IDLE_N" -procs "$PROCS" -src 8 -hold 20s -settle 5s
 wants idle-ws && fresh_comets && scenario idle-ws -scenario idle -proto ws -n "$IDLE_N" -procs "$PROCS" -src 8 -hold 20s -settle 5s
-
-if wants private; then
-	# Profile comet and web during the push (which starts after a few seconds of connecting).
-	( sleep 4; profile comet-private "${COMET_PPROF[1]}" 8; profile web-private "$WEB_PPROF" 8; wait ) &
-	scenario private -scenario private -n "$KEYS" -clients "$CLIENTS" -duration "$DURATION" -expire 0
-	wait
-fi
-wants private-store && scenario private-store -scenario private -n "$KEYS" -clients "$CLIENTS" -duration "$DURATION" -expire 600 -verify-stored 20
+# comet and web are profiled while the push runs (-pprof).
+wants private && scenario private -scenario private -n "$KEYS" -clients "$CLIENTS" -duration "$DURATION" -expire 0 "${PROF[@]}" -cpuprofile "$OUT/private-bench.pprof"
+wants private-store && scenario private-store -scenario private -n "$KEYS" -clients "$CLIENTS" -duration "$DURATION" -expire 600 -verify-stored 20 "${PROF[@]}"
 wants mprivate && scenario mprivate -scenario mprivate -n "$KEYS" -clients 1 -rate 5 -max 20 -expire 0
 wants mprivate-big && scenario mprivate-big -scenario mprivate -n "$BIG_ONLINE" -push-keys "$BIG_KEYS" -procs 1 -clients 1 -max 1 -expire 600 -verify-stored 50 -drain 30s
 
@@ -228,14 +220,11 @@ if wants serverget; then
 			echo
 		} | tee -a "$OUT/summary.txt"
 	fi
-	scenario serverget-go -scenario serverget -clients 16 -duration 10s -push-keys 2000 -n 0
+	scenario serverget-go -scenario serverget -clients 16 -duration 10s -push-keys 2000 -n 0 -pprof "web=$WEB_PPROF" -pprof-dir "$OUT"
 fi
 
 for p in "$OUT"/*.pprof; do
-	[ -s "$p" ] || continue
-	bin=$DIR/bin/comet
-	[[ $(basename "$p") == web* ]] && bin=$DIR/bin/web
-	go tool pprof -top -nodecount=25 "$bin" "$p" > "${p%.pprof}.top.txt" 2>/dev/null || true
+	[ -s "$p" ] && go tool pprof -top -nodecount=30 "$p" > "${p%.pprof}.top.txt" 2>/dev/null || true
 done
 
 log ""

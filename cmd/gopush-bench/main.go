@@ -33,6 +33,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -100,11 +101,16 @@ type options struct {
 	drain     time.Duration
 	verify    int
 	pids      pidFlag
+	pprof     addrFlag
+	pprofDir  string
+	cpuprof   string
 	jsonOut   string
 	child     bool
 }
 
 func main() {
+	exit := 0
+	defer func() { os.Exit(exit) }()
 	var o options
 	flag.StringVar(&o.scenario, "scenario", "private", "idle, private, mprivate or serverget")
 	flag.StringVar(&o.httpAddr, "http", "127.0.0.1:8090", "web http.bind (routing, /1/server/get, /1/msg/get)")
@@ -131,6 +137,9 @@ func main() {
 	flag.DurationVar(&o.drain, "drain", 10*time.Second, "longest wait for outstanding deliveries after the last push")
 	flag.IntVar(&o.verify, "verify-stored", 0, "after pushing with expire > 0, read back this many keys' offline messages")
 	flag.Var(&o.pids, "pid", "name=PID or name=@pidfile of a daemon to measure (repeatable; names starting with \"comet\" count for RSS per connection)")
+	flag.Var(&o.pprof, "pprof", "name=host:port of a daemon's pprof listener: take a CPU profile of it while pushing, loading or holding (repeatable)")
+	flag.StringVar(&o.pprofDir, "pprof-dir", ".", "where -pprof profiles go, as <scenario>-<name>.pprof")
+	flag.StringVar(&o.cpuprof, "cpuprofile", "", "write this tool's own CPU profile to this file")
 	flag.StringVar(&o.jsonOut, "json", "", "also write the results to this file as JSON")
 	flag.BoolVar(&o.child, "child", false, "internal: run as a subscriber process fed on stdin")
 	flag.Parse()
@@ -147,6 +156,18 @@ func main() {
 		fmt.Fprintln(os.Stderr, "gopush-bench:", err)
 		os.Exit(2)
 	}
+	if o.cpuprof != "" {
+		f, err := os.Create(o.cpuprof)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "gopush-bench:", err)
+			os.Exit(2)
+		}
+		pprof.StartCPUProfile(f)
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := run(ctx, o, log)
@@ -160,7 +181,7 @@ func main() {
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gopush-bench:", err)
-		os.Exit(1)
+		exit = 1
 	}
 }
 

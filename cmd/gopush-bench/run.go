@@ -16,6 +16,7 @@ func run(ctx context.Context, o options, log *slog.Logger) (*Result, error) {
 	res := &Result{Scenario: o.scenario, Proto: o.proto, Subscribers: o.n, Keys: o.keys,
 		PushKeys: o.pushKeys, Procs: o.procs, Src: o.src, Clients: o.clients, Expire: o.expire,
 		KeysPerCall: o.kpc, Started: time.Now().UTC()}
+	prof := &profiler{targets: o.pprof, dir: o.pprofDir, prefix: o.scenario}
 
 	if o.scenario == "serverget" {
 		keys := make([]string, o.pushKeys)
@@ -23,8 +24,10 @@ func run(ctx context.Context, o options, log *slog.Logger) (*Result, error) {
 			keys[i] = o.key(i)
 		}
 		cpu0 := sampleAll(o.pids, nil)
+		prof.start(ctx, o.duration)
 		g := bench.ServerGetLoad(ctx, o.httpAddr, keys, o.clients, o.duration)
 		cpu1 := sampleAll(o.pids, nil)
+		prof.report(log)
 		res.ServerGet = g
 		res.setCPU(cpu0, cpu1, g.OK, "requests")
 		return res, ctx.Err()
@@ -70,6 +73,7 @@ func run(ctx context.Context, o options, log *slog.Logger) (*Result, error) {
 			return res, nil
 		}
 		cpu0 := sampleAll(o.pids, subs.Pids())
+		prof.start(ctx, min(o.hold, 30*time.Second))
 		end := time.Now().Add(o.hold)
 		for time.Now().Before(end) && ctx.Err() == nil {
 			sleep(ctx, min(10*time.Second, time.Until(end)))
@@ -80,6 +84,7 @@ func run(ctx context.Context, o options, log *slog.Logger) (*Result, error) {
 			log.Info("holding", "connected", st.Connected, "dropped", st.Dropped, "left", time.Until(end).Round(time.Second))
 		}
 		cpu1 := sampleAll(o.pids, subs.Pids())
+		prof.report(log)
 		st, err := subs.Stats()
 		if err != nil {
 			return res, err
@@ -114,6 +119,7 @@ func run(ctx context.Context, o options, log *slog.Logger) (*Result, error) {
 		}
 		cpu0 = sampleAll(o.pids, pids)
 		log.Info("pushing", "mode", o.scenario, "clients", o.clients, "rate", o.rate, "duration", o.duration, "max", o.max)
+		prof.start(ctx, o.duration)
 		pr := bench.Push(ctx, cfg, 1)
 		res.Push = pr
 		// Wait for the deliveries still in flight.
@@ -134,6 +140,7 @@ func run(ctx context.Context, o options, log *slog.Logger) (*Result, error) {
 		}
 		cpu1 := sampleAll(o.pids, pids)
 		res.setCPU(cpu0, cpu1, delivered, "deliveries")
+		prof.report(log)
 		if subs != nil {
 			snap, err := subs.Snapshot()
 			if err != nil {
