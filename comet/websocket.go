@@ -1,6 +1,8 @@
 package comet
 
 import (
+	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -9,15 +11,27 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// maxWSRead is the largest frame comet reads from a WebSocket client. The
-// only thing a client sends is the heartbeat "h"; anything larger closes
-// the connection without being buffered.
-const maxWSRead = 64
+// maxWSRead is the largest frame payload comet reads from a WebSocket
+// client. The only things a client sends are the heartbeat "h", pings and a
+// close; a larger frame closes the connection without being read.
+const maxWSRead = 125
 
-// newUpgrader builds the WebSocket upgrader. Its buffers are small because
-// comet reads nothing but heartbeats, and it writes data frames itself
-// (frame.go), so the pooled write buffer is only used for the occasional
-// control frame and no idle connection holds one.
+// WebSocket opcodes (RFC 6455 §5.2).
+const (
+	wsText  = 0x1
+	wsClose = 0x8
+	wsPing  = 0x9
+	wsPong  = 0xA
+)
+
+// errWSFrame is a client frame comet does not accept: unmasked, fragmented,
+// with extension bits, or too large.
+var errWSFrame = errors.New("websocket frame refused")
+
+// newUpgrader builds the WebSocket upgrader. gorilla/websocket does the
+// HTTP upgrade only: comet writes its frames itself (frame.go) and reads the
+// few small frames clients send itself (readWSFrame), so the upgrader's
+// buffers are small and no connection keeps them.
 func (c *Comet) newUpgrader() *websocket.Upgrader {
 	return &websocket.Upgrader{
 		HandshakeTimeout: c.cfg.Channel.Handshake.Timeout.D(),
@@ -83,22 +97,64 @@ func (c *Comet) serveWS(w http.ResponseWriter, r *http.Request) {
 		c.finish(cn)
 		return
 	}
-	ws.SetReadLimit(maxWSRead)
-	go readWS(cn, ws)
+	go readWS(cn)
 }
 
 // readWS owns a subscribed WebSocket connection: it answers each text frame
-// "h" with "+h" until the client is silent for heartbeat + 5 s, sends
-// anything else (a binary frame, a frame over maxWSRead), or goes away.
-func readWS(cn *conn, ws *websocket.Conn) {
+// "h" with "+h" and each ping with a pong, until the client is silent for
+// heartbeat + 5 s, sends anything else (a binary frame, other text, a frame
+// over maxWSRead bytes, a close), or goes away.
+//
+// comet reads these frames itself rather than through gorilla/websocket,
+// whose read path is deep enough to double the stack of every idle
+// connection (see serveTCP).
+func readWS(cn *conn) {
 	defer cn.comet.finish(cn)
 	for {
-		_ = ws.SetReadDeadline(time.Now().Add(cn.timeout))
-		typ, p, err := ws.ReadMessage()
-		if err != nil || typ != websocket.TextMessage || len(p) != 1 || p[0] != 'h' {
+		_ = cn.nc.SetReadDeadline(time.Now().Add(cn.timeout))
+		op, payload, err := readWSFrame(cn)
+		if err != nil {
 			return
 		}
-		cn.comet.stats.heartbeats.Add(1)
-		cn.send(replyOK.ws)
+		switch {
+		case op == wsText && len(payload) == 1 && payload[0] == 'h':
+			cn.comet.stats.heartbeats.Add(1)
+			cn.send(replyOK.ws)
+		case op == wsPing:
+			cn.send(append([]byte{0x80 | wsPong, byte(len(payload))}, payload...))
+		case op == wsPong:
+		default:
+			return
+		}
 	}
+}
+
+// readWSFrame reads one client frame: final, masked, no extension bits,
+// payload at most maxWSRead bytes. It waits for the frame with a plain read
+// into the connection's own byte, so that an idle connection parks on a
+// shallow stack and holds no buffer; the rest is read into a buffer that
+// lives for this frame only. A refused header is refused before anything
+// more is read.
+func readWSFrame(cn *conn) (op byte, payload []byte, err error) {
+	if _, err := cn.nc.Read(cn.rbuf[:]); err != nil {
+		return 0, nil, err
+	}
+	b0 := cn.rbuf[0]
+	if _, err := io.ReadFull(cn.nc, cn.rbuf[:]); err != nil {
+		return 0, nil, err
+	}
+	b1 := cn.rbuf[0]
+	n := int(b1 & 0x7f)
+	if b0&0x80 == 0 || b0&0x70 != 0 || b1&0x80 == 0 || n > maxWSRead {
+		return 0, nil, errWSFrame
+	}
+	buf := make([]byte, 4+n)
+	if _, err := io.ReadFull(cn.nc, buf); err != nil {
+		return 0, nil, err
+	}
+	mask, payload := buf[:4], buf[4:]
+	for i := range payload {
+		payload[i] ^= mask[i%4]
+	}
+	return b0 & 0x0f, payload, nil
 }

@@ -132,3 +132,56 @@ func TestWebSocketPlainHTTPIsRefused(t *testing.T) {
 		t.Fatal("silent HTTP connection not closed")
 	}
 }
+
+func TestWebSocketControlAndMalformedFrames(t *testing.T) {
+	t.Parallel()
+	c := startComet(t, testConfig(t, zkRoot(t), "node1"))
+	addr := c.WSAddrs()[0]
+
+	// A ping gets a pong with the same payload; the connection stays.
+	cl := subscribeWS(t, c, "pinger", "", "1")
+	pong := make(chan string, 1)
+	cl.ws.SetPongHandler(func(s string) error { pong <- s; return nil })
+	if err := cl.ws.WriteControl(websocket.PingMessage, []byte("abc"), time.Now().Add(5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ws.WriteMessage(websocket.TextMessage, []byte("h")); err != nil {
+		t.Fatal(err)
+	}
+	if got := cl.read(); got != "+h\r\n" { // the pong is handled inside read
+		t.Fatalf("got %q", got)
+	}
+	select {
+	case p := <-pong:
+		if p != "abc" {
+			t.Fatalf("pong payload %q", p)
+		}
+	default:
+		t.Fatal("no pong")
+	}
+
+	// Raw frames a client must not send: each closes the connection.
+	mask := "\x01\x02\x03\x04"
+	hMasked := string([]byte{'h' ^ 1})
+	for name, frame := range map[string]string{
+		"unmasked":      "\x81\x01h",
+		"fragmented":    "\x01\x81" + mask + hMasked,
+		"rsv bits":      "\xc1\x81" + mask + hMasked,
+		"16-bit length": "\x81\xfe\x01\x00" + mask,
+		"64-bit length": "\x81\xff\x00\x00\x00\x00\x00\x10\x00\x00" + mask,
+		"close":         "\x88\x80" + mask,
+	} {
+		t.Log("frame:", name)
+		raw := dialRawWS(t, addr, wsQuery("raw", "30", "", "1"))
+		raw.expect("\x81\x04+h\r\n")
+		raw.write([]byte(frame))
+		raw.expectClosed(5 * time.Second)
+	}
+	// A correct masked heartbeat, sent in two pieces, is answered.
+	raw := dialRawWS(t, addr, wsQuery("raw", "30", "", "1"))
+	raw.expect("\x81\x04+h\r\n")
+	raw.write([]byte("\x81\x81\x01"))
+	time.Sleep(50 * time.Millisecond)
+	raw.write([]byte("\x02\x03\x04" + hMasked))
+	raw.expect("\x81\x04+h\r\n")
+}

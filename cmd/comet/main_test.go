@@ -2,11 +2,16 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"gopush/internal/testenv"
 )
@@ -83,4 +88,114 @@ message.path = %q
 	if code := <-codec; code != 0 {
 		t.Fatalf("exit status %d after SIGTERM, want 0", code)
 	}
+}
+
+// statMemory forces two garbage collections through pprof and returns
+// comet's /stat?type=memory.
+func statMemory(t *testing.T, stat, pprof string) map[string]float64 {
+	t.Helper()
+	for range 2 {
+		resp, err := http.Get("http://" + pprof + "/debug/pprof/heap?gc=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	resp, err := http.Get("http://" + stat + "/stat?type=memory")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Data map[string]float64 `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	return out.Data
+}
+
+// Idle subscribers must cost little: each one's reader parks on a minimal
+// (2 KiB) stack, and the heap it keeps is small, for TCP and WebSocket
+// alike. Measured on the real binary (built without the race detector,
+// which would double every stack).
+func TestIdleConnectionsStayLean(t *testing.T) {
+	t.Parallel()
+	root := testenv.ZKRoot(t)
+	zc := testenv.ZKConn(t)
+	t.Cleanup(func() { testenv.ZKDeleteAll(t, zc, root) })
+	tcp, ws, rpc, stat, pprof := testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t)
+	testenv.StartDaemon(t, testenv.Binary(t, "comet"), fmt.Sprintf(`
+tcp.bind = %q
+websocket.bind = %q
+stat.bind = %q
+pprof.bind = %q
+[rpc]
+bind = %q
+[zookeeper]
+addr = %q
+timeout = "4s"
+comet.path = %q
+message.path = %q
+`, tcp, ws, stat, pprof, rpc, testenv.ZK(t), root+"/comet", root+"/message"))
+	testenv.WaitListening(t, stat, 20*time.Second)
+	testenv.WaitListening(t, ws, 20*time.Second)
+
+	const n = 500
+	var keep []io.Closer
+	defer func() {
+		for _, c := range keep {
+			c.Close()
+		}
+	}()
+	measure := func(name string, open func(i int) io.Closer) {
+		before := statMemory(t, stat, pprof)
+		for i := range n {
+			keep = append(keep, open(i))
+		}
+		time.Sleep(300 * time.Millisecond)
+		after := statMemory(t, stat, pprof)
+		stack := (after["stack_inuse"] - before["stack_inuse"]) / n
+		heap := (after["heap_inuse"] - before["heap_inuse"]) / n
+		t.Logf("%s: %.0f bytes of stack and %.0f of heap per idle connection", name, stack, heap)
+		if stack > 2600 {
+			t.Errorf("%s: %.0f bytes of stack per idle connection, want 2048", name, stack)
+		}
+		if heap > 4096 {
+			t.Errorf("%s: %.0f bytes of heap per idle connection", name, heap)
+		}
+	}
+	measure("tcp", func(i int) io.Closer {
+		nc, err := net.Dial("tcp", tcp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := fmt.Sprintf("tcp-%d", i)
+		fmt.Fprintf(nc, "*3\r\n$3\r\nsub\r\n$%d\r\n%s\r\n$2\r\n30\r\nh", len(key), key)
+		want := "+h\r\n+h\r\n" // a heartbeat must not grow the stack either
+		got := make([]byte, len(want))
+		_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.ReadFull(nc, got); err != nil || string(got) != want {
+			t.Fatalf("tcp subscriber %d: %q, %v", i, got, err)
+		}
+		return nc
+	})
+	measure("websocket", func(i int) io.Closer {
+		c, _, err := websocket.DefaultDialer.Dial(fmt.Sprintf("ws://%s/sub?key=ws-%d&heartbeat=30&ver=1", ws, i), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, p, err := c.ReadMessage(); err != nil || string(p) != "+h\r\n" {
+			t.Fatalf("websocket subscriber %d: %q, %v", i, p, err)
+		}
+		if err := c.WriteMessage(websocket.TextMessage, []byte("h")); err != nil {
+			t.Fatal(err)
+		}
+		if _, p, err := c.ReadMessage(); err != nil || string(p) != "+h\r\n" {
+			t.Fatalf("websocket subscriber %d heartbeat: %q, %v", i, p, err)
+		}
+		return c
+	})
 }
