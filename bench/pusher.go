@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -92,9 +91,6 @@ func Push(ctx context.Context, cfg PushConfig, seq0 uint64) *PushResult {
 	if cfg.Online == nil {
 		cfg.Online = func(string) int { return 1 }
 	}
-	client := NewHTTPClient(cfg.Clients, cfg.Timeout)
-	defer client.CloseIdleConnections()
-
 	res := &PushResult{Expected: make(map[uint64]uint32)}
 	var mu sync.Mutex // guards res
 	var next atomic.Uint64
@@ -107,6 +103,8 @@ func Push(ctx context.Context, cfg PushConfig, seq0 uint64) *PushResult {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			conn := newHTTPConn(cfg.Admin, cfg.Timeout)
+			defer conn.Close()
 			var body []byte
 			for {
 				n := next.Add(1) - 1
@@ -138,17 +136,17 @@ func Push(ctx context.Context, cfg PushConfig, seq0 uint64) *PushResult {
 				body = body[:0]
 				pl := AppendPayload(nil, Payload{T: t0.UnixNano(), S: seq})
 				if cfg.Mode == "mprivate" {
-					u = "http://" + cfg.Admin + "/1/admin/push/mprivate?expire=" + strconv.Itoa(cfg.Expire)
+					u = "/1/admin/push/mprivate?expire=" + strconv.Itoa(cfg.Expire)
 					body = append(body, `{"m":`...)
 					body = strconv.AppendQuote(body, string(pl))
 					body = append(body, `,"k":"`...)
 					body = append(body, strings.Join(keys, ",")...)
 					body = append(body, `"}`...)
 				} else {
-					u = "http://" + cfg.Admin + "/1/admin/push/private?key=" + url.QueryEscape(keys[0]) + "&expire=" + strconv.Itoa(cfg.Expire)
+					u = "/1/admin/push/private?key=" + url.QueryEscape(keys[0]) + "&expire=" + strconv.Itoa(cfg.Expire)
 					body = append(body, pl...)
 				}
-				ans, err := post(ctx, client, u, body)
+				ans, err := post(conn, u, body)
 				t1 := time.Now()
 				lastEnd.Store(t1.UnixNano())
 
@@ -210,29 +208,25 @@ func callKeys(cfg PushConfig, n uint64) []string {
 	return append(out, cfg.Keys[:k-len(out)]...)
 }
 
-func post(ctx context.Context, c *http.Client, u string, body []byte) (*apiAnswer, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+var okAnswer = []byte(`{"ret":0}`)
+
+// post sends one admin call and decodes web's answer.
+func post(c *httpConn, target string, body []byte) (*apiAnswer, error) {
+	status, raw, err := c.Post(target, body)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	return do(c, req)
+	return decodeAnswer(status, raw)
 }
 
-func do(c *http.Client, req *http.Request) (*apiAnswer, error) {
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, truncate(raw, 120))
+func decodeAnswer(status int, raw []byte) (*apiAnswer, error) {
+	if status != http.StatusOK {
+		return nil, fmt.Errorf("HTTP %d: %s", status, truncate(raw, 120))
 	}
 	var ans apiAnswer
+	if bytes.Equal(bytes.TrimSpace(raw), okAnswer) {
+		return &ans, nil
+	}
 	if err := json.Unmarshal(raw, &ans); err != nil {
 		return nil, fmt.Errorf("answer is not JSON: %q", truncate(raw, 120))
 	}

@@ -178,7 +178,7 @@ wait_for 30 web listening "$WEB_ADMIN" || { cat "$DIR/web.log" >&2; die "web did
 wait_for 30 "web routing" routed || { cat "$DIR/web.log" >&2; die "web does not route keys to every comet"; }
 sleep 2 # let web see every comet, not only the first
 
-PIDS=(-pid "message=@$DIR/message.pid" -pid "web=@$DIR/web.pid")
+PIDS=(-pid "message=@$DIR/message.pid" -pid "web=@$DIR/web.pid" -pid "redis=@$DIR/svc/redis.pid")
 for i in $(seq 1 "$COMETS"); do PIDS+=(-pid "comet$i=@$DIR/comet$i.pid"); done
 COMMON=(-http "$WEB_HTTP" -admin "$WEB_ADMIN" "${PIDS[@]}")
 PROCS=$(( (IDLE_N + 15999) / 16000 ))
@@ -194,7 +194,7 @@ scenario() {
 	echo "=== $name" >> "$OUT/summary.txt"
 	echo "gopush-bench $*" >> "$OUT/summary.txt"
 	local rc=0
-	"$BENCH" "${COMMON[@]}" -json "$OUT/$name.json" "$@" | tee -a "$OUT/summary.txt" || rc=$?
+	"$BENCH" "${COMMON[@]}" -name "$name" -json "$OUT/$name.json" "$@" | tee -a "$OUT/summary.txt" || rc=$?
 	[ $rc = 0 ] || log "$name: gopush-bench exited with $rc"
 	echo >> "$OUT/summary.txt"
 	sleep 2 # let comet free the closed connections before the next run

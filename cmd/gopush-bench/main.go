@@ -77,6 +77,7 @@ func (p *pidFlag) Set(v string) error {
 
 type options struct {
 	scenario  string
+	name      string
 	httpAddr  string
 	admin     string
 	comet     string
@@ -113,6 +114,7 @@ func main() {
 	defer func() { os.Exit(exit) }()
 	var o options
 	flag.StringVar(&o.scenario, "scenario", "private", "idle, private, mprivate or serverget")
+	flag.StringVar(&o.name, "name", "", "name of this run in the output and the profile file names (default: the scenario)")
 	flag.StringVar(&o.httpAddr, "http", "127.0.0.1:8090", "web http.bind (routing, /1/server/get, /1/msg/get)")
 	flag.StringVar(&o.admin, "admin", "127.0.0.1:8091", "web admin.bind (pushes)")
 	flag.StringVar(&o.comet, "comet", "", "connect every subscriber to this comet address instead of asking web")
@@ -190,6 +192,9 @@ func (o *options) check() error {
 	case "idle", "private", "mprivate", "serverget":
 	default:
 		return fmt.Errorf("-scenario %q: want idle, private, mprivate or serverget", o.scenario)
+	}
+	if o.name == "" {
+		o.name = o.scenario
 	}
 	if o.proto != "tcp" && o.proto != "ws" {
 		return fmt.Errorf("-proto %q: want tcp or ws", o.proto)

@@ -16,6 +16,7 @@ import (
 // Result is everything one run measured. It is printed as a table and can be
 // written as JSON.
 type Result struct {
+	Name        string    `json:"name"`
 	Scenario    string    `json:"scenario"`
 	Proto       string    `json:"proto"`
 	Subscribers int       `json:"subscribers"`
@@ -205,6 +206,7 @@ func (r *Result) setDeliveries(pr *bench.PushResult, snap *bench.Snapshot) {
 func (r *Result) Print(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k string, format string, a ...any) { fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(format, a...)) }
+	row("run", "%s", r.Name)
 	row("scenario", "%s (%s), %d subscribers on %d keys, %d child procs, %d source addrs", r.Scenario, r.Proto, r.Subscribers, r.Keys, r.Procs, r.Src)
 	if r.Subscribers > 0 && r.Scenario != "serverget" {
 		row("connected", "%d in %.1fs, failed %d%s, dropped %d%s", r.Connected, r.ConnectSec, failedTotal(r.Failed), failedDetail(r.Failed), r.Dropped, dropDetail(r.FirstDrop))

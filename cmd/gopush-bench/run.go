@@ -13,10 +13,10 @@ import (
 // run carries out one scenario and returns what it measured (also when it
 // fails part way, so that the figures gathered so far are printed).
 func run(ctx context.Context, o options, log *slog.Logger) (*Result, error) {
-	res := &Result{Scenario: o.scenario, Proto: o.proto, Subscribers: o.n, Keys: o.keys,
+	res := &Result{Name: o.name, Scenario: o.scenario, Proto: o.proto, Subscribers: o.n, Keys: o.keys,
 		PushKeys: o.pushKeys, Procs: o.procs, Src: o.src, Clients: o.clients, Expire: o.expire,
 		KeysPerCall: o.kpc, Started: time.Now().UTC()}
-	prof := &profiler{targets: o.pprof, dir: o.pprofDir, prefix: o.scenario}
+	prof := &profiler{targets: o.pprof, dir: o.pprofDir, prefix: o.name}
 
 	if o.scenario == "serverget" {
 		keys := make([]string, o.pushKeys)
