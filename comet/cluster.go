@@ -17,7 +17,7 @@ func (c *Comet) loadRing() {
 		c.log.Warn("this node is not in zookeeper's comet list; accepting every key until the first Migrate", "node", c.cfg.ZooKeeper.Comet.Node)
 		return
 	}
-	if _, err := c.ring.replace(view.Weights); err != nil {
+	if err := c.ring.setInitial(view.Weights); err != nil {
 		c.log.Warn("bad comet weights in zookeeper; accepting every key until the first Migrate", "err", err)
 		return
 	}

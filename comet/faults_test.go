@@ -260,3 +260,61 @@ func TestStatTypes(t *testing.T) {
 		t.Errorf("unknown type: %v %v", resp, err)
 	}
 }
+
+// ZooKeeper unreachable for longer than the session timeout (as when it is
+// restarted): comet keeps serving its clients meanwhile, then gets a new
+// session, registers again and stores through the message nodes again.
+func TestZooKeeperOutage(t *testing.T) {
+	t.Parallel()
+	root := zkRoot(t)
+	cfg := testConfig(t, root, "node1")
+	proxy := startProxy(t, testenv.ZK(t))
+	cfg.ZooKeeper.Addr = conf.AddrList{proxy.addr()}
+	startFakeMessage(t, testenv.ZK(t), cfg.ZooKeeper.Message.Path, false)
+	c := startComet(t, cfg)
+	rc := rpcClient(t, c)
+	waitStorage(t, rc)
+	cl := subscribeTCP(t, c, "k", "", "1")
+	zc := testenv.ZKConn(t)
+	nodePath := cfg.ZooKeeper.Comet.Path + "/node1"
+	first := children(t, zc, nodePath)
+
+	proxy.cut()
+	testenv.WaitFor(t, 30*time.Second, "the session to expire on the server", func() bool {
+		return len(children(t, zc, nodePath)) == 0
+	})
+	// Still serving clients and unstored pushes while ZooKeeper is away.
+	cl.write([]byte("h"))
+	cl.expect("+h\r\n")
+	push(t, rc, "k", `"during"`, 0)
+	if d := decode(t, cl.readFrame()); string(d.Msg) != `"during"` {
+		t.Fatalf("got %s", d.Msg)
+	}
+	subscribeTCP(t, c, "newcomer", "", "1")
+
+	proxy.restore()
+	testenv.WaitFor(t, 30*time.Second, "a new registration", func() bool {
+		kids := children(t, zc, nodePath)
+		return len(kids) == 1 && kids[0] != first[0]
+	})
+	waitStorage(t, rc)
+	push(t, rc, "k", `"after"`, 60)
+	if d := decode(t, cl.readFrame()); string(d.Msg) != `"after"` {
+		t.Fatalf("got %s", d.Msg)
+	}
+}
+
+func TestStartFailsWithoutZooKeeper(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t, "/unused", "node1")
+	cfg.ZooKeeper.Addr = conf.AddrList{testenv.FreeAddr(t)} // nothing listens
+	cfg.ZooKeeper.Timeout = conf.Duration(2 * time.Second)
+	c := New(cfg, newTestLogger(t))
+	start := time.Now()
+	if err := c.Start(); err == nil || !strings.Contains(err.Error(), "zookeeper") {
+		t.Fatalf("start without zookeeper: %v", err)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Fatalf("start took %v to fail", d)
+	}
+}

@@ -66,6 +66,21 @@ func checkWeights(nodes map[string]int) error {
 	return nil
 }
 
+// setInitial installs a ring built from nodes unless one is already set
+// (a Migrate that came first is newer than what start-up read).
+func (o *ring) setInitial(nodes map[string]int) error {
+	if err := checkWeights(nodes); err != nil {
+		return err
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.cur.Load() == nil {
+		w := maps.Clone(nodes)
+		o.cur.Store(&ringState{r: ketama.FromWeights(ketama.DefaultBase, w), weights: w})
+	}
+	return nil
+}
+
 // replace installs a ring built from nodes unless it has the same nodes and
 // weights as the current one. It reports whether the ring changed. A ring
 // that does not contain this node owns no key.

@@ -44,3 +44,20 @@ func TestRingOwnership(t *testing.T) {
 		}
 	}
 }
+
+func TestRingStartupDoesNotOverrideMigrate(t *testing.T) {
+	o := newRing("n1")
+	if _, err := o.replace(map[string]int{"n1": 1, "n2": 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.setInitial(map[string]int{"n1": 1}); err != nil {
+		t.Fatal(err)
+	}
+	if w := o.weights(); len(w) != 2 {
+		t.Fatalf("start-up view replaced the ring Migrate set: %v", w)
+	}
+	fresh := newRing("n1")
+	if err := fresh.setInitial(map[string]int{"n1": 1}); err != nil || len(fresh.weights()) != 1 {
+		t.Fatalf("initial ring not set: %v %v", fresh.weights(), err)
+	}
+}
