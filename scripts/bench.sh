@@ -12,7 +12,7 @@
 # BENCH_OUT (default bench-out/ in the repository).
 #
 # Sizes, from the environment:
-#   BENCH_IDLE_N      idle subscribers per protocol           (default 10000)
+#   BENCH_IDLE_N      idle subscribers per protocol           (default 18000)
 #   BENCH_KEYS        keys (one subscriber each) for pushes   (default 2000)
 #   BENCH_CLIENTS     concurrent admin HTTP clients           (default 8)
 #   BENCH_DURATION    length of each push run                 (default 10s)
@@ -29,7 +29,7 @@ cd "$ROOT"
 # shellcheck source=lib.sh
 . scripts/lib.sh
 
-IDLE_N=${BENCH_IDLE_N:-10000}
+IDLE_N=${BENCH_IDLE_N:-18000}
 KEYS=${BENCH_KEYS:-2000}
 CLIENTS=${BENCH_CLIENTS:-8}
 DURATION=${BENCH_DURATION:-10s}
@@ -76,6 +76,7 @@ MSG_RPC=127.0.0.1:$(free_port)
 WEB_HTTP=127.0.0.1:$(free_port)
 WEB_ADMIN=127.0.0.1:$(free_port)
 WEB_PPROF=127.0.0.1:$(free_port)
+MSG_PPROF=127.0.0.1:$(free_port)
 
 zk_conf() {
 	cat <<-EOF
@@ -92,6 +93,7 @@ zk_conf() {
 
 cat > "$DIR/message.toml" <<EOF
 node.weight = 1
+pprof.bind = ["$MSG_PPROF"]
 [log]
 level = "warn"
 [rpc]
@@ -200,7 +202,7 @@ scenario() {
 	sleep 2 # let comet free the closed connections before the next run
 }
 
-PROF=(-pprof "comet1=${COMET_PPROF[1]}" -pprof "web=$WEB_PPROF" -pprof-dir "$OUT")
+PROF=(-pprof "comet1=${COMET_PPROF[1]}" -pprof "web=$WEB_PPROF" -pprof "message=$MSG_PPROF" -pprof-dir "$OUT")
 
 wants idle-tcp && fresh_comets && scenario idle-tcp -scenario idle -proto tcp -n "$IDLE_N" -procs "$PROCS" -src 8 -hold 20s -settle 5s
 wants idle-ws && fresh_comets && scenario idle-ws -scenario idle -proto ws -n "$IDLE_N" -procs "$PROCS" -src 8 -hold 20s -settle 5s
