@@ -60,3 +60,22 @@ func TestReadSubRequestRefusesBadInput(t *testing.T) {
 		t.Errorf("truncated request: got %v", err)
 	}
 }
+
+// FuzzReadSubRequest: whatever a client sends, the parser neither panics
+// nor accepts a request outside the limits.
+func FuzzReadSubRequest(f *testing.F) {
+	f.Add([]byte("*4\r\n$3\r\nsub\r\n$9\r\nTerry-Mao\r\n$2\r\n30\r\n$5\r\n1.0.4\r\n"))
+	f.Add([]byte("*9\r\n"))
+	f.Add([]byte("*3\r\n$-1\r\n"))
+	f.Add([]byte("*3\r\n$3\r\nsub\r\n$1\r\nk\r\n$2\r\n30\r\nh"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		req, err := readSubRequest(bufio.NewReaderSize(strings.NewReader(string(in)), tcpReadBuffer))
+		if err != nil {
+			return
+		}
+		if req.key == "" || len(req.key) > maxKeyLen || req.heartbeat < minHeartbeat*time.Second ||
+			req.heartbeat > maxHeartbeat*time.Second || len(req.token) > maxArgLen || len(req.version) > maxArgLen {
+			t.Fatalf("accepted %+v from %q", req, in)
+		}
+	})
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"gopush/internal/testenv"
+	"gopush/myrpc"
 )
 
 func TestWebSocketSubscribeAndHeartbeat(t *testing.T) {
@@ -47,6 +48,16 @@ func TestWebSocketErrorReplies(t *testing.T) {
 		}
 		cl.expectClosed(5 * time.Second)
 	}
+	// -n: the ring gives the key to another node.
+	var r int
+	call(t, rpcClient(t, c), myrpc.CometMigrate, &myrpc.CometMigrateArgs{Nodes: map[string]int{"other": 1}}, &r)
+	cl := dialWS(t, addr, wsQuery("k", "30", "", "1"))
+	if got := cl.read(); got != "-n\r\n" {
+		t.Errorf("key of another node: got %q, want -n", got)
+	}
+	cl.expectClosed(5 * time.Second)
+	call(t, rpcClient(t, c), myrpc.CometMigrate, &myrpc.CometMigrateArgs{Nodes: map[string]int{"node1": 1}}, &r)
+
 	// Raw bytes of an error reply: one unmasked text frame "-p\r\n".
 	raw := dialRawWS(t, addr, wsQuery("", "30", "", "1"))
 	raw.expect("\x81\x04-p\r\n")
