@@ -7,6 +7,10 @@
 //	comet-idle -tcp 127.0.0.1:6969 -ws 127.0.0.1:6968 -rpc 127.0.0.1:6970 \
 //	    -stat 127.0.0.1:6972 -n 10000
 //
+// With -silent N it first opens N connections that never send anything and
+// reports how long comet takes to close them all (its handshake timeout)
+// and whether its connection count returns to zero.
+//
 // comet must run on this machine (its RSS is read from /proc, with the pid
 // from /stat?type=server). This is a small probe for the comet issue; the
 // full load tool is cmd/gopush-bench.
@@ -48,6 +52,7 @@ type options struct {
 	wsFrac             float64
 	settle             time.Duration
 	dialers            int
+	silent             int
 }
 
 func run() error {
@@ -60,6 +65,7 @@ func run() error {
 	flag.Float64Var(&o.wsFrac, "ws-frac", 0, "fraction of subscribers on WebSocket (0..1)")
 	flag.DurationVar(&o.settle, "settle", 3*time.Second, "wait after connecting before measuring memory")
 	flag.IntVar(&o.dialers, "dialers", 32, "connections opened at once")
+	flag.IntVar(&o.silent, "silent", 0, "first open this many connections that never send anything")
 	flag.Parse()
 	if o.n < 1 || o.wsFrac < 0 || o.wsFrac > 1 || o.dialers < 1 {
 		return errors.New("bad flags: -n >= 1, 0 <= -ws-frac <= 1, -dialers >= 1")
@@ -68,6 +74,11 @@ func run() error {
 	pid, err := cometPid(o.stat)
 	if err != nil {
 		return err
+	}
+	if o.silent > 0 {
+		if err := silentProbe(o, pid); err != nil {
+			return err
+		}
 	}
 	rss0, err := rssKB(pid)
 	if err != nil {
@@ -284,4 +295,57 @@ func rssKB(pid int) (int64, error) {
 		}
 	}
 	return 0, errors.New("no VmRSS in /proc status")
+}
+
+// silentProbe opens o.silent connections that send nothing, half on each
+// protocol's port, and waits until comet has closed every one.
+func silentProbe(o options, pid int) error {
+	rss0, err := rssKB(pid)
+	if err != nil {
+		return err
+	}
+	conns := make([]net.Conn, 0, o.silent)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := range o.silent {
+		addr := o.tcp
+		if i%2 == 1 {
+			addr = o.ws
+		}
+		c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+		if err != nil {
+			return fmt.Errorf("silent connection %d: %w", i, err)
+		}
+		conns = append(conns, c)
+	}
+	t0 := time.Now()
+	rssPeak, _ := rssKB(pid)
+	var wg sync.WaitGroup
+	var stillOpen atomic.Int64
+	for _, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = c.SetReadDeadline(time.Now().Add(time.Minute))
+			if _, err := io.Copy(io.Discard, c); err != nil {
+				stillOpen.Add(1) // a timeout: comet did not close it
+			}
+		}()
+	}
+	wg.Wait()
+	closed := time.Since(t0)
+	var open any = "?"
+	if d, err := statData(o.stat, "connection"); err == nil {
+		open = d["total"]
+	}
+	rss1, _ := rssKB(pid)
+	fmt.Printf("silent          %d connections: all closed by comet after %v (%d left open); comet connections now %v; rss %d KiB before, %d with them, %d after\n",
+		o.silent, closed.Round(time.Millisecond), stillOpen.Load(), open, rss0, rssPeak, rss1)
+	if stillOpen.Load() > 0 {
+		return errors.New("comet left silent connections open")
+	}
+	return nil
 }
