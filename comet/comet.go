@@ -343,8 +343,12 @@ func addrsOf(lns []net.Listener) []string {
 // advertise returns the addresses published in ZooKeeper: each configured
 // bind address as written (clients need a host name they can reach, not
 // 0.0.0.0 resolved), with the actual port when the configured one is 0.
+// A protocol that is not served (no listener) publishes none.
 func advertise(binds, actual []string) []string {
 	out := make([]string, 0, len(binds))
+	if len(actual) == 0 {
+		return out
+	}
 	for i, b := range binds {
 		host, port, err := net.SplitHostPort(b)
 		if err == nil && port == "0" && i < len(actual) {

@@ -1,6 +1,7 @@
 package comet
 
 import (
+	"encoding/json"
 	"net"
 	"net/http"
 	"strings"
@@ -195,4 +196,29 @@ func TestWebSocketControlAndMalformedFrames(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	raw.write([]byte("\x02\x03\x04" + hMasked))
 	raw.expect("\x81\x04+h\r\n")
+}
+
+func TestProtoWebSocketOnly(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t, zkRoot(t), "node1")
+	cfg.Channel.Proto = []string{"websocket"}
+	c := startComet(t, cfg)
+	if len(c.TCPAddrs()) != 0 {
+		t.Fatalf("tcp listening on %v with proto websocket", c.TCPAddrs())
+	}
+	subscribeWS(t, c, "k", "", "1")
+	zc := testenv.ZKConn(t)
+	node := cfg.ZooKeeper.Comet.Path + "/node1"
+	kids, _, err := zc.Children(node)
+	if err != nil || len(kids) != 1 {
+		t.Fatalf("children %v, %v", kids, err)
+	}
+	data, _, err := zc.Get(node + "/" + kids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nd myrpc.CometNodeData
+	if err := json.Unmarshal(data, &nd); err != nil || len(nd.TCP) != 0 || len(nd.WS) != 1 {
+		t.Fatalf("published %s", data)
+	}
 }
