@@ -48,8 +48,13 @@ func (o *ring) weights() map[string]int {
 	return nil
 }
 
-// checkWeights refuses maps that would build a useless or huge ring.
+// checkWeights refuses maps that would build a useless or huge ring. An
+// empty map is refused too: no web sends one (it has no comet to send it
+// to), and accepting it would close every connection.
 func checkWeights(nodes map[string]int) error {
+	if len(nodes) == 0 {
+		return fmt.Errorf("ring: no node")
+	}
 	total := 0
 	for name, w := range nodes {
 		if name == "" {

@@ -38,7 +38,7 @@ func TestRingOwnership(t *testing.T) {
 	if changed, _ := o.replace(map[string]int{"n2": 1}); !changed || o.owns("x") {
 		t.Fatal("a ring without this node must own no key")
 	}
-	for _, bad := range []map[string]int{{"": 1}, {"a": 0}, {"a": -1}, {"a": 1 << 40}, {"a": maxRingWeight, "b": 1}} {
+	for _, bad := range []map[string]int{nil, {}, {"": 1}, {"a": 0}, {"a": -1}, {"a": 1 << 40}, {"a": maxRingWeight, "b": 1}} {
 		if _, err := o.replace(bad); err == nil {
 			t.Errorf("weights %v accepted", bad)
 		}
