@@ -1,6 +1,7 @@
 package comet
 
 import (
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -122,12 +123,28 @@ func (c *conn) writeLoop() {
 	}
 }
 
-// writeNow writes a frame directly, for error replies sent before the
-// connection has a writer; the caller closes the connection afterwards.
-func (c *conn) writeNow(frame []byte) {
+// replyAndClose sends an error reply directly (the connection has no
+// writer yet) and ends the connection gently: it shuts down its sending
+// side and reads whatever the client still sends, for a short while, before
+// the socket is closed. Closing at once with unread input would make the
+// kernel reset the connection, and the client could lose the reply.
+func (c *conn) replyAndClose(frame []byte) {
 	_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = c.nc.Write(frame)
+	if _, err := c.nc.Write(frame); err != nil {
+		return
+	}
+	if tc, ok := c.nc.(*net.TCPConn); ok {
+		_ = tc.CloseWrite()
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(lingerTime))
+	_, _ = io.Copy(io.Discard, io.LimitReader(c.nc, lingerBytes))
 }
+
+// How long, and how many bytes, replyAndClose reads after an error reply.
+const (
+	lingerTime  = time.Second
+	lingerBytes = 64 << 10
+)
 
 // close closes the socket (once) and drops whatever is still queued. The
 // reader goroutine then notices and cleans up.

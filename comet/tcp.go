@@ -101,13 +101,13 @@ func (c *Comet) handshakeTCP(cn *conn) *bufio.Reader {
 	req, err := readSubRequest(br)
 	if err != nil {
 		if errors.Is(err, errFraming) {
-			cn.writeNow(c.refuse().tcp)
+			cn.replyAndClose(c.refuse().tcp)
 		}
 		c.log.Debug("tcp subscribe failed", "addr", nc.RemoteAddr(), "err", err)
 		return nil
 	}
 	if refused := c.subscribe(cn, req); refused != nil {
-		cn.writeNow(refused.tcp)
+		cn.replyAndClose(refused.tcp)
 		return nil
 	}
 	return br

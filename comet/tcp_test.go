@@ -48,6 +48,8 @@ func TestTCPErrorReplies(t *testing.T) {
 		"negative $":      []byte("*3\r\n$-1\r\n"),
 		"huge $":          []byte("*3\r\n$2147483648\r\n"),
 		"no CRLF":         []byte("*3\n$3\nsub\n"),
+		// Much more than comet reads: it still answers and closes.
+		"garbage flood": []byte(strings.Repeat("garbage ", 8<<10)),
 	}
 	for name, req := range paramErrors {
 		cl := dialTCP(t, addr)

@@ -88,12 +88,12 @@ func (c *Comet) serveWS(w http.ResponseWriter, r *http.Request) {
 	c.setSockOpts(cn.nc)
 	req, ok := parseSub(q.Get("key"), q.Get("heartbeat"), q.Get("token"), q.Get("ver"))
 	if !ok {
-		cn.writeNow(c.refuse().ws)
+		cn.replyAndClose(c.refuse().ws)
 		c.finish(cn)
 		return
 	}
 	if refused := c.subscribe(cn, req); refused != nil {
-		cn.writeNow(refused.ws)
+		cn.replyAndClose(refused.ws)
 		c.finish(cn)
 		return
 	}
