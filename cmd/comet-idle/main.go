@@ -53,6 +53,7 @@ type options struct {
 	settle             time.Duration
 	dialers            int
 	silent             int
+	src                int
 }
 
 func run() error {
@@ -66,9 +67,10 @@ func run() error {
 	flag.DurationVar(&o.settle, "settle", 3*time.Second, "wait after connecting before measuring memory")
 	flag.IntVar(&o.dialers, "dialers", 32, "connections opened at once")
 	flag.IntVar(&o.silent, "silent", 0, "first open this many connections that never send anything")
+	flag.IntVar(&o.src, "src", 1, "spread subscribers over source addresses 127.0.0.1 .. 127.0.0.<src> (more ports)")
 	flag.Parse()
-	if o.n < 1 || o.wsFrac < 0 || o.wsFrac > 1 || o.dialers < 1 {
-		return errors.New("bad flags: -n >= 1, 0 <= -ws-frac <= 1, -dialers >= 1")
+	if o.n < 1 || o.wsFrac < 0 || o.wsFrac > 1 || o.dialers < 1 || o.src < 1 || o.src > 254 {
+		return errors.New("bad flags: -n >= 1, 0 <= -ws-frac <= 1, -dialers >= 1, 1 <= -src <= 254")
 	}
 
 	pid, err := cometPid(o.stat)
@@ -103,7 +105,7 @@ func run() error {
 				if i >= o.n {
 					return
 				}
-				s, err := subscribe(o, prefix+strconv.Itoa(i), i < nWS, got.Done)
+				s, err := subscribe(o, i, prefix+strconv.Itoa(i), i < nWS, got.Done)
 				if err != nil {
 					errc <- fmt.Errorf("subscriber %d: %w", i, err)
 					return
@@ -179,11 +181,16 @@ func (s *subscriber) got() {
 	s.once.Do(s.onMessage)
 }
 
-func subscribe(o options, key string, ws bool, onMessage func()) (*subscriber, error) {
+func subscribe(o options, i int, key string, ws bool, onMessage func()) (*subscriber, error) {
 	s := &subscriber{onMessage: onMessage}
+	dialer := &net.Dialer{Timeout: 10 * time.Second}
+	if o.src > 1 {
+		dialer.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i%o.src))}
+	}
 	if ws {
 		u := "ws://" + o.ws + "/sub?" + url.Values{"key": {key}, "heartbeat": {"60"}, "ver": {"1"}}.Encode()
-		c, _, err := websocket.DefaultDialer.Dial(u, nil)
+		wd := websocket.Dialer{NetDial: dialer.Dial, HandshakeTimeout: 10 * time.Second}
+		c, _, err := wd.Dial(u, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -204,7 +211,7 @@ func subscribe(o options, key string, ws bool, onMessage func()) (*subscriber, e
 		go heartbeat(func() error { return c.WriteMessage(websocket.TextMessage, []byte("h")) }, c.NetConn())
 		return s, nil
 	}
-	nc, err := net.DialTimeout("tcp", o.tcp, 10*time.Second)
+	nc, err := dialer.Dial("tcp", o.tcp)
 	if err != nil {
 		return nil, err
 	}
