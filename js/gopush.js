@@ -74,6 +74,15 @@
     return a < b ? -1 : (a > b ? 1 : 0);
   }
 
+  // stableSort sorts list in place with cmp, keeping equal elements in
+  // their order (Array.prototype.sort is stable only since ES2019).
+  function stableSort(list, cmp) {
+    for (var i = 0; i < list.length; i++) { list[i] = { v: list[i], i: i }; }
+    list.sort(function (a, b) { return cmp(a.v, b.v) || a.i - b.i; });
+    for (var j = 0; j < list.length; j++) { list[j] = list[j].v; }
+    return list;
+  }
+
   // rawMember returns the raw text of the value of member `name` of the
   // top-level object in the JSON `text`, or null. Members of nested objects
   // (inside "msg", say) are skipped, so a pushed message that has its own
@@ -333,10 +342,16 @@
           self._timers.heartbeat = setInterval(function () {
             try { ws.send('h'); } catch (e) { self._fail(gen, e); }
           }, o.heartbeat * 1000);
-          self._fetchMissed(gen, function () {
+          self._fetchMissed(gen, function (missed) {
+            // The online messages that came during the fetch take their
+            // place among the fetched ones (an expire-0 one is in no fetch);
+            // the sort is stable, so a fetched copy comes first and the
+            // online duplicate is dropped.
+            var all = missed.concat(pending);
             fetching = false;
-            for (var i = 0; i < pending.length; i++) { self._deliver(pending[i]); }
             pending = [];
+            stableSort(all, function (a, b) { return cmpMid(a.mid, b.mid); });
+            for (var i = 0; i < all.length; i++) { self._deliver(all[i]); }
           });
         }
         return;
@@ -356,8 +371,8 @@
     ws.onclose = function (ev) { self._fail(gen, new Error('gopush: connection to ' + server + ' closed (' + ev.code + ')')); };
   };
 
-  // _fetchMissed delivers the stored private messages newer than lastMid
-  // and the kept public ones newer than lastPublicMid, then calls next. A
+  // _fetchMissed fetches the stored private messages newer than lastMid and
+  // the kept public ones newer than lastPublicMid and hands them to next. A
   // failed fetch ends the connection, so nothing online is delivered before
   // what was missed.
   GoPush.prototype._fetchMissed = function (gen, next) {
@@ -379,9 +394,7 @@
           }
         }
       } catch (e) { return self._fail(gen, e); }
-      msgs.sort(function (a, b) { return cmpMid(a.mid, b.mid); });
-      for (var j = 0; j < msgs.length; j++) { self._deliver(msgs[j]); }
-      next();
+      next(msgs);
     });
   };
 
@@ -397,6 +410,7 @@
   };
 
   GoPush.cmpMid = cmpMid;
+  GoPush.stableSort = stableSort;
   GoPush.rawMember = rawMember;
   GoPush.parseFrame = parseFrame;
   GoPush.parseOld = parseOld;

@@ -83,3 +83,9 @@ test('public messages keep their own last mid', () => {
   assert.strictEqual(c.lastMid, '17000000000000011');
   assert.strictEqual(c.lastPublicMid, '17000000000000005');
 });
+
+test('stableSort keeps equal mids in their order', () => {
+  const list = [{ mid: '3', s: 'fetched' }, { mid: '1', s: 'a' }, { mid: '3', s: 'online' }, { mid: '2', s: 'b' }];
+  GoPush.stableSort(list, (a, b) => GoPush.cmpMid(a.mid, b.mid));
+  assert.deepStrictEqual(list.map((m) => m.mid + m.s), ['1a', '2b', '3fetched', '3online']);
+});
