@@ -337,7 +337,9 @@ func (p *Pool) run() {
 	}
 }
 
-// Start begins heartbeating.
+// Start begins heartbeating: every connection, opened before or after,
+// sends "h" once every Heartbeat−2 seconds (at most that long after it
+// subscribed), spread so that each second carries an equal share.
 func (p *Pool) Start() {
 	p.wg.Add(1)
 	go p.run()

@@ -19,9 +19,14 @@
 #   BENCH_BIG_KEYS    keys of the big mprivate call           (default 100000)
 #   BENCH_BIG_ONLINE  of which online                         (default 5000)
 #   BENCH_COMETS      comet processes                         (default 1)
-#   BENCH_ONLY        space-separated scenario names to run (default all):
-#                     idle-tcp idle-ws private private-store mprivate
-#                     mprivate-big serverget
+#   BENCH_CLUSTER_N   subscribers of the cluster scenario     (default 100000)
+#   BENCH_CLUSTER_HOLD  how long they heartbeat before the push (default 5m)
+#   BENCH_ONLY        space-separated scenario names to run (default all but
+#                     cluster): idle-tcp idle-ws private private-store
+#                     mprivate mprivate-big serverget cluster
+#
+# The cluster scenario (100 000 subscribers over 6 comets, 5 minutes) is the
+# long one: BENCH_COMETS=6 BENCH_ONLY=cluster make bench
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -36,6 +41,8 @@ DURATION=${BENCH_DURATION:-10s}
 BIG_KEYS=${BENCH_BIG_KEYS:-100000}
 BIG_ONLINE=${BENCH_BIG_ONLINE:-5000}
 COMETS=${BENCH_COMETS:-1}
+CLUSTER_N=${BENCH_CLUSTER_N:-100000}
+CLUSTER_HOLD=${BENCH_CLUSTER_HOLD:-5m}
 ONLY=${BENCH_ONLY:-idle-tcp idle-ws private private-store mprivate mprivate-big serverget}
 OUT=${BENCH_OUT:-$ROOT/bench-out}
 
@@ -211,6 +218,13 @@ wants private && scenario private -scenario private -n "$KEYS" -clients "$CLIENT
 wants private-store && scenario private-store -scenario private -n "$KEYS" -clients "$CLIENTS" -duration "$DURATION" -expire 600 -verify-stored 20 "${PROF[@]}"
 wants mprivate && scenario mprivate -scenario mprivate -n "$KEYS" -clients 1 -rate 5 -max 20 -expire 0
 wants mprivate-big && scenario mprivate-big -scenario mprivate -n "$BIG_ONLINE" -push-keys "$BIG_KEYS" -procs 1 -clients 1 -max 1 -expire 600 -verify-stored 50 -drain 30s
+
+if wants cluster; then
+	# Subscribers heartbeat for CLUSTER_HOLD (comet CPU, drops), then one
+	# mprivate to every key. One tool process per 15 000 connections.
+	scenario cluster -scenario mprivate -n "$CLUSTER_N" -procs $(( (CLUSTER_N + 14999) / 15000 )) -src 16 \
+		-hold "$CLUSTER_HOLD" -clients 1 -max 1 -expire 0 -drain 30s -settle 10s -parallel 32
+fi
 
 if wants serverget; then
 	if command -v wrk >/dev/null; then

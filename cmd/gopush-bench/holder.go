@@ -38,8 +38,11 @@ func newLocalHolder(cfg bench.SubConfig) *localHolder {
 }
 
 func (h *localHolder) Connect(ctx context.Context, targets []bench.Target) error {
-	h.pool.Connect(ctx, targets)
+	// Heartbeats start before connecting: with thousands of connections
+	// the connect phase lasts seconds, and the first ones must not wait
+	// for the last before their first heartbeat.
 	h.pool.Start()
+	h.pool.Connect(ctx, targets)
 	return nil
 }
 func (h *localHolder) Stats() (bench.PoolStats, error)    { return h.pool.Stats(), nil }

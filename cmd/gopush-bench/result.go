@@ -52,6 +52,7 @@ type Result struct {
 	LastDelivMs *Latency          `json:"last_delivery_ms,omitempty"` // per push: its slowest delivery
 	CallMs      *Latency          `json:"call_ms,omitempty"`          // admin HTTP call round trip
 
+	HoldCPU   []CPURow             `json:"hold_cpu,omitempty"` // while holding before a push
 	CPU       []CPURow             `json:"cpu,omitempty"`
 	CPUWindow float64              `json:"cpu_window_sec,omitempty"`
 	Stored    *bench.StoredCheck   `json:"stored,omitempty"`
@@ -137,7 +138,14 @@ func (r *Result) setConns(st bench.PoolStats) {
 }
 
 func (r *Result) setCPU(before, after map[string]procSample, count uint64, per string) {
-	var window float64
+	r.CPUWindow = r.windowSec()
+	r.CPU = cpuRows(before, after, count, per, r.CPUWindow)
+}
+
+// cpuRows is the CPU each process spent between two samples; per names
+// what count counts ("deliveries"); window is the length in seconds.
+func cpuRows(before, after map[string]procSample, count uint64, per string, window float64) []CPURow {
+	var rows []CPURow
 	for _, name := range sortedNames(after) {
 		a, b := after[name], before[name]
 		if a.Err != nil || b.Err != nil {
@@ -148,23 +156,18 @@ func (r *Result) setCPU(before, after map[string]procSample, count uint64, per s
 			row.PerK = row.Sec / float64(count) * 1000
 			row.PerWhat = per
 		}
-		r.CPU = append(r.CPU, row)
-	}
-	window = r.windowSec()
-	r.CPUWindow = window
-	for i := range r.CPU {
 		if window > 0 {
-			r.CPU[i].PctCore = 100 * r.CPU[i].Sec / window
+			row.PctCore = 100 * row.Sec / window
 		}
+		rows = append(rows, row)
 	}
+	return rows
 }
 
-// windowSec is the length of the CPU window: the push (plus drain), the
-// load run or the hold.
+// windowSec is the length of the CPU window: the push (plus drain) or the
+// load run.
 func (r *Result) windowSec() float64 {
 	switch {
-	case r.HoldSec > 0:
-		return r.HoldSec
 	case r.ServerGet != nil:
 		return r.ServerGet.Elapsed.Seconds()
 	case r.Push != nil:
@@ -253,15 +256,21 @@ func (r *Result) Print(w io.Writer) {
 		}
 		row("cpu "+c.Name, "%.2f s (%.1f %% of a core over %.1fs)%s", c.Sec, c.PctCore, r.CPUWindow, per)
 	}
-	if n, sec, pct := r.cometCPU(); n > 1 {
+	if n, sec, pct := cometCPU(r.CPU); n > 1 {
 		row("cpu all comets", "%.2f s (%.1f %% of a core)", sec, pct)
+	}
+	for _, c := range r.HoldCPU {
+		row("hold cpu "+c.Name, "%.2f s (%.1f %% of a core over %.0fs)", c.Sec, c.PctCore, r.HoldSec)
+	}
+	if n, sec, pct := cometCPU(r.HoldCPU); n > 1 {
+		row("hold cpu all comets", "%.2f s (%.1f %% of a core)", sec, pct)
 	}
 	tw.Flush()
 }
 
 // cometCPU sums the CPU rows of the comets.
-func (r *Result) cometCPU() (n int, sec, pct float64) {
-	for _, c := range r.CPU {
+func cometCPU(rows []CPURow) (n int, sec, pct float64) {
+	for _, c := range rows {
 		if strings.HasPrefix(c.Name, "comet") {
 			n++
 			sec += c.Sec

@@ -67,11 +67,10 @@ func run(ctx context.Context, o options, log *slog.Logger) (*Result, error) {
 		res.setConns(st)
 	}
 
-	switch o.scenario {
-	case "idle":
-		if subs == nil {
-			return res, nil
-		}
+	// Hold the connections idle first: -hold in an idle run, and before the
+	// push in a push run (100 000 subscribers heartbeating, then one push to
+	// all of them).
+	if subs != nil && o.hold > 0 {
 		cpu0 := sampleAll(o.pids, subs.Pids())
 		prof.start(ctx, min(o.hold, 30*time.Second))
 		end := time.Now().Add(o.hold)
@@ -85,15 +84,21 @@ func run(ctx context.Context, o options, log *slog.Logger) (*Result, error) {
 		}
 		cpu1 := sampleAll(o.pids, subs.Pids())
 		prof.report(log)
+		prof.prefix = o.name + "-push"
 		st, err := subs.Stats()
 		if err != nil {
 			return res, err
 		}
 		res.setConns(st)
 		res.HoldSec = o.hold.Seconds()
-		res.setCPU(cpu0, cpu1, 0, "")
-		after := sampleAll(o.pids, nil)
-		res.setRSSAfterHold(after)
+		res.HoldCPU = cpuRows(cpu0, cpu1, 0, "", res.HoldSec)
+		res.setRSSAfterHold(sampleAll(o.pids, nil))
+	}
+
+	switch o.scenario {
+	case "idle":
+		res.CPU, res.CPUWindow = res.HoldCPU, res.HoldSec
+		res.HoldCPU = nil
 	case "private", "mprivate":
 		online := o.onlineFunc(subs)
 		keys := make([]string, o.pushKeys)
