@@ -9,7 +9,7 @@
 # prints every summary and stops everything it started.
 #
 # Results (one JSON file per scenario, the summaries, the profiles) go to
-# BENCH_OUT (default bench-out/ in the repository).
+# BENCH_OUT (default tmp/bench/ in the repository, which git ignores).
 #
 # Sizes, from the environment:
 #   BENCH_IDLE_N      idle subscribers per protocol           (default 18000)
@@ -17,7 +17,7 @@
 #   BENCH_CLIENTS     concurrent admin HTTP clients           (default 8)
 #   BENCH_DURATION    length of each push run                 (default 10s)
 #   BENCH_BIG_KEYS    keys of the big mprivate call           (default 100000)
-#   BENCH_BIG_ONLINE  of which online                         (default 5000)
+#   BENCH_BIG_ONLINE  of which online                         (default 18000)
 #   BENCH_COMETS      comet processes                         (default 1)
 #   BENCH_CLUSTER_N   subscribers of the cluster scenario     (default 100000)
 #   BENCH_CLUSTER_HOLD  how long they heartbeat before the push (default 5m)
@@ -39,12 +39,12 @@ KEYS=${BENCH_KEYS:-2000}
 CLIENTS=${BENCH_CLIENTS:-8}
 DURATION=${BENCH_DURATION:-10s}
 BIG_KEYS=${BENCH_BIG_KEYS:-100000}
-BIG_ONLINE=${BENCH_BIG_ONLINE:-5000}
+BIG_ONLINE=${BENCH_BIG_ONLINE:-18000}
 COMETS=${BENCH_COMETS:-1}
 CLUSTER_N=${BENCH_CLUSTER_N:-100000}
 CLUSTER_HOLD=${BENCH_CLUSTER_HOLD:-5m}
 ONLY=${BENCH_ONLY:-idle-tcp idle-ws private private-store mprivate mprivate-big serverget}
-OUT=${BENCH_OUT:-$ROOT/bench-out}
+OUT=${BENCH_OUT:-$ROOT/tmp/bench}
 
 command -v go >/dev/null || die "go is not on PATH (expected at /usr/local/go/bin)"
 if ! command -v wrk >/dev/null; then
@@ -216,8 +216,8 @@ wants idle-ws && fresh_comets && scenario idle-ws -scenario idle -proto ws -n "$
 # comet and web are profiled while the push runs (-pprof).
 wants private && scenario private -scenario private -n "$KEYS" -clients "$CLIENTS" -duration "$DURATION" -expire 0 "${PROF[@]}" -cpuprofile "$OUT/private-bench.pprof"
 wants private-store && scenario private-store -scenario private -n "$KEYS" -clients "$CLIENTS" -duration "$DURATION" -expire 600 -verify-stored 20 "${PROF[@]}"
-wants mprivate && scenario mprivate -scenario mprivate -n "$KEYS" -clients 1 -rate 5 -max 20 -expire 0
-wants mprivate-big && scenario mprivate-big -scenario mprivate -n "$BIG_ONLINE" -push-keys "$BIG_KEYS" -procs 1 -clients 1 -max 1 -expire 600 -verify-stored 50 -drain 30s
+wants mprivate && scenario mprivate -scenario mprivate -n "$KEYS" -clients 1 -rate 5 -max 40 -duration 8s -expire 0 "${PROF[@]}" -cpuprofile "$OUT/mprivate-bench.pprof"
+wants mprivate-big && scenario mprivate-big -scenario mprivate -n "$BIG_ONLINE" -push-keys "$BIG_KEYS" -procs $(( (BIG_ONLINE + 15999) / 16000 )) -clients 1 -max 1 -expire 600 -verify-stored 50 -drain 30s
 
 if wants cluster; then
 	# Subscribers heartbeat for CLUSTER_HOLD (comet CPU, drops), then one
