@@ -108,7 +108,12 @@ func TestClusterCometKilled(t *testing.T) {
 					mu.Lock()
 					comets = append(comets, s)
 					mu.Unlock()
-					connected <- s
+					// Never block the client: a test that fails
+					// early must still be able to close it.
+					select {
+					case connected <- s:
+					default:
+					}
 				},
 			})
 			first := serving.TCP
