@@ -1,9 +1,14 @@
 -- Schema of the message daemon's MySQL storage (SPEC §7), one copy per
 -- shard database listed in [mysql.source]. Compatible with the table of
--- gopush-cluster 1.0.5: same name, columns and keys.
+-- gopush-cluster 1.0.5: same name, columns and keys. skey has a binary
+-- collation: keys that differ only in case are different subscribers (as on
+-- Redis), so one must never read the other's messages. A table created by
+-- 1.0.5 with the default collation can be converted in place:
+--   ALTER TABLE private_msg MODIFY skey varchar(64)
+--     CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL;
 CREATE TABLE IF NOT EXISTS private_msg (
   id    bigint unsigned NOT NULL AUTO_INCREMENT,
-  skey  varchar(64)     NOT NULL,            -- the subscriber's key
+  skey  varchar(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, -- the subscriber's key
   mid   bigint unsigned NOT NULL,            -- message id, 100 ns units since the Unix epoch
   ttl   bigint          NOT NULL,            -- unix time (seconds) at which the message expires
   msg   blob            NOT NULL,            -- the message JSON, at most 65535 bytes
