@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"gopush/conf"
+	"gopush/internal/daemon"
 	"gopush/myrpc"
 )
 
@@ -44,16 +44,16 @@ type Comet struct {
 	wg     sync.WaitGroup // every goroutine comet starts
 
 	// Set by Start.
-	store    caller // the message-node pool
-	pool     closer
-	zk       *myrpc.ZK
-	reg      *myrpc.Registration
-	rpc      *myrpc.Server
-	tcpLns   []net.Listener
-	wsLns    []net.Listener
-	statLns  []net.Listener
-	pprofLns []net.Listener
-	servers  []*http.Server // websocket, stat, pprof
+	store   caller // the message-node pool
+	pool    closer
+	zk      *myrpc.ZK
+	reg     *myrpc.Registration
+	rpc     *myrpc.Server
+	tcpLns  []net.Listener
+	wsLns   []net.Listener
+	statLns []net.Listener
+	pprof   *daemon.Pprof
+	servers []*http.Server // websocket, stat
 
 	closeOnce sync.Once
 	closeErr  error
@@ -118,7 +118,7 @@ func (c *Comet) start() error {
 	if c.statLns, err = listenAll("stat.bind", cfg.Stat.Bind); err != nil {
 		return err
 	}
-	if c.pprofLns, err = listenAll("pprof.bind", cfg.Pprof.Bind); err != nil {
+	if c.pprof, err = daemon.ServePprof(cfg.Pprof.Bind, c.log); err != nil {
 		return err
 	}
 	if c.rpc, err = myrpc.Serve(myrpc.CometService, &RPC{c: c}, cfg.RPC.Bind, c.log); err != nil {
@@ -156,15 +156,6 @@ func (c *Comet) start() error {
 	statMux := http.NewServeMux()
 	statMux.HandleFunc("/stat", c.statHandler)
 	c.serve(c.statLns, statMux)
-	if len(c.pprofLns) > 0 {
-		pp := http.NewServeMux()
-		pp.HandleFunc("/debug/pprof/", pprof.Index)
-		pp.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		pp.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		pp.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		pp.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		c.serve(c.pprofLns, pp)
-	}
 	c.wg.Add(1)
 	go c.sweepTokens()
 	c.log.Info("comet started", "node", zkc.Comet.Node, "tcp", addrsOf(c.tcpLns), "websocket", addrsOf(c.wsLns),
@@ -272,11 +263,12 @@ func (c *Comet) close(ctx context.Context) error {
 	for _, srv := range c.servers {
 		srv.Close()
 	}
-	for _, lns := range [][]net.Listener{c.wsLns, c.statLns, c.pprofLns} {
+	for _, lns := range [][]net.Listener{c.wsLns, c.statLns} {
 		for _, ln := range lns {
 			ln.Close() // servers not started yet when Start failed
 		}
 	}
+	c.pprof.Close(ctx)
 	c.conns.closeAll()
 	if c.rpc != nil {
 		if err := c.rpc.Close(ctx); err != nil {

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"gopush/conf"
+	"gopush/internal/daemon"
 	"gopush/myrpc"
 )
 
@@ -19,7 +20,7 @@ type Daemon struct {
 	log   *slog.Logger
 	store Storage
 	srv   *myrpc.Server
-	pprof *pprofServer
+	pprof *daemon.Pprof
 	zk    *myrpc.ZK
 	reg   *myrpc.Registration
 	stop  context.CancelFunc // ends the registration's context
@@ -52,10 +53,8 @@ func Start(ctx context.Context, cfg *conf.Message, log *slog.Logger) (*Daemon, e
 	if err != nil {
 		return fail(err)
 	}
-	if len(cfg.Pprof.Bind) > 0 {
-		if d.pprof, err = startPprof(cfg.Pprof.Bind, log); err != nil {
-			return fail(err)
-		}
+	if d.pprof, err = daemon.ServePprof(cfg.Pprof.Bind, log); err != nil {
+		return fail(err)
 	}
 	d.zk, err = myrpc.DialZK(cfg.ZooKeeper.Addr, cfg.ZooKeeper.Timeout.D(), log)
 	if err != nil {
@@ -131,8 +130,8 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("rpc server: %w", err))
 		}
 	}
-	if d.pprof != nil {
-		d.pprof.close(ctx)
+	if err := d.pprof.Close(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	if d.store != nil {
 		if err := d.store.Close(); err != nil {

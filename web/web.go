@@ -12,12 +12,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"path"
 	"sync"
 	"time"
 
 	"gopush/conf"
+	"gopush/internal/daemon"
 	"gopush/myrpc"
 )
 
@@ -36,8 +36,9 @@ type Web struct {
 
 	zk      *myrpc.ZK
 	pool    *myrpc.MessagePool
-	servers []*http.Server
+	servers []*http.Server // public and admin
 	lns     []net.Listener
+	pprof   *daemon.Pprof
 
 	httpAddrs, adminAddrs []string
 
@@ -74,15 +75,6 @@ func (w *Web) Start() error {
 func (w *Web) start() error {
 	cfg := w.cfg
 	public, admin := w.publicMux(), w.adminMux()
-	var pp *http.ServeMux
-	if len(cfg.Pprof.Bind) > 0 {
-		pp = http.NewServeMux()
-		pp.HandleFunc("/debug/pprof/", pprof.Index)
-		pp.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		pp.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		pp.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		pp.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	}
 	type serve struct {
 		addr string
 		h    http.Handler
@@ -94,9 +86,6 @@ func (w *Web) start() error {
 	}
 	for _, a := range cfg.Admin.Bind {
 		todo = append(todo, serve{a, admin, &w.adminAddrs})
-	}
-	for _, a := range cfg.Pprof.Bind {
-		todo = append(todo, serve{a, pp, nil})
 	}
 	// Listen first, so that a taken port fails the start before anything
 	// else happens.
@@ -118,6 +107,10 @@ func (w *Web) start() error {
 			IdleTimeout:       4 * timeout,
 			ErrorLog:          slog.NewLogLogger(w.log.Handler(), slog.LevelWarn),
 		})
+	}
+	var err error
+	if w.pprof, err = daemon.ServePprof(cfg.Pprof.Bind, w.log); err != nil {
+		return err
 	}
 
 	z, err := myrpc.DialZK(cfg.ZooKeeper.Addr, cfg.ZooKeeper.Timeout.D(), w.log)
@@ -212,6 +205,9 @@ func (w *Web) close(ctx context.Context) error {
 		}()
 	}
 	swg.Wait()
+	if err := w.pprof.Close(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	// Listeners that never reached Serve (a failed start).
 	for _, ln := range w.lns {
 		ln.Close()
