@@ -56,11 +56,14 @@ func appendWSText(b, payload []byte) []byte {
 	return append(b, payload...)
 }
 
-// message is one pushed message for one key, with its frames built lazily:
-// at most once per (form, protocol), whatever the number of connections.
+// message is one pushed message, for one key (gid 0) or public (gid 1, a
+// broadcast), with its frames built lazily: at most once per (form,
+// protocol), whatever the number of connections. frame is not safe for
+// concurrent use.
 type message struct {
 	msg    json.RawMessage // compact JSON
 	mid    int64
+	gid    int64        // myrpc.PrivateGroupId or myrpc.PublicGroupId
 	frames [2][2][]byte // [old form][proto]
 }
 
@@ -75,8 +78,8 @@ func compactJSON(msg []byte) (json.RawMessage, error) {
 	return buf.Bytes(), nil
 }
 
-// body returns the message JSON: {"msg":<raw>,"mid":N,"gid":0}, or in the
-// old form {"msg":"<raw as a JSON string>","mid":N,"gid":0}.
+// body returns the message JSON: {"msg":<raw>,"mid":N,"gid":G}, or in the
+// old form {"msg":"<raw as a JSON string>","mid":N,"gid":G}.
 func (m *message) body(old bool) []byte {
 	var inner []byte
 	if old {
@@ -89,8 +92,9 @@ func (m *message) body(old bool) []byte {
 	b = append(b, inner...)
 	b = append(b, `,"mid":`...)
 	b = strconv.AppendInt(b, m.mid, 10)
-	b = append(b, `,"gid":0}`...)
-	return b
+	b = append(b, `,"gid":`...)
+	b = strconv.AppendInt(b, m.gid, 10)
+	return append(b, '}')
 }
 
 // frame returns the bytes to queue to a connection of protocol p that wants
