@@ -2,7 +2,6 @@ package message
 
 import (
 	"context"
-	"slices"
 
 	"gopush/myrpc"
 )
@@ -43,20 +42,5 @@ func (r *mysqlRooms) GetPublic(ctx context.Context, after int64) ([]*myrpc.Messa
 	if err != nil {
 		return nil, wrapTable(s, err)
 	}
-	defer rows.Close()
-	var out []*myrpc.Message
-	for rows.Next() {
-		m := &myrpc.Message{GroupId: myrpc.PublicGroupId}
-		var msg []byte
-		if err := rows.Scan(&m.MsgId, &msg); err != nil {
-			return nil, s.wrap(err)
-		}
-		m.Msg = msg
-		out = append(out, m)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, s.wrap(err)
-	}
-	slices.Reverse(out)
-	return out, nil
+	return s.scanNewest(rows, myrpc.PublicGroupId)
 }

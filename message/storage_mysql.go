@@ -199,10 +199,16 @@ func (ms *MySQLStorage) Get(ctx context.Context, key string, after int64) ([]*my
 	if err != nil {
 		return nil, s.wrap(err)
 	}
+	return s.scanNewest(rows, myrpc.PrivateGroupId)
+}
+
+// scanNewest reads rows of (mid, msg) in descending mid order, closes them,
+// and returns the messages in ascending mid order with group id gid.
+func (s *mysqlShard) scanNewest(rows *sql.Rows, gid uint) ([]*myrpc.Message, error) {
 	defer rows.Close()
 	var out []*myrpc.Message
 	for rows.Next() {
-		m := &myrpc.Message{GroupId: myrpc.PrivateGroupId}
+		m := &myrpc.Message{GroupId: gid}
 		var msg []byte
 		if err := rows.Scan(&m.MsgId, &msg); err != nil {
 			return nil, s.wrap(err)
