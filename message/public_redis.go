@@ -1,10 +1,8 @@
 package message
 
 import (
-	"cmp"
 	"context"
 	"errors"
-	"slices"
 	"strconv"
 
 	"github.com/gomodule/redigo/redis"
@@ -52,28 +50,9 @@ func (r *redisRooms) GetPublic(ctx context.Context, after int64) ([]*myrpc.Messa
 	if err != nil {
 		return nil, s.wrap(err)
 	}
-	now := r.rs.now().Unix()
-	var out []*myrpc.Message
-	for i := 0; i+1 < len(vals); i += 2 {
-		m, err := decodeMember(vals[i], vals[i+1])
-		if err != nil {
-			r.rs.log.Warn("skipping a public message that cannot be read", "set", r.pubKey, "shard", s.name, "err", err)
-			continue
-		}
-		if m.MsgId <= after {
-			continue
-		}
-		if m.expire <= now {
-			r.rs.queueClean(s, r.pubKey, vals[i])
-			continue
-		}
+	out := r.rs.appendLive(nil, s, r.pubKey, vals, after, r.rs.now().Unix())
+	for _, m := range out {
 		m.GroupId = myrpc.PublicGroupId
-		out = append(out, &m.Message)
 	}
-	slices.SortFunc(out, func(a, b *myrpc.Message) int { return cmp.Compare(a.MsgId, b.MsgId) })
-	out = slices.CompactFunc(out, func(a, b *myrpc.Message) bool { return a.MsgId == b.MsgId })
-	if len(out) > r.pubStore {
-		out = out[len(out)-r.pubStore:]
-	}
-	return out, nil
+	return newestAscending(out, r.pubStore), nil
 }

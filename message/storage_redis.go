@@ -330,34 +330,49 @@ func (rs *RedisStorage) Get(ctx context.Context, key string, after int64) ([]*my
 		if err != nil {
 			return nil, s.wrap(err)
 		}
-		for i := 0; i+1 < len(vals); i += 2 {
-			m, err := decodeMember(vals[i], vals[i+1])
-			if err != nil {
-				rs.log.Warn("skipping a stored message that cannot be read", "key", key, "shard", s.name, "err", err)
-				continue
-			}
-			if m.MsgId <= after {
-				continue
-			}
-			if m.expire <= now {
-				rs.queueClean(s, key, vals[i])
-				continue
-			}
-			out = append(out, &m.Message)
-		}
+		out = rs.appendLive(out, s, key, vals, after, now)
 		if len(vals)/2 < page {
 			break
 		}
 	}
-	// Members with equal scores come back in byte order, not mid order,
-	// and a save retried in another second leaves two members with one
-	// mid: sort by the exact mid, drop repeats, keep the newest.
-	slices.SortFunc(out, func(a, b *myrpc.Message) int { return cmp.Compare(a.MsgId, b.MsgId) })
-	out = slices.CompactFunc(out, func(a, b *myrpc.Message) bool { return a.MsgId == b.MsgId })
-	if len(out) > rs.store {
-		out = out[len(out)-rs.store:]
+	return newestAscending(out, rs.store), nil
+}
+
+// appendLive appends to out the messages of vals (members and scores of
+// the sorted set key, as ZRANGE ... WITHSCORES returns them) whose exact
+// mid is above after and that have not expired at now. Expired members are
+// queued for removal; a member that cannot be decoded is logged and
+// skipped.
+func (rs *RedisStorage) appendLive(out []*myrpc.Message, s *redisShard, key string, vals [][]byte, after, now int64) []*myrpc.Message {
+	for i := 0; i+1 < len(vals); i += 2 {
+		m, err := decodeMember(vals[i], vals[i+1])
+		if err != nil {
+			rs.log.Warn("skipping a stored message that cannot be read", "key", key, "shard", s.name, "err", err)
+			continue
+		}
+		if m.MsgId <= after {
+			continue
+		}
+		if m.expire <= now {
+			rs.queueClean(s, key, vals[i])
+			continue
+		}
+		out = append(out, &m.Message)
 	}
-	return out, nil
+	return out
+}
+
+// newestAscending returns the newest n of msgs in ascending mid order.
+// Members with equal scores come back in byte order, not mid order, and a
+// save retried in another second leaves two members with one mid: sort by
+// the exact mid, drop repeats, keep the newest.
+func newestAscending(msgs []*myrpc.Message, n int) []*myrpc.Message {
+	slices.SortFunc(msgs, func(a, b *myrpc.Message) int { return cmp.Compare(a.MsgId, b.MsgId) })
+	msgs = slices.CompactFunc(msgs, func(a, b *myrpc.Message) bool { return a.MsgId == b.MsgId })
+	if len(msgs) > n {
+		msgs = msgs[len(msgs)-n:]
+	}
+	return msgs
 }
 
 type decoded struct {
