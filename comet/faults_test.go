@@ -268,8 +268,8 @@ func TestZooKeeperOutage(t *testing.T) {
 	t.Parallel()
 	root := zkRoot(t)
 	cfg := testConfig(t, root, "node1")
-	proxy := startProxy(t, testenv.ZK(t))
-	cfg.ZooKeeper.Addr = conf.AddrList{proxy.addr()}
+	proxy := testenv.ZKProxy(t)
+	cfg.ZooKeeper.Addr = conf.AddrList{proxy.Addr()}
 	startFakeMessage(t, testenv.ZK(t), cfg.ZooKeeper.Message.Path, false)
 	c := startComet(t, cfg)
 	rc := rpcClient(t, c)
@@ -279,7 +279,7 @@ func TestZooKeeperOutage(t *testing.T) {
 	nodePath := cfg.ZooKeeper.Comet.Path + "/node1"
 	first := children(t, zc, nodePath)
 
-	proxy.cut()
+	proxy.Pause()
 	testenv.WaitFor(t, 30*time.Second, "the session to expire on the server", func() bool {
 		return len(children(t, zc, nodePath)) == 0
 	})
@@ -292,7 +292,7 @@ func TestZooKeeperOutage(t *testing.T) {
 	}
 	subscribeTCP(t, c, "newcomer", "", "1")
 
-	proxy.restore()
+	proxy.Resume()
 	testenv.WaitFor(t, 30*time.Second, "a new registration", func() bool {
 		kids := children(t, zc, nodePath)
 		return len(kids) == 1 && kids[0] != first[0]

@@ -92,8 +92,8 @@ func TestMySQLShardDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy := startProxy(t, mc.Addr)
-	mc.Addr = proxy.addr
+	proxy := testenv.NewProxy(t, mc.Addr)
+	mc.Addr = proxy.Addr()
 	mc.Timeout = 2 * time.Second
 	cfg := mysqlConfig(map[string]string{"a:1": dsnA, "b:2": mc.FormatDSN()}, 20)
 	ms, err := NewMySQLStorage(cfg, testLogger(t))
@@ -120,7 +120,7 @@ func TestMySQLShardDown(t *testing.T) {
 	base := baseMid()
 	c.mustSave(onB[0], base, `"before"`, 600)
 
-	proxy.stop()
+	proxy.Pause()
 	var fk myrpc.MessageSavePrivatesResp
 	ids := make([]int64, len(keys))
 	for i := range ids {
@@ -141,7 +141,7 @@ func TestMySQLShardDown(t *testing.T) {
 		t.Errorf("key on shard a while b is down: %v, want one message", got)
 	}
 
-	proxy.start()
+	proxy.Resume()
 	if got := c.mustGet(onB[0], 0); !sameMids(got, base) || string(got[0].Msg) != `"before"` {
 		t.Errorf("b's key after b came back: %v, want the message stored before the outage", got)
 	}
