@@ -35,13 +35,7 @@ func dialTestZK(t *testing.T) *ZK {
 // waitFor polls cond until it holds or 30 s pass.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.WaitFor(t, 30*time.Second, what, cond)
 }
 
 func exists(t *testing.T, conn *zk.Conn, path string) bool {
