@@ -45,9 +45,10 @@ func Start(ctx context.Context, cfg *conf.Message, log *slog.Logger) (*Daemon, e
 	}
 	d.store = store
 	// A shard that is down only fails the calls for its keys, and comes
-	// back by itself: say so, but start.
+	// back by itself; a schema problem is the operator's to fix: say so,
+	// but start.
 	for _, err := range store.Check(ctx) {
-		log.Warn("storage shard unreachable at start", "err", err)
+		log.Warn("storage shard not ready at start", "err", err)
 	}
 	d.srv, err = myrpc.Serve(myrpc.MessageService, withRooms(newRPC(store, limitsFor(cfg), log), cfg, store), cfg.RPC.Bind, log)
 	if err != nil {

@@ -44,7 +44,7 @@ type Storage interface {
 	// Del removes every message of the key.
 	Del(ctx context.Context, key string) error
 	// Check tries every shard once and returns an error, naming the
-	// shard, for each one that does not answer.
+	// shard, for each one that does not answer or whose schema is wrong.
 	Check(ctx context.Context) []error
 	// Close stops background work and releases connections.
 	Close() error

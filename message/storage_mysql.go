@@ -232,14 +232,34 @@ func (ms *MySQLStorage) Del(ctx context.Context, key string) error {
 	return nil
 }
 
-// Check pings every shard, in parallel.
+// Check pings every shard, in parallel, and checks the collation of its
+// private_msg.skey.
 func (ms *MySQLStorage) Check(ctx context.Context) []error {
 	return checkShards(ms.shards, func(s *mysqlShard) error {
 		if err := s.db.PingContext(ctx); err != nil {
 			return s.wrap(err)
 		}
-		return nil
+		return s.checkKeyCollation(ctx)
 	})
+}
+
+// checkKeyCollation reports a private_msg table whose skey column does not
+// compare bytes: with the default collation of a table created for 1.0.5,
+// keys that differ only in case read and delete each other's messages.
+func (s *mysqlShard) checkKeyCollation(ctx context.Context) error {
+	var coll sql.NullString
+	err := s.db.QueryRowContext(ctx, `SELECT COLLATION_NAME FROM information_schema.COLUMNS `+
+		`WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'private_msg' AND COLUMN_NAME = 'skey'`).Scan(&coll)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return s.wrap(errors.New("table private_msg not found: create it with conf/mysql.sql"))
+	case err != nil:
+		return s.wrap(fmt.Errorf("reading the collation of private_msg.skey: %w", err))
+	case coll.Valid && !strings.HasSuffix(coll.String, "_bin") && coll.String != "binary":
+		return s.wrap(fmt.Errorf("private_msg.skey has collation %s, so keys that differ only in case "+
+			"share their offline messages: convert it with the ALTER TABLE in conf/mysql.sql", coll.String))
+	}
+	return nil
 }
 
 // cleaner deletes expired rows on every shard each interval. The first
