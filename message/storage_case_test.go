@@ -1,6 +1,9 @@
 package message
 
 import (
+	"context"
+	"database/sql"
+	"strings"
 	"testing"
 
 	"gopush/internal/testenv"
@@ -34,5 +37,39 @@ func TestKeysAreCaseSensitive(t *testing.T) {
 				t.Fatalf("deleting %q removed messages of %q: mids %v", lower, key, mids(got))
 			}
 		})
+	}
+}
+
+// TestMySQLCheckNamesACaseInsensitiveKeyColumn: a private_msg table as 1.0.5
+// created it (default, case-insensitive collation on skey) or no table at
+// all is reported by Check, naming the shard, so that the daemon warns at
+// start; the shipped schema passes.
+func TestMySQLCheckNamesACaseInsensitiveKeyColumn(t *testing.T) {
+	t.Parallel()
+	good, old, empty := testenv.MySQLDatabase(t), testenv.MySQLDatabase(t), testenv.MySQLDatabase(t)
+	for dsn, stmt := range map[string]string{
+		old:   "ALTER TABLE private_msg MODIFY skey varchar(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci NOT NULL",
+		empty: "DROP TABLE private_msg",
+	} {
+		db, err := sql.Open("mysql", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = db.Exec(stmt)
+		db.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := mysqlConfig(map[string]string{"good:1": good, "old:1": old, "empty:1": empty}, 20)
+	errs := openStorage(t, cfg).Check(context.Background())
+	if len(errs) != 2 {
+		t.Fatalf("Check: %v, want two errors (old and empty)", errs)
+	}
+	if s := errs[0].Error(); !strings.Contains(s, "mysql shard empty") || !strings.Contains(s, "private_msg not found") {
+		t.Errorf("Check on a database without the table: %v", errs[0])
+	}
+	if s := errs[1].Error(); !strings.Contains(s, "mysql shard old") || !strings.Contains(s, "collation utf8mb4_general_ci") {
+		t.Errorf("Check on a 1.0.5 table: %v", errs[1])
 	}
 }
