@@ -1,0 +1,47 @@
+package web
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestWebKeepsAdminConnectionsAlive is SPEC §9.7 on the admin port, where
+// backends push: successive pushes, and answers with an error code, share
+// one TCP connection.
+func TestWebKeepsAdminConnectionsAlive(t *testing.T) {
+	t.Parallel()
+	c := newTestCluster(t)
+	w := c.startWeb(nil)
+	hc := &http.Client{Transport: &http.Transport{}}
+	defer hc.CloseIdleConnections()
+	var conns []string
+	for i, path := range []string{
+		"/1/admin/push/private?key=a&expire=0", // 1001: no comet yet
+		"/1/admin/push/private?key=a&expire=x", // 65534
+		"/1/admin/push/mprivate?expire=0",      // 65534: body has no k
+		"/1/admin/push/private?key=b&expire=0",
+	} {
+		var local string
+		trace := &httptrace.ClientTrace{GotConn: func(ci httptrace.GotConnInfo) { local = ci.Conn.LocalAddr().String() }}
+		req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace),
+			http.MethodPost, "http://"+w.AdminAddrs()[0]+path, strings.NewReader(`{"a":1}`))
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Connection") == "close" {
+			t.Fatalf("request %d (%s): %d, Connection %q, %s", i, path, resp.StatusCode, resp.Header.Get("Connection"), body)
+		}
+		conns = append(conns, local)
+	}
+	if len(slices.Compact(slices.Clone(conns))) != 1 {
+		t.Fatalf("4 admin requests used connections %v, want one", conns)
+	}
+}
