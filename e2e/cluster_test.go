@@ -193,23 +193,8 @@ var httpClient = &http.Client{Timeout: 30 * time.Second}
 
 func httpDo(t *testing.T, method, u, ctype string, body io.Reader) answer {
 	t.Helper()
-	req, err := http.NewRequest(method, u, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
-	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, u, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, u, err)
-	}
-	return answer{resp.StatusCode, string(b)}
+	a := testenv.HTTPDo(t, method, u, ctype, body)
+	return answer{a.Status, a.Body}
 }
 
 func httpGet(t *testing.T, u string) answer { return httpDo(t, http.MethodGet, u, "", nil) }

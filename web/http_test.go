@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"gopush/conf"
+	"gopush/internal/testenv"
 	"gopush/ketama"
 	"gopush/myrpc"
 )
@@ -117,23 +118,8 @@ func (a answer) ret(t *testing.T) int {
 
 func do(t *testing.T, method, u, ctype string, body io.Reader) answer {
 	t.Helper()
-	req, err := http.NewRequest(method, u, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, u, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: read: %v", method, u, err)
-	}
-	return answer{status: resp.StatusCode, ctype: resp.Header.Get("Content-Type"), body: string(b)}
+	a := testenv.HTTPDo(t, method, u, ctype, body)
+	return answer{status: a.Status, ctype: a.Header.Get("Content-Type"), body: a.Body}
 }
 
 func get(t *testing.T, u string) answer { return do(t, http.MethodGet, u, "", nil) }
