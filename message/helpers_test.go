@@ -73,8 +73,14 @@ func openStorage(t testing.TB, cfg *conf.Message) Storage {
 // client connected to it over TCP.
 func serve(t testing.TB, cfg *conf.Message, store Storage) *caller {
 	t.Helper()
-	srv, err := myrpc.Serve(myrpc.MessageService, newRPC(store, limitsFor(cfg), testLogger(t)),
-		[]string{"127.0.0.1:0"}, testLogger(t))
+	return serveRPC(t, newRPC(store, limitsFor(cfg), testLogger(t)))
+}
+
+// serveRPC serves rcvr as MessageRPC on a loopback port, stopped when the
+// test ends, and returns a client connected to it over TCP.
+func serveRPC(t testing.TB, rcvr any) *caller {
+	t.Helper()
+	srv, err := myrpc.Serve(myrpc.MessageService, rcvr, []string{"127.0.0.1:0"}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package message
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/rpc"
@@ -9,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"gopush/conf"
 	"gopush/internal/testenv"
@@ -45,19 +43,7 @@ func forRoomBackends(t *testing.T, max int, test func(t *testing.T, cfg *conf.Me
 // client.
 func serveRooms(t *testing.T, cfg *conf.Message, store Storage) *caller {
 	t.Helper()
-	srv, err := myrpc.Serve(myrpc.MessageService, withRooms(newRPC(store, limitsFor(cfg), testLogger(t)), cfg, store),
-		[]string{"127.0.0.1:0"}, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := myrpc.NewClient(srv.Addrs()[0], 10*time.Second)
-	t.Cleanup(func() {
-		c.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Close(ctx)
-	})
-	return &caller{t: t, c: c}
+	return serveRPC(t, withRooms(newRPC(store, limitsFor(cfg), testLogger(t)), cfg, store))
 }
 
 func (c *caller) join(room string, keys ...string) error {
