@@ -186,3 +186,23 @@ func wantParamError(t *testing.T, what string, err error) {
 }
 
 func msgN(n int) string { return fmt.Sprintf(`{"n":%d}`, n) }
+
+// splitKeys returns n keys <prefix>-<i>, and those of them that shardOf
+// puts on shard "a" and on the other shard. It fails the test unless both
+// shards get some.
+func splitKeys(t testing.TB, prefix string, n int, shardOf func(string) string) (keys, onA, onB []string) {
+	t.Helper()
+	for i := range n {
+		k := fmt.Sprintf("%s-%d", prefix, i)
+		keys = append(keys, k)
+		if shardOf(k) == "a" {
+			onA = append(onA, k)
+		} else {
+			onB = append(onB, k)
+		}
+	}
+	if len(onA) == 0 || len(onB) == 0 {
+		t.Fatalf("keys per shard a=%d b=%d: need both", len(onA), len(onB))
+	}
+	return keys, onA, onB
+}

@@ -103,20 +103,7 @@ func TestMySQLShardDown(t *testing.T) {
 	t.Cleanup(func() { ms.Close() })
 	c := serve(t, cfg, ms)
 
-	prefix := testenv.Unique(t)
-	var keys, onA, onB []string
-	for i := 0; i < 30; i++ {
-		k := fmt.Sprintf("%.50s-%d", prefix, i)
-		keys = append(keys, k)
-		if ms.ShardOf(k) == "a" {
-			onA = append(onA, k)
-		} else {
-			onB = append(onB, k)
-		}
-	}
-	if len(onA) == 0 || len(onB) == 0 {
-		t.Fatalf("keys per shard a=%d b=%d: need both", len(onA), len(onB))
-	}
+	keys, onA, onB := splitKeys(t, fmt.Sprintf("%.50s", testenv.Unique(t)), 30, ms.ShardOf)
 	base := baseMid()
 	c.mustSave(onB[0], base, `"before"`, 600)
 

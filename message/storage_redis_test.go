@@ -204,20 +204,7 @@ func TestRedisShardDown(t *testing.T) {
 	t.Cleanup(func() { rs.Close() })
 	c := serve(t, cfg, rs)
 
-	prefix := testenv.Unique(t)
-	var keys, onA, onB []string
-	for i := 0; i < 30; i++ {
-		k := fmt.Sprintf("%s-%d", prefix, i)
-		keys = append(keys, k)
-		if rs.ShardOf(k) == "a" {
-			onA = append(onA, k)
-		} else {
-			onB = append(onB, k)
-		}
-	}
-	if len(onA) == 0 || len(onB) == 0 {
-		t.Fatalf("keys per shard a=%d b=%d: need both", len(onA), len(onB))
-	}
+	keys, onA, onB := splitKeys(t, testenv.Unique(t), 30, rs.ShardOf)
 	base := baseMid()
 	c.mustSave(onB[0], base, `"before"`, 600) // stored before the outage
 
