@@ -28,6 +28,20 @@ func dialRedis(t *testing.T, addr string) redis.Conn {
 	return c
 }
 
+// serveOneRedis serves MessageRPC over the shared Redis, keeping store
+// messages per key, and returns a client, a direct connection to that
+// Redis, and a key of the test's own (deleted when it ends).
+func serveOneRedis(t *testing.T, store int) (c *caller, conn redis.Conn, key string) {
+	t.Helper()
+	addr := testenv.Redis(t)
+	cfg := redisConfig(map[string]string{"node1:1": addr}, store)
+	c = serve(t, cfg, openStorage(t, cfg))
+	conn = dialRedis(t, addr)
+	key = testenv.Unique(t)
+	t.Cleanup(func() { conn.Do("DEL", key) })
+	return c, conn, key
+}
+
 // TestRedisPlacementFollowsKetama: with shards a (weight 1) and b (weight
 // 2), every key lands on the shard that the 1.0.5 ring picks, as a direct
 // read of each server shows.
@@ -66,12 +80,7 @@ func TestRedisPlacementFollowsKetama(t *testing.T) {
 // that covers the newest message and is never shortened.
 func TestRedisLayout(t *testing.T) {
 	t.Parallel()
-	addr := testenv.Redis(t)
-	cfg := redisConfig(map[string]string{"node1:1": addr}, 20)
-	c := serve(t, cfg, openStorage(t, cfg))
-	conn := dialRedis(t, addr)
-	key := testenv.Unique(t)
-	t.Cleanup(func() { conn.Do("DEL", key) })
+	c, conn, key := serveOneRedis(t, 20)
 	mid := baseMid() + 1
 
 	before := time.Now().Unix()
@@ -113,12 +122,7 @@ func TestRedisLayout(t *testing.T) {
 // and the set gets a TTL that covers its longest-lived member.
 func TestRedisReads105Data(t *testing.T) {
 	t.Parallel()
-	addr := testenv.Redis(t)
-	cfg := redisConfig(map[string]string{"node1:1": addr}, 20)
-	c := serve(t, cfg, openStorage(t, cfg))
-	conn := dialRedis(t, addr)
-	key := testenv.Unique(t)
-	t.Cleanup(func() { conn.Do("DEL", key) })
+	c, conn, key := serveOneRedis(t, 20)
 
 	now := time.Now().Unix()
 	old := int64(13996474938346192) // a 1.0.5-era mid, below 2^54
@@ -333,12 +337,7 @@ func TestRedisShardHung(t *testing.T) {
 // store of them, ascending, skipping expired ones.
 func TestRedisReadIsBounded(t *testing.T) {
 	t.Parallel()
-	addr := testenv.Redis(t)
-	cfg := redisConfig(map[string]string{"node1:1": addr}, 10)
-	c := serve(t, cfg, openStorage(t, cfg))
-	conn := dialRedis(t, addr)
-	key := testenv.Unique(t)
-	t.Cleanup(func() { conn.Do("DEL", key) })
+	c, conn, key := serveOneRedis(t, 10)
 
 	now := time.Now().Unix()
 	for i := int64(1); i <= 50; i++ {
