@@ -64,9 +64,42 @@ const readPages = 4
 
 // redisShard is one Redis server of redis.source.
 type redisShard struct {
-	name string
-	addr string // network@address, without the password, for errors
-	pool *redis.Pool
+	name    string
+	addr    string // network@address, without the password, for errors
+	pool    *redis.Pool
+	timeout time.Duration // read/write timeout of a command (redis.timeout of the dial)
+}
+
+// timeoutConn is a pooled connection whose Do is bounded by a timeout.
+type timeoutConn struct {
+	redis.Conn
+	timeout time.Duration
+}
+
+func (c timeoutConn) Do(cmd string, args ...any) (any, error) {
+	return redis.DoWithTimeout(c.Conn, c.timeout, cmd, args...)
+}
+
+// bounded returns conn with Do bounded by what is left of ctx, at most the
+// shard's timeout. It replaces redigo's DoContext on the store path, which
+// starts a goroutine per command to watch ctx: a goroutine start, its stack
+// growth and a wake-up per stored message. A ctx cancelled while a command
+// runs no longer aborts it; its deadline still does.
+func (s *redisShard) bounded(ctx context.Context, conn redis.Conn) (redis.Conn, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	t := s.timeout
+	if dl, ok := ctx.Deadline(); ok {
+		left := time.Until(dl)
+		if left <= 0 {
+			return nil, context.DeadlineExceeded
+		}
+		if t <= 0 || left < t {
+			t = left
+		}
+	}
+	return timeoutConn{Conn: conn, timeout: t}, nil
 }
 
 func (s *redisShard) wrap(err error) error {
@@ -124,9 +157,10 @@ func NewRedisStorage(cfg *conf.Message, log *slog.Logger) (*RedisStorage, error)
 			return nil, fmt.Errorf("redis.source.%s: %w", k, err)
 		}
 		rs.shards[name] = &redisShard{
-			name: name,
-			addr: addr.Network + "@" + addr.Address,
-			pool: newRedisPool(addr, cfg),
+			name:    name,
+			addr:    addr.Network + "@" + addr.Address,
+			pool:    newRedisPool(addr, cfg),
+			timeout: cfg.Redis.DialTimeout.D(),
 		}
 		b.Add(name, weight)
 	}
@@ -199,7 +233,11 @@ func (rs *RedisStorage) Save(ctx context.Context, e Entry) error {
 		return s.wrap(err)
 	}
 	defer conn.Close()
-	if _, err := saveScript.DoContext(ctx, conn, rs.saveArgs(e, rs.now().Unix())...); err != nil {
+	tc, err := s.bounded(ctx, conn)
+	if err != nil {
+		return s.wrap(err)
+	}
+	if _, err := saveScript.Do(tc, rs.saveArgs(e, rs.now().Unix())...); err != nil {
 		return s.wrap(err)
 	}
 	return nil
