@@ -100,8 +100,8 @@ type comet struct {
 // startComet starts a comet registering as node with weight.
 func (c *cluster) startComet(node string, weight int, auth bool) *comet {
 	c.t.Helper()
-	cm := &comet{node: node, tcp: testenv.FreeAddr(c.t), ws: testenv.FreeAddr(c.t), rpc: testenv.FreeAddr(c.t)}
-	cfg := fmt.Sprintf(`
+	return c.launchComet(node, func(cm *comet) string {
+		return fmt.Sprintf(`
 tcp.bind = [%q]
 websocket.bind = [%q]
 stat.bind = []
@@ -116,7 +116,15 @@ ping = "200ms"
 retry = "200ms"
 timeout = "2s"
 `, cm.tcp, cm.ws, auth, cm.rpc) + c.zkTOML() + fmt.Sprintf("comet.node = %q\ncomet.weight = %d\n", node, weight)
-	cm.Daemon = testenv.StartDaemon(c.t, testenv.Binary(c.t, "comet"), cfg)
+	})
+}
+
+// launchComet takes free addresses for a comet, starts it with the
+// configuration config writes for them, and returns once it listens.
+func (c *cluster) launchComet(node string, config func(cm *comet) string) *comet {
+	c.t.Helper()
+	cm := &comet{node: node, tcp: testenv.FreeAddr(c.t), ws: testenv.FreeAddr(c.t), rpc: testenv.FreeAddr(c.t)}
+	cm.Daemon = testenv.StartDaemon(c.t, testenv.Binary(c.t, "comet"), config(cm))
 	c.checkRaces(cm.Daemon)
 	for _, a := range []string{cm.rpc, cm.tcp, cm.ws} {
 		testenv.WaitListening(c.t, a, startTimeout)

@@ -309,8 +309,8 @@ func (w *web) pushAll(t *testing.T, expire int, msg string) publicAnswer {
 // kill by far (so that web still routes to it after it died).
 func (c *cluster) startCometLongSession(node string) *comet {
 	c.t.Helper()
-	cm := &comet{node: node, tcp: testenv.FreeAddr(c.t), ws: testenv.FreeAddr(c.t), rpc: testenv.FreeAddr(c.t)}
-	cfg := fmt.Sprintf(`
+	return c.launchComet(node, func(cm *comet) string {
+		return fmt.Sprintf(`
 tcp.bind = [%q]
 websocket.bind = [%q]
 stat.bind = []
@@ -329,12 +329,7 @@ comet.path = %q
 comet.node = %q
 message.path = %q
 `, cm.tcp, cm.ws, cm.rpc, c.zkAddr, c.cometPath, node, c.msgPath)
-	cm.Daemon = testenv.StartDaemon(c.t, testenv.Binary(c.t, "comet"), cfg)
-	c.checkRaces(cm.Daemon)
-	for _, a := range []string{cm.rpc, cm.tcp, cm.ws} {
-		testenv.WaitListening(c.t, a, startTimeout)
-	}
-	return cm
+	})
 }
 
 // TestClusterPushAll: push/all reaches every TCP and WebSocket subscriber
