@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -114,14 +115,6 @@ func (w *webAPI) messages(ctx context.Context, mid, pm int64) ([]Message, error)
 		out = append(out, m)
 	}
 	// web answers in mid order; sort anyway, delivery relies on it.
-	slices.SortFunc(out, func(a, b Message) int {
-		switch {
-		case a.Mid < b.Mid:
-			return -1
-		case a.Mid > b.Mid:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b Message) int { return cmp.Compare(a.Mid, b.Mid) })
 	return out, nil
 }

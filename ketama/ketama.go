@@ -11,6 +11,7 @@
 package ketama
 
 import (
+	"cmp"
 	"crypto/sha1"
 	"encoding/binary"
 	"slices"
@@ -83,15 +84,7 @@ func (b *Builder) Build() *Ring {
 			r.points = append(r.points, point{value: hashBytes(buf), node: int32(idx)})
 		}
 	}
-	slices.SortStableFunc(r.points, func(a, b point) int {
-		switch {
-		case a.value < b.value:
-			return -1
-		case a.value > b.value:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(r.points, func(a, b point) int { return cmp.Compare(a.value, b.value) })
 	return r
 }
 

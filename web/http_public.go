@@ -1,6 +1,7 @@
 package web
 
 import (
+	"cmp"
 	"encoding/json"
 	"net/http"
 	"slices"
@@ -113,15 +114,7 @@ func (w *Web) msgGet(keyParam, midParam string, old bool) handlerFunc {
 		if len(msgs) == 0 {
 			return nil, nil
 		}
-		slices.SortStableFunc(msgs, func(a, b *myrpc.Message) int {
-			switch {
-			case a.MsgId < b.MsgId:
-				return -1
-			case a.MsgId > b.MsgId:
-				return 1
-			}
-			return 0
-		})
+		slices.SortStableFunc(msgs, func(a, b *myrpc.Message) int { return cmp.Compare(a.MsgId, b.MsgId) })
 		if !old {
 			return map[string]any{"msgs": msgs}, nil
 		}
