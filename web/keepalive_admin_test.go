@@ -26,22 +26,42 @@ func TestWebKeepsAdminConnectionsAlive(t *testing.T) {
 		"/1/admin/push/mprivate?expire=0",      // 65534: body has no k
 		"/1/admin/push/private?key=b&expire=0",
 	} {
-		var local string
-		trace := &httptrace.ClientTrace{GotConn: func(ci httptrace.GotConnInfo) { local = ci.Conn.LocalAddr().String() }}
-		req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace),
-			http.MethodPost, "http://"+w.AdminAddrs()[0]+path, strings.NewReader(`{"a":1}`))
-		resp, err := hc.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || resp.Header.Get("Connection") == "close" {
-			t.Fatalf("request %d (%s): %d, Connection %q, %s", i, path, resp.StatusCode, resp.Header.Get("Connection"), body)
+		a, local := doTraced(t, hc, http.MethodPost, "http://"+w.AdminAddrs()[0]+path, strings.NewReader(`{"a":1}`))
+		if a.status != http.StatusOK || a.connection == "close" {
+			t.Fatalf("request %d (%s): %d, Connection %q, %s", i, path, a.status, a.connection, a.body)
 		}
 		conns = append(conns, local)
 	}
 	if len(slices.Compact(slices.Clone(conns))) != 1 {
 		t.Fatalf("4 admin requests used connections %v, want one", conns)
 	}
+}
+
+// tracedAnswer is an answer and its Connection header.
+type tracedAnswer struct {
+	status     int
+	connection string
+	body       string
+}
+
+// doTraced sends one request through hc and returns the answer and the
+// local address of the connection it went over.
+func doTraced(t *testing.T, hc *http.Client, method, u string, body io.Reader) (tracedAnswer, string) {
+	t.Helper()
+	var local string
+	trace := &httptrace.ClientTrace{GotConn: func(ci httptrace.GotConnInfo) { local = ci.Conn.LocalAddr().String() }}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), method, u, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatalf("%s %s: read: %v", method, u, err)
+	}
+	return tracedAnswer{status: resp.StatusCode, connection: resp.Header.Get("Connection"), body: string(b)}, local
 }

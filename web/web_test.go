@@ -5,12 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"os"
 	"slices"
 	"strings"
@@ -636,17 +634,8 @@ func TestWebKeepsConnectionsAlive(t *testing.T) {
 	defer hc.CloseIdleConnections()
 	var conns []string
 	for range 5 {
-		var local string
-		trace := &httptrace.ClientTrace{GotConn: func(ci httptrace.GotConnInfo) { local = ci.Conn.LocalAddr().String() }}
-		req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace),
-			http.MethodGet, "http://"+w.HTTPAddrs()[0]+"/1/time/get", nil)
-		resp, err := hc.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.Header.Get("Connection") == "close" {
+		a, local := doTraced(t, hc, http.MethodGet, "http://"+w.HTTPAddrs()[0]+"/1/time/get", nil)
+		if a.connection == "close" {
 			t.Fatal("web answered Connection: close")
 		}
 		conns = append(conns, local)
