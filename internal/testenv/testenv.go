@@ -15,10 +15,13 @@ package testenv
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -60,14 +63,53 @@ var nonWord = regexp.MustCompile(`[^A-Za-z0-9]+`)
 // "/gopush-test/<unique>". Paths under it belong to that test alone.
 func ZKRoot(t testing.TB) string { return "/gopush-test-" + Unique(t) }
 
-// FreeAddr returns a loopback address with a port that was free a moment ago.
+// FreeAddr returns a loopback address whose port was free a moment ago, for
+// a daemon that a test starts in another process.
+//
+// The port is drawn at random below the kernel's ephemeral range
+// (/proc/sys/net/ipv4/ip_local_port_range, usually from 32768): a port from
+// that range could be taken by any outgoing connection between this check
+// and the daemon's bind, which made tests fail now and then with "address
+// already in use". A port is never handed out twice by one test process.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 1000 {
+		port := freePortLow + mrand.IntN(freePortHigh-freePortLow)
+		if !claimPort(port) {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		addr := l.Addr().String()
+		l.Close()
+		return addr
 	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
+	t.Fatal("no free loopback port found below the ephemeral range")
+	return ""
+}
+
+// The range FreeAddr draws from: below the usual ephemeral range and apart
+// from scripts/services.sh's 20000–32000 (a listening service would be seen
+// as taken anyway).
+const (
+	freePortLow  = 10000
+	freePortHigh = 20000
+)
+
+var (
+	portsMu     sync.Mutex
+	portsHanded = map[int]bool{}
+)
+
+// claimPort records port as handed out; false if it already was.
+func claimPort(port int) bool {
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	if portsHanded[port] {
+		return false
+	}
+	portsHanded[port] = true
+	return true
 }
