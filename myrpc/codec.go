@@ -87,7 +87,13 @@ func (c *serverCodec) ReadRequestHeader(r *rpc.Request) error {
 
 func (c *serverCodec) ReadRequestBody(body any) error { return c.dec.Decode(body) }
 
-func (c *serverCodec) WriteResponse(r *rpc.Response, body any) (err error) {
+func (c *serverCodec) WriteResponse(r *rpc.Response, body any) error {
+	return c.writeResponse(r, body, true)
+}
+
+// writeResponse writes one response; with flush false it stays in the
+// buffer for the next response's flush (the caller knows one follows).
+func (c *serverCodec) writeResponse(r *rpc.Response, body any, flush bool) (err error) {
 	defer c.srv.end()
 	if nc, ok := c.conn.(net.Conn); ok {
 		if err := nc.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
@@ -107,6 +113,9 @@ func (c *serverCodec) WriteResponse(r *rpc.Response, body any) (err error) {
 			c.conn.Close()
 		}
 		return err
+	}
+	if !flush {
+		return nil
 	}
 	return c.buf.Flush()
 }

@@ -138,6 +138,7 @@ type call struct {
 type connState struct {
 	codec   *serverCodec
 	sending sync.Mutex     // one response written at a time
+	queued  atomic.Int32   // responses waiting for sending or being written
 	calls   sync.WaitGroup // calls dispatched and not yet answered
 	work    chan *call     // unbuffered: a send succeeds only to a waiting worker
 	quit    chan struct{}  // closed when the connection ends: waiting workers end
@@ -285,12 +286,16 @@ func (s *Server) invoke(c *call) (errmsg string) {
 	return errmsg
 }
 
-// respond writes the answer to c's request.
+// respond writes the answer to c's request. When other answers of the
+// connection wait behind it, it leaves its bytes in the buffer and the last
+// of them flushes: concurrent calls share one write.
 func (s *Server) respond(c *call, reply any, errmsg string) {
 	resp := rpc.Response{ServiceMethod: c.req.ServiceMethod, Seq: c.req.Seq, Error: errmsg}
 	cs := c.conn
+	cs.queued.Add(1)
 	cs.sending.Lock()
-	err := cs.codec.WriteResponse(&resp, reply)
+	last := cs.queued.Add(-1) == 0
+	err := cs.codec.writeResponse(&resp, reply, last)
 	cs.sending.Unlock()
 	if err != nil {
 		s.log.Debug("rpc: writing response", "method", c.req.ServiceMethod, "err", err)
