@@ -53,8 +53,8 @@ func parseExpire(q url.Values) (uint, error) {
 func (w *Web) pushPrivate(rw http.ResponseWriter, r *http.Request) (any, error) {
 	q := r.URL.Query()
 	key := q.Get("key")
-	if key == "" {
-		return nil, errParam("key is missing")
+	if err := checkKey("key", key); err != nil {
+		return nil, err
 	}
 	expire, err := parseExpire(q)
 	if err != nil {
@@ -89,6 +89,18 @@ type mprivateBody struct {
 	K string `json:"k"`
 }
 
+// checkKey refuses an empty key and one longer than comets accept, naming
+// the parameter it came from.
+func checkKey(param, key string) error {
+	if key == "" {
+		return errParam("%s is missing", param)
+	}
+	if len(key) > myrpc.MaxKeyLen {
+		return errParam("%s is longer than %d bytes", param, myrpc.MaxKeyLen)
+	}
+	return nil
+}
+
 // parseKeys splits a comma-separated key list, refusing empty keys (SPEC
 // §9.3) and more than max distinct keys; duplicates are dropped, the first
 // occurrence keeps its place.
@@ -102,6 +114,9 @@ func parseKeys(s string, max int) ([]string, error) {
 	for i, k := range parts {
 		if k == "" {
 			return nil, errParam("k holds an empty key (position %d)", i+1)
+		}
+		if len(k) > myrpc.MaxKeyLen {
+			return nil, errParam("k holds a key longer than %d bytes (position %d)", myrpc.MaxKeyLen, i+1)
 		}
 		if _, dup := seen[k]; dup {
 			continue
@@ -216,8 +231,8 @@ func (w *Web) msgDel(rw http.ResponseWriter, r *http.Request) (any, error) {
 	if key == "" {
 		key = r.URL.Query().Get("key")
 	}
-	if key == "" {
-		return nil, errParam("key is missing")
+	if err := checkKey("key", key); err != nil {
+		return nil, err
 	}
 	var ret int
 	if err := w.msgs.Call(r.Context(), myrpc.MessageDelPrivate, key, &ret); err != nil {
@@ -241,8 +256,8 @@ func (w *Web) tokenAdd(rw http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, errParam("bad parameters: %v", err)
 	}
 	key, token := r.Form.Get("k"), r.Form.Get("t")
-	if key == "" {
-		return nil, errParam("k is missing")
+	if err := checkKey("k", key); err != nil {
+		return nil, err
 	}
 	if token == "" {
 		return nil, errParam("t is missing")

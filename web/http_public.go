@@ -42,8 +42,8 @@ func (w *Web) serverGet(keyParam, protoParam string, all bool) handlerFunc {
 	return func(_ http.ResponseWriter, r *http.Request) (any, error) {
 		q := r.URL.Query()
 		key := q.Get(keyParam)
-		if key == "" {
-			return nil, errParam("%s is missing", keyParam)
+		if err := checkKey(keyParam, key); err != nil {
+			return nil, err
 		}
 		proto := q.Get(protoParam)
 		if proto != protoWebSocket && proto != protoTCP {
@@ -82,8 +82,8 @@ func (w *Web) msgGet(keyParam, midParam string, old bool) handlerFunc {
 	return func(_ http.ResponseWriter, r *http.Request) (any, error) {
 		q := r.URL.Query()
 		key := q.Get(keyParam)
-		if key == "" {
-			return nil, errParam("%s is missing", keyParam)
+		if err := checkKey(keyParam, key); err != nil {
+			return nil, err
 		}
 		var mid int64
 		if s := q.Get(midParam); s != "" {

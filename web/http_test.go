@@ -206,7 +206,7 @@ func TestServerGetJSONPAndUnversioned(t *testing.T) {
 
 func TestServerGetBadInput(t *testing.T) {
 	tw := newTestWeb(t, twoNodes, []string{"node-a"}, nil)
-	for _, q := range []string{"", "?p=1", "?k=&p=1", "?k=a", "?k=a&p=0", "?k=a&p=3", "?k=a&p=tcp"} {
+	for _, q := range []string{"", "?p=1", "?k=&p=1", "?k=a", "?k=a&p=0", "?k=a&p=3", "?k=a&p=tcp", "?p=1&k=" + longKey} {
 		expectCode(t, get(t, tw.public.URL+"/1/server/get"+q), CodeParamErr)
 		expectCode(t, get(t, tw.public.URL+"/2/server/get"+q), CodeParamErr)
 	}
@@ -285,7 +285,7 @@ func TestMsgGet(t *testing.T) {
 	expectCode(t, get(t, tw.public.URL+"/1/msg/get?k=broken&m=0"), CodeInternalErr)
 
 	before := len(tw.msgs.Calls())
-	for _, q := range []string{"", "?m=0", "?k=&m=0", "?k=a&m=x", "?k=a&m=-1", "?k=a&m=1.5", "?k=a&m=99999999999999999999"} {
+	for _, q := range []string{"", "?m=0", "?k=&m=0", "?k=a&m=x", "?k=a&m=-1", "?k=a&m=1.5", "?k=a&m=99999999999999999999", "?m=0&k=" + longKey} {
 		expectCode(t, get(t, tw.public.URL+"/1/msg/get"+q), CodeParamErr)
 	}
 	if n := len(tw.msgs.Calls()); n != before {
@@ -365,11 +365,12 @@ func TestPushPrivateBadInput(t *testing.T) {
 	tw := newTestWeb(t, weights, []string{"node-a"}, nil)
 	u := tw.admin.URL + "/1/admin/push/private"
 	cases := []struct{ query, body string }{
-		{"?expire=0", `{"a":1}`},         // no key
-		{"?key=&expire=0", `{"a":1}`},    // empty key
-		{"?key=k", `{"a":1}`},            // no expire
-		{"?key=k&expire=-1", `{"a":1}`},  // negative
-		{"?key=k&expire=ten", `{"a":1}`}, // not a number
+		{"?expire=0", `{"a":1}`},                // no key
+		{"?key=&expire=0", `{"a":1}`},           // empty key
+		{"?expire=0&key=" + longKey, `{"a":1}`}, // longer than comets accept
+		{"?key=k", `{"a":1}`},                   // no expire
+		{"?key=k&expire=-1", `{"a":1}`},         // negative
+		{"?key=k&expire=ten", `{"a":1}`},        // not a number
 		{"?key=k&expire=1.5", `{"a":1}`},
 		{"?key=k&expire=0", ``},            // empty body
 		{"?key=k&expire=0", `{"a":1`},      // not JSON
@@ -486,6 +487,7 @@ func TestPushMPrivateBadInput(t *testing.T) {
 		{"?expire=0", mk(`{}`, ",a")},                     // empty key (SPEC §9.3)
 		{"?expire=0", mk(`{}`, "a,,b")},                   // empty key
 		{"?expire=0", mk(`{}`, "a,")},                     // empty key
+		{"?expire=0", mk(`{}`, "a,"+longKey)},             // a key longer than comets accept
 		{"?expire=0", mk(`{}`, "0,1,2,3,4,5,6,7,8,9,10")}, // 11 keys > maxkeys 10
 		{"", mk(`{}`, "a")},                               // no expire
 		{"?expire=-5", mk(`{}`, "a")},
@@ -522,7 +524,7 @@ func TestMsgDel(t *testing.T) {
 	if len(calls) != 2 || calls[0].method != myrpc.MessageDelPrivate || calls[0].args.(string) != "Terry-Mao" {
 		t.Fatalf("calls %v", calls)
 	}
-	for _, body := range []string{"", "key=", "other=1", "key=%zz"} {
+	for _, body := range []string{"", "key=", "other=1", "key=%zz", "key=" + longKey} {
 		expectCode(t, post(t, tw.admin.URL+"/1/admin/msg/del", body), CodeParamErr)
 	}
 	if n := len(tw.msgs.Calls()); n != 2 {
@@ -547,7 +549,7 @@ func TestTokenAdd(t *testing.T) {
 	if a := calls[1].args.(*myrpc.CometNewArgs); a.Key != "Terry-Mao" || a.Token != "abc" || a.Expire != 7200 {
 		t.Fatalf("New args %+v", a)
 	}
-	for _, q := range []string{"", "?k=a", "?t=1", "?k=&t=1", "?k=a&t="} {
+	for _, q := range []string{"", "?k=a", "?t=1", "?k=&t=1", "?k=a&t=", "?t=1&k=" + longKey} {
 		expectCode(t, get(t, tw.admin.URL+"/1/token/add"+q), CodeParamErr)
 	}
 	// Not on the public port unless http.tokenadd is set.
@@ -560,3 +562,6 @@ func TestTokenAdd(t *testing.T) {
 	empty := newTestWeb(t, nil, nil, nil)
 	expectCode(t, get(t, empty.admin.URL+"/1/token/add?k=a&t=1"), CodeNoNode)
 }
+
+// longKey is one byte longer than any comet accepts (SPEC §7's skey width).
+var longKey = strings.Repeat("k", myrpc.MaxKeyLen+1)
