@@ -61,6 +61,9 @@ func (s *oldMessageRPC) SavePrivate(a *myrpc.MessageSavePrivateArgs, r *int) err
 	if err := s.f.gate(); err != nil {
 		return err
 	}
+	if a.Key == "refuse-me" {
+		return errors.New("refused by the fake")
+	}
 	s.f.mu.Lock()
 	defer s.f.mu.Unlock()
 	s.f.record(a.Key, a.Msg, a.MsgId)

@@ -168,14 +168,40 @@ func (c *Comet) storeEach(ctx context.Context, keys []string, mids []int64, body
 	if err == nil || !myrpc.IsNoSuchMethod(err) {
 		return resp.FKeys, err
 	}
-	mid := c.mids.Next()
-	for i := range mids {
-		mids[i] = mid
+	return c.storeOneByOne(ctx, keys, mids, body, expire), nil
+}
+
+// oldNodeStores bounds the SavePrivate calls in flight for one batch sent
+// to a 1.0.5 message node.
+const oldNodeStores = 16
+
+// storeOneByOne stores a batch on a 1.0.5 message node, which has no
+// SavePrivatesEach: its SavePrivates takes one mid for all keys, and keys
+// pushed together must not share one (SPEC §9.8), so every key gets its own
+// SavePrivate call. It returns the keys that could not be stored.
+func (c *Comet) storeOneByOne(ctx context.Context, keys []string, mids []int64, body json.RawMessage, expire uint) []string {
+	var (
+		mu     sync.Mutex
+		failed []string
+		wg     sync.WaitGroup
+		slots  = make(chan struct{}, oldNodeStores)
+	)
+	for i, key := range keys {
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			var reply int
+			args := &myrpc.MessageSavePrivateArgs{Key: key, Msg: body, MsgId: mids[i], Expire: expire}
+			if err := c.callStore(ctx, myrpc.MessageSavePrivate, args, &reply); err != nil {
+				mu.Lock()
+				failed = append(failed, key)
+				mu.Unlock()
+			}
+		}()
 	}
-	resp = myrpc.MessageSavePrivatesResp{}
-	old := &myrpc.MessageSavePrivatesArgs{Keys: keys, Msg: body, MsgId: mid, Expire: expire}
-	err = c.callStore(ctx, myrpc.MessageSavePrivates, old, &resp)
-	return resp.FKeys, err
+	wg.Wait()
+	return failed
 }
 
 func (c *Comet) callStore(ctx context.Context, method string, args, reply any) error {
