@@ -203,8 +203,12 @@ func TestClusterCometKilled(t *testing.T) {
 			st := c.Stats()
 			t.Logf("%d accepted, %d refused while no comet served the key, %d delivered (%d online, %d offline), comets %v",
 				len(accepted), len(refused), len(got), st.Online, st.Offline, comets)
-			if st.Online < 30 || st.Offline < 20 {
-				t.Errorf("delivered %d online and %d offline, want at least 30 online (before the kill) and 20 offline (while away)", st.Online, st.Offline)
+			// 30 were pushed before the kill and 20 while the client could
+			// not find a comet. A few of the first may still come through
+			// the fetch that follows the first subscribe (and the online
+			// copy is then the duplicate), so allow some slack online.
+			if st.Online < 20 || st.Offline < 20 {
+				t.Errorf("delivered %d online and %d offline, want at least 20 of each (30 pushed before the kill, 20 while away)", st.Online, st.Offline)
 			}
 			second := standby.TCP
 			if proto == WebSocket {
