@@ -422,15 +422,20 @@ func (c *Client) deliver(ctx context.Context, m Message, count *atomic.Uint64) e
 	if m.Gid == PublicGid {
 		last = &c.lastPM
 	}
-	if m.Mid <= last.Load() {
+	prev := last.Load()
+	if m.Mid <= prev {
 		return nil
 	}
+	// Advance before the hand-over, so that a caller who has received m
+	// already sees it in LastMid; put it back if m is never handed over,
+	// so that LastMid never names a message the caller did not get.
+	last.Store(m.Mid)
 	select {
 	case c.out <- m:
-		last.Store(m.Mid)
 		count.Add(1)
 		return nil
 	case <-ctx.Done():
+		last.CompareAndSwap(m.Mid, prev)
 		return ctx.Err()
 	}
 }
