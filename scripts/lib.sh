@@ -128,7 +128,12 @@ apt_install() {
 	if [ ! -e "$policy" ]; then
 		printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && made_policy=1
 	fi
-	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	# The package lists are refreshed once per make target: the scripts it
+	# runs inherit GOPUSH_APT_UPDATED.
+	if [ -z "${GOPUSH_APT_UPDATED:-}" ]; then
+		apt-get update -qq >&2 && export GOPUSH_APT_UPDATED=1 || rc=$?
+	fi
+	[ $rc != 0 ] || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 		--no-install-recommends "$@"; } >&2 || rc=$?
 	if [ -n "$made_policy" ]; then rm -f "$policy"; fi
 	[ $rc = 0 ] || die "apt-get install $* failed"
