@@ -88,15 +88,10 @@ type cometNodeState struct {
 // each change. It blocks until ctx ends; on errors it backs off and retries.
 // fn runs on the watcher's goroutine and should return quickly.
 func WatchComets(ctx context.Context, z *ZK, path string, log *slog.Logger, fn func(CometView)) {
-	if log == nil {
-		log = z.log
-	}
-	log = log.With("zk_path", path)
-	if err := checkPath(path); err != nil {
-		log.Error("comet watcher not started", "err", err)
+	ctx, stop, log, ok := z.startWatch(ctx, path, log, "comet")
+	if !ok {
 		return
 	}
-	ctx, stop := z.bind(ctx)
 	defer stop()
 	conn := z.Conn()
 	var (

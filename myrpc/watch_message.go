@@ -33,15 +33,10 @@ func checkMessageData(d *MessageNodeData) error {
 // backs off and retries. fn runs on the watcher's goroutine, should return
 // quickly, and must not modify the slice.
 func WatchMessages(ctx context.Context, z *ZK, path string, log *slog.Logger, fn func([]MessageNode)) {
-	if log == nil {
-		log = z.log
-	}
-	log = log.With("zk_path", path)
-	if err := checkPath(path); err != nil {
-		log.Error("message watcher not started", "err", err)
+	ctx, stop, log, ok := z.startWatch(ctx, path, log, "message")
+	if !ok {
 		return
 	}
-	ctx, stop := z.bind(ctx)
 	defer stop()
 	conn := z.Conn()
 	cache := newDataCache[MessageNodeData]()

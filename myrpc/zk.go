@@ -238,3 +238,20 @@ func (c *sniffConn) parse() {
 	c.z.passwd = append([]byte(nil), f[20:20+plen]...)
 	c.z.mu.Unlock()
 }
+
+// startWatch is what every watcher does first: pick its logger (the
+// session's when log is nil), check path, and bind ctx to the session. ok is
+// false, after logging why, when path is not a valid ZooKeeper path; else
+// the caller must call stop when done.
+func (z *ZK) startWatch(ctx context.Context, path string, log *slog.Logger, what string) (_ context.Context, stop context.CancelFunc, _ *slog.Logger, ok bool) {
+	if log == nil {
+		log = z.log
+	}
+	log = log.With("zk_path", path)
+	if err := checkPath(path); err != nil {
+		log.Error(what+" watcher not started", "err", err)
+		return ctx, nil, log, false
+	}
+	ctx, stop = z.bind(ctx)
+	return ctx, stop, log, true
+}
