@@ -17,12 +17,10 @@ type vectorFile struct {
 	} `json:"cases"`
 }
 
-// vectorsPath finds ../shared/testdata beside the repository (or GOPUSH_TESTDATA).
+// vectorsPath is the file of expected answers computed by gopush-cluster
+// 1.0.5 (docs/protocol.md §6.1), kept in this package's testdata.
 func vectorsPath(t testing.TB) string {
-	if dir := os.Getenv("GOPUSH_TESTDATA"); dir != "" {
-		return filepath.Join(dir, "ketama_vectors.json")
-	}
-	return filepath.Join("..", "..", "shared", "testdata", "ketama_vectors.json")
+	return filepath.Join("testdata", "ketama_vectors.json")
 }
 
 func TestVectorsFrom105(t *testing.T) {
