@@ -44,6 +44,7 @@ func (r *RPC) Broadcast(args *myrpc.CometBroadcastArgs, reply *int) error {
 	if args == nil {
 		return errors.New("CometRPC.Broadcast: no arguments")
 	}
+	r.c.stats.rpcBroadcast.Add(1)
 	if _, err := r.c.broadcast(args.Msg, args.MsgId); err != nil {
 		return fmt.Errorf("CometRPC.Broadcast: %w", err)
 	}

@@ -22,6 +22,7 @@ import (
 
 	"gopush/conf"
 	"gopush/internal/daemon"
+	"gopush/internal/observe"
 	"gopush/myrpc"
 )
 
@@ -53,7 +54,13 @@ type Comet struct {
 	wsLns   []net.Listener
 	statLns []net.Listener
 	pprof   *daemon.Pprof
-	servers []*http.Server // websocket, stat
+	obs     *observe.Server // metrics.bind; nil when off
+	servers []*http.Server  // websocket, stat
+
+	// Read by the metrics listener, which starts before them.
+	zkp       atomic.Pointer[myrpc.ZK]
+	regp      atomic.Pointer[myrpc.Registration]
+	accepting atomic.Bool // client listeners open and served
 
 	closeOnce sync.Once
 	closeErr  error
@@ -121,6 +128,13 @@ func (c *Comet) start() error {
 	if c.pprof, err = daemon.ServePprof(cfg.Pprof.Bind, c.log); err != nil {
 		return err
 	}
+	if len(cfg.Metrics.Bind) > 0 {
+		reg := observe.NewRegistry()
+		c.registerMetrics(reg)
+		if c.obs, err = observe.Serve(cfg.Metrics.Bind, reg, c.ready, c.log); err != nil {
+			return err
+		}
+	}
 	if c.rpc, err = myrpc.Serve(myrpc.CometService, &RPC{c: c}, cfg.RPC.Bind, c.log); err != nil {
 		return fmt.Errorf("rpc.bind: %w", err)
 	}
@@ -129,6 +143,7 @@ func (c *Comet) start() error {
 	if c.zk, err = myrpc.DialZK(zkc.Addr, zkc.Timeout.D(), c.log); err != nil {
 		return fmt.Errorf("zookeeper %v: %w", zkc.Addr, err)
 	}
+	c.zkp.Store(c.zk)
 	data, err := json.Marshal(myrpc.CometNodeData{
 		RPC:    advertise(cfg.RPC.Bind, c.rpc.Addrs()),
 		TCP:    advertise(cfg.TCP.Bind, addrsOf(c.tcpLns)),
@@ -142,6 +157,7 @@ func (c *Comet) start() error {
 	if c.reg, err = myrpc.Register(c.ctx, c.zk, nodePath, data, c.log); err != nil {
 		return fmt.Errorf("registering in zookeeper at %s: %w", nodePath, err)
 	}
+	c.regp.Store(c.reg)
 	c.loadRing()
 
 	c.watchMessageNodes()
@@ -158,8 +174,9 @@ func (c *Comet) start() error {
 	c.serve(c.statLns, statMux)
 	c.wg.Add(1)
 	go c.sweepTokens()
+	c.accepting.Store(true)
 	c.log.Info("comet started", "node", zkc.Comet.Node, "tcp", addrsOf(c.tcpLns), "websocket", addrsOf(c.wsLns),
-		"rpc", c.rpc.Addrs(), "stat", addrsOf(c.statLns), "zk_path", c.reg.Path())
+		"rpc", c.rpc.Addrs(), "stat", addrsOf(c.statLns), "metrics", c.obs.Addrs(), "zk_path", c.reg.Path())
 	return nil
 }
 
@@ -174,6 +191,8 @@ func (c *Comet) migrate(nodes map[string]int) error {
 	for _, cn := range moved {
 		cn.close()
 	}
+	c.stats.migrations.Add(1)
+	c.stats.migrationClosed.Add(int64(len(moved)))
 	c.log.Info("ring changed", "nodes", nodes, "closed_connections", len(moved))
 	return nil
 }
@@ -248,6 +267,8 @@ func (c *Comet) Close(ctx context.Context) error {
 
 func (c *Comet) close(ctx context.Context) error {
 	var errs []error
+	c.obs.Stopping() // /readyz says so; /metrics answers until the end
+	c.accepting.Store(false)
 	if c.reg != nil {
 		if err := c.reg.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("leaving zookeeper: %w", err))
@@ -288,6 +309,9 @@ func (c *Comet) close(ctx context.Context) error {
 	case <-ctx.Done():
 		errs = append(errs, fmt.Errorf("comet goroutines still running: %w", ctx.Err()))
 	}
+	if err := c.obs.Close(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	c.log.Info("comet stopped")
 	return errors.Join(errs...)
 }
@@ -300,6 +324,9 @@ func (c *Comet) WSAddrs() []string { return addrsOf(c.wsLns) }
 
 // StatAddrs returns the stat listen addresses.
 func (c *Comet) StatAddrs() []string { return addrsOf(c.statLns) }
+
+// MetricsAddrs returns the metrics listen addresses.
+func (c *Comet) MetricsAddrs() []string { return c.obs.Addrs() }
 
 // RPCAddrs returns the RPC listen addresses.
 func (c *Comet) RPCAddrs() []string {

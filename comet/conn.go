@@ -78,6 +78,7 @@ func (c *conn) send(frame []byte) bool {
 		return false
 	}
 	c.queue = append(c.queue, frame)
+	c.comet.stats.queued.Add(1)
 	start := !c.writing
 	c.writing = true
 	c.mu.Unlock()
@@ -106,10 +107,12 @@ func (c *conn) writeLoop() {
 		c.mu.Unlock()
 
 		n := len(batch)
+		c.comet.stats.queued.Add(-int64(n))
 		_ = c.nc.SetWriteDeadline(time.Now().Add(c.timeout))
 		bufs := net.Buffers(batch)
-		_, err := bufs.WriteTo(c.nc)
+		written, err := bufs.WriteTo(c.nc)
 		clear(batch)
+		c.comet.stats.bytesWritten.Add(written)
 		if err != nil {
 			c.close()
 			return
@@ -155,6 +158,7 @@ func (c *conn) close() {
 		return
 	}
 	c.closed = true
+	c.comet.stats.queued.Add(-int64(len(c.queue)))
 	c.queue, c.spare = nil, nil
 	c.mu.Unlock()
 	_ = c.nc.Close()

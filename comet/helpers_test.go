@@ -59,6 +59,7 @@ func testConfig(t testing.TB, root, node string) *conf.Comet {
 	cfg.Stat.Bind = conf.AddrList{"127.0.0.1:0"}
 	cfg.RPC.Bind = conf.AddrList{"127.0.0.1:0"}
 	cfg.Pprof.Bind = nil
+	cfg.Metrics.Bind = nil
 	cfg.ZooKeeper.Addr = conf.AddrList{testenv.ZK(t)}
 	cfg.ZooKeeper.Timeout = conf.Duration(4 * time.Second)
 	cfg.ZooKeeper.Comet.Path = root + "/comet"

@@ -64,6 +64,7 @@ func (r *RPC) PushPrivate(args *myrpc.CometPushPrivateArgs, reply *int) error {
 	if args == nil {
 		return errors.New("CometRPC.PushPrivate: no arguments")
 	}
+	r.c.stats.rpcPushPrivate.Add(1)
 	if err := r.c.pushPrivate(r.c.ctx, args.Key, args.Msg, args.Expire); err != nil {
 		return err
 	}
@@ -77,6 +78,7 @@ func (r *RPC) PushPrivates(args *myrpc.CometPushPrivatesArgs, reply *myrpc.Comet
 	if args == nil {
 		return errors.New("CometRPC.PushPrivates: no arguments")
 	}
+	r.c.stats.rpcPushPrivates.Add(1)
 	fkeys, err := r.c.pushPrivates(r.c.ctx, args.Keys, args.Msg, args.Expire)
 	if err != nil {
 		return err

@@ -28,6 +28,21 @@ type stats struct {
 	framesWritten atomic.Int64 // frames (messages and replies) written
 	slowClosed    atomic.Int64 // connections closed because their queue was full
 	heartbeats    atomic.Int64 // heartbeats answered
+
+	// Since metrics (metrics.go): what Prometheus needs beyond the above.
+	subscribes        atomic.Int64 // subscribes answered +h
+	refusedParam      atomic.Int64 // subscribes answered -p
+	refusedAuth       atomic.Int64 // -a
+	refusedChannel    atomic.Int64 // -c
+	refusedNotOwner   atomic.Int64 // -n
+	handshakeTimeouts atomic.Int64 // TCP connections silent past handshake.timeout
+	rpcPushPrivate    atomic.Int64 // CometRPC.PushPrivate calls
+	rpcPushPrivates   atomic.Int64 // CometRPC.PushPrivates calls
+	rpcBroadcast      atomic.Int64 // CometRPC.Broadcast calls
+	bytesWritten      atomic.Int64 // bytes written to clients
+	queued            atomic.Int64 // frames waiting in send queues now
+	migrations        atomic.Int64 // ring changes applied (Migrate)
+	migrationClosed   atomic.Int64 // connections closed by ring changes
 }
 
 // statResponse is the JSON of every /stat answer: ret 0 and data, or an

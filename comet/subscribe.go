@@ -72,10 +72,19 @@ func (c *Comet) subscribe(cn *conn, req subRequest) *reply {
 	})
 	if refused != nil {
 		c.stats.refused.Add(1)
+		switch refused {
+		case &replyNotOwner:
+			c.stats.refusedNotOwner.Add(1)
+		case &replyAuth:
+			c.stats.refusedAuth.Add(1)
+		case &replyChannel:
+			c.stats.refusedChannel.Add(1)
+		}
 		return refused
 	}
 	cn.subscribed = true
 	c.stats.subscribed.Add(1)
+	c.stats.subscribes.Add(1)
 	cn.send(replyOK.frame(cn.proto))
 	return nil
 }
@@ -83,5 +92,6 @@ func (c *Comet) subscribe(cn *conn, req subRequest) *reply {
 // refuse counts a parameter error and returns its reply.
 func (c *Comet) refuse() *reply {
 	c.stats.refused.Add(1)
+	c.stats.refusedParam.Add(1)
 	return &replyParam
 }

@@ -100,6 +100,9 @@ func (c *Comet) handshakeTCP(cn *conn) *bufio.Reader {
 	br := bufio.NewReaderSize(nc, tcpReadBuffer)
 	req, err := readSubRequest(br)
 	if err != nil {
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			c.stats.handshakeTimeouts.Add(1)
+		}
 		if errors.Is(err, errFraming) {
 			cn.replyAndClose(c.refuse().tcp)
 		}

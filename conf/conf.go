@@ -76,6 +76,7 @@ type Comet struct {
 	WebSocket Bind `toml:"websocket"`
 	Stat      Bind `toml:"stat"`
 	Pprof     Bind `toml:"pprof"` // empty: off
+	Metrics   Bind `toml:"metrics"` // /metrics, /healthz, /readyz; empty: off
 
 	Channel struct {
 		Proto         []string `toml:"proto"`         // "tcp", "websocket" or both
@@ -121,7 +122,8 @@ type Web struct {
 		MaxBody int64    `toml:"maxbody"` // bytes
 		MaxKeys int      `toml:"maxkeys"` // keys in one push/mprivate call
 	} `toml:"admin"`
-	Pprof Bind `toml:"pprof"`
+	Pprof   Bind `toml:"pprof"`
+	Metrics Bind `toml:"metrics"` // /metrics, /healthz, /readyz; empty: off
 
 	Token struct {
 		Expire Duration `toml:"expire"` // lifetime of a token added through /1/token/add
@@ -143,8 +145,9 @@ type Message struct {
 	Node struct {
 		Weight int `toml:"weight"`
 	} `toml:"node"`
-	Pprof Bind `toml:"pprof"`
-	RPC   RPC  `toml:"rpc"` // only rpc.bind is used
+	Pprof   Bind `toml:"pprof"`
+	Metrics Bind `toml:"metrics"` // /metrics, /healthz, /readyz; empty: off
+	RPC     RPC  `toml:"rpc"` // only rpc.bind is used
 
 	Storage struct {
 		Type    string `toml:"type"`    // redis or mysql

@@ -40,6 +40,7 @@ func DefaultComet() *Comet {
 	c.WebSocket.Bind = AddrList{"localhost:6968"}
 	c.Stat.Bind = AddrList{"localhost:6972"}
 	c.Pprof.Bind = AddrList{"localhost:6971"}
+	c.Metrics.Bind = AddrList{"localhost:6973"}
 	c.Channel.Proto = []string{"tcp", "websocket"}
 	c.Channel.Bucket = 16
 	c.Channel.MaxSubscriber = 64
@@ -63,6 +64,7 @@ func DefaultWeb() *Web {
 	w.Admin.MaxBody = 1 << 20
 	w.Admin.MaxKeys = 100000
 	w.Pprof.Bind = AddrList{"localhost:8190"}
+	w.Metrics.Bind = AddrList{"localhost:8191"}
 	w.Token.Expire = Duration(30 * 24 * time.Hour)
 	w.Prune.Enable = true
 	w.Prune.Interval = Duration(5 * time.Second)
@@ -77,6 +79,7 @@ func DefaultMessage() *Message {
 	m := &Message{}
 	m.Log = Log{Level: "info", Format: "text"}
 	m.RPC.Bind = AddrList{"localhost:8070"}
+	m.Metrics.Bind = AddrList{"localhost:8071"}
 	m.Node.Weight = 1
 	m.Storage.Type = "redis"
 	m.Storage.Store = 20

@@ -100,6 +100,7 @@ func (c *Comet) validate(file string) error {
 	v.binds("rpc.bind", c.RPC.Bind, true)
 	v.binds("stat.bind", c.Stat.Bind, false)
 	v.binds("pprof.bind", c.Pprof.Bind, false)
+	v.binds("metrics.bind", c.Metrics.Bind, false)
 	if b := c.Channel.Bucket; b < 1 || b&(b-1) != 0 {
 		v.fail("channel.bucket", "must be a power of two, got %d", b)
 	}
@@ -134,6 +135,7 @@ func (w *Web) validate(file string) error {
 	v.duration("http.servertimeout", w.HTTP.ServerTimeout)
 	v.binds("admin.bind", w.Admin.Bind, true)
 	v.binds("pprof.bind", w.Pprof.Bind, false)
+	v.binds("metrics.bind", w.Metrics.Bind, false)
 	if w.Admin.MaxBody < 1 {
 		v.fail("admin.maxbody", "must be at least 1 byte")
 	}
@@ -159,6 +161,7 @@ func (m *Message) validate(file string) error {
 	v.logConf(m.Log)
 	v.binds("rpc.bind", m.RPC.Bind, true)
 	v.binds("pprof.bind", m.Pprof.Bind, false)
+	v.binds("metrics.bind", m.Metrics.Bind, false)
 	v.positive("node.weight", m.Node.Weight)
 	v.positive("storage.store", m.Storage.Store)
 	v.positive("storage.maxsize", m.Storage.MaxSize)

@@ -75,6 +75,7 @@ func (c *cluster) startMessage() *testenv.Daemon {
 	rpc := testenv.FreeAddr(c.t)
 	cfg := fmt.Sprintf(`
 pprof.bind = []
+metrics.bind = []
 [log]
 level = "debug"
 [rpc]
@@ -106,6 +107,7 @@ tcp.bind = [%q]
 websocket.bind = [%q]
 stat.bind = []
 pprof.bind = []
+metrics.bind = []
 [log]
 level = "debug"
 [channel]
@@ -151,6 +153,7 @@ func (c *cluster) startWeb(extra string) *web {
 http.bind = [%q]
 admin.bind = [%q]
 pprof.bind = []
+metrics.bind = []
 prune.interval = %q
 prune.failures = %d
 %s

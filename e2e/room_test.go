@@ -32,6 +32,7 @@ func (c *cluster) startRoomMessage(shards map[string]string, roomMax int, public
 	}
 	cfg := fmt.Sprintf(`
 pprof.bind = []
+metrics.bind = []
 room.max = %d
 room.prefix = %q
 public.key = %q
@@ -315,6 +316,7 @@ tcp.bind = [%q]
 websocket.bind = [%q]
 stat.bind = []
 pprof.bind = []
+metrics.bind = []
 [log]
 level = "debug"
 [rpc]

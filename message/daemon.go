@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/go-zookeeper/zk"
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"gopush/conf"
 	"gopush/internal/daemon"
+	"gopush/internal/observe"
 	"gopush/myrpc"
 )
 
@@ -24,6 +27,11 @@ type Daemon struct {
 	zk    *myrpc.ZK
 	reg   *myrpc.Registration
 	stop  context.CancelFunc // ends the registration's context
+	obs   *observe.Server    // metrics.bind; nil when off
+
+	// zk and reg as the metrics listener, started first, reads them.
+	zkp  atomic.Pointer[myrpc.ZK]
+	regp atomic.Pointer[myrpc.Registration]
 
 	closeOnce sync.Once
 	closeErr  error
@@ -44,13 +52,28 @@ func Start(ctx context.Context, cfg *conf.Message, log *slog.Logger) (*Daemon, e
 		return nil, err
 	}
 	d.store = store
+	rpcStore := store
+	var met *metrics
+	if len(cfg.Metrics.Bind) > 0 {
+		reg := observe.NewRegistry()
+		met = newMetrics(reg)
+		d.zkObs().Register(reg)
+		measure(store, met)
+		rpcStore = measuredStorage{Storage: store, m: met}
+		if d.obs, err = observe.Serve(cfg.Metrics.Bind, reg, d.ready, log); err != nil {
+			store.Close()
+			return nil, err
+		}
+	}
 	// A shard that is down only fails the calls for its keys, and comes
 	// back by itself; a schema problem is the operator's to fix: say so,
 	// but start.
 	for _, err := range store.Check(ctx) {
 		log.Warn("storage shard not ready at start", "err", err)
 	}
-	d.srv, err = myrpc.Serve(myrpc.MessageService, withRooms(newRPC(store, limitsFor(cfg), log), cfg, store), cfg.RPC.Bind, log)
+	rpc := newRPC(rpcStore, limitsFor(cfg), log)
+	rpc.met, rpc.kind = met, cfg.Storage.Type
+	d.srv, err = myrpc.Serve(myrpc.MessageService, withRooms(rpc, cfg, store), cfg.RPC.Bind, log)
 	if err != nil {
 		return fail(err)
 	}
@@ -61,6 +84,7 @@ func Start(ctx context.Context, cfg *conf.Message, log *slog.Logger) (*Daemon, e
 	if err != nil {
 		return fail(fmt.Errorf("zookeeper %v: %w", cfg.ZooKeeper.Addr, err))
 	}
+	d.zkp.Store(d.zk)
 	data, err := json.Marshal(myrpc.MessageNodeData{RPC: advertise(cfg.RPC.Bind, d.srv.Addrs()), Weight: cfg.Node.Weight})
 	if err != nil {
 		return fail(err)
@@ -77,6 +101,7 @@ func Start(ctx context.Context, cfg *conf.Message, log *slog.Logger) (*Daemon, e
 		}
 		return fail(fmt.Errorf("zookeeper: register under %s: %w", cfg.ZooKeeper.Message.Path, err))
 	}
+	d.regp.Store(d.reg)
 	log.Info("message node started", "rpc", d.srv.Addrs(), "zk_path", d.reg.Path(), "storage", cfg.Storage.Type)
 	return d, nil
 }
@@ -94,6 +119,35 @@ func advertise(binds, actual []string) []string {
 	}
 	return out
 }
+
+// zkObs is what the ZooKeeper metrics and readiness check read.
+func (d *Daemon) zkObs() observe.ZooKeeper {
+	return observe.ZooKeeper{
+		Conn: func() *zk.Conn {
+			if z := d.zkSession(); z != nil {
+				return z.Conn()
+			}
+			return nil
+		},
+		Registered: func() (string, bool) {
+			if r := d.registration(); r != nil {
+				return r.Path(), r.Registered()
+			}
+			return "", false
+		},
+		Registrations: func() int64 {
+			if r := d.registration(); r != nil {
+				return r.Registrations()
+			}
+			return 0
+		},
+	}
+}
+
+func (d *Daemon) zkSession() *myrpc.ZK              { return d.zkp.Load() }
+func (d *Daemon) registration() *myrpc.Registration { return d.regp.Load() }
+
+func (d *Daemon) zkCheck() observe.Check { return d.zkObs().Check() }
 
 // Addrs returns the addresses MessageRPC listens on.
 func (d *Daemon) Addrs() []string { return d.srv.Addrs() }
@@ -115,6 +169,7 @@ func (d *Daemon) Close(ctx context.Context) error {
 
 func (d *Daemon) shutdown(ctx context.Context) error {
 	var errs []error
+	d.obs.Stopping() // scrapes go on answering until the end
 	if d.reg != nil {
 		if err := d.reg.Close(); err != nil {
 			errs = append(errs, err)
@@ -138,6 +193,9 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 		if err := d.store.Close(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := d.obs.Close(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

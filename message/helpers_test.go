@@ -24,6 +24,7 @@ func testLogger(t testing.TB) *slog.Logger {
 // host:port) and store messages per key.
 func redisConfig(shards map[string]string, store int) *conf.Message {
 	cfg := conf.DefaultMessage()
+	cfg.Metrics.Bind = nil
 	cfg.Storage.Type = "redis"
 	cfg.Storage.Store = store
 	cfg.Redis.Source = map[string]string{}
@@ -37,6 +38,7 @@ func redisConfig(shards map[string]string, store int) *conf.Message {
 // DSN) and store messages per key.
 func mysqlConfig(shards map[string]string, store int) *conf.Message {
 	cfg := conf.DefaultMessage()
+	cfg.Metrics.Bind = nil
 	cfg.Storage.Type = "mysql"
 	cfg.Storage.Store = store
 	cfg.MySQL.Source = shards

@@ -3,13 +3,15 @@ package message
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"gopush/myrpc"
 )
 
 // SavePublic keeps a public message for Expire seconds (it must be at
 // least 1: a public message that is not kept is only broadcast, by web).
-func (r *RPC) SavePublic(args *myrpc.MessageSavePublicArgs, reply *int) error {
+func (r *RPC) SavePublic(args *myrpc.MessageSavePublicArgs, reply *int) (err error) {
+	defer r.met.call(mSavePublic, time.Now(), &err)
 	if args == nil {
 		return r.refused("SavePublic", paramErr("no arguments"))
 	}
@@ -39,7 +41,8 @@ func (r *RPC) checkPublic(mid int64, msg json.RawMessage, expire uint) error {
 
 // GetPublic answers the unexpired public messages newer than MsgId, in
 // ascending mid order, with GroupId 1.
-func (r *RPC) GetPublic(args *myrpc.MessageGetPublicArgs, reply *myrpc.MessageGetResp) error {
+func (r *RPC) GetPublic(args *myrpc.MessageGetPublicArgs, reply *myrpc.MessageGetResp) (err error) {
+	defer r.met.call(mGetPublic, time.Now(), &err)
 	if args == nil {
 		return r.refused("GetPublic", paramErr("no arguments"))
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"gopush/conf"
 	"gopush/myrpc"
@@ -151,7 +152,8 @@ func (r *RPC) checkRoomArgs(args *myrpc.MessageRoomArgs) ([]string, error) {
 // RoomJoin adds keys to a room. It adds all of them or, when the room
 // would grow beyond room.max keys, none, and answers an error starting
 // with myrpc.RoomFullPrefix.
-func (r *RPC) RoomJoin(args *myrpc.MessageRoomArgs, reply *int) error {
+func (r *RPC) RoomJoin(args *myrpc.MessageRoomArgs, reply *int) (err error) {
+	defer r.met.call(mRoomJoin, time.Now(), &err)
 	keys, err := r.checkRoomArgs(args)
 	if err != nil {
 		return r.refused("RoomJoin", err)
@@ -171,7 +173,8 @@ func (r *RPC) RoomJoin(args *myrpc.MessageRoomArgs, reply *int) error {
 }
 
 // RoomLeave removes keys from a room.
-func (r *RPC) RoomLeave(args *myrpc.MessageRoomArgs, reply *int) error {
+func (r *RPC) RoomLeave(args *myrpc.MessageRoomArgs, reply *int) (err error) {
+	defer r.met.call(mRoomLeave, time.Now(), &err)
 	keys, err := r.checkRoomArgs(args)
 	if err != nil {
 		return r.refused("RoomLeave", err)
@@ -188,7 +191,8 @@ func (r *RPC) RoomLeave(args *myrpc.MessageRoomArgs, reply *int) error {
 
 // RoomKeys answers the keys of a room, sorted; none for a room that does
 // not exist.
-func (r *RPC) RoomKeys(room string, reply *myrpc.MessageRoomKeysResp) error {
+func (r *RPC) RoomKeys(room string, reply *myrpc.MessageRoomKeysResp) (err error) {
+	defer r.met.call(mRoomKeys, time.Now(), &err)
 	if err := checkRoom(room); err != nil {
 		return r.refused("RoomKeys", err)
 	}
@@ -205,7 +209,8 @@ func (r *RPC) RoomKeys(room string, reply *myrpc.MessageRoomKeysResp) error {
 }
 
 // RoomDel deletes a room.
-func (r *RPC) RoomDel(room string, reply *int) error {
+func (r *RPC) RoomDel(room string, reply *int) (err error) {
+	defer r.met.call(mRoomDel, time.Now(), &err)
 	if err := checkRoom(room); err != nil {
 		return r.refused("RoomDel", err)
 	}

@@ -21,6 +21,8 @@ type RPC struct {
 	lim   limits
 	log   *slog.Logger
 	now   func() time.Time
+	met   *metrics // nil: not measured
+	kind  string   // storage.type, for Health
 }
 
 // newRPC returns the MessageRPC receiver over store.
@@ -29,13 +31,15 @@ func newRPC(store Storage, lim limits, log *slog.Logger) *RPC {
 }
 
 // Ping answers 0; comet and web use it to tell live message nodes.
-func (r *RPC) Ping(_ int, reply *int) error {
+func (r *RPC) Ping(_ int, reply *int) (err error) {
+	defer r.met.call(mPing, time.Now(), &err)
 	*reply = myrpc.OK
 	return nil
 }
 
 // SavePrivate stores one message for one key.
-func (r *RPC) SavePrivate(args *myrpc.MessageSavePrivateArgs, reply *int) error {
+func (r *RPC) SavePrivate(args *myrpc.MessageSavePrivateArgs, reply *int) (err error) {
+	defer r.met.call(mSavePrivate, time.Now(), &err)
 	if err := r.checkOne(args.Key, args.MsgId, args.Msg, args.Expire); err != nil {
 		return r.refused("SavePrivate", err)
 	}
@@ -53,7 +57,8 @@ func (r *RPC) SavePrivate(args *myrpc.MessageSavePrivateArgs, reply *int) error 
 // SavePrivates stores one message under one mid for several keys and
 // answers the keys that could not be stored. A bad key, mid or message
 // refuses the whole call and stores nothing.
-func (r *RPC) SavePrivates(args *myrpc.MessageSavePrivatesArgs, reply *myrpc.MessageSavePrivatesResp) error {
+func (r *RPC) SavePrivates(args *myrpc.MessageSavePrivatesArgs, reply *myrpc.MessageSavePrivatesResp) (err error) {
+	defer r.met.call(mSavePrivates, time.Now(), &err)
 	mids := make([]int64, len(args.Keys))
 	for i := range mids {
 		mids[i] = args.MsgId
@@ -66,7 +71,8 @@ func (r *RPC) SavePrivates(args *myrpc.MessageSavePrivatesArgs, reply *myrpc.Mes
 // SavePrivatesEach stores one message for several keys, Keys[i] under
 // MsgIds[i], and answers the keys that could not be stored. It is new in
 // gopush; 1.0.5 nodes do not have it.
-func (r *RPC) SavePrivatesEach(args *myrpc.MessageSavePrivatesEachArgs, reply *myrpc.MessageSavePrivatesResp) error {
+func (r *RPC) SavePrivatesEach(args *myrpc.MessageSavePrivatesEachArgs, reply *myrpc.MessageSavePrivatesResp) (err error) {
+	defer r.met.call(mSavePrivatesEach, time.Now(), &err)
 	if len(args.Keys) != len(args.MsgIds) {
 		return r.refused("SavePrivatesEach", paramErr("%d keys but %d mids", len(args.Keys), len(args.MsgIds)))
 	}
@@ -119,7 +125,8 @@ func (r *RPC) saveMany(method string, keys []string, mids []int64, msg json.RawM
 
 // GetPrivate answers the key's unexpired messages newer than MsgId, in
 // ascending mid order.
-func (r *RPC) GetPrivate(args *myrpc.MessageGetPrivateArgs, reply *myrpc.MessageGetResp) error {
+func (r *RPC) GetPrivate(args *myrpc.MessageGetPrivateArgs, reply *myrpc.MessageGetResp) (err error) {
+	defer r.met.call(mGetPrivate, time.Now(), &err)
 	if err := r.lim.checkKey(args.Key); err != nil {
 		return r.refused("GetPrivate", err)
 	}
@@ -138,7 +145,8 @@ func (r *RPC) GetPrivate(args *myrpc.MessageGetPrivateArgs, reply *myrpc.Message
 }
 
 // DelPrivate removes every offline message of the key.
-func (r *RPC) DelPrivate(key string, reply *int) error {
+func (r *RPC) DelPrivate(key string, reply *int) (err error) {
+	defer r.met.call(mDelPrivate, time.Now(), &err)
 	if err := r.lim.checkKey(key); err != nil {
 		return r.refused("DelPrivate", err)
 	}

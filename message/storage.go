@@ -46,6 +46,11 @@ type Storage interface {
 	// Check tries every shard once and returns an error, naming the
 	// shard, for each one that does not answer or whose schema is wrong.
 	Check(ctx context.Context) []error
+	// CheckShards is Check by shard: every shard's name → nil when it
+	// answers, else why not.
+	CheckShards(ctx context.Context) map[string]error
+	// ShardOf returns the name of the shard that holds key.
+	ShardOf(key string) string
 	// Close stops background work and releases connections.
 	Close() error
 }
@@ -152,26 +157,37 @@ func limitsFor(cfg *conf.Message) limits {
 	return l
 }
 
-// checkShards runs check on every shard at once and collects the errors,
-// sorted so that the answer is stable.
-func checkShards[S any](shards map[string]S, check func(S) error) []error {
+// checkShards runs check on every shard at once and returns every shard's
+// name with its error (nil when fine).
+func checkShards[S any](shards map[string]S, check func(S) error) map[string]error {
 	var (
-		mu   sync.Mutex
-		errs []error
-		wg   sync.WaitGroup
+		mu  sync.Mutex
+		out = make(map[string]error, len(shards))
+		wg  sync.WaitGroup
 	)
-	for _, s := range shards {
+	for name, s := range shards {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := check(s); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
+			err := check(s)
+			mu.Lock()
+			out[name] = err
+			mu.Unlock()
 		}()
 	}
 	wg.Wait()
+	return out
+}
+
+// shardErrors lists the errors of a checkShards answer, sorted so that the
+// answer is stable.
+func shardErrors(m map[string]error) []error {
+	var errs []error
+	for _, err := range m {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
 	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
 	return errs
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -52,6 +53,7 @@ type MySQLStorage struct {
 	store  int
 	log    *slog.Logger
 	now    func() time.Time
+	met    atomic.Pointer[metrics] // nil: not measured (metrics.go)
 
 	done      chan struct{}
 	wg        sync.WaitGroup
@@ -234,7 +236,10 @@ func (ms *MySQLStorage) Del(ctx context.Context, key string) error {
 
 // Check pings every shard, in parallel, and checks the collation of its
 // private_msg.skey.
-func (ms *MySQLStorage) Check(ctx context.Context) []error {
+func (ms *MySQLStorage) Check(ctx context.Context) []error { return shardErrors(ms.CheckShards(ctx)) }
+
+// CheckShards is Check by shard.
+func (ms *MySQLStorage) CheckShards(ctx context.Context) map[string]error {
 	return checkShards(ms.shards, func(s *mysqlShard) error {
 		if err := s.db.PingContext(ctx); err != nil {
 			return s.wrap(err)
@@ -277,6 +282,7 @@ func (ms *MySQLStorage) cleaner(every time.Duration) {
 		}
 		for _, s := range ms.shards {
 			n, err := ms.cleanShard(s)
+			ms.met.Load().expired(s.name, int(n))
 			if err != nil {
 				ms.log.Warn("deleting expired messages failed", "shard", s.name, "err", err)
 			} else if n > 0 {

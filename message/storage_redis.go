@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
@@ -22,7 +23,7 @@ import (
 )
 
 // saveScript adds one member to a key's sorted set, trims the set to the
-// newest ARGV[3] members and makes sure the set lives at least ARGV[4]
+// newest ARGV[3] members (answering how many it removed) and makes sure the set lives at least ARGV[4]
 // seconds (it never shortens a longer TTL). A set written by gopush-cluster
 // 1.0.5 has no TTL; it gets one that covers its longest-lived member, read
 // from the members' "expire" fields (ARGV[5] is now in unix seconds).
@@ -35,7 +36,7 @@ import (
 // KEYS[1] key; ARGV: mid, member, store, seconds to live, now.
 var saveScript = redis.NewScript(1, `
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
-redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[3]) + 1))
+local trimmed = redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[3]) + 1))
 local want = tonumber(ARGV[4])
 local ttl = redis.call('TTL', KEYS[1])
 if ttl == -1 then
@@ -51,7 +52,7 @@ end
 if ttl < want then
   redis.call('EXPIRE', KEYS[1], want)
 end
-return 0
+return trimmed
 `)
 
 // cleanQueue is how many expired members may wait for removal; more are
@@ -121,6 +122,7 @@ type RedisStorage struct {
 	store  int
 	log    *slog.Logger
 	now    func() time.Time
+	met    atomic.Pointer[metrics] // nil: not measured (metrics.go)
 
 	clean     chan staleMember
 	done      chan struct{}
@@ -237,9 +239,11 @@ func (rs *RedisStorage) Save(ctx context.Context, e Entry) error {
 	if err != nil {
 		return s.wrap(err)
 	}
-	if _, err := saveScript.Do(tc, rs.saveArgs(e, rs.now().Unix())...); err != nil {
+	trimmed, err := redis.Int(saveScript.Do(tc, rs.saveArgs(e, rs.now().Unix())...))
+	if err != nil {
 		return s.wrap(err)
 	}
+	rs.met.Load().trimmed(s.name, trimmed)
 	return nil
 }
 
@@ -309,10 +313,13 @@ func (rs *RedisStorage) sendBatch(ctx context.Context, conn redis.Conn, s *redis
 		}
 		var noScript []int
 		for n, i := range todo {
-			_, err := redis.ReceiveContext(conn, ctx)
+			v, err := redis.ReceiveContext(conn, ctx)
 			switch {
 			case err == nil:
 				errs[i] = nil
+				if n, ok := v.(int64); ok {
+					rs.met.Load().trimmed(s.name, int(n))
+				}
 			case conn.Err() != nil: // the connection broke: the rest are lost too
 				for _, j := range todo[n:] {
 					errs[j] = s.wrap(err)
@@ -500,8 +507,10 @@ func (rs *RedisStorage) cleaner() {
 			ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 			conn, err := m.shard.pool.GetContext(ctx)
 			if err == nil {
-				_, err = redis.DoContext(conn, ctx, "ZREM", m.key, m.member)
+				var n int
+				n, err = redis.Int(redis.DoContext(conn, ctx, "ZREM", m.key, m.member))
 				conn.Close()
+				rs.met.Load().expired(m.shard.name, n)
 			}
 			cancel()
 			if err != nil {
@@ -526,7 +535,10 @@ func (rs *RedisStorage) Del(ctx context.Context, key string) error {
 }
 
 // Check pings every shard, in parallel.
-func (rs *RedisStorage) Check(ctx context.Context) []error {
+func (rs *RedisStorage) Check(ctx context.Context) []error { return shardErrors(rs.CheckShards(ctx)) }
+
+// CheckShards pings every shard, in parallel, and answers by shard.
+func (rs *RedisStorage) CheckShards(ctx context.Context) map[string]error {
 	return checkShards(rs.shards, func(s *redisShard) error {
 		conn, err := s.pool.GetContext(ctx)
 		if err == nil {

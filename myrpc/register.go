@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -23,6 +24,9 @@ type Registration struct {
 
 	cancel context.CancelFunc
 	done   chan struct{} // closed when loop returns
+
+	made    atomic.Int64 // children created (or adopted) so far
+	missing atomic.Bool  // the child is known to be gone and not yet made again
 
 	mu        sync.Mutex
 	path      string // current child
@@ -59,6 +63,7 @@ func Register(ctx context.Context, z *ZK, parent string, data []byte, log *slog.
 		return nil, err
 	}
 	r.path = path
+	r.made.Add(1)
 	r.log.Info("registered in zookeeper", "zk_path", path)
 	go r.loop(ctx)
 	return r, nil
@@ -70,6 +75,23 @@ func (r *Registration) Path() string {
 	defer r.mu.Unlock()
 	return r.path
 }
+
+// Registered reports whether the child is in place as far as the
+// registration knows: false from the moment it finds the child gone until
+// it has made a new one, and after Close. (It does not ask ZooKeeper; with
+// the session down, ask the session.)
+func (r *Registration) Registered() bool {
+	select {
+	case <-r.done:
+		return false
+	default:
+	}
+	return !r.missing.Load()
+}
+
+// Registrations returns how many children the registration has made: 1
+// after Register, one more each time it had to register again.
+func (r *Registration) Registrations() int64 { return r.made.Load() }
 
 // Close stops keeping the child and deletes it. It does not close the
 // session. The loop also stops when ctx ends or the session is closed
@@ -124,6 +146,7 @@ func (r *Registration) loop(ctx context.Context) {
 			ok = false
 		}
 		if !ok {
+			r.missing.Store(true)
 			newPath, err := r.create(ctx, true)
 			if err != nil {
 				if ctx.Err() == nil && !r.z.closing.Load() {
@@ -134,6 +157,8 @@ func (r *Registration) loop(ctx context.Context) {
 			r.mu.Lock()
 			r.path = newPath
 			r.mu.Unlock()
+			r.made.Add(1)
+			r.missing.Store(false)
 			r.log.Warn("registered again in zookeeper", "zk_path", newPath, "old_zk_path", path)
 			backoff = minBackoff
 			continue

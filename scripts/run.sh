@@ -22,7 +22,7 @@ DAEMONS=(message comet web)          # start order; stopped in reverse
 HTTP=localhost:8090 ADMIN=localhost:8091
 
 # The daemons listen where the example configs say (the defaults).
-PORTS=(8070 6968 6969 6970 6971 6972 8090 8091 8190)
+PORTS=(8070 8071 6968 6969 6970 6971 6972 6973 8090 8091 8190 8191)
 
 stop_all() {
 	local i
@@ -131,6 +131,8 @@ banner() {
 	  comet, stats       http://localhost:6972/stat?type=server
 	  comet, RPC         localhost:6970
 	  message, RPC       localhost:8070
+	  metrics, health    http://localhost:6973/metrics (comet), :8191 (web), :8071 (message); /healthz, /readyz
+	  cluster dashboard  http://$ADMIN/admin/
 	  ZooKeeper          $GOPUSH_TEST_ZK (private)
 	  Redis              $GOPUSH_TEST_REDIS (private)
 

@@ -246,6 +246,7 @@ func (c *testCluster) startWeb(edit func(*conf.Web)) *Web {
 	cfg.HTTP.Bind = conf.AddrList{"127.0.0.1:0"}
 	cfg.Admin.Bind = conf.AddrList{"127.0.0.1:0"}
 	cfg.Pprof.Bind = nil
+	cfg.Metrics.Bind = nil
 	cfg.ZooKeeper.Addr = conf.AddrList{testenv.ZK(c.t)}
 	cfg.ZooKeeper.Timeout = conf.Duration(10 * time.Second)
 	cfg.ZooKeeper.Comet.Path = c.cometPath
@@ -526,6 +527,7 @@ func TestWebStartFailsOnTakenPort(t *testing.T) {
 	cfg.HTTP.Bind = conf.AddrList{ln.Addr().String()}
 	cfg.Admin.Bind = conf.AddrList{"127.0.0.1:0"}
 	cfg.Pprof.Bind = nil
+	cfg.Metrics.Bind = nil
 	cfg.ZooKeeper.Addr = conf.AddrList{testenv.ZK(t)}
 	w := New(cfg, nil)
 	err = w.Start()

@@ -42,6 +42,7 @@ tcp.bind = %q
 websocket.bind = %q
 stat.bind = %q
 pprof.bind = []
+metrics.bind = []
 [rpc]
 bind = %q
 [zookeeper]

@@ -38,6 +38,7 @@ func TestServeAndStop(t *testing.T) {
 	t.Cleanup(func() { testenv.ZKDeleteAll(t, conn, root) })
 	parent := root + "/message"
 	d := testenv.StartDaemon(t, bin, fmt.Sprintf(`
+metrics.bind = []
 [log]
 level = "debug"
 [rpc]

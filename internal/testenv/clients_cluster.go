@@ -97,6 +97,7 @@ func (c *Cluster) StartMessage(weight, store int) *MessageNode {
 	rpc := FreeAddr(c.t)
 	cfg := fmt.Sprintf(`node.weight = %d
 pprof.bind = []
+metrics.bind = []
 [log]
 level = "debug"
 [rpc]
@@ -134,6 +135,7 @@ func (c *Cluster) StartComet(node string, weight int, extra string) *CometNode {
 websocket.bind = [%q]
 stat.bind = [%q]
 pprof.bind = []
+metrics.bind = []
 [log]
 level = "debug"
 [channel]
@@ -173,6 +175,7 @@ func (c *Cluster) StartWeb() *WebNode {
 	cfg := fmt.Sprintf(`http.bind = [%q]
 admin.bind = [%q]
 pprof.bind = []
+metrics.bind = []
 prune.enable = true
 prune.interval = "300ms"
 prune.failures = 3
