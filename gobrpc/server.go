@@ -16,7 +16,6 @@ import (
 	"time"
 )
 
-
 // maxIdleWorkers bounds how many handler goroutines of one connection wait
 // for work between requests. More run while more calls are in flight; the
 // extra ones end when their call is answered, the others when the
