@@ -20,10 +20,12 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"gopush/api"
 	"gopush/conf"
+	"gopush/gobrpc"
 	"gopush/internal/daemon"
 	"gopush/internal/observe"
-	"gopush/myrpc"
+	"gopush/membership"
 )
 
 // Comet is one comet daemon.
@@ -47,9 +49,9 @@ type Comet struct {
 	// Set by Start.
 	store   caller // the message-node pool
 	pool    closer
-	zk      *myrpc.ZK
-	reg     *myrpc.Registration
-	rpc     *myrpc.Server
+	zk      *membership.ZK
+	reg     *membership.Registration
+	rpc     *gobrpc.Server
 	tcpLns  []net.Listener
 	wsLns   []net.Listener
 	statLns []net.Listener
@@ -58,8 +60,8 @@ type Comet struct {
 	servers []*http.Server  // websocket, stat
 
 	// Read by the metrics listener, which starts before them.
-	zkp       atomic.Pointer[myrpc.ZK]
-	regp      atomic.Pointer[myrpc.Registration]
+	zkp       atomic.Pointer[membership.ZK]
+	regp      atomic.Pointer[membership.Registration]
 	accepting atomic.Bool // client listeners open and served
 
 	closeOnce sync.Once
@@ -135,16 +137,16 @@ func (c *Comet) start() error {
 			return err
 		}
 	}
-	if c.rpc, err = myrpc.Serve(myrpc.CometService, &RPC{c: c}, cfg.RPC.Bind, c.log); err != nil {
+	if c.rpc, err = gobrpc.Serve(api.CometService, &RPC{c: c}, cfg.RPC.Bind, c.log); err != nil {
 		return fmt.Errorf("rpc.bind: %w", err)
 	}
 
 	zkc := cfg.ZooKeeper
-	if c.zk, err = myrpc.DialZK(zkc.Addr, zkc.Timeout.D(), c.log); err != nil {
+	if c.zk, err = membership.DialZK(zkc.Addr, zkc.Timeout.D(), c.log); err != nil {
 		return fmt.Errorf("zookeeper %v: %w", zkc.Addr, err)
 	}
 	c.zkp.Store(c.zk)
-	data, err := json.Marshal(myrpc.CometNodeData{
+	data, err := json.Marshal(api.CometNodeData{
 		RPC:    advertise(cfg.RPC.Bind, c.rpc.Addrs()),
 		TCP:    advertise(cfg.TCP.Bind, addrsOf(c.tcpLns)),
 		WS:     advertise(cfg.WebSocket.Bind, addrsOf(c.wsLns)),
@@ -154,7 +156,7 @@ func (c *Comet) start() error {
 		return err
 	}
 	nodePath := zkc.Comet.Path + "/" + zkc.Comet.Node
-	if c.reg, err = myrpc.Register(c.ctx, c.zk, nodePath, data, c.log); err != nil {
+	if c.reg, err = membership.Register(c.ctx, c.zk, nodePath, data, c.log); err != nil {
 		return fmt.Errorf("registering in zookeeper at %s: %w", nodePath, err)
 	}
 	c.regp.Store(c.reg)

@@ -8,8 +8,8 @@ import (
 	"github.com/go-zookeeper/zk"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"gopush/api"
 	"gopush/internal/observe"
-	"gopush/myrpc"
 )
 
 // comet's Prometheus metrics (docs/observability.md) read the atomic
@@ -111,9 +111,9 @@ func (c *Comet) ready(context.Context) []observe.Check {
 
 // Stats answers this comet's counters (web's cluster dashboard polls it).
 // It is new in gopush.
-func (r *RPC) Stats(_ int, reply *myrpc.CometStatsResp) error {
+func (r *RPC) Stats(_ int, reply *api.CometStatsResp) error {
 	st := r.c.stats
-	*reply = myrpc.CometStatsResp{
+	*reply = api.CometStatsResp{
 		Node:        r.c.cfg.ZooKeeper.Comet.Node,
 		Start:       st.start.Unix(),
 		Connections: st.tcpConns.Load() + st.wsConns.Load(),

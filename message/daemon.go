@@ -11,10 +11,12 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"gopush/api"
 	"gopush/conf"
+	"gopush/gobrpc"
 	"gopush/internal/daemon"
 	"gopush/internal/observe"
-	"gopush/myrpc"
+	"gopush/membership"
 )
 
 // Daemon is a running message daemon: its storage, the MessageRPC server
@@ -22,16 +24,16 @@ import (
 type Daemon struct {
 	log   *slog.Logger
 	store Storage
-	srv   *myrpc.Server
+	srv   *gobrpc.Server
 	pprof *daemon.Pprof
-	zk    *myrpc.ZK
-	reg   *myrpc.Registration
+	zk    *membership.ZK
+	reg   *membership.Registration
 	stop  context.CancelFunc // ends the registration's context
 	obs   *observe.Server    // metrics.bind; nil when off
 
 	// zk and reg as the metrics listener, started first, reads them.
-	zkp  atomic.Pointer[myrpc.ZK]
-	regp atomic.Pointer[myrpc.Registration]
+	zkp  atomic.Pointer[membership.ZK]
+	regp atomic.Pointer[membership.Registration]
 
 	closeOnce sync.Once
 	closeErr  error
@@ -73,19 +75,19 @@ func Start(ctx context.Context, cfg *conf.Message, log *slog.Logger) (*Daemon, e
 	}
 	rpc := newRPC(rpcStore, limitsFor(cfg), log)
 	rpc.met, rpc.kind = met, cfg.Storage.Type
-	d.srv, err = myrpc.Serve(myrpc.MessageService, withRooms(rpc, cfg, store), cfg.RPC.Bind, log)
+	d.srv, err = gobrpc.Serve(api.MessageService, withRooms(rpc, cfg, store), cfg.RPC.Bind, log)
 	if err != nil {
 		return fail(err)
 	}
 	if d.pprof, err = daemon.ServePprof(cfg.Pprof.Bind, log); err != nil {
 		return fail(err)
 	}
-	d.zk, err = myrpc.DialZK(cfg.ZooKeeper.Addr, cfg.ZooKeeper.Timeout.D(), log)
+	d.zk, err = membership.DialZK(cfg.ZooKeeper.Addr, cfg.ZooKeeper.Timeout.D(), log)
 	if err != nil {
 		return fail(fmt.Errorf("zookeeper %v: %w", cfg.ZooKeeper.Addr, err))
 	}
 	d.zkp.Store(d.zk)
-	data, err := json.Marshal(myrpc.MessageNodeData{RPC: advertise(cfg.RPC.Bind, d.srv.Addrs()), Weight: cfg.Node.Weight})
+	data, err := json.Marshal(api.MessageNodeData{RPC: advertise(cfg.RPC.Bind, d.srv.Addrs()), Weight: cfg.Node.Weight})
 	if err != nil {
 		return fail(err)
 	}
@@ -94,7 +96,7 @@ func Start(ctx context.Context, cfg *conf.Message, log *slog.Logger) (*Daemon, e
 	life, cancel := context.WithCancel(context.Background())
 	d.stop = cancel
 	unbind := context.AfterFunc(ctx, cancel)
-	d.reg, err = myrpc.Register(life, d.zk, cfg.ZooKeeper.Message.Path, data, log)
+	d.reg, err = membership.Register(life, d.zk, cfg.ZooKeeper.Message.Path, data, log)
 	if !unbind() || err != nil {
 		if err == nil {
 			err = ctx.Err()
@@ -144,8 +146,8 @@ func (d *Daemon) zkObs() observe.ZooKeeper {
 	}
 }
 
-func (d *Daemon) zkSession() *myrpc.ZK              { return d.zkp.Load() }
-func (d *Daemon) registration() *myrpc.Registration { return d.regp.Load() }
+func (d *Daemon) zkSession() *membership.ZK              { return d.zkp.Load() }
+func (d *Daemon) registration() *membership.Registration { return d.regp.Load() }
 
 func (d *Daemon) zkCheck() observe.Check { return d.zkObs().Check() }
 
@@ -153,7 +155,7 @@ func (d *Daemon) zkCheck() observe.Check { return d.zkObs().Check() }
 func (d *Daemon) Addrs() []string { return d.srv.Addrs() }
 
 // ZK returns the daemon's ZooKeeper session (tests expire it).
-func (d *Daemon) ZK() *myrpc.ZK { return d.zk }
+func (d *Daemon) ZK() *membership.ZK { return d.zk }
 
 // RegisteredPath returns the daemon's current ephemeral node.
 func (d *Daemon) RegisteredPath() string { return d.reg.Path() }

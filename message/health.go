@@ -7,31 +7,31 @@ import (
 	"strings"
 	"time"
 
+	"gopush/api"
 	"gopush/internal/observe"
-	"gopush/myrpc"
 )
 
 // healthTimeout bounds one check of every shard.
 const healthTimeout = 2 * time.Second
 
 // shardHealth checks every shard and lists them sorted by name.
-func shardHealth(ctx context.Context, store Storage) []myrpc.MessageShardHealth {
+func shardHealth(ctx context.Context, store Storage) []api.MessageShardHealth {
 	res := store.CheckShards(ctx)
-	out := make([]myrpc.MessageShardHealth, 0, len(res))
+	out := make([]api.MessageShardHealth, 0, len(res))
 	for name, err := range res {
-		h := myrpc.MessageShardHealth{Name: name, OK: err == nil}
+		h := api.MessageShardHealth{Name: name, OK: err == nil}
 		if err != nil {
 			h.Error = err.Error()
 		}
 		out = append(out, h)
 	}
-	slices.SortFunc(out, func(a, b myrpc.MessageShardHealth) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b api.MessageShardHealth) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 
 // Health answers the state of every storage shard (web's cluster
 // dashboard asks it). It is new in gopush.
-func (r *RPC) Health(_ int, reply *myrpc.MessageHealthResp) (err error) {
+func (r *RPC) Health(_ int, reply *api.MessageHealthResp) (err error) {
 	defer r.met.call(mHealth, time.Now(), &err)
 	ctx, cancel := context.WithTimeout(context.Background(), healthTimeout)
 	defer cancel()

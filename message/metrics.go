@@ -7,8 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"gopush/api"
 	"gopush/internal/observe"
-	"gopush/myrpc"
 )
 
 // MessageRPC method names, as the method label of the metrics below.
@@ -202,7 +202,7 @@ func (s measuredStorage) SaveMany(ctx context.Context, es []Entry) []error {
 	return errs
 }
 
-func (s measuredStorage) Get(ctx context.Context, key string, after int64) (msgs []*myrpc.Message, err error) {
+func (s measuredStorage) Get(ctx context.Context, key string, after int64) (msgs []*api.Message, err error) {
 	shard, start := s.ShardOf(key), time.Now()
 	msgs, err = s.Storage.Get(ctx, key, after)
 	if err != nil {

@@ -3,14 +3,13 @@ package message
 import (
 	"context"
 	"encoding/json"
+	"gopush/api"
 	"time"
-
-	"gopush/myrpc"
 )
 
 // SavePublic keeps a public message for Expire seconds (it must be at
 // least 1: a public message that is not kept is only broadcast, by web).
-func (r *RPC) SavePublic(args *myrpc.MessageSavePublicArgs, reply *int) (err error) {
+func (r *RPC) SavePublic(args *api.MessageSavePublicArgs, reply *int) (err error) {
 	defer r.met.call(mSavePublic, time.Now(), &err)
 	if args == nil {
 		return r.refused("SavePublic", paramErr("no arguments"))
@@ -25,7 +24,7 @@ func (r *RPC) SavePublic(args *myrpc.MessageSavePublicArgs, reply *int) (err err
 		r.log.Warn("save public failed", "mid", args.MsgId, "err", err)
 		return err
 	}
-	*reply = myrpc.OK
+	*reply = api.OK
 	return nil
 }
 
@@ -41,7 +40,7 @@ func (r *RPC) checkPublic(mid int64, msg json.RawMessage, expire uint) error {
 
 // GetPublic answers the unexpired public messages newer than MsgId, in
 // ascending mid order, with GroupId 1.
-func (r *RPC) GetPublic(args *myrpc.MessageGetPublicArgs, reply *myrpc.MessageGetResp) (err error) {
+func (r *RPC) GetPublic(args *api.MessageGetPublicArgs, reply *api.MessageGetResp) (err error) {
 	defer r.met.call(mGetPublic, time.Now(), &err)
 	if args == nil {
 		return r.refused("GetPublic", paramErr("no arguments"))

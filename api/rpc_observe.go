@@ -1,4 +1,4 @@
-package myrpc
+package api
 
 // Observation (issue 13, docs/observability.md): what web's cluster
 // dashboard asks of comets and message nodes. These methods are new in
