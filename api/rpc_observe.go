@@ -2,7 +2,7 @@ package api
 
 // Observation (issue 13, docs/observability.md): what web's cluster
 // dashboard asks of comets and message nodes. These methods are new in
-// gopush; 1.0.5 nodes answer "rpc: can't find method" (IsNoSuchMethod) and
+// gopush; 1.0.5 nodes answer "rpc: can't find method" (gobrpc.IsNoSuchMethod) and
 // the dashboard shows them without figures.
 const (
 	// CometStats returns a comet's counters: int (ignored) →

@@ -75,7 +75,7 @@ type Comet struct {
 	TCP       Bind `toml:"tcp"`
 	WebSocket Bind `toml:"websocket"`
 	Stat      Bind `toml:"stat"`
-	Pprof     Bind `toml:"pprof"` // empty: off
+	Pprof     Bind `toml:"pprof"`   // empty: off
 	Metrics   Bind `toml:"metrics"` // /metrics, /healthz, /readyz; empty: off
 
 	Channel struct {
@@ -147,7 +147,7 @@ type Message struct {
 	} `toml:"node"`
 	Pprof   Bind `toml:"pprof"`
 	Metrics Bind `toml:"metrics"` // /metrics, /healthz, /readyz; empty: off
-	RPC     RPC  `toml:"rpc"` // only rpc.bind is used
+	RPC     RPC  `toml:"rpc"`     // only rpc.bind is used
 
 	Storage struct {
 		Type    string `toml:"type"`    // redis or mysql
