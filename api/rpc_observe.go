@@ -29,9 +29,9 @@ type CometStatsResp struct {
 
 // MessageShardHealth is the state of one storage shard.
 type MessageShardHealth struct {
-	Name  string
-	OK    bool
-	Error string // why not, when !OK
+	Name  string `json:"name"`
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"` // why not, when !OK
 }
 
 // MessageHealthResp lists a message node's shards, sorted by name.

@@ -59,6 +59,7 @@ func (v *clusterView) lookup(key string) (string, *cometNode, error) {
 type cluster struct {
 	log     *slog.Logger
 	timeout time.Duration // deadline of one RPC call
+	met     *metrics      // set before the first update; nil: not measured
 	cur     atomic.Pointer[clusterView]
 	changed chan struct{} // signalled (non-blocking) after each update
 
@@ -114,7 +115,8 @@ func (c *cluster) update(v membership.CometView) {
 				cl = gobrpc.NewClient(inst.Data.RPC[0], c.timeout)
 			}
 			keep[id] = cl
-			n.rpc = cl
+			n.rpc = c.met.cometCaller(name, cl, api.CometPushPrivate, api.CometPushPrivates,
+				api.CometBroadcast, api.CometNew, api.CometMigrate, api.CometPing, api.CometStats)
 		}
 		nodes[name] = n
 	}

@@ -17,14 +17,15 @@ import (
 func (w *Web) adminMux() *http.ServeMux {
 	post := []string{http.MethodPost}
 	mux := http.NewServeMux()
-	mux.Handle("/1/admin/push/private", endpoint(w.log, post, "", false, w.pushPrivate))
-	mux.Handle("/1/admin/push/mprivate", endpoint(w.log, post, "", false, w.pushMPrivate))
+	mux.Handle("/1/admin/push/private", endpoint(w.log, post, "", false, w.met.countPush(kindPrivate, w.pushPrivate)))
+	mux.Handle("/1/admin/push/mprivate", endpoint(w.log, post, "", false, w.met.countPush(kindMPrivate, w.pushMPrivate)))
 	mux.Handle("/1/admin/msg/del", endpoint(w.log, post, "", false, w.msgDel))
 	// The unversioned aliases of clients older than 1.0.
-	mux.Handle("/admin/push", endpoint(w.log, post, "", true, w.pushPrivate))
+	mux.Handle("/admin/push", endpoint(w.log, post, "", true, w.met.countPush(kindPrivate, w.pushPrivate)))
 	mux.Handle("/admin/msg/clean", endpoint(w.log, post, "", true, w.msgDel))
 	w.handleTokenAdd(mux)
-	w.handleRooms(mux) // rooms and push/all (http_room.go)
+	w.handleRooms(mux)     // rooms and push/all (http_room.go)
+	w.handleDashboard(mux) // the cluster dashboard (dashboard_http.go)
 	return mux
 }
 

@@ -40,8 +40,8 @@ func (w *Web) handleRooms(mux *http.ServeMux) {
 	mux.Handle("/1/admin/room/leave", endpoint(w.log, post, "", false, w.roomLeave))
 	mux.Handle("/1/admin/room/keys", endpoint(w.log, []string{http.MethodGet}, "", false, w.roomKeys))
 	mux.Handle("/1/admin/room/del", endpoint(w.log, post, "", false, w.roomDel))
-	mux.Handle("/1/admin/push/room", endpoint(w.log, post, "", false, w.pushRoom))
-	mux.Handle("/1/admin/push/all", endpoint(w.log, post, "", false, w.pushAll))
+	mux.Handle("/1/admin/push/room", endpoint(w.log, post, "", false, w.met.countPush(kindRoom, w.pushRoom)))
+	mux.Handle("/1/admin/push/all", endpoint(w.log, post, "", false, w.met.countPush(kindAll, w.pushAll)))
 }
 
 // maxRoomLen is the longest room id, in bytes.

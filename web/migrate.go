@@ -36,6 +36,9 @@ type migrator struct {
 	cluster  *cluster
 	retry    time.Duration
 
+	met    *metrics // nil: not measured
+	events *events  // nil: not recorded
+
 	known    map[string]int    // the map of the last broadcast (by anyone)
 	informed map[string]string // serving child → fingerprint of the map it holds
 }
@@ -138,6 +141,8 @@ func (m *migrator) broadcast(ctx context.Context, v *clusterView, fp string) (do
 		return false, fmt.Errorf("take lock %s: %w", m.lockPath, err)
 	}
 	m.log.Info("migration: notifying every comet", "nodes", v.weights, "comets", len(v.nodes))
+	m.met.migrated()
+	m.events.add(eventMigration, fmt.Sprintf("ring %s sent to %d comets", strings.TrimSuffix(fp, ","), len(v.nodes)))
 	all := make([]*cometNode, 0, len(v.nodes))
 	for _, n := range v.nodes {
 		if n.rpc != nil {
@@ -172,6 +177,8 @@ func (m *migrator) notify(ctx context.Context, comets []*cometNode, weights map[
 			defer mu.Unlock()
 			if err != nil {
 				m.log.Warn("migration: comet not notified", "node", n.name, "child", n.child, "err", err)
+				m.met.notifyFailed()
+				m.events.add(eventMigration, fmt.Sprintf("comet %s not told of ring %s: %v", n.name, strings.TrimSuffix(fp, ","), err))
 				all = false
 				return
 			}

@@ -37,6 +37,9 @@ type pruner struct {
 	failures  int
 	timeout   time.Duration // deadline of one Ping
 
+	met    *metrics // nil: not measured
+	events *events  // nil: not recorded
+
 	fails  map[string]int // node → failed rounds in a row
 	cutOff bool           // last round: no pinged comet answered
 
@@ -197,6 +200,8 @@ func (p *pruner) prune(name, reason string) {
 	switch {
 	case err == nil:
 		p.log.Warn("pruned dead comet node", "node", name, "path", nodePath, "reason", reason)
+		p.met.pruned()
+		p.events.add(eventPrune, fmt.Sprintf("comet node %s deleted: %s", name, reason))
 	case errors.Is(err, zk.ErrNoNode):
 	case errors.Is(err, zk.ErrNotEmpty):
 		p.log.Info("prune: comet registered again meanwhile; node kept", "node", name)

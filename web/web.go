@@ -9,16 +9,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/go-zookeeper/zk"
 	"log/slog"
 	"net"
 	"net/http"
 	"path"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"gopush/api"
 	"gopush/conf"
 	"gopush/gobrpc"
 	"gopush/internal/daemon"
+	"gopush/internal/observe"
 	"gopush/membership"
 )
 
@@ -40,6 +44,11 @@ type Web struct {
 	servers []*http.Server // public and admin
 	lns     []net.Listener
 	pprof   *daemon.Pprof
+	obs     *observe.Server // metrics.bind; nil when off
+	met     *metrics        // nil when metrics.bind is off
+	events  *events         // recent cluster events (dashboard)
+	dash    *dashboard
+	zkp     atomic.Pointer[membership.ZK] // zk, for readers that start first
 
 	httpAddrs, adminAddrs []string
 
@@ -55,11 +64,23 @@ func New(cfg *conf.Web, log *slog.Logger) *Web {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Web{
+	w := &Web{
 		cfg:     cfg,
 		log:     log,
 		cluster: newCluster(log, cfg.RPC.Timeout.D()),
+		events:  newEvents(),
 	}
+	w.dash = newDashboard(log, w.cluster, cfg.ZooKeeper.Comet.Path, w.events)
+	w.dash.zk = w.zkConn
+	return w
+}
+
+// zkConn returns the ZooKeeper connection, nil before it is dialled.
+func (w *Web) zkConn() *zk.Conn {
+	if z := w.zkp.Load(); z != nil {
+		return z.Conn()
+	}
+	return nil
 }
 
 // Start listens on every bind address, connects to ZooKeeper, starts
@@ -75,7 +96,16 @@ func (w *Web) Start() error {
 
 func (w *Web) start() error {
 	cfg := w.cfg
-	public, admin := w.publicMux(), w.adminMux()
+	if len(cfg.Metrics.Bind) > 0 {
+		reg := observe.NewRegistry()
+		w.met = newMetrics(reg, w)
+		w.cluster.met = w.met
+		var err error
+		if w.obs, err = observe.Serve(cfg.Metrics.Bind, reg, w.ready, w.log); err != nil {
+			return err
+		}
+	}
+	public, admin := w.met.instrument(w.publicMux()), w.met.instrument(w.adminMux())
 	type serve struct {
 		addr string
 		h    http.Handler
@@ -119,6 +149,7 @@ func (w *Web) start() error {
 		return fmt.Errorf("zookeeper %v: %w", cfg.ZooKeeper.Addr, err)
 	}
 	w.zk = z
+	w.zkp.Store(z)
 	for _, p := range []string{cfg.ZooKeeper.Comet.Path, cfg.ZooKeeper.Message.Path, path.Dir(cfg.ZooKeeper.Migrate.Path)} {
 		if p == "/" {
 			continue
@@ -128,7 +159,8 @@ func (w *Web) start() error {
 		}
 	}
 	w.pool = gobrpc.NewMessagePool(cfg.RPC.Ping.D(), cfg.RPC.Retry.D(), cfg.RPC.Timeout.D(), w.log)
-	w.msgs = w.pool
+	w.msgs = w.met.messageCaller(w.pool, api.MessageGetPrivate, api.MessageDelPrivate, api.MessageGetPublic,
+		api.MessageSavePublic, api.MessageRoomJoin, api.MessageRoomLeave, api.MessageRoomKeys, api.MessageRoomDel)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	w.cancel = cancel
@@ -140,12 +172,20 @@ func (w *Web) start() error {
 			once.Do(func() { close(first) })
 		})
 	})
-	w.goRun(func() { membership.WatchMessages(ctx, z, cfg.ZooKeeper.Message.Path, w.log, w.pool.Update) })
+	w.goRun(func() {
+		membership.WatchMessages(ctx, z, cfg.ZooKeeper.Message.Path, w.log, func(nodes []api.MessageNode) {
+			w.pool.Update(nodes)
+			w.dash.setMessageNodes(nodes)
+		})
+	})
+	w.goRun(func() { w.dash.run(ctx) })
 	mig := newMigrator(w.log, z, cfg.ZooKeeper.Migrate.Path, w.cluster, cfg.RPC.Retry.D())
+	mig.met, mig.events = w.met, w.events
 	w.goRun(func() { mig.run(ctx) })
 	if cfg.Prune.Enable {
 		pr := newPruner(w.log, z, cfg.ZooKeeper.Comet.Path, w.cluster,
 			cfg.Prune.Interval.D(), cfg.Prune.Failures, cfg.RPC.Timeout.D())
+		pr.met, pr.events = w.met, w.events
 		w.goRun(func() { pr.run(ctx) })
 	}
 	select {
@@ -175,6 +215,9 @@ func (w *Web) goRun(f func()) {
 	}()
 }
 
+// MetricsAddrs returns the metrics listen addresses.
+func (w *Web) MetricsAddrs() []string { return w.obs.Addrs() }
+
 // HTTPAddrs returns the public listen addresses (useful with port 0).
 func (w *Web) HTTPAddrs() []string { return w.httpAddrs }
 
@@ -191,6 +234,7 @@ func (w *Web) Close(ctx context.Context) error {
 
 func (w *Web) close(ctx context.Context) error {
 	var errs []error
+	w.obs.Stopping() // /readyz says so; /metrics answers until the end
 	var swg sync.WaitGroup
 	var mu sync.Mutex
 	for _, srv := range w.servers {
@@ -223,6 +267,9 @@ func (w *Web) close(ctx context.Context) error {
 	}
 	if w.zk != nil {
 		w.zk.Close()
+	}
+	if err := w.obs.Close(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	w.log.Info("web stopped")
 	return errors.Join(errs...)
