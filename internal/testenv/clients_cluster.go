@@ -83,7 +83,8 @@ timeout = "3s"
 // MessageNode is a running message daemon.
 type MessageNode struct {
 	*Daemon
-	RPC string
+	RPC     string
+	Metrics string // host:port of /metrics, /healthz, /readyz
 }
 
 // StartMessage starts a message daemon of the given weight storing in the
@@ -94,10 +95,10 @@ func (c *Cluster) StartMessage(weight, store int) *MessageNode {
 	if store == 0 {
 		store = 200
 	}
-	rpc := FreeAddr(c.t)
+	rpc, met := FreeAddr(c.t), FreeAddr(c.t)
 	cfg := fmt.Sprintf(`node.weight = %d
 pprof.bind = []
-metrics.bind = []
+metrics.bind = [%q]
 [log]
 level = "debug"
 [rpc]
@@ -111,10 +112,17 @@ key = "%s:public"
 prefix = "%s:room:"
 [redis.source]
 "node1:1" = "tcp@%s"
-`, weight, rpc, store, c.Name, c.Name, c.Redis) + c.zookeeper("", 0)
+`, weight, met, rpc, store, c.Name, c.Name, c.Redis) + c.zookeeper("", 0)
+	return c.StartMessageConfig(cfg, rpc, met)
+}
+
+// StartMessageConfig starts a message daemon with a whole configuration
+// whose rpc.bind is rpc and metrics.bind met.
+func (c *Cluster) StartMessageConfig(cfg, rpc, met string) *MessageNode {
+	c.t.Helper()
 	d := StartDaemon(c.t, Binary(c.t, "message"), cfg)
 	WaitListening(c.t, rpc, 20*time.Second)
-	return &MessageNode{Daemon: d, RPC: rpc}
+	return &MessageNode{Daemon: d, RPC: rpc, Metrics: met}
 }
 
 // CometNode is a running comet daemon.
@@ -122,6 +130,7 @@ type CometNode struct {
 	*Daemon
 	Node               string
 	TCP, WS, RPC, Stat string
+	Metrics            string // host:port of /metrics, /healthz, /readyz
 	Config             string // the TOML it was started with
 }
 
@@ -130,17 +139,17 @@ type CometNode struct {
 // It returns once its listeners accept connections.
 func (c *Cluster) StartComet(node string, weight int, extra string) *CometNode {
 	c.t.Helper()
-	cn := &CometNode{Node: node, TCP: FreeAddr(c.t), WS: FreeAddr(c.t), RPC: FreeAddr(c.t), Stat: FreeAddr(c.t)}
+	cn := &CometNode{Node: node, TCP: FreeAddr(c.t), WS: FreeAddr(c.t), RPC: FreeAddr(c.t), Stat: FreeAddr(c.t), Metrics: FreeAddr(c.t)}
 	cn.Config = fmt.Sprintf(`tcp.bind = [%q]
 websocket.bind = [%q]
 stat.bind = [%q]
 pprof.bind = []
-metrics.bind = []
+metrics.bind = [%q]
 [log]
 level = "debug"
 [channel]
 %s
-`, cn.TCP, cn.WS, cn.Stat, extra) + c.zookeeper(node, weight) + fmt.Sprintf("%sbind = [%q]\n", fastRPC, cn.RPC)
+`, cn.TCP, cn.WS, cn.Stat, cn.Metrics, extra) + c.zookeeper(node, weight) + fmt.Sprintf("%sbind = [%q]\n", fastRPC, cn.RPC)
 	cn.Daemon = c.startComet(cn)
 	return cn
 }
@@ -165,23 +174,24 @@ func (c *Cluster) startComet(cn *CometNode) *Daemon {
 type WebNode struct {
 	*Daemon
 	HTTP, Admin string
+	Metrics     string // host:port of /metrics, /healthz, /readyz
 }
 
 // StartWeb starts a web with fast pruning of dead comets. It returns once
 // both its ports listen.
 func (c *Cluster) StartWeb() *WebNode {
 	c.t.Helper()
-	w := &WebNode{HTTP: FreeAddr(c.t), Admin: FreeAddr(c.t)}
+	w := &WebNode{HTTP: FreeAddr(c.t), Admin: FreeAddr(c.t), Metrics: FreeAddr(c.t)}
 	cfg := fmt.Sprintf(`http.bind = [%q]
 admin.bind = [%q]
 pprof.bind = []
-metrics.bind = []
+metrics.bind = [%q]
 prune.enable = true
 prune.interval = "300ms"
 prune.failures = 3
 [log]
 level = "debug"
-`, w.HTTP, w.Admin) + c.zookeeper("", 0) + fastRPC
+`, w.HTTP, w.Admin, w.Metrics) + c.zookeeper("", 0) + fastRPC
 	w.Daemon = StartDaemon(c.t, Binary(c.t, "web"), cfg)
 	WaitListening(c.t, w.HTTP, 20*time.Second)
 	WaitListening(c.t, w.Admin, 20*time.Second)
