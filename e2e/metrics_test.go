@@ -260,3 +260,77 @@ func waitReady(t *testing.T, who, addr string, code int, words ...string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// /readyz of every daemon goes 503, naming the reason, while ZooKeeper is
+// unreachable (a proxy in front of it is paused), and back to 200 after.
+func TestReadyzZooKeeperOutage(t *testing.T) {
+	t.Parallel()
+	cl := testenv.NewCluster(t)
+	proxy := testenv.ZKProxy(t)
+	cl.ZK = proxy.Addr()
+	msg := cl.StartMessage(1, 0)
+	c1 := cl.StartComet("node1", 1, "")
+	w := cl.StartWeb()
+	daemons := map[string]string{"message": msg.Metrics, "comet": c1.Metrics, "web": w.Metrics}
+	for who, addr := range daemons {
+		waitReady(t, who, addr, http.StatusOK, `"status":"ready"`)
+	}
+	proxy.Pause()
+	for who, addr := range daemons {
+		waitReady(t, who, addr, http.StatusServiceUnavailable, `"status":"not ready"`, `"name":"zookeeper"`, "no ZooKeeper session")
+		if m := testenv.Scrape(t, addr); m.Get("gopush_zookeeper_session_up") != 0 {
+			t.Errorf("%s: gopush_zookeeper_session_up is not 0 during the outage", who)
+		}
+	}
+	proxy.Resume()
+	for who, addr := range daemons {
+		waitReady(t, who, addr, http.StatusOK, `"status":"ready"`)
+	}
+}
+
+// A message node with one of its two Redis shards stopped is "degraded",
+// 503, naming the shard; it is ready again once the shard is back.
+func TestReadyzRedisShardDown(t *testing.T) {
+	t.Parallel()
+	cl := testenv.NewCluster(t)
+	own := testenv.StartRedis(t)
+	rpc, met := testenv.FreeAddr(t), testenv.FreeAddr(t)
+	msg := cl.StartMessageConfig(fmt.Sprintf(`pprof.bind = []
+metrics.bind = [%q]
+[rpc]
+bind = [%q]
+[redis]
+dialtimeout = "500ms"
+[redis.source]
+"shared:1" = "tcp@%s"
+"ownshard:1" = "tcp@%s"
+[zookeeper]
+addr = [%q]
+timeout = "4s"
+message.path = %q
+`, met, rpc, cl.Redis, own.Addr(), cl.ZK, cl.MessagePath), rpc, met)
+	waitReady(t, "message", msg.Metrics, http.StatusOK, `"status":"ready"`, "2 shards answer")
+	own.Stop()
+	waitReady(t, "message", msg.Metrics, http.StatusServiceUnavailable, `"status":"degraded"`, `"name":"storage shard ownshard"`)
+	if _, body := readyz(msg.Metrics); strings.Contains(body, "storage shard shared") {
+		t.Errorf("the shard that answers is listed as down: %s", body)
+	}
+	own.Start()
+	waitReady(t, "message", msg.Metrics, http.StatusOK, `"status":"ready"`)
+}
+
+// web is not ready without a comet on the ring, ready with one, and not
+// ready again once its only comet is gone.
+func TestReadyzWebWithoutComet(t *testing.T) {
+	t.Parallel()
+	cl := testenv.NewCluster(t)
+	cl.StartMessage(1, 0)
+	w := cl.StartWeb()
+	waitReady(t, "web", w.Metrics, http.StatusServiceUnavailable, `"name":"comets"`, "no comet node on the ring")
+	c1 := cl.StartComet("node1", 1, "")
+	waitReady(t, "web", w.Metrics, http.StatusOK, `"status":"ready"`, "1 of 1 ring nodes serving")
+	c1.Stop()
+	waitReady(t, "web", w.Metrics, http.StatusServiceUnavailable, `"name":"comets"`)
+	cl.RestartComet(c1)
+	waitReady(t, "web", w.Metrics, http.StatusOK, `"status":"ready"`)
+}
