@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -333,4 +334,154 @@ func TestReadyzWebWithoutComet(t *testing.T) {
 	waitReady(t, "web", w.Metrics, http.StatusServiceUnavailable, `"name":"comets"`)
 	cl.RestartComet(c1)
 	waitReady(t, "web", w.Metrics, http.StatusOK, `"status":"ready"`)
+}
+
+// Scrapes answer during a ZooKeeper outage without holding up pushes,
+// 100 scrapes at once all answer, an unknown path is 404, and scrapes
+// during a shutdown answer (or find the port closed) without hanging.
+func TestMetricsUnderFaults(t *testing.T) {
+	t.Parallel()
+	cl := testenv.NewCluster(t)
+	proxy := testenv.ZKProxy(t)
+	cl.ZK = proxy.Addr()
+	msg := cl.StartMessage(1, 0)
+	c1 := cl.StartComet("node1", 1, "")
+	w := cl.StartWeb()
+	key := testenv.Unique(t)
+	waitFor(t, "web to route the key", func() bool {
+		s, ret, err := testenv.ServerOf("http://"+w.HTTP, key, "2")
+		return err == nil && ret == 0 && s == c1.TCP
+	})
+	sub := subscribeWhenReady(t, 2, c1.TCP, key, "")
+	daemons := map[string]string{"message": msg.Metrics, "comet": c1.Metrics, "web": w.Metrics}
+
+	for who, addr := range daemons {
+		if code, _ := get(t, "http://"+addr+"/no/such/path"); code != http.StatusNotFound {
+			t.Errorf("%s: unknown path answered %d, want 404", who, code)
+		}
+		if code, _ := get(t, "http://"+addr+"/healthz"); code != http.StatusOK {
+			t.Errorf("%s: /healthz answered %d", who, code)
+		}
+	}
+
+	// The outage: scrapes keep answering fast, pushes keep flowing.
+	proxy.Pause()
+	stop := make(chan struct{})
+	scrapeErrs := make(chan error, 100)
+	var scrapes sync.WaitGroup
+	for who, addr := range daemons {
+		scrapes.Add(1)
+		go func() {
+			defer scrapes.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				start := time.Now()
+				if _, err := testenv.TryScrape(addr, 5*time.Second); err != nil {
+					scrapeErrs <- fmt.Errorf("%s during the outage: %w", who, err)
+					return
+				}
+				if d := time.Since(start); d > 3*time.Second {
+					scrapeErrs <- fmt.Errorf("%s: a scrape took %v during the outage", who, d)
+					return
+				}
+			}
+		}()
+	}
+	waitReady(t, "comet", c1.Metrics, http.StatusServiceUnavailable, "no ZooKeeper session")
+	for i := range 20 {
+		start := time.Now()
+		if a := httpPost(t, "http://"+w.Admin+"/1/admin/push/private?expire=0&key="+url.QueryEscape(key), fmt.Sprintf(`{"n":%d}`, i)); a.Body != `{"ret":0}` {
+			t.Fatalf("push %d during the outage: %s", i, a.Body)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("push %d took %v during the outage", i, d)
+		}
+		if m := sub.next(t); string(m.Msg) != fmt.Sprintf(`{"n":%d}`, i) {
+			t.Fatalf("subscriber got %s, want push %d", m.Msg, i)
+		}
+	}
+	close(stop)
+	scrapes.Wait()
+	close(scrapeErrs)
+	for err := range scrapeErrs {
+		t.Error(err)
+	}
+	proxy.Resume()
+
+	// 100 scrapes at once, on every daemon.
+	for who, addr := range daemons {
+		var wg sync.WaitGroup
+		errs := make(chan error, 100)
+		for range 100 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				m, err := testenv.TryScrape(addr, 30*time.Second)
+				if err == nil && !m.Has("gopush_zookeeper_session_up") {
+					err = fmt.Errorf("a scrape without gopush_zookeeper_session_up")
+				}
+				if err != nil {
+					errs <- err
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Errorf("%s, 100 concurrent scrapes: %v", who, err)
+		}
+	}
+
+	// The shutdown of comet while it is scraped: every scrape answers in
+	// full or finds the port closed; none hangs.
+	done := make(chan struct{})
+	results := make(chan error, 1000)
+	var shutdown sync.WaitGroup
+	for range 4 {
+		shutdown.Add(1)
+		go func() {
+			defer shutdown.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				start := time.Now()
+				_, err := testenv.TryScrape(c1.Metrics, 5*time.Second)
+				if time.Since(start) > 4*time.Second {
+					results <- fmt.Errorf("a scrape during shutdown took %v (%v)", time.Since(start), err)
+				} else if err != nil && !isRefused(err) {
+					results <- fmt.Errorf("a scrape during shutdown: %w", err)
+				}
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	if code := c1.Stop(); code != 0 {
+		t.Errorf("comet exited %d", code)
+	}
+	close(done)
+	shutdown.Wait()
+	close(results)
+	for err := range results {
+		t.Error(err)
+	}
+}
+
+// isRefused reports whether err is a closed port, or a connection the
+// stopping server closed before answering.
+func isRefused(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "connection refused") || strings.Contains(s, "connection reset") || strings.Contains(s, "EOF")
+}
+
+func get(t *testing.T, u string) (int, string) {
+	t.Helper()
+	a := httpGet(t, u)
+	return a.Status, a.Body
 }
