@@ -5,6 +5,7 @@ package testenv
 // (client/, js/, deploy/).
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -28,6 +29,9 @@ type Cluster struct {
 	// SessionTimeout is the ZooKeeper session timeout of every daemon: how
 	// long a killed daemon stays registered.
 	SessionTimeout time.Duration
+	// PruneFailures is web's prune.failures (failed pings 300 ms apart
+	// before a dead comet is deleted); 0 means 3.
+	PruneFailures int
 }
 
 // NewCluster returns a cluster with fresh ZooKeeper paths, deleted when the
@@ -188,10 +192,10 @@ pprof.bind = []
 metrics.bind = [%q]
 prune.enable = true
 prune.interval = "300ms"
-prune.failures = 3
+prune.failures = %d
 [log]
 level = "debug"
-`, w.HTTP, w.Admin, w.Metrics) + c.zookeeper("", 0) + fastRPC
+`, w.HTTP, w.Admin, w.Metrics, cmp.Or(c.PruneFailures, 3)) + c.zookeeper("", 0) + fastRPC
 	w.Daemon = StartDaemon(c.t, Binary(c.t, "web"), cfg)
 	WaitListening(c.t, w.HTTP, 20*time.Second)
 	WaitListening(c.t, w.Admin, 20*time.Second)
