@@ -24,7 +24,8 @@ func TestNginxInFrontOfTwoWebs(t *testing.T) {
 			return err == nil && s == comet.TCP
 		})
 	}
-	public, admin := startNginx(t, [2]string{webs[0].HTTP, webs[1].HTTP}, [2]string{webs[0].Admin, webs[1].Admin})
+	public, admin := startNginx(t, [2]string{webs[0].HTTP, webs[1].HTTP}, [2]string{webs[0].Admin, webs[1].Admin},
+		[2]string{webs[0].Metrics, webs[1].Metrics})
 	pub := "http://" + public
 
 	serverGet := func(what string) {
@@ -48,6 +49,23 @@ func TestNginxInFrontOfTwoWebs(t *testing.T) {
 	body := readBody(t, resp)
 	if resp.StatusCode != 200 || !strings.HasPrefix(body, "f(") || !strings.Contains(resp.Header.Get("Content-Type"), "javascript") {
 		t.Errorf("JSONP through nginx: %s %q %q", resp.Status, resp.Header.Get("Content-Type"), body)
+	}
+
+	// /readyz answers for the tier: a web is ready.
+	if resp, err := http.Get(pub + "/readyz"); err != nil {
+		t.Fatal(err)
+	} else if b := readBody(t, resp); resp.StatusCode != 200 || !strings.Contains(b, `"status":"ready"`) {
+		t.Errorf("/readyz through nginx: %s %q", resp.Status, b)
+	}
+	// The cluster dashboard is on the loopback admin server only.
+	for base, want := range map[string]int{"http://" + admin: 200, pub: 404} {
+		resp, err := http.Get(base + "/admin/cluster.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b := readBody(t, resp); resp.StatusCode != want {
+			t.Errorf("%s/admin/cluster.json: %s %.200q, want %d", base, resp.Status, b, want)
+		}
 	}
 
 	// Admin paths are not on the public side, whatever the method.
@@ -99,6 +117,13 @@ func TestNginxInFrontOfTwoWebs(t *testing.T) {
 	}
 	for range 10 {
 		serverGet("first web stopped")
+	}
+	for range 3 {
+		if resp, err := http.Get(pub + "/readyz"); err != nil {
+			t.Fatal(err)
+		} else if b := readBody(t, resp); resp.StatusCode != 200 {
+			t.Errorf("/readyz through nginx with one web stopped: %s %q", resp.Status, b)
+		}
 	}
 	// With no web left nginx says so rather than hanging.
 	webs[1].Stop()

@@ -20,7 +20,7 @@ import (
 // addresses replaced by the given ones, inside a minimal main config of its
 // own (as Debian's nginx.conf includes conf.d/*.conf). It returns the public
 // and admin addresses.
-func startNginx(t *testing.T, webHTTP, webAdmin [2]string) (public, admin string) {
+func startNginx(t *testing.T, webHTTP, webAdmin, webMetrics [2]string) (public, admin string) {
 	t.Helper()
 	bin, err := exec.LookPath("nginx")
 	if err != nil {
@@ -43,6 +43,8 @@ func startNginx(t *testing.T, webHTTP, webAdmin [2]string) (public, admin string
 		"127.0.0.1:8092":         webHTTP[1],
 		"127.0.0.1:8091":         webAdmin[0],
 		"127.0.0.1:8093":         webAdmin[1],
+		"127.0.0.1:8191":         webMetrics[0],
+		"127.0.0.1:8193":         webMetrics[1],
 	} {
 		if !strings.Contains(conf, from) {
 			t.Fatalf("nginx/gopush.conf no longer contains %q; update this test", from)
@@ -131,7 +133,8 @@ func TestNginxRouting(t *testing.T) {
 	}
 	public, admin := startNginx(t,
 		[2]string{upstream("http1"), upstream("http2")},
-		[2]string{upstream("admin1"), upstream("admin2")})
+		[2]string{upstream("admin1"), upstream("admin2")},
+		[2]string{upstream("health1"), upstream("health2")})
 	take := func() map[string][]string {
 		mu.Lock()
 		defer mu.Unlock()
@@ -194,6 +197,19 @@ func TestNginxRouting(t *testing.T) {
 	r = take()
 	if len(r["http1"])+len(r["http2"]) > 0 || len(r["admin1"])+len(r["admin2"]) != len(adminPaths) {
 		t.Errorf("admin server routing: %v", r)
+	}
+
+	// /readyz on the public server asks a web's metrics listener, and
+	// nothing else; other methods are refused.
+	if code := do("GET", public, "/readyz"); code != 200 {
+		t.Errorf("GET /readyz on the public server: %d", code)
+	}
+	if code := do("POST", public, "/readyz"); code != 403 {
+		t.Errorf("POST /readyz on the public server: %d, want 403", code)
+	}
+	r = take()
+	if len(r["health1"])+len(r["health2"]) != 1 || len(r) != 1 {
+		t.Errorf("/readyz routing: %v", r)
 	}
 }
 

@@ -66,6 +66,13 @@ func TestSystemdUnits(t *testing.T) {
 			if len(k["Service.LimitNOFILE"]) != 1 {
 				t.Errorf("%s: no LimitNOFILE", path)
 			}
+			// Started means answering on metrics.bind: comet's /readyz, the
+			// others' /healthz (see the comments in the units), on the
+			// port of conf/<name>.toml.
+			health := map[string]string{"comet": "localhost:6973/readyz", "web": "localhost:8191/healthz", "message": "localhost:8071/healthz"}[name]
+			if post := k["Service.ExecStartPost"]; len(post) != 1 || !strings.HasPrefix(post[0], "/usr/bin/curl ") || !strings.HasSuffix(post[0], "http://"+health) {
+				t.Errorf("%s: ExecStartPost = %q, want curl waiting for http://%s", path, post, health)
+			}
 			// systemd-analyze verify wants the binary to exist: check a
 			// copy that runs /bin/true instead.
 			b, err := os.ReadFile(path)

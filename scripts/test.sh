@@ -16,11 +16,13 @@ command -v go >/dev/null || die "go is not on PATH (expected at /usr/local/go/bi
 
 # Tools that tests run besides the services (those come from services.sh):
 # node for the JavaScript unit tests, Debian's Chromium and ChromeDriver for
-# the browser test, systemd-analyze for the unit-file test.
+# the browser tests, systemd-analyze and curl (which the units' health
+# checks run) for the unit-file test.
 tools=()
 command -v node >/dev/null || tools+=(nodejs)
 { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; } || tools+=(chromium chromium-driver)
 command -v systemd-analyze >/dev/null || tools+=(systemd)
+[ -x /usr/bin/curl ] || tools+=(curl)
 apt_install "${tools[@]}"
 
 scripts/services_test.sh || die "the service scripts' own test failed"
