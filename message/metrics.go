@@ -3,6 +3,7 @@ package message
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,6 +45,7 @@ const (
 // Labels are method names, results and shard names: never a key.
 type metrics struct {
 	methods map[string]*methodMetrics // fixed after newMetrics: read without a lock
+	shards  sync.Map                  // shard names seen: their series exist from then on
 
 	storageSeconds *prometheus.HistogramVec
 	storageErrors  *prometheus.CounterVec
@@ -129,6 +131,16 @@ func (m *metrics) call(method string, start time.Time, errp *error) {
 }
 
 func (m *metrics) op(shard, op string, start time.Time, failed int) {
+	if _, seen := m.shards.LoadOrStore(shard, true); !seen {
+		// Every series of a shard exists (at 0) from its first operation,
+		// so that dashboards and alerts see zeros rather than nothing.
+		for _, o := range []string{opSave, opSaveMany, opGet, opDel} {
+			m.storageErrors.WithLabelValues(shard, o)
+		}
+		for _, v := range []*prometheus.CounterVec{m.stored, m.read, m.expiredMsgs, m.trimmedMsgs} {
+			v.WithLabelValues(shard)
+		}
+	}
 	m.storageSeconds.WithLabelValues(shard, op).Observe(time.Since(start).Seconds())
 	if failed > 0 {
 		m.storageErrors.WithLabelValues(shard, op).Add(float64(failed))

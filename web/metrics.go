@@ -116,6 +116,13 @@ func newMetrics(reg prometheus.Registerer, w *Web) *metrics {
 			Help: "Comet nodes with a serving instance.",
 		}, func() float64 { return float64(len(w.cluster.load().nodes)) }),
 	)
+	// The series of every kind and result exist (at 0) from the start.
+	for _, kind := range []string{kindPrivate, kindMPrivate, kindRoom, kindAll} {
+		m.failedKeys.WithLabelValues(kind)
+		for _, code := range []int{CodeOK, CodeNoNode, CodeRoomFull, CodeParamErr, CodeInternalErr} {
+			m.pushes.WithLabelValues(kind, resultOf(code))
+		}
+	}
 	w.zkObs().Register(reg)
 	return m
 }
