@@ -127,9 +127,9 @@ func TestMetricsCountWhatWasDone(t *testing.T) {
 	check("comet1", b1, a1, 2, "gopush_comet_rpc_pushes_total", "method", "PushPrivates") // mprivate, room
 	check("comet1", b1, a1, 1, "gopush_comet_rpc_pushes_total", "method", "Broadcast")
 	check("comet1", b1, a1, 1, "gopush_comet_broadcasts_total")
-	check("comet1", b1, a1, 6, "gopush_comet_pushed_keys_total")  // 3 private, k1+k1b, room k1
-	check("comet1", b1, a1, 8, "gopush_comet_deliveries_total")   // 6 private + 2 broadcast
-	check("comet1", b1, a1, 2, "gopush_comet_stored_total")       // mprivate k1, k1b
+	check("comet1", b1, a1, 6, "gopush_comet_pushed_keys_total") // 3 private, k1+k1b, room k1
+	check("comet1", b1, a1, 8, "gopush_comet_deliveries_total")  // 6 private + 2 broadcast
+	check("comet1", b1, a1, 2, "gopush_comet_stored_total")      // mprivate k1, k1b
 	check("comet1", b1, a1, 1, "gopush_comet_subscribes_total", "reply", "-n")
 	check("comet1", b1, a1, 1, "gopush_comet_subscribes_total", "reply", "-c")
 	check("comet1", b1, a1, 1, "gopush_comet_subscribes_total", "reply", "-p")

@@ -21,9 +21,15 @@
 #   BENCH_COMETS      comet processes                         (default 1)
 #   BENCH_CLUSTER_N   subscribers of the cluster scenario     (default 100000)
 #   BENCH_CLUSTER_HOLD  how long they heartbeat before the push (default 5m)
+#   BENCH_METRICS     on: the daemons serve /metrics (metrics.bind), as
+#                     by default; off: metrics.bind = [] (default on)
+#   BENCH_COST_ROUNDS rounds of metrics-cost, each one run with metrics
+#                     off and one with them on and scraped every second
+#                     (default 3)
 #   BENCH_ONLY        space-separated scenario names to run (default all but
 #                     cluster): idle-tcp idle-ws private private-ws
-#                     private-store mprivate mprivate-big serverget cluster
+#                     private-store mprivate mprivate-big serverget
+#                     metrics-cost cluster
 #
 # The cluster scenario (100 000 subscribers over 6 comets, 5 minutes) is the
 # long one: BENCH_COMETS=6 BENCH_ONLY=cluster make bench
@@ -43,7 +49,9 @@ BIG_ONLINE=${BENCH_BIG_ONLINE:-18000}
 COMETS=${BENCH_COMETS:-1}
 CLUSTER_N=${BENCH_CLUSTER_N:-100000}
 CLUSTER_HOLD=${BENCH_CLUSTER_HOLD:-5m}
-ONLY=${BENCH_ONLY:-idle-tcp idle-ws private private-ws private-store mprivate mprivate-big serverget}
+METRICS=${BENCH_METRICS:-on}
+COST_ROUNDS=${BENCH_COST_ROUNDS:-3}
+ONLY=${BENCH_ONLY:-idle-tcp idle-ws private private-ws private-store mprivate mprivate-big serverget metrics-cost}
 OUT=${BENCH_OUT:-$ROOT/tmp/bench}
 
 command -v go >/dev/null || die "go is not on PATH (expected at /usr/local/go/bin)"
@@ -84,6 +92,13 @@ WEB_HTTP=127.0.0.1:$(free_port)
 WEB_ADMIN=127.0.0.1:$(free_port)
 WEB_PPROF=127.0.0.1:$(free_port)
 MSG_PPROF=127.0.0.1:$(free_port)
+MSG_METRICS=127.0.0.1:$(free_port)
+WEB_METRICS=127.0.0.1:$(free_port)
+
+# metrics_bind ADDR: the metrics.bind value for BENCH_METRICS.
+metrics_bind() {
+	if [ "$METRICS" = on ]; then echo "[\"$1\"]"; else echo "[]"; fi
+}
 
 zk_conf() {
 	cat <<-EOF
@@ -98,9 +113,23 @@ zk_conf() {
 	EOF
 }
 
+declare -a COMET_TCP COMET_WS COMET_PPROF COMET_METRICS COMET_STAT COMET_RPC
+for i in $(seq 1 "$COMETS"); do
+	COMET_TCP[i]=127.0.0.1:$(free_port)
+	COMET_WS[i]=127.0.0.1:$(free_port)
+	COMET_PPROF[i]=127.0.0.1:$(free_port)
+	COMET_METRICS[i]=127.0.0.1:$(free_port)
+	COMET_STAT[i]=127.0.0.1:$(free_port)
+	COMET_RPC[i]=127.0.0.1:$(free_port)
+done
+
+# write_configs: the daemons' configs, with metrics as BENCH_METRICS says.
+write_configs() {
+local i
 cat > "$DIR/message.toml" <<EOF
 node.weight = 1
 pprof.bind = ["$MSG_PPROF"]
+metrics.bind = $(metrics_bind "$MSG_METRICS")
 [log]
 level = "warn"
 [rpc]
@@ -115,22 +144,19 @@ active = 256
 $(zk_conf node1)
 EOF
 
-declare -a COMET_TCP COMET_WS COMET_PPROF
 for i in $(seq 1 "$COMETS"); do
-	COMET_TCP[i]=127.0.0.1:$(free_port)
-	COMET_WS[i]=127.0.0.1:$(free_port)
-	COMET_PPROF[i]=127.0.0.1:$(free_port)
 	cat > "$DIR/comet$i.toml" <<-EOF
 	tcp.bind = ["${COMET_TCP[i]}"]
 	websocket.bind = ["${COMET_WS[i]}"]
-	stat.bind = ["127.0.0.1:$(free_port)"]
+	stat.bind = ["${COMET_STAT[i]}"]
 	pprof.bind = ["${COMET_PPROF[i]}"]
+	metrics.bind = $(metrics_bind "${COMET_METRICS[i]}")
 	[log]
 	level = "warn"
 	[channel]
 	bucket = 256
 	[rpc]
-	bind = ["127.0.0.1:$(free_port)"]
+	bind = ["${COMET_RPC[i]}"]
 	$(zk_conf "node$i")
 	EOF
 done
@@ -141,10 +167,14 @@ admin.bind = ["$WEB_ADMIN"]
 # a 100 000-key mprivate body is about 1.5 MB
 admin.maxbody = 16777216
 pprof.bind = ["$WEB_PPROF"]
+metrics.bind = $(metrics_bind "$WEB_METRICS")
 [log]
 level = "warn"
 $(zk_conf node1)
 EOF
+
+}
+write_configs
 
 listening() { port_busy "${1##*:}"; }
 
@@ -225,6 +255,62 @@ if wants cluster; then
 	# mprivate to every key. One tool process per 15 000 connections.
 	scenario cluster -scenario mprivate -n "$CLUSTER_N" -procs $(( (CLUSTER_N + 14999) / 15000 )) -src 16 \
 		-hold "$CLUSTER_HOLD" -clients 1 -max 1 -expire 0 -drain 30s -settle 10s -parallel 32
+fi
+
+if wants metrics-cost; then
+	# The cost of metrics (docs/performance.md): the private push run
+	# (expire 0) alternately with metrics off (metrics.bind = [], no
+	# instrumentation) and on (scraped every second, as a busy Prometheus
+	# would), every daemon restarted in between; the medians are compared.
+	restart_all() {
+		local i
+		reap "$DIR/web.pid" 20
+		for i in $(seq 1 "$COMETS"); do reap "$DIR/comet$i.pid" 20; done
+		reap "$DIR/message.pid" 20
+		write_configs
+		spawn "$DIR/message.pid" "$DIR/message.log" "$DIR/bin/message" -c "$DIR/message.toml"
+		wait_for 30 message listening "$MSG_RPC" || die "message did not start"
+		start_comets
+		spawn "$DIR/web.pid" "$DIR/web.log" "$DIR/bin/web" -c "$DIR/web.toml"
+		wait_for 30 web listening "$WEB_ADMIN" || die "web did not start"
+		wait_for 30 "web routing" routed || die "web does not route keys to every comet"
+		sleep 2
+	}
+	scrape_loop() {
+		local a
+		while true; do
+			for a in "$MSG_METRICS" "$WEB_METRICS" "${COMET_METRICS[@]:1}"; do
+				curl -s -o /dev/null "http://$a/metrics" || true
+			done
+			sleep 1
+		done
+	}
+	saved=$METRICS
+	for r in $(seq 1 "$COST_ROUNDS"); do
+		for METRICS in off on; do
+			restart_all
+			scraper=
+			if [ "$METRICS" = on ]; then
+				scrape_loop &
+				scraper=$!
+			fi
+			scenario "metrics-$METRICS-$r" -scenario private -n "$KEYS" -clients "$CLIENTS" -duration "$DURATION" -expire 0
+			[ -n "$scraper" ] && { kill "$scraper"; wait "$scraper" 2>/dev/null || true; }
+		done
+	done
+	METRICS=$saved
+	[ "$METRICS" = on ] || restart_all
+	median() { sort -n | awk '{v[NR]=$1} END {if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
+	rate_of() { grep -o '"accepted_per_sec":[0-9.e+]*' "$1" | cut -d: -f2; }
+	off=$(for f in "$OUT"/metrics-off-*.json; do rate_of "$f"; done | median)
+	on=$(for f in "$OUT"/metrics-on-*.json; do rate_of "$f"; done | median)
+	{
+		echo "=== metrics-cost ($COST_ROUNDS rounds of private, expire 0)"
+		echo "off: $(for f in "$OUT"/metrics-off-*.json; do rate_of "$f"; done | tr '\n' ' ')pushes/s, median $off"
+		echo "on:  $(for f in "$OUT"/metrics-on-*.json; do rate_of "$f"; done | tr '\n' ' ')pushes/s, median $on"
+		awk -v off="$off" -v on="$on" 'BEGIN { if (off > 0) printf "cost of metrics: %.1f %% of push/private throughput\n", (off - on) * 100 / off }'
+		echo
+	} | tee -a "$OUT/summary.txt"
 fi
 
 if wants serverget; then

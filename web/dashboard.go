@@ -50,20 +50,20 @@ type cometInstance struct {
 
 // cometState is what the dashboard shows of one comet node.
 type cometState struct {
-	Node        string     `json:"node"`
-	Weight      int        `json:"weight"`
-	Status      string     `json:"status"` // up, down
-	Error       string     `json:"error,omitempty"`
+	Node        string          `json:"node"`
+	Weight      int             `json:"weight"`
+	Status      string          `json:"status"` // up, down
+	Error       string          `json:"error,omitempty"`
 	Instances   []cometInstance `json:"instances"`
-	LastPing    *time.Time `json:"last_ping,omitempty"` // last answer of its serving cometInstance
-	Connections int64      `json:"connections"`
-	Subscribed  int64      `json:"subscribed"`
-	Channels    int64      `json:"channels"`
-	Pushes      int64      `json:"pushes"`     // since the comet started
-	Deliveries  int64      `json:"deliveries"` // since the comet started
-	PushRate    float64    `json:"pushes_per_second"`
-	DeliverRate float64    `json:"deliveries_per_second"`
-	Samples     []sample   `json:"samples"`
+	LastPing    *time.Time      `json:"last_ping,omitempty"` // last answer of its serving cometInstance
+	Connections int64           `json:"connections"`
+	Subscribed  int64           `json:"subscribed"`
+	Channels    int64           `json:"channels"`
+	Pushes      int64           `json:"pushes"`     // since the comet started
+	Deliveries  int64           `json:"deliveries"` // since the comet started
+	PushRate    float64         `json:"pushes_per_second"`
+	DeliverRate float64         `json:"deliveries_per_second"`
+	Samples     []sample        `json:"samples"`
 
 	prev   *api.CometStatsResp
 	prevAt time.Time
