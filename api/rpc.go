@@ -49,11 +49,6 @@ const (
 // OK is the int reply of a successful call.
 const OK = 0
 
-// MaxKeyLen is the longest key, in bytes, that gopush accepts anywhere: the
-// width of the MySQL skey column of SPEC §7. comet refuses a longer key with
-// -p, web with 65534.
-const MaxKeyLen = 64
-
 // CometNewArgs asks a comet to accept Token for Key for Expire seconds.
 type CometNewArgs struct {
 	Expire int64

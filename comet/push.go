@@ -54,7 +54,7 @@ func (o *orderLocks) lockKeys(keys []string) (unlock func()) {
 // Push errors returned to the RPC caller.
 var (
 	errEmptyKey   = errors.New("empty key")
-	errLongKey    = fmt.Errorf("key longer than %d bytes", maxKeyLen)
+	errLongKey    = fmt.Errorf("key longer than %d bytes", api.MaxKeyLen)
 	errNotJSON    = errors.New("message is not valid JSON")
 	errNoStorage  = errors.New("no message node to store the message")
 	errNoPushKeys = errors.New("no keys")
@@ -64,7 +64,7 @@ func checkKey(key string) error {
 	switch {
 	case key == "":
 		return errEmptyKey
-	case len(key) > maxKeyLen:
+	case len(key) > api.MaxKeyLen:
 		return errLongKey
 	}
 	return nil

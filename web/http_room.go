@@ -30,7 +30,7 @@ import (
 // room's keys, and pushes to them exactly as push/mprivate does.
 
 // errRoomFull is a join that the message node refused because the room
-// would hold more than its room.max keys (CodeRoomFull).
+// would hold more than its room.max keys (api.CodeRoomFull).
 var errRoomFull = errors.New("the room would hold more keys than its limit")
 
 // handleRooms adds the room and broadcast endpoints to the admin mux.
@@ -88,7 +88,7 @@ func (w *Web) parseRoomKeys(rw http.ResponseWriter, r *http.Request) ([]string, 
 }
 
 // messageErr turns what a message node answered into a web error: its
-// parameter errors are ours (65534), a full room is CodeRoomFull, the rest
+// parameter errors are ours (65534), a full room is api.CodeRoomFull, the rest
 // is internal (65535) with what to log.
 func messageErr(what string, err error) error {
 	var se rpc.ServerError
