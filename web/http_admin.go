@@ -11,7 +11,7 @@ import (
 	"strings"
 )
 
-// adminMux routes the admin API of SPEC §3.2 (admin.bind).
+// adminMux routes the admin API of docs/protocol.md §3.2 (admin.bind).
 func (w *Web) adminMux() *http.ServeMux {
 	post := []string{http.MethodPost}
 	mux := http.NewServeMux()
@@ -86,7 +86,7 @@ func checkKey(param, key string) error {
 	return nil
 }
 
-// parseKeys splits a comma-separated key list, refusing empty keys (SPEC
+// parseKeys splits a comma-separated key list, refusing empty keys (docs/protocol.md
 // §9.3) and more than max distinct keys; duplicates are dropped, the first
 // occurrence keeps its place.
 func parseKeys(s string, max int) ([]string, error) {
@@ -171,7 +171,7 @@ func (w *Web) msgDel(rw http.ResponseWriter, r *http.Request) (any, error) {
 	return nil, nil
 }
 
-// tokenAdd makes the comet of key k accept token t (SPEC §6 "Tokens") for
+// tokenAdd makes the comet of key k accept token t (docs/protocol.md §6 "Tokens") for
 // token.expire.
 func (w *Web) tokenAdd(rw http.ResponseWriter, r *http.Request) (any, error) {
 	r.Body = http.MaxBytesReader(rw, r.Body, w.cfg.Admin.MaxBody)

@@ -225,7 +225,7 @@ func (w *Web) pushAll(rw http.ResponseWriter, r *http.Request) (any, error) {
 	return data, nil
 }
 
-// midClock hands out message ids (SPEC §2.3: 100 ns units since the Unix
+// midClock hands out message ids (docs/protocol.md §2.3: 100 ns units since the Unix
 // epoch), each larger than the one before in this process, even within one
 // 100 ns or after the clock steps back. Its zero value is ready.
 type midClock struct {
