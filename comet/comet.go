@@ -1,4 +1,4 @@
-// Package comet is the connection daemon of gopush (SPEC §2, §4, §5, §6,
+// Package comet is the connection daemon of gopush (docs/protocol.md §2, §4, §5, §6,
 // §8): it holds the subscribers' TCP and WebSocket connections of the keys
 // the ring gives it, and delivers the messages web pushes through CometRPC.
 //
@@ -239,7 +239,7 @@ func (c *Comet) serve(lns []net.Listener, h http.Handler) {
 }
 
 // Close stops the comet: it leaves ZooKeeper first (deleting its node and
-// ending its session, so that web routes elsewhere at once, SPEC §9.6), then
+// ending its session, so that web routes elsewhere at once, docs/protocol.md §9.6), then
 // stops accepting, closes every client connection, stops the RPC server
 // (waiting for calls in flight until ctx ends) and the message-node pool,
 // and waits for its goroutines. It may be called more than once.

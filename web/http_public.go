@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// publicMux routes the public API of SPEC §3.1 (http.bind), and
+// publicMux routes the public API of docs/protocol.md §3.1 (http.bind), and
 // /1/token/add when http.tokenadd is set.
 func (w *Web) publicMux() *http.ServeMux {
 	get := []string{http.MethodGet}
