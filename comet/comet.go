@@ -24,6 +24,7 @@ import (
 	"gopush/conf"
 	"gopush/gobrpc"
 	"gopush/internal/daemon"
+	"gopush/internal/routemux"
 	"gopush/membership"
 )
 
@@ -152,17 +153,27 @@ func (c *Comet) start() error {
 		c.wg.Add(1)
 		go c.acceptTCP(ln)
 	}
-	wsMux := http.NewServeMux()
-	wsMux.HandleFunc("/sub", c.serveWS)
-	c.serve(c.wsLns, wsMux)
-	statMux := http.NewServeMux()
-	statMux.HandleFunc("/stat", c.statHandler)
-	c.serve(c.statLns, statMux)
+	c.serve(c.wsLns, c.wsMux())
+	c.serve(c.statLns, c.statMux())
 	c.wg.Add(1)
 	go c.sweepTokens()
 	c.log.Info("comet started", "node", zkc.Comet.Node, "tcp", addrsOf(c.tcpLns), "websocket", addrsOf(c.wsLns),
 		"rpc", c.rpc.Addrs(), "stat", addrsOf(c.statLns), "zk_path", c.reg.Path())
 	return nil
+}
+
+// wsMux routes the WebSocket listeners (docs/protocol.md §2.2).
+func (c *Comet) wsMux() *routemux.Mux {
+	mux := routemux.New()
+	mux.HandleFunc("/sub", c.serveWS)
+	return mux
+}
+
+// statMux routes the stat listeners (docs/protocol.md §8).
+func (c *Comet) statMux() *routemux.Mux {
+	mux := routemux.New()
+	mux.HandleFunc("/stat", c.statHandler)
+	return mux
 }
 
 // migrate installs a new ring and closes the connections of keys that now

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"gopush/api"
+	"gopush/internal/routemux"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -12,9 +13,9 @@ import (
 )
 
 // adminMux routes the admin API of docs/protocol.md §3.2 (admin.bind).
-func (w *Web) adminMux() *http.ServeMux {
+func (w *Web) adminMux() *routemux.Mux {
 	post := []string{http.MethodPost}
-	mux := http.NewServeMux()
+	mux := routemux.New()
 	mux.Handle("/1/admin/push/private", endpoint(w.log, post, "", false, w.pushPrivate))
 	mux.Handle("/1/admin/push/mprivate", endpoint(w.log, post, "", false, w.pushMPrivate))
 	mux.Handle("/1/admin/msg/del", endpoint(w.log, post, "", false, w.msgDel))
@@ -28,7 +29,7 @@ func (w *Web) adminMux() *http.ServeMux {
 
 // handleTokenAdd adds /1/token/add to mux. It takes GET (the user's notes
 // open it in a browser) and POST.
-func (w *Web) handleTokenAdd(mux *http.ServeMux) {
+func (w *Web) handleTokenAdd(mux *routemux.Mux) {
 	methods := []string{http.MethodGet, http.MethodPost}
 	mux.Handle("/1/token/add", endpoint(w.log, methods, "cb", false, w.tokenAdd))
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"gopush/api"
+	"gopush/internal/routemux"
 	"net/http"
 	"net/rpc"
 	"strings"
@@ -32,7 +33,7 @@ import (
 var errRoomFull = errors.New("the room would hold more keys than its limit")
 
 // handleRooms adds the room and broadcast endpoints to the admin mux.
-func (w *Web) handleRooms(mux *http.ServeMux) {
+func (w *Web) handleRooms(mux *routemux.Mux) {
 	post := []string{http.MethodPost}
 	mux.Handle("/1/admin/room/join", endpoint(w.log, post, "", false, w.roomJoin))
 	mux.Handle("/1/admin/room/leave", endpoint(w.log, post, "", false, w.roomLeave))
