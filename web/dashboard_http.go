@@ -4,6 +4,8 @@ import (
 	_ "embed"
 	"encoding/json"
 	"net/http"
+
+	"gopush/internal/routemux"
 )
 
 // dashboardPage is the cluster dashboard: one HTML file with its script and
@@ -16,7 +18,7 @@ var dashboardPage []byte
 // handleDashboard adds the dashboard to the admin mux: the page at /admin/
 // and the JSON it polls at /admin/cluster.json. Being on the admin mux,
 // they sit behind whatever guards the admin API.
-func (w *Web) handleDashboard(mux *http.ServeMux) {
+func (w *Web) handleDashboard(mux *routemux.Mux) {
 	mux.HandleFunc("GET /admin", func(rw http.ResponseWriter, r *http.Request) {
 		http.Redirect(rw, r, "/admin/", http.StatusMovedPermanently)
 	})

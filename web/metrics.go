@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"gopush/api"
 	"gopush/internal/observe"
 )
 
@@ -119,7 +120,7 @@ func newMetrics(reg prometheus.Registerer, w *Web) *metrics {
 	// The series of every kind and result exist (at 0) from the start.
 	for _, kind := range []string{kindPrivate, kindMPrivate, kindRoom, kindAll} {
 		m.failedKeys.WithLabelValues(kind)
-		for _, code := range []int{CodeOK, CodeNoNode, CodeRoomFull, CodeParamErr, CodeInternalErr} {
+		for _, code := range []int{api.CodeOK, api.CodeNoNode, api.CodeRoomFull, api.CodeParamErr, api.CodeInternalErr} {
 			m.pushes.WithLabelValues(kind, resultOf(code))
 		}
 	}
@@ -171,8 +172,8 @@ func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 var statusWriters = sync.Pool{New: func() any { return new(statusWriter) }}
 
 // instrument counts and times every request mux answers, by the pattern
-// that matched (http.ServeMux sets r.Pattern).
-func (m *metrics) instrument(mux *http.ServeMux) http.Handler {
+// that matched (http.ServeMux, which routemux.Mux is, sets r.Pattern).
+func (m *metrics) instrument(mux http.Handler) http.Handler {
 	if m == nil {
 		return mux
 	}
@@ -197,13 +198,13 @@ func (m *metrics) instrument(mux *http.ServeMux) http.Handler {
 // resultOf names a SPEC code for the result label.
 func resultOf(code int) string {
 	switch code {
-	case CodeOK:
+	case api.CodeOK:
 		return "ok"
-	case CodeNoNode:
+	case api.CodeNoNode:
 		return "no_node"
-	case CodeRoomFull:
+	case api.CodeRoomFull:
 		return "room_full"
-	case CodeParamErr:
+	case api.CodeParamErr:
 		return "param"
 	}
 	return "error"
@@ -218,7 +219,7 @@ func (m *metrics) countPush(kind string, fn handlerFunc) handlerFunc {
 	return func(rw http.ResponseWriter, r *http.Request) (any, error) {
 		data, err := fn(rw, r)
 		m.pushes.WithLabelValues(kind, resultOf(codeOf(err))).Inc()
-		if err != nil && kind == kindPrivate && codeOf(err) != CodeParamErr {
+		if err != nil && kind == kindPrivate && codeOf(err) != api.CodeParamErr {
 			m.failedKeys.WithLabelValues(kind).Inc()
 		}
 		if d, ok := data.(map[string]any); ok {
