@@ -22,6 +22,7 @@ import (
 
 	"gopush/conf"
 	"gopush/internal/daemon"
+	"gopush/mid"
 	"gopush/myrpc"
 )
 
@@ -33,7 +34,7 @@ type Comet struct {
 	stats    *stats
 	hub      *hub
 	ring     *ring
-	mids     *midGen
+	mids     *mid.Generator
 	order    *orderLocks
 	upgrader *websocket.Upgrader
 	conns    connSet
@@ -70,7 +71,7 @@ func New(cfg *conf.Comet, log *slog.Logger) *Comet {
 		log:   log,
 		stats: &stats{start: time.Now()},
 		ring:  newRing(cfg.ZooKeeper.Comet.Node),
-		mids:  newMidGen(),
+		mids:  mid.New(nil),
 		order: &orderLocks{},
 	}
 	c.hub = newHub(cfg.Channel.Bucket, c.stats)

@@ -10,8 +10,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
-	"time"
 
 	"gopush/myrpc"
 )
@@ -224,7 +222,7 @@ func (w *Web) pushAll(rw http.ResponseWriter, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	mid := w.pubMids.next()
+	mid := w.pubMids.Next()
 	if expire > 0 {
 		var ret int
 		args := &myrpc.MessageSavePublicArgs{Msg: msg, MsgId: mid, Expire: expire}
@@ -261,27 +259,4 @@ func (w *Web) pushAll(rw http.ResponseWriter, r *http.Request) (any, error) {
 		data["fn"] = failed
 	}
 	return data, nil
-}
-
-// midClock hands out message ids (SPEC §2.3: 100 ns units since the Unix
-// epoch), each larger than the one before in this process, even within one
-// 100 ns or after the clock steps back. Its zero value is ready.
-type midClock struct {
-	last atomic.Int64
-	now  func() time.Time // nil: time.Now
-}
-
-func (c *midClock) next() int64 {
-	now := time.Now
-	if c.now != nil {
-		now = c.now
-	}
-	t := now().UnixNano() / 100
-	for {
-		last := c.last.Load()
-		next := max(t, last+1)
-		if c.last.CompareAndSwap(last, next) {
-			return next
-		}
-	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"gopush/conf"
 	"gopush/internal/daemon"
+	"gopush/mid"
 	"gopush/myrpc"
 )
 
@@ -32,7 +33,7 @@ type Web struct {
 	cluster *cluster
 	msgs    caller // the message-node pool
 
-	pubMids midClock // mids of push/all (http_room.go)
+	pubMids mid.Generator // mids of push/all (http_room.go)
 
 	zk      *myrpc.ZK
 	pool    *myrpc.MessagePool
