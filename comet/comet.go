@@ -202,7 +202,7 @@ func (c *Comet) finish(cn *conn) {
 	cn.close()
 	if cn.subscribed {
 		c.hub.remove(cn)
-		c.stats.subscribed.Add(-1)
+		c.stats.subsRemoved.Add(1)
 	}
 	if cn.proto == protoWS {
 		c.stats.wsConns.Add(-1)

@@ -45,6 +45,7 @@ type conn struct {
 
 	mu      sync.Mutex
 	queue   [][]byte // frames waiting for the writer; at most maxQueue
+	msgs    int      // how many of queue are messages (the rest are replies)
 	spare   [][]byte // the writer's previous batch, reused
 	writing bool     // a writer goroutine is running
 	closed  bool
@@ -61,23 +62,38 @@ func newConn(c *Comet, nc net.Conn, p proto) *conn {
 	}
 }
 
-// send queues one frame. The frame is shared with other connections and must
-// not be modified. It returns false if the connection is closed, or was
-// closed now because its queue is full.
-func (c *conn) send(frame []byte) bool {
+// send queues one reply frame (+h, a pong). The frame is shared with other
+// connections and must not be modified. It returns false if the connection
+// is closed, or was closed now because its queue is full.
+func (c *conn) send(frame []byte) bool { return c.enqueue(frame, false) }
+
+// sendMsg queues one message frame, as send does, and counts it in the
+// message stats (written, or failed when the connection ends first).
+func (c *conn) sendMsg(frame []byte) bool { return c.enqueue(frame, true) }
+
+func (c *conn) enqueue(frame []byte, msg bool) bool {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
+		if msg {
+			c.comet.stats.msgsFailed.Add(1)
+		}
 		return false
 	}
 	if len(c.queue) >= c.maxQueue {
 		c.mu.Unlock()
+		if msg {
+			c.comet.stats.msgsFailed.Add(1)
+		}
 		c.comet.stats.slowClosed.Add(1)
 		c.comet.log.Debug("closing a slow connection: its send queue is full", "key", c.key, "proto", c.proto, "addr", c.nc.RemoteAddr())
 		c.close()
 		return false
 	}
 	c.queue = append(c.queue, frame)
+	if msg {
+		c.msgs++
+	}
 	start := !c.writing
 	c.writing = true
 	c.mu.Unlock()
@@ -101,8 +117,8 @@ func (c *conn) writeLoop() {
 			c.mu.Unlock()
 			return
 		}
-		batch := c.queue
-		c.queue, c.spare = c.spare, nil
+		batch, msgs := c.queue, c.msgs
+		c.queue, c.spare, c.msgs = c.spare, nil, 0
 		c.mu.Unlock()
 
 		n := len(batch)
@@ -111,10 +127,12 @@ func (c *conn) writeLoop() {
 		_, err := bufs.WriteTo(c.nc)
 		clear(batch)
 		if err != nil {
+			c.comet.stats.msgsFailed.Add(int64(msgs))
 			c.close()
 			return
 		}
 		c.comet.stats.framesWritten.Add(int64(n))
+		c.comet.stats.msgsWritten.Add(int64(msgs))
 		c.mu.Lock()
 		if c.spare == nil {
 			c.spare = batch[:0]
@@ -155,8 +173,10 @@ func (c *conn) close() {
 		return
 	}
 	c.closed = true
-	c.queue, c.spare = nil, nil
+	dropped := c.msgs
+	c.queue, c.spare, c.msgs = nil, nil, 0
 	c.mu.Unlock()
+	c.comet.stats.msgsFailed.Add(int64(dropped))
 	_ = c.nc.Close()
 }
 

@@ -75,7 +75,7 @@ func (c *Comet) subscribe(cn *conn, req subRequest) *reply {
 		return refused
 	}
 	cn.subscribed = true
-	c.stats.subscribed.Add(1)
+	c.stats.subsAdded.Add(1)
 	cn.send(replyOK.frame(cn.proto))
 	return nil
 }
