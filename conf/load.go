@@ -85,6 +85,7 @@ func DefaultMessage() *Message {
 	m.Redis.Active = 128
 	m.Redis.Timeout = Duration(4 * time.Minute)
 	m.Redis.DialTimeout = Duration(3 * time.Second)
+	m.Redis.KeyTTL = true
 	m.Redis.Source = map[string]string{"node1:1": "tcp@localhost:6379"}
 	m.MySQL.Idle = 4
 	m.MySQL.Active = 32
