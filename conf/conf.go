@@ -144,7 +144,7 @@ type Message struct {
 		Weight int `toml:"weight"`
 	} `toml:"node"`
 	Pprof Bind `toml:"pprof"`
-	RPC   RPC  `toml:"rpc"` // only rpc.bind is used
+	RPC   RPC  `toml:"rpc"` // rpc.bind and rpc.timeout (a call's storage work); ping and retry are not used
 
 	Storage struct {
 		Type    string `toml:"type"`    // redis or mysql

@@ -77,6 +77,7 @@ func DefaultMessage() *Message {
 	m := &Message{}
 	m.Log = Log{Level: "info", Format: "text"}
 	m.RPC.Bind = AddrList{"localhost:8070"}
+	m.RPC.Timeout = Duration(5 * time.Second)
 	m.Node.Weight = 1
 	m.Storage.Type = "redis"
 	m.Storage.Store = 20

@@ -250,6 +250,7 @@ func TestBadFiles(t *testing.T) {
 		{"zero duration", "web", "prune.interval = \"0s\"\n", "prune.interval", "positive"},
 		{"log level", "message", "[log]\nlevel = \"verbose\"\n", "log.level", "debug, info"},
 		{"rpc.bind on web", "web", "[rpc]\nbind = \"localhost:1\"\n", "rpc.bind", "no RPC"},
+		{"message rpc.timeout zero", "message", "[rpc]\ntimeout = \"0s\"\n", "rpc.timeout", "positive"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

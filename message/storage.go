@@ -126,6 +126,10 @@ func (l limits) checkExpire(expire uint) error {
 	return nil
 }
 
+// backgroundTimeout bounds storage work that no call waits for: removing
+// an expired member, releasing a room's lock.
+const backgroundTimeout = 5 * time.Second
+
 // redisMaxKey bounds key length on Redis, which has no limit of its own, in
 // bytes.
 const redisMaxKey = 4096

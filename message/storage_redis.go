@@ -515,7 +515,7 @@ func (rs *RedisStorage) cleaner() {
 		case <-rs.done:
 			return
 		case m := <-rs.clean:
-			ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), backgroundTimeout)
 			conn, err := m.shard.pool.GetContext(ctx)
 			if err == nil {
 				_, err = redis.DoContext(conn, ctx, "ZREM", m.key, m.member)
