@@ -32,16 +32,20 @@ func (p proto) String() string {
 // the client is too slow: the connection is closed rather than letting it
 // hold up anyone else.
 type conn struct {
-	nc         net.Conn
-	id         uint64 // accept order, spreads connections over connSet shards
-	proto      proto
-	key        string // set once subscribed
-	oldForm    bool   // the client wants the old message form (empty version)
-	timeout    time.Duration
-	maxQueue   int
-	comet      *Comet
-	subscribed bool    // true once added to its channel (written by the reader only)
-	rbuf       [1]byte // the reader's buffer for heartbeats
+	nc      net.Conn
+	id      uint64 // accept order, spreads connections over connSet shards
+	proto   proto
+	key     string // set once subscribed
+	oldForm bool   // the client wants the old message form (empty version)
+	// The connection's three deadlines, each for one job (set before the
+	// connection is in a channel, read-only after):
+	handshake    time.Duration // channel.handshake.timeout: the subscribe request must arrive within it
+	readTimeout  time.Duration // once subscribed: heartbeat + heartbeatGrace of silence closes it
+	writeTimeout time.Duration // a batch of frames not written within it closes the connection
+	maxQueue     int
+	comet        *Comet
+	subscribed   bool    // true once added to its channel (written by the reader only)
+	rbuf         [1]byte // the reader's buffer for heartbeats
 
 	mu      sync.Mutex
 	queue   [][]byte // frames waiting for the writer; at most maxQueue
@@ -58,7 +62,11 @@ func newConn(c *Comet, nc net.Conn, p proto) *conn {
 		proto:    p,
 		comet:    c,
 		maxQueue: c.cfg.Channel.Msgbuf.Num,
-		timeout:  c.cfg.Channel.Handshake.Timeout.D(),
+		// Until subscribe sets the heartbeat's deadlines, nothing may take
+		// longer than the handshake.
+		handshake:    c.cfg.Channel.Handshake.Timeout.D(),
+		readTimeout:  c.cfg.Channel.Handshake.Timeout.D(),
+		writeTimeout: c.cfg.Channel.Handshake.Timeout.D(),
 	}
 }
 
@@ -122,7 +130,7 @@ func (c *conn) writeLoop() {
 		c.mu.Unlock()
 
 		n := len(batch)
-		_ = c.nc.SetWriteDeadline(time.Now().Add(c.timeout))
+		_ = c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 		bufs := net.Buffers(batch)
 		_, err := bufs.WriteTo(c.nc)
 		clear(batch)
