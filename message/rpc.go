@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// RPC is the MessageRPC receiver (SPEC §4). Register it under the name
+// RPC is the MessageRPC receiver (docs/protocol.md §4). Register it under the name
 // api.MessageService. Bad input is refused with a *ParamError, whose text
 // the caller receives as an rpc.ServerError starting with "param: ".
 type RPC struct {
