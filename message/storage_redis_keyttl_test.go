@@ -164,3 +164,21 @@ func TestRedisKeyTTLOffKeepsWhat105AddsLater(t *testing.T) {
 		})
 	}
 }
+
+// redis.keyttl concerns key sets only: with it off, the public set still
+// gets a TTL covering its newest message.
+func TestRedisKeyTTLOffKeepsPublicTTL(t *testing.T) {
+	t.Parallel()
+	addr := testenv.Redis(t)
+	cfg := withRoomNames(t, redisConfig(map[string]string{"node1:1": addr}, 20), 100)
+	cfg.Redis.KeyTTL = false
+	c := serveRooms(t, cfg, openStorage(t, cfg))
+	conn := dialRedis(t, addr)
+	t.Cleanup(func() { conn.Do("DEL", cfg.Public.Key) })
+	if err := c.savePublic(baseMid(), `{"all":1}`, 600); err != nil {
+		t.Fatal(err)
+	}
+	if ttl := ttlOf(t, conn, cfg.Public.Key); ttl < 590 || ttl > 601 {
+		t.Errorf("public set's TTL with keyttl off: %d, want about 600", ttl)
+	}
+}
