@@ -124,7 +124,7 @@ func golangStat() map[string]any {
 		"arch":          runtime.GOARCH,
 		"os":            runtime.GOOS,
 		"max_procs":     runtime.GOMAXPROCS(0),
-		"root":          runtime.GOROOT(), //nolint:staticcheck // 1.0.5 reports it
+		"root":          runtime.GOROOT(), // deprecated in Go; 1.0.5 reports it ("" in a binary built with -trimpath)
 		"cgo_call":      runtime.NumCgoCall(),
 		"goroutine_num": runtime.NumGoroutine(),
 		"version":       runtime.Version(),
