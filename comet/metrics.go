@@ -26,10 +26,13 @@ func (c *Comet) registerMetrics(reg prometheus.Registerer) {
 			Namespace: observe.Namespace, Subsystem: "comet", Name: name, Help: help, ConstLabels: labels,
 		}, func() float64 { return float64(v.Load()) })
 	}
-	gauge := func(name, help string, labels prometheus.Labels, v *atomic.Int64) prometheus.Collector {
+	gaugeOf := func(name, help string, labels prometheus.Labels, f func() int64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: observe.Namespace, Subsystem: "comet", Name: name, Help: help, ConstLabels: labels,
-		}, func() float64 { return float64(v.Load()) })
+		}, func() float64 { return float64(f()) })
+	}
+	gauge := func(name, help string, labels prometheus.Labels, v *atomic.Int64) prometheus.Collector {
+		return gaugeOf(name, help, labels, v.Load)
 	}
 	proto := func(p string) prometheus.Labels { return prometheus.Labels{"proto": p} }
 	reply := func(r string) prometheus.Labels { return prometheus.Labels{"reply": r} }
@@ -45,8 +48,8 @@ func (c *Comet) registerMetrics(reg prometheus.Registerer) {
 		gauge("connections", hConns, proto("websocket"), &st.wsConns),
 		counter("connections_accepted_total", hAccepted, proto("tcp"), &st.tcpAccepted),
 		counter("connections_accepted_total", hAccepted, proto("websocket"), &st.wsAccepted),
-		gauge("subscribed_connections", "Connections subscribed to a key.", nil, &st.subscribed),
-		gauge("channels", "Keys held in memory (with a connection or a live token).", nil, &st.channels),
+		gaugeOf("subscribed_connections", "Connections subscribed to a key.", nil, st.subscribed),
+		gaugeOf("channels", "Keys held in memory (with a connection or a live token).", nil, st.channels),
 		counter("subscribes_total", hSubs, reply("+h"), &st.subscribes),
 		counter("subscribes_total", hSubs, reply("-p"), &st.refusedParam),
 		counter("subscribes_total", hSubs, reply("-a"), &st.refusedAuth),
@@ -117,8 +120,8 @@ func (r *RPC) Stats(_ int, reply *api.CometStatsResp) error {
 		Node:        r.c.cfg.ZooKeeper.Comet.Node,
 		Start:       st.start.Unix(),
 		Connections: st.tcpConns.Load() + st.wsConns.Load(),
-		Subscribed:  st.subscribed.Load(),
-		Channels:    st.channels.Load(),
+		Subscribed:  st.subscribed(),
+		Channels:    st.channels(),
 		Pushes:      st.pushed.Load(),
 		Deliveries:  st.framesQueued.Load(),
 		Broadcasts:  st.rpcBroadcast.Load(),

@@ -73,7 +73,7 @@ func Start(ctx context.Context, cfg *conf.Message, log *slog.Logger) (*Daemon, e
 	for _, err := range store.Check(ctx) {
 		log.Warn("storage shard not ready at start", "err", err)
 	}
-	rpc := newRPC(rpcStore, limitsFor(cfg), log)
+	rpc := newRPC(rpcStore, cfg, log)
 	rpc.met, rpc.kind = met, cfg.Storage.Type
 	d.srv, err = gobrpc.Serve(api.MessageService, withRooms(rpc, cfg, store), cfg.RPC.Bind, log)
 	if err != nil {
