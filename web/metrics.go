@@ -12,6 +12,7 @@ import (
 
 	"gopush/api"
 	"gopush/internal/observe"
+	"gopush/internal/routemux"
 )
 
 // metrics are web's Prometheus metrics (docs/observability.md). A nil
@@ -20,7 +21,6 @@ import (
 type metrics struct {
 	httpRequests *prometheus.CounterVec
 	httpSeconds  *prometheus.HistogramVec
-	routes       sync.Map // route → *routeMetrics, filled on first use
 
 	pushes     *prometheus.CounterVec
 	failedKeys *prometheus.CounterVec
@@ -128,21 +128,17 @@ func newMetrics(reg prometheus.Registerer, w *Web) *metrics {
 	return m
 }
 
-// route returns the series of one route.
-func (m *metrics) route(pattern string) *routeMetrics {
-	if rm, ok := m.routes.Load(pattern); ok {
-		return rm.(*routeMetrics)
-	}
+// routeFor resolves the series of one route ("" is an unknown path).
+func (m *metrics) routeFor(pattern string) *routeMetrics {
 	route := pattern
 	if route == "" {
 		route = "other"
 	}
-	rm, _ := m.routes.LoadOrStore(pattern, &routeMetrics{
+	return &routeMetrics{
 		seconds: m.httpSeconds.WithLabelValues(route),
 		ok:      m.httpRequests.WithLabelValues(route, "200"),
 		route:   route,
-	})
-	return rm.(*routeMetrics)
+	}
 }
 
 // statusWriter remembers the status code written through it. They are
@@ -172,10 +168,16 @@ func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 var statusWriters = sync.Pool{New: func() any { return new(statusWriter) }}
 
 // instrument counts and times every request mux answers, by the pattern
-// that matched (http.ServeMux, which routemux.Mux is, sets r.Pattern).
-func (m *metrics) instrument(mux http.Handler) http.Handler {
+// that matched (http.ServeMux, which routemux.Mux is, sets r.Pattern). The
+// series of every route are resolved here, so a request only reads a map
+// that no one writes.
+func (m *metrics) instrument(mux *routemux.Mux) http.Handler {
 	if m == nil {
 		return mux
+	}
+	routes := map[string]*routeMetrics{"": m.routeFor("")}
+	for _, p := range mux.Patterns() {
+		routes[p] = m.routeFor(p)
 	}
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -185,7 +187,10 @@ func (m *metrics) instrument(mux http.Handler) http.Handler {
 		code := sw.code
 		sw.ResponseWriter = nil
 		statusWriters.Put(sw)
-		rm := m.route(r.Pattern)
+		rm := routes[r.Pattern]
+		if rm == nil {
+			rm = routes[""]
+		}
 		rm.seconds.Observe(time.Since(start).Seconds())
 		if code == 0 || code == http.StatusOK {
 			rm.ok.Inc()
@@ -216,15 +221,28 @@ func (m *metrics) countPush(kind string, fn handlerFunc) handlerFunc {
 	if m == nil {
 		return fn
 	}
+	results := map[int]prometheus.Counter{}
+	for _, code := range []int{api.CodeOK, api.CodeNoNode, api.CodeRoomFull, api.CodeParamErr, api.CodeInternalErr} {
+		results[code] = m.pushes.WithLabelValues(kind, resultOf(code))
+	}
+	failed := m.failedKeys.WithLabelValues(kind)
 	return func(rw http.ResponseWriter, r *http.Request) (any, error) {
 		data, err := fn(rw, r)
-		m.pushes.WithLabelValues(kind, resultOf(codeOf(err))).Inc()
-		if err != nil && kind == kindPrivate && codeOf(err) != api.CodeParamErr {
-			m.failedKeys.WithLabelValues(kind).Inc()
+		code := api.CodeOK
+		if err != nil {
+			code = codeOf(err) // (it allocates: only on errors)
+		}
+		c := results[code]
+		if c == nil {
+			c = m.pushes.WithLabelValues(kind, resultOf(code))
+		}
+		c.Inc()
+		if err != nil && kind == kindPrivate && code != api.CodeParamErr {
+			failed.Inc()
 		}
 		if d, ok := data.(map[string]any); ok {
 			if fk, ok := d["fk"].([]string); ok {
-				m.failedKeys.WithLabelValues(kind).Add(float64(len(fk)))
+				failed.Add(float64(len(fk)))
 			}
 			if fn, ok := d["fn"].([]string); ok {
 				m.failedNode.Add(float64(len(fn)))
