@@ -287,7 +287,11 @@ if wants metrics-cost; then
 	}
 	saved=$METRICS
 	for r in $(seq 1 "$COST_ROUNDS"); do
-		for METRICS in off on; do
+		# off-on, then on-off: a machine that gets busier or quieter during
+		# the run favours neither.
+		order="off on"
+		[ $((r % 2)) = 0 ] && order="on off"
+		for METRICS in $order; do
 			restart_all
 			scraper=
 			if [ "$METRICS" = on ]; then
@@ -301,7 +305,14 @@ if wants metrics-cost; then
 	METRICS=$saved
 	[ "$METRICS" = on ] || restart_all
 	median() { sort -n | awk '{v[NR]=$1} END {if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
-	rate_of() { grep -o '"accepted_per_sec":[0-9.e+]*' "$1" | cut -d: -f2; }
+	rate_of() { grep -o '"accepted_per_sec": *[0-9.e+]*' "$1" | sed 's/.*: *//'; }
+	# CPU seconds of web and the comets per 1000 pushes delivered, from the
+	# summary lines gopush-bench prints.
+	cpu_of() {
+		awk -v run="=== $1" '$0 == run {on = 1; next} /^=== / {on = 0}
+			on && /^cpu (web|comet)/ {for (i = 1; i <= NF; i++) if ($i == "per") s += $(i - 2)}
+			END {printf "%.4f\n", s}' "$OUT/summary.txt"
+	}
 	off=$(for f in "$OUT"/metrics-off-*.json; do rate_of "$f"; done | median)
 	on=$(for f in "$OUT"/metrics-on-*.json; do rate_of "$f"; done | median)
 	{
@@ -309,6 +320,10 @@ if wants metrics-cost; then
 		echo "off: $(for f in "$OUT"/metrics-off-*.json; do rate_of "$f"; done | tr '\n' ' ')pushes/s, median $off"
 		echo "on:  $(for f in "$OUT"/metrics-on-*.json; do rate_of "$f"; done | tr '\n' ' ')pushes/s, median $on"
 		awk -v off="$off" -v on="$on" 'BEGIN { if (off > 0) printf "cost of metrics: %.1f %% of push/private throughput\n", (off - on) * 100 / off }'
+		coff=$(for r in $(seq 1 "$COST_ROUNDS"); do cpu_of "metrics-off-$r"; done | median)
+		con=$(for r in $(seq 1 "$COST_ROUNDS"); do cpu_of "metrics-on-$r"; done | median)
+		echo "CPU s of web + comets per 1000 deliveries: off median $coff, on median $con"
+		awk -v off="$coff" -v on="$con" 'BEGIN { if (off > 0) printf "cost of metrics: %.1f %% more CPU per push\n", (on - off) * 100 / off }'
 		echo
 	} | tee -a "$OUT/summary.txt"
 fi
