@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// tcpConn speaks comet's TCP protocol (SPEC §2.1).
+// tcpConn speaks comet's TCP protocol (docs/protocol.md §2.1).
 type tcpConn struct {
 	addr string
 	conn net.Conn

@@ -9,7 +9,7 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// wsConn speaks comet's WebSocket protocol (SPEC §2.2): one text frame per
+// wsConn speaks comet's WebSocket protocol (docs/protocol.md §2.2): one text frame per
 // reply or message, no $ framing.
 type wsConn struct {
 	addr string
