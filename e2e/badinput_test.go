@@ -49,6 +49,8 @@ func TestClusterBadInput(t *testing.T) {
 		{"msg/get without k", "GET", pub + "/1/msg/get?m=0", "", 200, param},
 		{"msg/get with m not a number", "GET", pub + "/1/msg/get?m=abc&k=" + k, "", 200, param},
 		{"msg/get with m negative", "GET", pub + "/1/msg/get?m=-1&k=" + k, "", 200, param},
+		{"msg/get without m (1.0.5 refuses it)", "GET", pub + "/1/msg/get?k=" + k, "", 200, param},
+		{"old msg/get without mid (1.0.5 refuses it)", "GET", pub + "/msg/get?key=" + k, "", 200, `{"ret":65534,"msg":"ok"}`},
 		{"msg/get by POST", "POST", pub + "/1/msg/get?k=" + k, "", 405, param},
 		{"time/get by POST", "POST", pub + "/1/time/get", "", 405, param},
 

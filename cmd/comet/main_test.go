@@ -93,13 +93,14 @@ func statMemory(t *testing.T, stat, pprof string) map[string]float64 {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var out struct {
-		Data map[string]float64 `json:"data"`
+	var out struct { // two of 1.0.5's memory fields
+		StackInuse float64 `json:"stack_inuse"`
+		HeapInuse  float64 `json:"heap_inuse"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
 		t.Fatal(err)
 	}
-	return out.Data
+	return map[string]float64{"stack_inuse": out.StackInuse, "heap_inuse": out.HeapInuse}
 }
 
 // Idle subscribers must cost little: each one's reader parks on a minimal
