@@ -59,8 +59,8 @@ func TestGrafanaDashboardMetricsExist(t *testing.T) {
 	}
 
 	cl := testenv.NewCluster(t)
-	msg := cl.StartMessage(1, 0)
-	comet := cl.StartComet("node1", 1, "")
+	msg := cl.StartMessage()
+	comet := cl.StartComet("node1", 1)
 	web := cl.StartWeb()
 	key := testenv.Unique(t)
 	testenv.WaitFor(t, 30*time.Second, "web to know the comet", func() bool {

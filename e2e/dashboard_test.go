@@ -16,6 +16,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"gopush/conf"
 	"gopush/internal/testenv"
 	"gopush/ketama"
 )
@@ -68,11 +69,11 @@ func screenshotPath(name string) string {
 func TestDashboardInBrowser(t *testing.T) {
 	t.Parallel()
 	cl := testenv.NewCluster(t)
-	cl.PruneFailures = 30 // 9 s: time to see a dead comet before it is pruned
-	cl.StartMessage(1, 0)
-	c1 := cl.StartComet("node1", 1, "")
-	c2 := cl.StartComet("node2", 1, "")
-	w := cl.StartWeb()
+	cl.StartMessage()
+	c1 := cl.StartComet("node1", 1)
+	c2 := cl.StartComet("node2", 1)
+	// 30 failed pings (9 s): time to see a dead comet before it is pruned.
+	w := cl.StartWeb(func(c *conf.Web) { c.Prune.Failures = 30 })
 	ring := ketama.FromWeights(ketama.DefaultBase, map[string]int{"node1": 1, "node2": 1})
 	prefix := testenv.Unique(t) + "-"
 	k1a, k1b, k2 := keyOn(ring, "node1", prefix+"a"), keyOn(ring, "node1", prefix+"b"), keyOn(ring, "node2", prefix+"c")

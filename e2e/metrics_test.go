@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"gopush/conf"
 	"gopush/internal/testenv"
 	"gopush/ketama"
 )
@@ -49,9 +50,9 @@ func (o *obsCluster) waitServed(t *testing.T, key, addr string) {
 func TestMetricsCountWhatWasDone(t *testing.T) {
 	t.Parallel()
 	o := &obsCluster{cl: testenv.NewCluster(t)}
-	o.msg = o.cl.StartMessage(1, 0)
-	o.c1 = o.cl.StartComet("node1", 1, "maxsubscriber = 1")
-	o.c2 = o.cl.StartComet("node2", 1, "auth = true")
+	o.msg = o.cl.StartMessage()
+	o.c1 = o.cl.StartComet("node1", 1, func(c *conf.Comet) { c.Channel.MaxSubscriber = 1 })
+	o.c2 = o.cl.StartComet("node2", 1, func(c *conf.Comet) { c.Channel.Auth = true })
 	o.web = o.cl.StartWeb()
 	o.ring = ketama.FromWeights(ketama.DefaultBase, map[string]int{"node1": 1, "node2": 1})
 
@@ -269,8 +270,8 @@ func TestReadyzZooKeeperOutage(t *testing.T) {
 	cl := testenv.NewCluster(t)
 	proxy := testenv.ZKProxy(t)
 	cl.ZK = proxy.Addr()
-	msg := cl.StartMessage(1, 0)
-	c1 := cl.StartComet("node1", 1, "")
+	msg := cl.StartMessage()
+	c1 := cl.StartComet("node1", 1)
 	w := cl.StartWeb()
 	daemons := map[string]string{"message": msg.Metrics, "comet": c1.Metrics, "web": w.Metrics}
 	for who, addr := range daemons {
@@ -295,21 +296,10 @@ func TestReadyzRedisShardDown(t *testing.T) {
 	t.Parallel()
 	cl := testenv.NewCluster(t)
 	own := testenv.StartRedis(t)
-	rpc, met := testenv.FreeAddr(t), testenv.FreeAddr(t)
-	msg := cl.StartMessageConfig(fmt.Sprintf(`pprof.bind = []
-metrics.bind = [%q]
-[rpc]
-bind = [%q]
-[redis]
-dialtimeout = "500ms"
-[redis.source]
-"shared:1" = "tcp@%s"
-"ownshard:1" = "tcp@%s"
-[zookeeper]
-addr = [%q]
-timeout = "4s"
-message.path = %q
-`, met, rpc, cl.Redis, own.Addr(), cl.ZK, cl.MessagePath), rpc, met)
+	msg := cl.StartMessage(func(c *conf.Message) {
+		c.Redis.DialTimeout = conf.Duration(500 * time.Millisecond)
+		c.Redis.Source = map[string]string{"shared:1": "tcp@" + cl.Redis, "ownshard:1": "tcp@" + own.Addr()}
+	})
 	waitReady(t, "message", msg.Metrics, http.StatusOK, `"status":"ready"`, "2 shards answer")
 	own.Stop()
 	waitReady(t, "message", msg.Metrics, http.StatusServiceUnavailable, `"status":"degraded"`, `"name":"storage shard ownshard"`)
@@ -325,10 +315,10 @@ message.path = %q
 func TestReadyzWebWithoutComet(t *testing.T) {
 	t.Parallel()
 	cl := testenv.NewCluster(t)
-	cl.StartMessage(1, 0)
+	cl.StartMessage()
 	w := cl.StartWeb()
 	waitReady(t, "web", w.Metrics, http.StatusServiceUnavailable, `"name":"comets"`, "no comet node on the ring")
-	c1 := cl.StartComet("node1", 1, "")
+	c1 := cl.StartComet("node1", 1)
 	waitReady(t, "web", w.Metrics, http.StatusOK, `"status":"ready"`, "1 of 1 ring nodes serving")
 	c1.Stop()
 	waitReady(t, "web", w.Metrics, http.StatusServiceUnavailable, `"name":"comets"`)
@@ -344,8 +334,8 @@ func TestMetricsUnderFaults(t *testing.T) {
 	cl := testenv.NewCluster(t)
 	proxy := testenv.ZKProxy(t)
 	cl.ZK = proxy.Addr()
-	msg := cl.StartMessage(1, 0)
-	c1 := cl.StartComet("node1", 1, "")
+	msg := cl.StartMessage()
+	c1 := cl.StartComet("node1", 1)
 	w := cl.StartWeb()
 	key := testenv.Unique(t)
 	waitFor(t, "web to route the key", func() bool {
