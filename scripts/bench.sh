@@ -298,7 +298,9 @@ if wants metrics-cost; then
 				scrape_loop &
 				scraper=$!
 			fi
-			scenario "metrics-$METRICS-$r" -scenario private -n "$KEYS" -clients "$CLIENTS" -duration "$DURATION" -expire 0
+			prof=()
+			[ "$METRICS" = on ] && prof=("${PROF[@]}") # where the CPU goes with metrics on
+			scenario "metrics-$METRICS-$r" -scenario private -n "$KEYS" -clients "$CLIENTS" -duration "$DURATION" -expire 0 "${prof[@]}"
 			[ -n "$scraper" ] && { kill "$scraper"; wait "$scraper" 2>/dev/null || true; }
 		done
 	done
@@ -324,6 +326,16 @@ if wants metrics-cost; then
 		con=$(for r in $(seq 1 "$COST_ROUNDS"); do cpu_of "metrics-on-$r"; done | median)
 		echo "CPU s of web + comets per 1000 deliveries: off median $coff, on median $con"
 		awk -v off="$coff" -v on="$con" 'BEGIN { if (off > 0) printf "cost of metrics: %.1f %% more CPU per push\n", (on - off) * 100 / off }'
+		# The share of each daemon's CPU profile spent in metrics code
+		# (client_golang, internal/observe, web's and message's metrics),
+		# in the runs with metrics on: independent of the machine's load.
+		for d in web comet1; do
+			for f in "$OUT"/metrics-on-*-"$d".pprof; do
+				[ -s "$f" ] || continue
+				go tool pprof -top -focus='prometheus|gopush/internal/observe|\(\*metrics\)|measuredCaller|measuredStorage|statusWriter' "$f" 2>/dev/null |
+					awk -v f="$(basename "$f")" '/^Showing nodes accounting for/ {print f ": " $0}'
+			done
+		done
 		echo
 	} | tee -a "$OUT/summary.txt"
 fi
