@@ -326,17 +326,21 @@ if wants metrics-cost; then
 		con=$(for r in $(seq 1 "$COST_ROUNDS"); do cpu_of "metrics-on-$r"; done | median)
 		echo "CPU s of web + comets per 1000 deliveries: off median $coff, on median $con"
 		awk -v off="$coff" -v on="$con" 'BEGIN { if (off > 0) printf "cost of metrics: %.1f %% more CPU per push\n", (on - off) * 100 / off }'
-		# The share of each daemon's CPU profile spent in metrics code
-		# (client_golang, internal/observe, web's and message's metrics),
-		# in the runs with metrics on: independent of the machine's load.
+		# Where the CPU of the runs with metrics on went (profiles, so
+		# independent of the machine's load): samples inside client_golang
+		# and internal/observe (counting, timing, serving scrapes), plus the
+		# own time of web's and message's wrappers around requests and calls.
 		for d in web comet1; do
 			for f in "$OUT"/metrics-on-*-"$d".pprof; do
 				[ -s "$f" ] || continue
-				go tool pprof -top -focus='prometheus|gopush/internal/observe|\(\*metrics\)|measuredCaller|measuredStorage|statusWriter' "$f" 2>/dev/null |
-					awk -v f="$(basename "$f")" '/^Showing nodes accounting for/ {print f ": " $0}'
+				lib=$(go tool pprof -top -focus='prometheus|gopush/internal/observe' "$f" 2>/dev/null |
+					awk '/^Showing nodes accounting for/ {sub(",", "", $6); print $6}')
+				own=$(go tool pprof -top -nodecount=100000 "$f" 2>/dev/null |
+					awk '/^ *[0-9.]+(s|ms) / && /\(\*metrics\)|measuredCaller|measuredStorage|statusWriter/ {
+						v = $2; sub("%", "", v); sum += v } END {printf "%.2f%%\n", sum}')
+				echo "$(basename "$f"): client_golang and observe $lib of its CPU, metrics wrappers' own time $own"
 			done
 		done
-		echo
 	} | tee -a "$OUT/summary.txt"
 fi
 
