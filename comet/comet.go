@@ -20,9 +20,11 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"gopush/api"
 	"gopush/conf"
+	"gopush/gobrpc"
 	"gopush/internal/daemon"
-	"gopush/myrpc"
+	"gopush/membership"
 )
 
 // Comet is one comet daemon.
@@ -46,9 +48,9 @@ type Comet struct {
 	// Set by Start.
 	store   caller // the message-node pool
 	pool    closer
-	zk      *myrpc.ZK
-	reg     *myrpc.Registration
-	rpc     *myrpc.Server
+	zk      *membership.ZK
+	reg     *membership.Registration
+	rpc     *gobrpc.Server
 	tcpLns  []net.Listener
 	wsLns   []net.Listener
 	statLns []net.Listener
@@ -121,15 +123,15 @@ func (c *Comet) start() error {
 	if c.pprof, err = daemon.ServePprof(cfg.Pprof.Bind, c.log); err != nil {
 		return err
 	}
-	if c.rpc, err = myrpc.Serve(myrpc.CometService, &RPC{c: c}, cfg.RPC.Bind, c.log); err != nil {
+	if c.rpc, err = gobrpc.Serve(api.CometService, &RPC{c: c}, cfg.RPC.Bind, c.log); err != nil {
 		return fmt.Errorf("rpc.bind: %w", err)
 	}
 
 	zkc := cfg.ZooKeeper
-	if c.zk, err = myrpc.DialZK(zkc.Addr, zkc.Timeout.D(), c.log); err != nil {
+	if c.zk, err = membership.DialZK(zkc.Addr, zkc.Timeout.D(), c.log); err != nil {
 		return fmt.Errorf("zookeeper %v: %w", zkc.Addr, err)
 	}
-	data, err := json.Marshal(myrpc.CometNodeData{
+	data, err := json.Marshal(api.CometNodeData{
 		RPC:    advertise(cfg.RPC.Bind, c.rpc.Addrs()),
 		TCP:    advertise(cfg.TCP.Bind, addrsOf(c.tcpLns)),
 		WS:     advertise(cfg.WebSocket.Bind, addrsOf(c.wsLns)),
@@ -139,7 +141,7 @@ func (c *Comet) start() error {
 		return err
 	}
 	nodePath := zkc.Comet.Path + "/" + zkc.Comet.Node
-	if c.reg, err = myrpc.Register(c.ctx, c.zk, nodePath, data, c.log); err != nil {
+	if c.reg, err = membership.Register(c.ctx, c.zk, nodePath, data, c.log); err != nil {
 		return fmt.Errorf("registering in zookeeper at %s: %w", nodePath, err)
 	}
 	c.loadRing()

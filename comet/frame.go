@@ -63,7 +63,7 @@ func appendWSText(b, payload []byte) []byte {
 type message struct {
 	msg    json.RawMessage // compact JSON
 	mid    int64
-	gid    int64        // myrpc.PrivateGroupId or myrpc.PublicGroupId
+	gid    int64        // api.PrivateGroupId or api.PublicGroupId
 	frames [2][2][]byte // [old form][proto]
 }
 

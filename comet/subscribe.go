@@ -1,17 +1,16 @@
 package comet
 
 import (
+	"gopush/api"
 	"strconv"
 	"time"
-
-	"gopush/myrpc"
 )
 
 // Limits on a subscribe request (SPEC §2.1). Keys are at most 64 bytes, the
 // width of the MySQL skey column, so that any key comet accepts can also be
 // stored.
 const (
-	maxKeyLen    = myrpc.MaxKeyLen
+	maxKeyLen    = api.MaxKeyLen
 	minHeartbeat = 30    // seconds
 	maxHeartbeat = 86400 // seconds; a larger value is refused as a parameter error
 	// heartbeatGrace is how long past its heartbeat a client may stay

@@ -15,10 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"gopush/api"
 	"gopush/conf"
 	"gopush/internal/testenv"
 	"gopush/ketama"
-	"gopush/myrpc"
 )
 
 // fakeRPC is a caller that records every call and answers with fn.
@@ -76,7 +76,7 @@ func newTestWeb(t *testing.T, weights map[string]int, serving []string, edit fun
 	for _, name := range serving {
 		f := &fakeRPC{}
 		tw.comets[name] = f
-		nodes[name] = &cometNode{name: name, child: name + "/0000000001", rpc: f, data: myrpc.CometNodeData{
+		nodes[name] = &cometNode{name: name, child: name + "/0000000001", rpc: f, data: api.CometNodeData{
 			RPC: []string{"rpc-" + name},
 			WS:  []string{"ws-" + name + "-1", "ws-" + name + "-2"},
 			TCP: []string{"tcp-" + name + "-1", "tcp-" + name + "-2"},
@@ -240,14 +240,14 @@ func TestServerGetEmptyRing(t *testing.T) {
 func TestMsgGet(t *testing.T) {
 	tw := newTestWeb(t, nil, nil, nil)
 	tw.msgs.fn = func(method string, args, reply any) error {
-		if method != myrpc.MessageGetPrivate {
+		if method != api.MessageGetPrivate {
 			return fmt.Errorf("unexpected %s", method)
 		}
-		a := args.(*myrpc.MessageGetPrivateArgs)
-		r := reply.(*myrpc.MessageGetResp)
+		a := args.(*api.MessageGetPrivateArgs)
+		r := reply.(*api.MessageGetResp)
 		switch a.Key {
 		case "full":
-			r.Msgs = []*myrpc.Message{
+			r.Msgs = []*api.Message{
 				{Msg: json.RawMessage(`{"n":2}`), MsgId: 17000000000000002},
 				{Msg: json.RawMessage(`{"n":1}`), MsgId: 17000000000000001},
 				{Msg: json.RawMessage(`"three"`), MsgId: 17000000000000003},
@@ -263,7 +263,7 @@ func TestMsgGet(t *testing.T) {
 		t.Fatalf("got  %s\nwant %s", a.body, want)
 	}
 	calls := tw.msgs.Calls()
-	if got := calls[len(calls)-1].args.(*myrpc.MessageGetPrivateArgs); got.Key != "full" || got.MsgId != 17000000000000000 {
+	if got := calls[len(calls)-1].args.(*api.MessageGetPrivateArgs); got.Key != "full" || got.MsgId != 17000000000000000 {
 		t.Fatalf("GetPrivate args %+v", got)
 	}
 	// The old form: msgs as JSON strings in the old message form, empty pmsgs.
@@ -348,8 +348,8 @@ func TestPushPrivate(t *testing.T) {
 	if len(calls) != 2 || len(tw.comets["node-a"].Calls()) != 0 {
 		t.Fatalf("calls: node-b %d, node-a %d", len(calls), len(tw.comets["node-a"].Calls()))
 	}
-	args := calls[0].args.(*myrpc.CometPushPrivateArgs)
-	if calls[0].method != myrpc.CometPushPrivate || args.Key != key || string(args.Msg) != `{"test":1}` || args.Expire != 600 {
+	args := calls[0].args.(*api.CometPushPrivateArgs)
+	if calls[0].method != api.CometPushPrivate || args.Key != key || string(args.Msg) != `{"test":1}` || args.Expire != 600 {
 		t.Fatalf("call %s %+v", calls[0].method, args)
 	}
 
@@ -428,7 +428,7 @@ func TestPushMPrivateGroupsKeysPerComet(t *testing.T) {
 	}
 	// node-a refuses to store its first key; node-b fails altogether.
 	tw.comets["node-a"].fn = func(_ string, args, reply any) error {
-		reply.(*myrpc.CometPushPrivatesResp).FKeys = args.(*myrpc.CometPushPrivatesArgs).Keys[:1]
+		reply.(*api.CometPushPrivatesResp).FKeys = args.(*api.CometPushPrivatesArgs).Keys[:1]
 		return nil
 	}
 	tw.comets["node-b"].fn = func(string, any, any) error { return errors.New("comet died") }
@@ -453,10 +453,10 @@ func TestPushMPrivateGroupsKeysPerComet(t *testing.T) {
 	}
 	for _, node := range []string{"node-a", "node-b"} {
 		calls := tw.comets[node].Calls()
-		if len(calls) != 1 || calls[0].method != myrpc.CometPushPrivates {
+		if len(calls) != 1 || calls[0].method != api.CometPushPrivates {
 			t.Fatalf("%s: calls %v", node, calls)
 		}
-		args := calls[0].args.(*myrpc.CometPushPrivatesArgs)
+		args := calls[0].args.(*api.CometPushPrivatesArgs)
 		if !slices.Equal(args.Keys, want[node]) || string(args.Msg) != `{"hello":"world"}` || args.Expire != 30 {
 			t.Fatalf("%s: args %+v, want keys %v", node, args, want[node])
 		}
@@ -503,7 +503,7 @@ func TestPushMPrivateBadInput(t *testing.T) {
 	a := post(t, u+"?expire=0", mk(`{}`, "0,1,2,3,4,5,6,7,8,9,0,1,2"))
 	expectCode(t, a, CodeOK)
 	calls := tw.comets["node-a"].Calls()
-	if len(calls) != 1 || len(calls[0].args.(*myrpc.CometPushPrivatesArgs).Keys) != 10 {
+	if len(calls) != 1 || len(calls[0].args.(*api.CometPushPrivatesArgs).Keys) != 10 {
 		t.Fatalf("calls %v", calls)
 	}
 	if a := get(t, u+"?expire=0"); a.status != http.StatusMethodNotAllowed {
@@ -521,7 +521,7 @@ func TestMsgDel(t *testing.T) {
 		expectCode(t, post(t, tw.admin.URL+p, "key=Terry-Mao"), CodeOK)
 	}
 	calls := tw.msgs.Calls()
-	if len(calls) != 2 || calls[0].method != myrpc.MessageDelPrivate || calls[0].args.(string) != "Terry-Mao" {
+	if len(calls) != 2 || calls[0].method != api.MessageDelPrivate || calls[0].args.(string) != "Terry-Mao" {
 		t.Fatalf("calls %v", calls)
 	}
 	for _, body := range []string{"", "key=", "other=1", "key=%zz", "key=" + longKey} {
@@ -543,10 +543,10 @@ func TestTokenAdd(t *testing.T) {
 	expectCode(t, get(t, tw.admin.URL+"/1/token/add?k=Terry-Mao&t=0"), CodeOK)
 	expectCode(t, post(t, tw.admin.URL+"/1/token/add", "k=Terry-Mao&t=abc"), CodeOK)
 	calls := tw.comets["node-a"].Calls()
-	if len(calls) != 2 || calls[0].method != myrpc.CometNew {
+	if len(calls) != 2 || calls[0].method != api.CometNew {
 		t.Fatalf("calls %v", calls)
 	}
-	if a := calls[1].args.(*myrpc.CometNewArgs); a.Key != "Terry-Mao" || a.Token != "abc" || a.Expire != 7200 {
+	if a := calls[1].args.(*api.CometNewArgs); a.Key != "Terry-Mao" || a.Token != "abc" || a.Expire != 7200 {
 		t.Fatalf("New args %+v", a)
 	}
 	for _, q := range []string{"", "?k=a", "?t=1", "?k=&t=1", "?k=a&t=", "?t=1&k=" + longKey} {
@@ -564,4 +564,4 @@ func TestTokenAdd(t *testing.T) {
 }
 
 // longKey is one byte longer than any comet accepts (SPEC §7's skey width).
-var longKey = strings.Repeat("k", myrpc.MaxKeyLen+1)
+var longKey = strings.Repeat("k", api.MaxKeyLen+1)
