@@ -26,6 +26,7 @@ var ErrNoMessageNode = errors.New("gobrpc: no live message node")
 // lock; Update and the health loops build new snapshots.
 type MessagePool struct {
 	ping, retry, timeout time.Duration
+	opts                 Options // of every node's client
 	log                  *slog.Logger
 
 	snap atomic.Pointer[poolSnapshot]
@@ -110,6 +111,12 @@ func (s *poolSnapshot) pickOther(not *poolNode) *poolNode {
 // and redial intervals, timeout the deadline of one call. Feed it with
 // Update (from WatchMessages).
 func NewMessagePool(ping, retry, timeout time.Duration, log *slog.Logger) *MessagePool {
+	return NewMessagePoolWith(ping, retry, timeout, Options{}, log)
+}
+
+// NewMessagePoolWith is NewMessagePool whose clients use o (see
+// NewClientWith).
+func NewMessagePoolWith(ping, retry, timeout time.Duration, o Options, log *slog.Logger) *MessagePool {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -122,7 +129,7 @@ func NewMessagePool(ping, retry, timeout time.Duration, log *slog.Logger) *Messa
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
-	p := &MessagePool{ping: ping, retry: retry, timeout: timeout, log: log, nodes: make(map[string]*poolNode)}
+	p := &MessagePool{ping: ping, retry: retry, timeout: timeout, opts: o, log: log, nodes: make(map[string]*poolNode)}
 	p.snap.Store(&poolSnapshot{})
 	return p
 }
@@ -163,7 +170,7 @@ func (p *MessagePool) Update(nodes []api.MessageNode) {
 			}
 			continue
 		}
-		n := &poolNode{addr: addr, weight: w, client: NewClient(addr, p.timeout)}
+		n := &poolNode{addr: addr, weight: w, client: NewClientWith(addr, p.timeout, p.opts)}
 		n.ctx, n.stop = context.WithCancel(context.Background())
 		n.alive.Store(true) // registered nodes are usually up; the first ping checks
 		p.nodes[addr] = n
