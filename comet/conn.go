@@ -5,6 +5,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"gopush/internal/connlimit"
 )
 
 // proto is the client protocol of a connection.
@@ -108,7 +110,7 @@ func (c *conn) writeLoop() {
 		n := len(batch)
 		_ = c.nc.SetWriteDeadline(time.Now().Add(c.timeout))
 		bufs := net.Buffers(batch)
-		_, err := bufs.WriteTo(c.nc)
+		_, err := bufs.WriteTo(connlimit.Raw(c.nc))
 		clear(batch)
 		if err != nil {
 			c.close()
@@ -133,7 +135,7 @@ func (c *conn) replyAndClose(frame []byte) {
 	if _, err := c.nc.Write(frame); err != nil {
 		return
 	}
-	if tc, ok := c.nc.(*net.TCPConn); ok {
+	if tc := connlimit.TCPConn(c.nc); tc != nil {
 		_ = tc.CloseWrite()
 	}
 	_ = c.nc.SetReadDeadline(time.Now().Add(lingerTime))

@@ -14,20 +14,21 @@ import (
 type stats struct {
 	start time.Time
 
-	tcpConns      atomic.Int64 // open TCP connections (subscribed or in handshake)
-	wsConns       atomic.Int64 // open WebSocket connections
-	tcpAccepted   atomic.Int64 // TCP connections accepted since start
-	wsAccepted    atomic.Int64 // WebSocket connections upgraded since start
-	subscribed    atomic.Int64 // connections currently in a channel
-	refused       atomic.Int64 // handshakes answered with an error reply
-	channels      atomic.Int64 // channels (keys) in memory
-	pushed        atomic.Int64 // messages pushed to a key (one per key)
-	pushFailed    atomic.Int64 // pushes that failed (storage failure)
-	stored        atomic.Int64 // messages stored through MessageRPC
-	framesQueued  atomic.Int64 // message frames queued to connections
-	framesWritten atomic.Int64 // frames (messages and replies) written
-	slowClosed    atomic.Int64 // connections closed because their queue was full
-	heartbeats    atomic.Int64 // heartbeats answered
+	tcpConns       atomic.Int64 // open TCP connections (subscribed or in handshake)
+	wsConns        atomic.Int64 // open WebSocket connections
+	tcpAccepted    atomic.Int64 // TCP connections accepted since start
+	wsAccepted     atomic.Int64 // WebSocket connections upgraded since start
+	subscribed     atomic.Int64 // connections currently in a channel
+	refused        atomic.Int64 // handshakes answered with an error reply
+	channels       atomic.Int64 // channels (keys) in memory
+	pushed         atomic.Int64 // messages pushed to a key (one per key)
+	pushFailed     atomic.Int64 // pushes that failed (storage failure)
+	stored         atomic.Int64 // messages stored through MessageRPC
+	framesQueued   atomic.Int64 // message frames queued to connections
+	framesWritten  atomic.Int64 // frames (messages and replies) written
+	slowClosed     atomic.Int64 // connections closed because their queue was full
+	heartbeats     atomic.Int64 // heartbeats answered
+	migrateRefused atomic.Int64 // Migrate calls refused (node map not ZooKeeper's)
 }
 
 // statResponse is the JSON of every /stat answer: ret 0 and data, or an
@@ -87,7 +88,7 @@ func (c *Comet) statHandler(w http.ResponseWriter, r *http.Request) {
 			"pause_total": m.PauseTotalNs,
 		}
 	case "config":
-		data = c.cfg
+		data = c.cfg.Redacted()
 	case "channel":
 		if key := q.Get("key"); key != "" {
 			data = map[string]any{"key": key, "connections": c.hub.count(key)}

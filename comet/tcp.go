@@ -3,9 +3,12 @@ package comet
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"time"
+
+	"gopush/internal/connlimit"
 )
 
 // Limits of the TCP subscribe request (SPEC §2.1). comet never allocates
@@ -22,6 +25,13 @@ const (
 // errFraming is a request that breaks the framing of SPEC §2.1; the client
 // gets -p.
 var errFraming = errors.New("bad request framing")
+
+// errTokenTooLong is a token argument over maxArgLen: with auth on the
+// client gets -a, without its bytes being read (docs/security.md).
+var errTokenTooLong = fmt.Errorf("%w: token longer than %d bytes", errFraming, maxArgLen)
+
+// errArgTooLong is an argument length over the limit.
+var errArgTooLong = fmt.Errorf("%w: argument too long", errFraming)
 
 // acceptTCP accepts connections on ln until it is closed.
 func (c *Comet) acceptTCP(ln net.Listener) {
@@ -45,6 +55,12 @@ func (c *Comet) acceptTCP(ln net.Listener) {
 			continue
 		}
 		backoff = 0
+		if err := connlimit.RefusalOf(nc); err != nil {
+			// Over the per-address limits: TCP clients are refused by
+			// closing (the limiter logged and counted it).
+			nc.Close()
+			continue
+		}
 		cn := newConn(c, nc, protoTCP)
 		if !c.conns.add(cn, &c.wg) {
 			nc.Close()
@@ -56,8 +72,8 @@ func (c *Comet) acceptTCP(ln net.Listener) {
 
 // setSockOpts applies [channel] sndbuf.size, rcvbuf.size and tcp.keepalive.
 func (c *Comet) setSockOpts(nc net.Conn) {
-	tc, ok := nc.(*net.TCPConn)
-	if !ok {
+	tc := connlimit.TCPConn(nc)
+	if tc == nil {
 		return
 	}
 	ch := &c.cfg.Channel
@@ -100,7 +116,11 @@ func (c *Comet) handshakeTCP(cn *conn) *bufio.Reader {
 	br := bufio.NewReaderSize(nc, tcpReadBuffer)
 	req, err := readSubRequest(br)
 	if err != nil {
-		if errors.Is(err, errFraming) {
+		switch {
+		case errors.Is(err, errTokenTooLong) && c.cfg.Channel.Auth:
+			c.stats.refused.Add(1)
+			cn.replyAndClose(replyAuth.tcp)
+		case errors.Is(err, errFraming):
 			cn.replyAndClose(c.refuse().tcp)
 		}
 		c.log.Debug("tcp subscribe failed", "addr", nc.RemoteAddr(), "err", err)
@@ -153,6 +173,9 @@ func readSubRequest(br *bufio.Reader) (subRequest, error) {
 	for i := 0; i < n; i++ {
 		size, err := readCount(br, '$', maxArgLen)
 		if err != nil {
+			if i == 3 && errors.Is(err, errArgTooLong) {
+				return subRequest{}, errTokenTooLong
+			}
 			return subRequest{}, err
 		}
 		buf := make([]byte, size+2)
@@ -196,7 +219,7 @@ func readCount(br *bufio.Reader, prefix byte, limit int) (int, error) {
 			n = n*10 + int(b-'0')
 			digits++
 			if n > limit || digits > 6 {
-				return 0, errFraming
+				return 0, errArgTooLong
 			}
 		case b == '\r' && digits > 0:
 			b, err := br.ReadByte()

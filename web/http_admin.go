@@ -13,8 +13,10 @@ import (
 	"sync"
 )
 
-// adminMux routes the admin API of SPEC §3.2 (admin.bind).
-func (w *Web) adminMux() *http.ServeMux {
+// adminMux routes the admin API of SPEC §3.2 (admin.bind). Every path,
+// including those not routed, is behind admin.token when it is set
+// (http_auth.go).
+func (w *Web) adminMux() http.Handler {
 	post := []string{http.MethodPost}
 	mux := http.NewServeMux()
 	mux.Handle("/1/admin/push/private", endpoint(w.log, post, "", false, w.pushPrivate))
@@ -25,13 +27,17 @@ func (w *Web) adminMux() *http.ServeMux {
 	mux.Handle("/admin/msg/clean", endpoint(w.log, post, "", true, w.msgDel))
 	w.handleTokenAdd(mux)
 	w.handleRooms(mux) // rooms and push/all (http_room.go)
-	return mux
+	return w.requireAdminToken(mux)
 }
 
 // handleTokenAdd adds /1/token/add to mux. It takes GET (the user's notes
-// open it in a browser) and POST.
+// open it in a browser) and POST; only POST when admin.token is set (a
+// call that changes state is never a GET a page could trigger).
 func (w *Web) handleTokenAdd(mux *http.ServeMux) {
 	methods := []string{http.MethodGet, http.MethodPost}
+	if w.cfg.Admin.Token != "" {
+		methods = []string{http.MethodPost}
+	}
 	mux.Handle("/1/token/add", endpoint(w.log, methods, "cb", false, w.tokenAdd))
 }
 

@@ -11,8 +11,9 @@ import (
 )
 
 // publicMux routes the public API of SPEC §3.1 (http.bind), and
-// /1/token/add when http.tokenadd is set.
-func (w *Web) publicMux() *http.ServeMux {
+// /1/token/add when http.tokenadd is set (behind admin.token when set).
+// Connections over the per-address limits get 429 (http_auth.go).
+func (w *Web) publicMux() http.Handler {
 	get := []string{http.MethodGet}
 	mux := http.NewServeMux()
 	mux.Handle("/1/server/get", endpoint(w.log, get, "cb", false, w.serverGet("k", "p", false)))
@@ -24,9 +25,11 @@ func (w *Web) publicMux() *http.ServeMux {
 	mux.Handle("/msg/get", endpoint(w.log, get, "callback", true, w.withPublic(w.msgGet("key", "mid", true), "pmid", true)))
 	mux.Handle("/time/get", endpoint(w.log, get, "callback", true, w.timeGet))
 	if w.cfg.HTTP.TokenAdd {
-		w.handleTokenAdd(mux)
+		tmux := http.NewServeMux()
+		w.handleTokenAdd(tmux)
+		mux.Handle("/1/token/add", w.requireAdminToken(tmux))
 	}
-	return mux
+	return refuseOverLimit(mux)
 }
 
 // Values of the p (proto) parameter.

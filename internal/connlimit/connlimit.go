@@ -12,6 +12,7 @@
 package connlimit
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net"
@@ -136,6 +137,9 @@ func (ln *listener) Accept() (net.Conn, error) {
 		ip := peerIP(nc.RemoteAddr())
 		c, why := ln.l.admit(nc, ip)
 		if c != nil {
+			if c.refusal != nil {
+				ln.l.log.Warn("connection refused", "listener", ln.l.name, "addr", ln.Addr().String(), "peer", ip.String(), "reason", c.refusal.Error())
+			}
 			return c, nil
 		}
 		nc.Close()
@@ -306,4 +310,33 @@ func TCPConn(nc net.Conn) *net.TCPConn {
 		nc = u.NetConn()
 	}
 	return nil
+}
+
+// Raw returns the connection a *Conn wraps, or nc itself: writes through
+// it keep the fast paths of *net.TCPConn (writev for net.Buffers) while
+// Close still goes through the *Conn.
+func Raw(nc net.Conn) net.Conn {
+	if c, ok := nc.(*Conn); ok {
+		return c.Conn
+	}
+	return nc
+}
+
+type refusalKey struct{}
+
+// ConnContext is an http.Server ConnContext that records a deferred
+// refusal of the connection in its requests' context (see Refusal).
+func ConnContext(ctx context.Context, nc net.Conn) context.Context {
+	if err := RefusalOf(nc); err != nil {
+		return context.WithValue(ctx, refusalKey{}, err)
+	}
+	return ctx
+}
+
+// Refusal returns why the connection of a request must be refused (an
+// HTTP handler answers 429 and closes), or nil. The server must have
+// ConnContext set.
+func Refusal(ctx context.Context) error {
+	err, _ := ctx.Value(refusalKey{}).(error)
+	return err
 }
