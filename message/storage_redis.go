@@ -122,9 +122,9 @@ type RedisStorage struct {
 	// rooms and public messages live: no subscriber key (database 0) can
 	// name them.
 	roomShards map[string]*redisShard
-	store  int
-	log    *slog.Logger
-	now    func() time.Time
+	store      int
+	log        *slog.Logger
+	now        func() time.Time
 
 	clean     chan staleMember
 	done      chan struct{}
@@ -143,10 +143,10 @@ func NewRedisStorage(cfg *conf.Message, log *slog.Logger) (*RedisStorage, error)
 		shards:     make(map[string]*redisShard),
 		roomShards: make(map[string]*redisShard),
 		store:      cfg.Storage.Store,
-		log:    log,
-		now:    time.Now,
-		clean:  make(chan staleMember, cleanQueue),
-		done:   make(chan struct{}),
+		log:        log,
+		now:        time.Now,
+		clean:      make(chan staleMember, cleanQueue),
+		done:       make(chan struct{}),
 	}
 	b := ketama.New(ketama.DefaultBase)
 	for k, src := range cfg.Redis.Source {

@@ -193,4 +193,3 @@ func TestBudgetKeepsAReserve(t *testing.T) {
 		}
 	}
 }
-
