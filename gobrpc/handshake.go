@@ -37,6 +37,8 @@ const (
 // ErrHandshake is returned (wrapped) when a peer fails the node handshake.
 var ErrHandshake = errors.New("gobrpc: node handshake failed")
 
+var errMalformed = errors.New("malformed line")
+
 func newNonce() ([]byte, error) {
 	b := make([]byte, nonceLen)
 	if _, err := rand.Read(b); err != nil {
@@ -61,7 +63,7 @@ func readLine(r io.Reader, n int) ([]byte, error) {
 		return nil, err
 	}
 	if buf[n-1] != '\n' {
-		return nil, fmt.Errorf("%w: malformed line", ErrHandshake)
+		return nil, errMalformed
 	}
 	return buf[:n-1], nil
 }
