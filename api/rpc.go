@@ -35,7 +35,7 @@ const (
 
 	// MessageSavePrivatesEach is new in gopush (not in 1.0.5): like
 	// SavePrivates, but every key carries its own mid, so that keys pushed
-	// together never share one (SPEC §9.8). A comet talking to a 1.0.5
+	// together never share one (docs/protocol.md §9.8). A comet talking to a 1.0.5
 	// message node falls back to SavePrivates.
 	MessageSavePrivatesEach = "MessageRPC.SavePrivatesEach"
 )
@@ -48,11 +48,6 @@ const (
 
 // OK is the int reply of a successful call.
 const OK = 0
-
-// MaxKeyLen is the longest key, in bytes, that gopush accepts anywhere: the
-// width of the MySQL skey column of SPEC §7. comet refuses a longer key with
-// -p, web with 65534.
-const MaxKeyLen = 64
 
 // CometNewArgs asks a comet to accept Token for Key for Expire seconds.
 type CometNewArgs struct {

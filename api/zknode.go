@@ -1,7 +1,7 @@
 package api
 
 // CometNodeData is the JSON a comet instance writes into its ephemeral
-// ZooKeeper node (SPEC §5).
+// ZooKeeper node (docs/protocol.md §5).
 type CometNodeData struct {
 	RPC    []string `json:"rpc"`
 	TCP    []string `json:"tcp"`
@@ -10,7 +10,7 @@ type CometNodeData struct {
 }
 
 // MessageNodeData is the JSON a message instance writes into its ephemeral
-// ZooKeeper node (SPEC §5).
+// ZooKeeper node (docs/protocol.md §5).
 type MessageNodeData struct {
 	RPC    []string `json:"rpc"`
 	Weight int      `json:"weight"`

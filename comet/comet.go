@@ -1,4 +1,4 @@
-// Package comet is the connection daemon of gopush (SPEC §2, §4, §5, §6,
+// Package comet is the connection daemon of gopush (docs/protocol.md §2, §4, §5, §6,
 // §8): it holds the subscribers' TCP and WebSocket connections of the keys
 // the ring gives it, and delivers the messages web pushes through CometRPC.
 //
@@ -25,6 +25,7 @@ import (
 	"gopush/gobrpc"
 	"gopush/internal/connlimit"
 	"gopush/internal/daemon"
+	"gopush/internal/routemux"
 	"gopush/membership"
 )
 
@@ -170,17 +171,27 @@ func (c *Comet) start() error {
 		c.wg.Add(1)
 		go c.acceptTCP(ln)
 	}
-	wsMux := http.NewServeMux()
-	wsMux.HandleFunc("/sub", c.serveWS)
-	c.serve(c.wsLns, wsMux)
-	statMux := http.NewServeMux()
-	statMux.HandleFunc("/stat", c.statHandler)
-	c.serve(c.statLns, statMux)
+	c.serve(c.wsLns, c.wsMux())
+	c.serve(c.statLns, c.statMux())
 	c.wg.Add(1)
 	go c.sweepTokens()
 	c.log.Info("comet started", "node", zkc.Comet.Node, "tcp", addrsOf(c.tcpLns), "websocket", addrsOf(c.wsLns),
 		"rpc", c.rpc.Addrs(), "stat", addrsOf(c.statLns), "zk_path", c.reg.Path())
 	return nil
+}
+
+// wsMux routes the WebSocket listeners (docs/protocol.md §2.2).
+func (c *Comet) wsMux() *routemux.Mux {
+	mux := routemux.New()
+	mux.HandleFunc("/sub", c.serveWS)
+	return mux
+}
+
+// statMux routes the stat listeners (docs/protocol.md §8).
+func (c *Comet) statMux() *routemux.Mux {
+	mux := routemux.New()
+	mux.HandleFunc("/stat", c.statHandler)
+	return mux
 }
 
 // migrate installs a new ring and closes the connections of keys that now
@@ -258,7 +269,7 @@ func (c *Comet) serve(lns []net.Listener, h http.Handler) {
 }
 
 // Close stops the comet: it leaves ZooKeeper first (deleting its node and
-// ending its session, so that web routes elsewhere at once, SPEC §9.6), then
+// ending its session, so that web routes elsewhere at once, docs/protocol.md §9.6), then
 // stops accepting, closes every client connection, stops the RPC server
 // (waiting for calls in flight until ctx ends) and the message-node pool,
 // and waits for its goroutines. It may be called more than once.

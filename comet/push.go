@@ -54,7 +54,7 @@ func (o *orderLocks) lockKeys(keys []string) (unlock func()) {
 // Push errors returned to the RPC caller.
 var (
 	errEmptyKey   = errors.New("empty key")
-	errLongKey    = fmt.Errorf("key longer than %d bytes", maxKeyLen)
+	errLongKey    = fmt.Errorf("key longer than %d bytes", api.MaxKeyLen)
 	errNotJSON    = errors.New("message is not valid JSON")
 	errNoStorage  = errors.New("no message node to store the message")
 	errNoPushKeys = errors.New("no keys")
@@ -64,7 +64,7 @@ func checkKey(key string) error {
 	switch {
 	case key == "":
 		return errEmptyKey
-	case len(key) > maxKeyLen:
+	case len(key) > api.MaxKeyLen:
 		return errLongKey
 	}
 	return nil
@@ -177,7 +177,7 @@ const oldNodeStores = 16
 
 // storeOneByOne stores a batch on a 1.0.5 message node, which has no
 // SavePrivatesEach: its SavePrivates takes one mid for all keys, and keys
-// pushed together must not share one (SPEC §9.8), so every key gets its own
+// pushed together must not share one (docs/protocol.md §9.8), so every key gets its own
 // SavePrivate call. It returns the keys that could not be stored.
 func (c *Comet) storeOneByOne(ctx context.Context, keys []string, mids []int64, body json.RawMessage, expire uint) []string {
 	var (

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// RPC is the CometRPC service (SPEC §4), served under the name "CometRPC".
+// RPC is the CometRPC service (docs/protocol.md §4), served under the name "CometRPC".
 // Its exported methods are exactly the service's methods.
 type RPC struct {
 	c *Comet
@@ -28,8 +28,8 @@ func (r *RPC) New(args *api.CometNewArgs, reply *int) error {
 	if err := checkKey(args.Key); err != nil {
 		return fmt.Errorf("CometRPC.New: %w", err)
 	}
-	if args.Token == "" || len(args.Token) > maxArgLen {
-		return fmt.Errorf("CometRPC.New: token must be 1..%d bytes", maxArgLen)
+	if args.Token == "" || len(args.Token) > api.MaxSubArgLen {
+		return fmt.Errorf("CometRPC.New: token must be 1..%d bytes", api.MaxSubArgLen)
 	}
 	if args.Expire < 0 || args.Expire > int64(maxTokenLife/time.Second) {
 		return fmt.Errorf("CometRPC.New: expire %d out of range", args.Expire)

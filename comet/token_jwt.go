@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"gopush/api"
 )
 
 // Signed tokens (channel.token.mode = "jwt", docs/security.md): a token is
@@ -20,7 +22,7 @@ import (
 
 // maxTokenLen bounds a token comet will look at; a longer one is refused
 // (-a) without being parsed. JWTs of gopush are well under 1 KB.
-const maxTokenLen = maxArgLen
+const maxTokenLen = api.MaxSubArgLen
 
 // tokenLeeway is the clock difference tolerated on "exp" and "nbf".
 const tokenLeeway = 5 * time.Second

@@ -6,16 +6,17 @@ import (
 	"net/http"
 	"strings"
 
+	"gopush/api"
 	"gopush/internal/connlimit"
 )
 
-// CodeUnauthorized answers an admin request without the right bearer
-// token (admin.token), with HTTP 401 (docs/security.md).
-const CodeUnauthorized = 1003
+// adminHandler is the admin port's handler: every path, routed or not, is
+// behind the admin token.
+func (w *Web) adminHandler() http.Handler { return w.requireAdminToken(w.adminMux()) }
 
-// CodeTooMany answers a public request from an address over limit.peraddr
-// or limit.rate, with HTTP 429.
-const CodeTooMany = 1004
+// publicHandler is the public port's handler: connections over the
+// per-address limits get 429 before any route runs.
+func (w *Web) publicHandler() http.Handler { return refuseOverLimit(w.publicMux()) }
 
 // requireAdminToken lets a request through to h only when it carries
 // "Authorization: Bearer <admin.token>"; any other request (no header,
@@ -32,7 +33,7 @@ func (w *Web) requireAdminToken(h http.Handler) http.Handler {
 			w.adminDenied.Add(1)
 			w.log.Warn("admin request refused: missing or wrong bearer token", "path", r.URL.Path, "peer", r.RemoteAddr)
 			rw.Header().Set("WWW-Authenticate", `Bearer realm="gopush-admin"`)
-			writeReply(rw, w.log, http.StatusUnauthorized, "", reply{Ret: CodeUnauthorized})
+			writeReply(rw, w.log, http.StatusUnauthorized, "", api.Reply{Ret: api.CodeUnauthorized})
 			return
 		}
 		h.ServeHTTP(rw, r)

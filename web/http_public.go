@@ -4,18 +4,19 @@ import (
 	"cmp"
 	"encoding/json"
 	"gopush/api"
+	"gopush/internal/routemux"
 	"net/http"
 	"slices"
 	"strconv"
 	"time"
 )
 
-// publicMux routes the public API of SPEC §3.1 (http.bind), and
-// /1/token/add when http.tokenadd is set (behind admin.token when set).
-// Connections over the per-address limits get 429 (http_auth.go).
-func (w *Web) publicMux() http.Handler {
+// publicMux routes the public API of docs/protocol.md §3.1 (http.bind), and
+// /1/token/add when http.tokenadd is set (behind admin.token when set). It
+// is served behind publicHandler's per-address refusals (http_auth.go).
+func (w *Web) publicMux() *routemux.Mux {
 	get := []string{http.MethodGet}
-	mux := http.NewServeMux()
+	mux := routemux.New()
 	mux.Handle("/1/server/get", endpoint(w.log, get, "cb", false, w.serverGet("k", "p", false)))
 	mux.Handle("/2/server/get", endpoint(w.log, get, "cb", false, w.serverGet("k", "p", true)))
 	mux.Handle("/1/msg/get", endpoint(w.log, get, "cb", false, w.withPublic(w.msgGet("k", "m", false), "pm", false)))
@@ -25,11 +26,9 @@ func (w *Web) publicMux() http.Handler {
 	mux.Handle("/msg/get", endpoint(w.log, get, "callback", true, w.withPublic(w.msgGet("key", "mid", true), "pmid", true)))
 	mux.Handle("/time/get", endpoint(w.log, get, "callback", true, w.timeGet))
 	if w.cfg.HTTP.TokenAdd {
-		tmux := http.NewServeMux()
-		w.handleTokenAdd(tmux)
-		mux.Handle("/1/token/add", w.requireAdminToken(tmux))
+		w.handleTokenAdd(mux)
 	}
-	return refuseOverLimit(mux)
+	return mux
 }
 
 // Values of the p (proto) parameter.

@@ -37,9 +37,9 @@ func TestRoomJoinLeaveKeysDel(t *testing.T) {
 	fakeRooms(tw, map[string][]string{"r1": {"a", "b"}})
 	u := tw.admin.URL + "/1/admin/room/"
 
-	expectCode(t, post(t, u+"join?rid=r1", `{"k":"a,b,a"}`), CodeOK)
-	expectCode(t, post(t, u+"leave?rid=r1", `{"k":"b"}`), CodeOK)
-	expectCode(t, post(t, u+"del?rid=r1", ``), CodeOK)
+	expectCode(t, post(t, u+"join?rid=r1", `{"k":"a,b,a"}`), api.CodeOK)
+	expectCode(t, post(t, u+"leave?rid=r1", `{"k":"b"}`), api.CodeOK)
+	expectCode(t, post(t, u+"del?rid=r1", ``), api.CodeOK)
 	if a := get(t, u+"keys?rid=r1"); a.body != `{"ret":0,"data":{"keys":["a","b"]}}` {
 		t.Fatalf("keys: %s", a.body)
 	}
@@ -77,15 +77,15 @@ func TestRoomBadInput(t *testing.T) {
 	for _, path := range []string{"room/join", "room/leave", "room/del", "push/room"} {
 		for _, q := range []string{"?x=1", "?rid=", "?rid=" + long, "?rid=a%20b", "?rid=a/b", "?rid=%C3%A9", "?rid=a*"} {
 			a := post(t, u+path+q+"&expire=0", `{"k":"a"}`)
-			expectCode(t, a, CodeParamErr)
+			expectCode(t, a, api.CodeParamErr)
 		}
 	}
 	for _, q := range []string{"", "?rid=", "?rid=" + long, "?rid=a%00"} {
-		expectCode(t, get(t, u+"room/keys"+q), CodeParamErr)
+		expectCode(t, get(t, u+"room/keys"+q), api.CodeParamErr)
 	}
 	for _, body := range []string{``, `not json`, `{"k":""}`, `{}`, `{"k":",a"}`, `{"k":"a,,b"}`, `{"k":["a"]}`, `{"k":"1,2,3,4,5,6"}`} {
-		expectCode(t, post(t, u+"room/join?rid=r", body), CodeParamErr)
-		expectCode(t, post(t, u+"room/leave?rid=r", body), CodeParamErr)
+		expectCode(t, post(t, u+"room/join?rid=r", body), api.CodeParamErr)
+		expectCode(t, post(t, u+"room/leave?rid=r", body), api.CodeParamErr)
 	}
 	for _, c := range []struct{ q, body string }{
 		{"?rid=r", `{}`},                 // no expire
@@ -94,14 +94,14 @@ func TestRoomBadInput(t *testing.T) {
 		{"?rid=r&expire=0", ``},          // empty
 		{"?rid=r&expire=0", `{"a":1} x`}, // trailing garbage
 	} {
-		expectCode(t, post(t, u+"push/room"+c.q, c.body), CodeParamErr)
+		expectCode(t, post(t, u+"push/room"+c.q, c.body), api.CodeParamErr)
 	}
 	if n := len(tw.msgs.Calls()); n != 0 {
 		t.Fatalf("%d bad requests reached the message node", n)
 	}
 	// A 64-byte rid of every allowed character is fine.
 	ok := "Az09_.:-" + strings.Repeat("x", 56)
-	expectCode(t, post(t, u+"room/join?rid="+ok, `{"k":"a"}`), CodeOK)
+	expectCode(t, post(t, u+"room/join?rid="+ok, `{"k":"a"}`), api.CodeOK)
 	// Bounded bodies and methods.
 	if a := post(t, u+"room/join?rid=r", `{"k":"`+strings.Repeat("k", 2048)+`"}`); a.status != http.StatusRequestEntityTooLarge {
 		t.Fatalf("big body: %d %s", a.status, a.body)
@@ -122,11 +122,11 @@ func TestRoomMessageErrors(t *testing.T) {
 		err  error
 		code int
 	}{
-		{rpc.ServerError(api.RoomFullPrefix + `room "r" holds 5 keys; adding 1 would pass the limit of 5`), CodeRoomFull},
-		{rpc.ServerError("param: key of 5000 characters is over the limit of 4096"), CodeParamErr},
-		{rpc.ServerError("redis shard a (tcp@127.0.0.1:1): connection refused"), CodeInternalErr},
-		{rpc.ServerError("rpc: can't find method MessageRPC.RoomJoin"), CodeInternalErr},
-		{gobrpc.ErrNoMessageNode, CodeInternalErr},
+		{rpc.ServerError(api.RoomFullPrefix + `room "r" holds 5 keys; adding 1 would pass the limit of 5`), api.CodeRoomFull},
+		{rpc.ServerError("param: key of 5000 characters is over the limit of 4096"), api.CodeParamErr},
+		{rpc.ServerError("redis shard a (tcp@127.0.0.1:1): connection refused"), api.CodeInternalErr},
+		{rpc.ServerError("rpc: can't find method MessageRPC.RoomJoin"), api.CodeInternalErr},
+		{gobrpc.ErrNoMessageNode, api.CodeInternalErr},
 	} {
 		tw.msgs.fn = func(string, any, any) error { return c.err }
 		expectCode(t, post(t, u, `{"k":"a"}`), c.code)
@@ -178,7 +178,7 @@ func TestPushRoomGroupsKeysPerComet(t *testing.T) {
 	}
 	// The message node failing: 65535, nothing pushed.
 	tw.msgs.fn = func(string, any, any) error { return errors.New("down") }
-	expectCode(t, post(t, tw.admin.URL+"/1/admin/push/room?rid=r1&expire=0", `{}`), CodeInternalErr)
+	expectCode(t, post(t, tw.admin.URL+"/1/admin/push/room?rid=r1&expire=0", `{}`), api.CodeInternalErr)
 	if n := len(tw.comets["node-a"].Calls()); n != 1 {
 		t.Fatalf("a failed room read still pushed (%d calls)", n)
 	}
@@ -255,7 +255,7 @@ func TestPushAll(t *testing.T) {
 
 	// Bad input.
 	for _, c := range []struct{ q, body string }{{"", `{}`}, {"?expire=x", `{}`}, {"?expire=0", `{`}, {"?expire=0", ``}} {
-		expectCode(t, post(t, tw.admin.URL+"/1/admin/push/all"+c.q, c.body), CodeParamErr)
+		expectCode(t, post(t, tw.admin.URL+"/1/admin/push/all"+c.q, c.body), api.CodeParamErr)
 	}
 	if len(tw.comets["node-a"].Calls()) != before {
 		t.Fatalf("bad input was broadcast")
@@ -316,7 +316,7 @@ func TestMsgGetPublic(t *testing.T) {
 	// Bad pm: 65534, nothing read.
 	n = len(tw.msgs.Calls())
 	for _, q := range []string{"/1/msg/get?k=a&pm=x", "/1/msg/get?k=a&pm=-1", "/msg/get?key=a&pmid=1.5"} {
-		expectCode(t, get(t, u+q), CodeParamErr)
+		expectCode(t, get(t, u+q), api.CodeParamErr)
 	}
 	if len(tw.msgs.Calls()) != n {
 		t.Errorf("bad pm reached the message node")

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"gopush/api"
 	"gopush/conf"
 	"gopush/internal/testenv"
 )
@@ -92,8 +93,8 @@ func TestAdminWithoutTokenIs401Everywhere(t *testing.T) {
 		for _, u := range urls {
 			for _, method := range []string{http.MethodGet, http.MethodPost} {
 				a := requestWith(t, method, u, auth, `{"m":"{\"x\":1}","k":"a,b"}`)
-				if a.status != http.StatusUnauthorized || a.ret(t) != CodeUnauthorized || a.ctype != "application/json" {
-					t.Errorf("%s, %s %s: %d %q %q, want 401 JSON ret %d", name, method, u, a.status, a.ctype, a.body, CodeUnauthorized)
+				if a.status != http.StatusUnauthorized || a.ret(t) != api.CodeUnauthorized || a.ctype != "application/json" {
+					t.Errorf("%s, %s %s: %d %q %q, want 401 JSON ret %d", name, method, u, a.status, a.ctype, a.body, api.CodeUnauthorized)
 				}
 			}
 		}
@@ -113,7 +114,7 @@ func TestAdminWithoutTokenIs401Everywhere(t *testing.T) {
 	// With the token: served. The scheme is case-insensitive (RFC 7235).
 	for _, auth := range []string{"Bearer " + adminToken, "bearer " + adminToken} {
 		a := requestWith(t, http.MethodPost, tw.admin.URL+"/1/admin/push/private?key=a&expire=0", auth, `{"x":1}`)
-		if a.status != http.StatusOK || a.ret(t) != CodeOK {
+		if a.status != http.StatusOK || a.ret(t) != api.CodeOK {
 			t.Fatalf("%q: %d %s", auth, a.status, a.body)
 		}
 	}
@@ -123,7 +124,7 @@ func TestAdminWithoutTokenIs401Everywhere(t *testing.T) {
 		t.Fatalf("GET /1/token/add with the token: %d, want 405", a.status)
 	}
 	a = requestWith(t, http.MethodPost, tw.public.URL+"/1/token/add", "Bearer "+adminToken, "k=a&t=tok")
-	if a.status != http.StatusOK || a.ret(t) != CodeOK {
+	if a.status != http.StatusOK || a.ret(t) != api.CodeOK {
 		t.Fatalf("POST /1/token/add on the public port with the token: %d %s", a.status, a.body)
 	}
 }
@@ -132,8 +133,8 @@ func TestAdminWithoutTokenIs401Everywhere(t *testing.T) {
 func TestAdminWithoutConfiguredTokenIsOpen(t *testing.T) {
 	t.Parallel()
 	tw := newTestWeb(t, map[string]int{"node1": 1}, []string{"node1"}, nil)
-	expectCode(t, post(t, tw.admin.URL+"/1/admin/push/private?key=a&expire=0", `{"x":1}`), CodeOK)
-	expectCode(t, get(t, tw.admin.URL+"/1/token/add?k=a&t=tok"), CodeOK)
+	expectCode(t, post(t, tw.admin.URL+"/1/admin/push/private?key=a&expire=0", `{"x":1}`), api.CodeOK)
+	expectCode(t, get(t, tw.admin.URL+"/1/token/add?k=a&t=tok"), api.CodeOK)
 }
 
 // The public port is capped below the open-file limit: connections over
@@ -162,7 +163,7 @@ func TestPublicCapKeepsAdminAnswering(t *testing.T) {
 	}
 	// From 127.0.0.1, over peraddr: 429 before any work.
 	a := get(t, "http://"+w.HTTPAddrs()[0]+"/1/time/get")
-	if a.status != http.StatusTooManyRequests || a.ret(t) != CodeTooMany {
+	if a.status != http.StatusTooManyRequests || a.ret(t) != api.CodeTooMany {
 		t.Fatalf("over limit.peraddr: %d %s, want 429", a.status, a.body)
 	}
 	// From other addresses up to the cap, then closed.
@@ -188,7 +189,7 @@ func TestPublicCapKeepsAdminAnswering(t *testing.T) {
 		t.Fatal("a connection over limit.conns was not closed")
 	}
 	start := time.Now()
-	expectCode(t, post(t, "http://"+w.AdminAddrs()[0]+"/1/admin/push/private?key=a&expire=x", `{"x":1}`), CodeParamErr)
+	expectCode(t, post(t, "http://"+w.AdminAddrs()[0]+"/1/admin/push/private?key=a&expire=x", `{"x":1}`), api.CodeParamErr)
 	if d := time.Since(start); d > 100*time.Millisecond {
 		t.Fatalf("admin answered in %v at the public cap", d)
 	}

@@ -1,8 +1,8 @@
-// Package web is the web daemon of SPEC §3: the public HTTP API that tells
+// Package web is the web daemon of docs/protocol.md §3: the public HTTP API that tells
 // clients which comet serves their key and hands back offline messages, and
 // the admin HTTP API that backends push through. It watches the comets and
 // message nodes in ZooKeeper, keeps the ketama ring of the comets, notifies
-// them of migrations and prunes dead comet nodes (SPEC §5–§6).
+// them of migrations and prunes dead comet nodes (docs/protocol.md §5–§6).
 package web
 
 import (
@@ -82,7 +82,7 @@ func (w *Web) Start() error {
 
 func (w *Web) start() error {
 	cfg := w.cfg
-	public, admin := w.publicMux(), w.adminMux()
+	public, admin := w.publicHandler(), w.adminHandler()
 	// The public port is capped below the open-file limit so that the
 	// admin port, ZooKeeper and the RPC clients always find descriptors;
 	// clients over the per-address limits get HTTP 429 (Defer).

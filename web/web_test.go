@@ -334,9 +334,9 @@ func TestWebClusterRoutesPushesAndMigrates(t *testing.T) {
 		}
 	}
 	admin := "http://" + w.AdminAddrs()[0]
-	expectCode(t, post(t, admin+"/1/admin/push/private?expire=0&key="+keys[0], `{"n":1}`), CodeOK)
+	expectCode(t, post(t, admin+"/1/admin/push/private?expire=0&key="+keys[0], `{"n":1}`), api.CodeOK)
 	body, _ := json.Marshal(map[string]string{"m": `{"n":2}`, "k": strings.Join(keys[1:], ",")})
-	expectCode(t, post(t, admin+"/1/admin/push/mprivate?expire=10", string(body)), CodeOK)
+	expectCode(t, post(t, admin+"/1/admin/push/mprivate?expire=10", string(body)), api.CodeOK)
 	for _, node := range []string{"node-a", "node-b"} {
 		var wantKeys []string
 		for _, k := range keys {
@@ -356,11 +356,11 @@ func TestWebClusterRoutesPushesAndMigrates(t *testing.T) {
 		return get(t, "http://"+w.HTTPAddrs()[0]+"/1/msg/get?k=offline-key&m=5").body ==
 			`{"ret":0,"data":{"msgs":[{"msg":{"x":2},"mid":9,"gid":0}]}}`
 	})
-	expectCode(t, post(t, admin+"/1/admin/msg/del", "key=offline-key"), CodeOK)
+	expectCode(t, post(t, admin+"/1/admin/msg/del", "key=offline-key"), api.CodeOK)
 	if a := get(t, "http://"+w.HTTPAddrs()[0]+"/1/msg/get?k=offline-key"); a.body != `{"ret":0}` {
 		t.Fatalf("after del: %s", a.body)
 	}
-	expectCode(t, get(t, admin+"/1/token/add?k="+keys[0]+"&t=tok"), CodeOK)
+	expectCode(t, get(t, admin+"/1/token/add?k="+keys[0]+"&t=tok"), api.CodeOK)
 	if n := len(byNode[ring.Get(keys[0])].comet.tokens); n != 1 {
 		t.Fatalf("token calls: %d", n)
 	}
@@ -475,12 +475,12 @@ func TestWebPrunesCometThatStopsAnswering(t *testing.T) {
 		if took := time.Since(start); took > 5*time.Second {
 			t.Fatalf("push to a hung comet took %v", took)
 		}
-		if code := a.ret(t); code != CodeInternalErr && code != CodeNoNode {
+		if code := a.ret(t); code != api.CodeInternalErr && code != api.CodeNoNode {
 			t.Fatalf("push to a hung comet: %s", a.body)
 		}
 		body, _ := json.Marshal(map[string]string{"m": `{}`, "k": keyH + "," + keyA})
 		a = post(t, "http://"+w.AdminAddrs()[0]+"/1/admin/push/mprivate?expire=0", string(body))
-		if a.ret(t) != CodeOK || !strings.Contains(a.body, `"fk":["`+keyH+`"]`) {
+		if a.ret(t) != api.CodeOK || !strings.Contains(a.body, `"fk":["`+keyH+`"]`) {
 			t.Fatalf("mprivate with a hung comet: %s", a.body)
 		}
 	}
@@ -576,7 +576,7 @@ func TestWebCloseFinishesInFlightRequests(t *testing.T) {
 			<-res
 			return true
 		case a := <-res:
-			return a.ret(t) == CodeOK
+			return a.ret(t) == api.CodeOK
 		}
 	})
 	res := make(chan answer, 1)
@@ -626,7 +626,7 @@ func TestWebCloseLeavesNoGoroutines(t *testing.T) {
 	goleak.VerifyNone(t, before)
 }
 
-// TestWebKeepsConnectionsAlive checks SPEC §9.7: API calls share one TCP
+// TestWebKeepsConnectionsAlive checks docs/protocol.md §9.7: API calls share one TCP
 // connection instead of paying a handshake each.
 func TestWebKeepsConnectionsAlive(t *testing.T) {
 	t.Parallel()
@@ -654,14 +654,14 @@ func TestWebWithoutMessageNode(t *testing.T) {
 	c := newTestCluster(t)
 	w := c.startWeb(nil)
 	start := time.Now()
-	expectCode(t, get(t, "http://"+w.HTTPAddrs()[0]+"/1/msg/get?k=a&m=0"), CodeInternalErr)
-	expectCode(t, post(t, "http://"+w.AdminAddrs()[0]+"/1/admin/msg/del", "key=a"), CodeInternalErr)
+	expectCode(t, get(t, "http://"+w.HTTPAddrs()[0]+"/1/msg/get?k=a&m=0"), api.CodeInternalErr)
+	expectCode(t, post(t, "http://"+w.AdminAddrs()[0]+"/1/admin/msg/del", "key=a"), api.CodeInternalErr)
 	if took := time.Since(start); took > 5*time.Second {
 		t.Fatalf("took %v", took)
 	}
 	// No comet either: 1001 for routing and pushes.
-	expectCode(t, get(t, "http://"+w.HTTPAddrs()[0]+"/1/server/get?k=a&p=1"), CodeNoNode)
-	expectCode(t, post(t, "http://"+w.AdminAddrs()[0]+"/1/admin/push/private?key=a&expire=0", "{}"), CodeNoNode)
+	expectCode(t, get(t, "http://"+w.HTTPAddrs()[0]+"/1/server/get?k=a&p=1"), api.CodeNoNode)
+	expectCode(t, post(t, "http://"+w.AdminAddrs()[0]+"/1/admin/push/private?key=a&expire=0", "{}"), api.CodeNoNode)
 	body := `{"m":"{}","k":"a,b"}`
 	if a := post(t, "http://"+w.AdminAddrs()[0]+"/1/admin/push/mprivate?expire=0", body); a.body != `{"ret":0,"data":{"fk":["a","b"]}}` {
 		t.Fatalf("mprivate with no comet: %s", a.body)
