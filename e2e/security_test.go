@@ -41,8 +41,8 @@ func rssMB(t *testing.T, pid int) int {
 	return 0
 }
 
-// startSecComet starts a comet with a stat port and extra TOML appended to
-// its [channel] table... (given whole: extra is inserted at the top level).
+// startSecComet starts a comet with a stat port; top is TOML inserted at
+// the top level, channel inside its [channel] table.
 func (c *cluster) startSecComet(node, top, channel string) (*comet, string) {
 	c.t.Helper()
 	stat := testenv.FreeAddr(c.t)

@@ -148,3 +148,12 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+// RPCCounts returns the RPC server's refusal counters (allow-list, cap,
+// oversized messages, idle and failed handshakes).
+func (d *Daemon) RPCCounts() gobrpc.Counts {
+	if d.srv == nil {
+		return gobrpc.Counts{}
+	}
+	return d.srv.Counts()
+}
