@@ -89,6 +89,7 @@ func DefaultMessage() *Message {
 	m.Redis.Active = 128
 	m.Redis.Timeout = Duration(4 * time.Minute)
 	m.Redis.DialTimeout = Duration(3 * time.Second)
+	m.Redis.KeyTTL = true
 	m.Redis.Source = map[string]string{"node1:1": "tcp@localhost:6379"}
 	m.Redis.RoomDB = 1
 	m.MySQL.Idle = 4
@@ -102,6 +103,7 @@ func DefaultMessage() *Message {
 	m.ZooKeeper = defaultZooKeeper()
 	m.RPC = defaultRPC()
 	m.RPC.Bind = AddrList{"localhost:8070"}
+	m.RPC.Timeout = Duration(5 * time.Second) // bounds the storage work of one call
 	return m
 }
 

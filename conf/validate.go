@@ -231,6 +231,7 @@ func (m *Message) validate(file string) error {
 	v := &validator{file: file}
 	v.logConf(m.Log)
 	v.binds("rpc.bind", m.RPC.Bind, true)
+	v.duration("rpc.timeout", m.RPC.Timeout)
 	v.rpc(m.RPC, true)
 	v.binds("pprof.bind", m.Pprof.Bind, false)
 	v.positive("node.weight", m.Node.Weight)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"gopush/api"
+	"gopush/conf"
 	"gopush/gobrpc"
 	"gopush/internal/testenv"
 )
@@ -41,42 +42,15 @@ func rssMB(t *testing.T, pid int) int {
 	return 0
 }
 
-// startSecComet starts a comet with a stat port; top is TOML inserted at
-// the top level, channel inside its [channel] table.
-func (c *cluster) startSecComet(node, top, channel string) (*comet, string) {
-	c.t.Helper()
-	stat := testenv.FreeAddr(c.t)
-	cm := c.launchComet(node, func(cm *comet) string {
-		return fmt.Sprintf(`
-tcp.bind = [%q]
-websocket.bind = [%q]
-stat.bind = [%q]
-pprof.bind = []
-%s
-[log]
-level = "debug"
-[channel]
-%s
-[rpc]
-bind = [%q]
-ping = "200ms"
-retry = "200ms"
-timeout = "2s"
-`, cm.tcp, cm.ws, stat, top, channel, cm.rpc) + c.zkTOML() + fmt.Sprintf("comet.node = %q\n", node)
-	})
-	testenv.WaitListening(c.t, stat, startTimeout)
-	return cm, stat
-}
-
 // A gob message announced as 1.5 GB and streamed at comet's RPC port is
 // cut off at its length prefix: comet's RSS stays under 100 MB, the event
 // is logged, and comet answers RPC afterwards.
 func TestCometRSSStaysLowUnderOversizedGob(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t)
-	cm, _ := c.startSecComet("node1", "", "")
+	c := testenv.NewCluster(t)
+	cm := c.StartComet("node1", 1)
 	before := rssMB(t, cm.Pid())
-	conn, err := net.Dial("tcp", cm.rpc)
+	conn, err := net.Dial("tcp", cm.RPC)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +91,7 @@ func TestCometRSSStaysLowUnderOversizedGob(t *testing.T) {
 	if peak >= 100 {
 		t.Fatalf("comet RSS reached %d MB", peak)
 	}
-	rc := gobrpc.NewClient(cm.rpc, 5*time.Second)
+	rc := gobrpc.NewClient(cm.RPC, 5*time.Second)
 	defer rc.Close()
 	var r int
 	if err := rc.Call(t.Context(), api.CometPing, 0, &r); err != nil {
@@ -131,48 +105,27 @@ func TestCometRSSStaysLowUnderOversizedGob(t *testing.T) {
 // add a token (New) nor migrate; comet keeps serving.
 func TestForgedRPCRefusedInASecretCluster(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t)
-	secret := `secret = "e2e-cluster-secret-0123456789"`
-	msgRPC := testenv.FreeAddr(t)
-	d := testenv.StartDaemon(t, testenv.Binary(t, "message"), fmt.Sprintf(`
-pprof.bind = []
-[rpc]
-bind = [%q]
-%s
-[storage]
-type = "redis"
-[redis.source]
-"node1:1" = "tcp@%s"
-`, msgRPC, secret, testenv.Redis(t))+c.zkTOML())
-	c.checkRaces(d)
-	testenv.WaitListening(t, msgRPC, startTimeout)
-	cm, _ := c.launchSecretComet("node1", secret)
-	w := &web{http: testenv.FreeAddr(t), admin: testenv.FreeAddr(t)}
-	w.Daemon = c.startWebRaw(fmt.Sprintf(`
-http.bind = [%q]
-admin.bind = [%q]
-pprof.bind = []
-[rpc]
-ping = "200ms"
-retry = "200ms"
-timeout = "2s"
-%s
-`, w.http, w.admin, secret) + c.zkTOML())
-	c.checkRaces(w.Daemon)
-	testenv.WaitListening(t, w.admin, startTimeout)
-	key := "e2e-secret-" + testenv.Unique(t)[:12]
-	waitFor(t, "web routes the key", func() bool { _, ret := w.serverGet(t, key, 2); return ret == 0 })
+	c := testenv.NewCluster(t)
+	const secret = "e2e-cluster-secret-0123456789"
+	c.StartMessage(func(m *conf.Message) { m.RPC.Secret = secret })
+	cm := c.StartComet("node1", 1, func(cc *conf.Comet) {
+		cc.RPC.Secret = secret
+		cc.Channel.Auth = true
+	})
+	w := c.StartWeb(func(wc *conf.Web) { wc.RPC.Secret = secret })
+	key := "e2e-secret-" + c.Name
+	waitFor(t, "web routes the key", func() bool { _, ret := serverGet(t, w, key, 2); return ret == 0 })
 	// A token through web (CometRPC.New with the handshake) works.
-	if a := httpGet(t, "http://"+w.admin+"/1/token/add?k="+key+"&t=good-token"); a.ret(t) != 0 {
+	if a := httpGet(t, "http://"+w.Admin+"/1/token/add?k="+key+"&t=good-token"); a.ret(t) != 0 {
 		t.Fatalf("token/add: %s", a.Body)
 	}
-	sub, reply := subscribeTCP(t, cm.tcp, key, "good-token")
+	sub, reply := subscribeTCP(t, cm.TCP, key, "good-token")
 	if sub == nil {
 		t.Fatalf("subscribe with the real token: %s", reply)
 	}
 	defer sub.close()
 	// A local process without the secret.
-	forger := gobrpc.NewClient(cm.rpc, 2*time.Second)
+	forger := gobrpc.NewClient(cm.RPC, 2*time.Second)
 	defer forger.Close()
 	var r int
 	if err := forger.Call(t.Context(), api.CometNew, &api.CometNewArgs{Key: key, Token: "forged", Expire: 600}, &r); err == nil {
@@ -181,42 +134,19 @@ timeout = "2s"
 	if err := forger.Call(t.Context(), api.CometMigrate, &api.CometMigrateArgs{Nodes: map[string]int{"evil": 1}}, &r); err == nil {
 		t.Fatal("Migrate without the secret was served")
 	}
-	if _, reply := subscribeTCP(t, cm.tcp, key, "forged"); reply != "-a" {
+	if _, reply := subscribeTCP(t, cm.TCP, key, "forged"); reply != "-a" {
 		t.Fatalf("subscribe with the forged token: %q, want -a", reply)
 	}
 	// Stored push through web → comet → message, all with the handshake.
-	if a := w.push(t, key, 600, `{"n":1}`); a.ret(t) != 0 {
+	if a := push(t, w, key, 600, `{"n":1}`); a.ret(t) != 0 {
 		t.Fatalf("push: %s", a.Body)
 	}
 	if m := sub.next(t); !strings.Contains(string(m.Msg), `"n":1`) {
 		t.Fatalf("pushed message: %s", m.Msg)
 	}
-	if msgs, a := w.offline(t, key, 0); len(msgs) != 1 {
+	if msgs, a := offline(t, w, key, 0); len(msgs) != 1 {
 		t.Fatalf("offline messages: %s", a.Body)
 	}
-}
-
-// launchSecretComet starts a comet whose [rpc] table has secretLine.
-func (c *cluster) launchSecretComet(node, secretLine string) (*comet, string) {
-	c.t.Helper()
-	stat := testenv.FreeAddr(c.t)
-	cm := c.launchComet(node, func(cm *comet) string {
-		return fmt.Sprintf(`
-tcp.bind = [%q]
-websocket.bind = [%q]
-stat.bind = [%q]
-pprof.bind = []
-[channel]
-auth = true
-[rpc]
-bind = [%q]
-ping = "200ms"
-retry = "200ms"
-timeout = "2s"
-%s
-`, cm.tcp, cm.ws, stat, cm.rpc, secretLine) + c.zkTOML() + fmt.Sprintf("comet.node = %q\n", node)
-	})
-	return cm, stat
 }
 
 // adminRoutes are every admin path (and one that is not routed).
@@ -240,14 +170,14 @@ var adminRoutes = []string{
 // nothing: the subscriber receives nothing, nothing is stored.
 func TestAdminWithoutTokenPushesAndStoresNothing(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t)
-	c.startMessage()
-	cm := c.startComet("node1", 1, false)
+	c := testenv.NewCluster(t)
+	c.StartMessage()
+	cm := c.StartComet("node1", 1)
 	const token = "e2e-admin-token-0123456789"
-	w := c.startWeb(fmt.Sprintf("admin.token = %q\n", token))
-	key := "e2e-admin-" + testenv.Unique(t)[:8]
-	waitFor(t, "web routes the key", func() bool { _, ret := w.serverGet(t, key, 2); return ret == 0 })
-	sub, reply := subscribeTCP(t, cm.tcp, key, "")
+	w := c.StartWeb(func(wc *conf.Web) { wc.Admin.Token = token })
+	key := "e2e-admin-" + c.Name
+	waitFor(t, "web routes the key", func() bool { _, ret := serverGet(t, w, key, 2); return ret == 0 })
+	sub, reply := subscribeTCP(t, cm.TCP, key, "")
 	if sub == nil {
 		t.Fatal(reply)
 	}
@@ -256,7 +186,7 @@ func TestAdminWithoutTokenPushesAndStoresNothing(t *testing.T) {
 	for _, auth := range []string{"", "Bearer wrong-token-0123456789", "Bearer " + strings.ToUpper(token)} {
 		for _, route := range adminRoutes {
 			for _, method := range []string{http.MethodGet, http.MethodPost} {
-				req, _ := http.NewRequest(method, "http://"+w.admin+fmt.Sprintf(route, key), strings.NewReader(body))
+				req, _ := http.NewRequest(method, "http://"+w.Admin+fmt.Sprintf(route, key), strings.NewReader(body))
 				if auth != "" {
 					req.Header.Set("Authorization", auth)
 				}
@@ -276,11 +206,11 @@ func TestAdminWithoutTokenPushesAndStoresNothing(t *testing.T) {
 	if line, err := sub.r.ReadString('\n'); err == nil {
 		t.Fatalf("the subscriber received %q from refused requests", line)
 	}
-	if msgs, a := w.offline(t, key, 0); len(msgs) != 0 {
+	if msgs, a := offline(t, w, key, 0); len(msgs) != 0 {
 		t.Fatalf("refused requests stored messages: %s", a.Body)
 	}
 	// The same push with the token works.
-	req, _ := http.NewRequest(http.MethodPost, "http://"+w.admin+"/1/admin/push/private?expire=0&key="+key, strings.NewReader(`{"real":1}`))
+	req, _ := http.NewRequest(http.MethodPost, "http://"+w.Admin+"/1/admin/push/private?expire=0&key="+key, strings.NewReader(`{"real":1}`))
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := httpClient.Do(req)
 	if err != nil {
@@ -297,39 +227,38 @@ func TestAdminWithoutTokenPushesAndStoresNothing(t *testing.T) {
 // cannot reach room or public storage (redis.roomdb).
 func TestForgedPublicAndRoomKeysTouchNothing(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t)
-	pubKey := "gopush-e2e-public:" + testenv.Unique(t)[:12]
-	c.startRoomMessage(map[string]string{"node1:1": testenv.Redis(t)}, 1000, pubKey)
-	cm := c.startComet("node1", 1, false)
-	w := c.startWeb("")
-	waitFor(t, "web routes keys", func() bool { _, ret := w.serverGet(t, pubKey, 2); return ret == 0 })
-	_ = cm
-	rid := "lobby-" + testenv.Unique(t)[:8]
-	if a := w.adminPost(t, "/1/admin/room/join?rid="+rid, `{"k":"alice,bob"}`); a.ret(t) != 0 {
+	c := testenv.NewCluster(t)
+	c.StartMessage()
+	c.StartComet("node1", 1)
+	w := c.StartWeb()
+	pubKey := c.PublicKey
+	waitFor(t, "web routes keys", func() bool { _, ret := serverGet(t, w, pubKey, 2); return ret == 0 })
+	rid := "lobby-" + c.Name
+	if a := adminPost(t, w, "/1/admin/room/join?rid="+rid, `{"k":"alice,bob"}`); a.ret(t) != 0 {
 		t.Fatal(a.Body)
 	}
-	if a := w.adminPost(t, "/1/admin/push/all?expire=600", `{"real":"public"}`); a.ret(t) != 0 {
+	if a := adminPost(t, w, "/1/admin/push/all?expire=600", `{"real":"public"}`); a.ret(t) != 0 {
 		t.Fatal(a.Body)
 	}
-	if a := w.push(t, pubKey, 600, `{"forged":"broadcast"}`); a.ret(t) != 0 {
+	if a := push(t, w, pubKey, 600, `{"forged":"broadcast"}`); a.ret(t) != 0 {
 		t.Fatal(a.Body)
 	}
-	a := httpGet(t, "http://"+w.http+"/1/msg/get?k=someone-"+rid+"&m=0&pm=0")
+	a := httpGet(t, "http://"+w.HTTP+"/1/msg/get?k=someone-"+c.Name+"&m=0&pm=0")
 	if strings.Contains(a.Body, "forged") || !strings.Contains(a.Body, "real") {
 		t.Fatalf("public messages after a private push to %q: %s", pubKey, a.Body)
 	}
-	roomKey := roomPrefix + rid
-	if a := w.adminPost(t, "/1/admin/msg/del", "key="+roomKey); a.ret(t) != 0 {
+	roomKey := c.RoomPrefix + rid
+	if a := adminPost(t, w, "/1/admin/msg/del", "key="+roomKey); a.ret(t) != 0 {
 		t.Fatal(a.Body)
 	}
-	if keys := w.roomKeys(t, rid); !slices.Equal(keys, []string{"alice", "bob"}) {
+	if keys := roomKeys(t, w, rid); !slices.Equal(keys, []string{"alice", "bob"}) {
 		t.Fatalf("room after msg/del key=%s: %v", roomKey, keys)
 	}
-	if a := httpGet(t, "http://"+w.http+"/1/msg/get?k="+roomKey+"&m=0"); a.ret(t) != 0 {
+	if a := httpGet(t, "http://"+w.HTTP+"/1/msg/get?k="+roomKey+"&m=0"); a.ret(t) != 0 {
 		t.Fatalf("msg/get k=%s: %s, want ret 0", roomKey, a.Body)
 	}
-	w.adminPost(t, "/1/admin/room/del?rid="+rid, "")
-	w.adminPost(t, "/1/admin/msg/del", "key="+pubKey)
+	adminPost(t, w, "/1/admin/room/del?rid="+rid, "")
+	adminPost(t, w, "/1/admin/msg/del", "key="+pubKey)
 }
 
 // ---- many connections, held by child processes ----
@@ -474,15 +403,15 @@ func TestWebPublicFloodLeavesAdminAnswering(t *testing.T) {
 	if testing.Short() {
 		t.Skip("holds 21 000 connections")
 	}
-	c := newCluster(t)
-	w := c.startWeb("")
-	closed := holdConnections(t, w.http, 21000, 3)
+	c := testenv.NewCluster(t)
+	w := c.StartWeb()
+	closed := holdConnections(t, w.HTTP, 21000, 3)
 	if closed < 21000-20000 {
 		t.Fatalf("web closed only %d of 21 000 connections (limit 20 000)", closed)
 	}
 	admin := &http.Client{Timeout: 5 * time.Second}
 	med := medianLatency(t, 9, func() error {
-		resp, err := admin.Post("http://"+w.admin+"/1/admin/push/private?key=k&expire=x", "application/json", strings.NewReader(`{}`))
+		resp, err := admin.Post("http://"+w.Admin+"/1/admin/push/private?key=k&expire=x", "application/json", strings.NewReader(`{}`))
 		if err != nil {
 			return err
 		}
@@ -505,18 +434,19 @@ func TestCometFloodLeavesRPCAndStatAnswering(t *testing.T) {
 	if testing.Short() {
 		t.Skip("holds 21 000 connections")
 	}
-	c := newCluster(t)
-	cm, stat := c.startSecComet("node1", "", `handshake.timeout = "2m"`)
-	sub, reply := subscribeTCP(t, cm.tcp, "e2e-flood-key", "")
+	c := testenv.NewCluster(t)
+	cm := c.StartComet("node1", 1, func(cc *conf.Comet) { cc.Channel.Handshake.Timeout = conf.Duration(2 * time.Minute) })
+	stat := cm.Stat
+	sub, reply := subscribeTCP(t, cm.TCP, "e2e-flood-key", "")
 	if sub == nil {
 		t.Fatal(reply)
 	}
 	defer sub.close()
-	closed := holdConnections(t, cm.tcp, 21000, 3)
+	closed := holdConnections(t, cm.TCP, 21000, 3)
 	if closed < 21000-20000 {
 		t.Fatalf("comet closed only %d of 21 000 connections (limit 20 000)", closed)
 	}
-	rc := gobrpc.NewClient(cm.rpc, 5*time.Second)
+	rc := gobrpc.NewClient(cm.RPC, 5*time.Second)
 	defer rc.Close()
 	statClient := &http.Client{Timeout: 5 * time.Second}
 	med := medianLatency(t, 5, func() error {
@@ -534,7 +464,7 @@ func TestCometFloodLeavesRPCAndStatAnswering(t *testing.T) {
 	})
 	// A new RPC connection too (web reconnecting), and the subscriber is
 	// still served.
-	fresh := gobrpc.NewClient(cm.rpc, 5*time.Second)
+	fresh := gobrpc.NewClient(cm.RPC, 5*time.Second)
 	defer fresh.Close()
 	var r int
 	if err := fresh.Call(t.Context(), api.CometPushPrivate, &api.CometPushPrivateArgs{Key: "e2e-flood-key", Msg: []byte(`{"x":1}`)}, &r); err != nil {

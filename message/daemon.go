@@ -53,7 +53,7 @@ func Start(ctx context.Context, cfg *conf.Message, log *slog.Logger) (*Daemon, e
 		log.Warn("storage shard not ready at start", "err", err)
 	}
 	budget := daemon.FileBudget(conf.Limit{})
-	d.srv, err = gobrpc.ServeWith(api.MessageService, withRooms(newRPC(store, limitsFor(cfg), log), cfg, store), cfg.RPC.Bind,
+	d.srv, err = gobrpc.ServeWith(api.MessageService, withRooms(newRPC(store, cfg, log), cfg, store), cfg.RPC.Bind,
 		daemon.RPCOptions(cfg.RPC, budget.Clients), log)
 	if err != nil {
 		return fail(err)
