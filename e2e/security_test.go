@@ -228,12 +228,14 @@ func TestAdminWithoutTokenPushesAndStoresNothing(t *testing.T) {
 func TestForgedPublicAndRoomKeysTouchNothing(t *testing.T) {
 	t.Parallel()
 	c := testenv.NewCluster(t)
-	c.StartMessage()
+	// The default prefix, so that a room's storage name is a valid key
+	// (64 bytes at most); the room id is this test's own.
+	c.StartMessage(func(m *conf.Message) { m.Room.Prefix = "gopush:room:" })
 	c.StartComet("node1", 1)
 	w := c.StartWeb()
 	pubKey := c.PublicKey
 	waitFor(t, "web routes keys", func() bool { _, ret := serverGet(t, w, pubKey, 2); return ret == 0 })
-	rid := "lobby-" + c.Name
+	rid := fmt.Sprintf("lobby-%x", time.Now().UnixNano())
 	if a := adminPost(t, w, "/1/admin/room/join?rid="+rid, `{"k":"alice,bob"}`); a.ret(t) != 0 {
 		t.Fatal(a.Body)
 	}
@@ -247,7 +249,7 @@ func TestForgedPublicAndRoomKeysTouchNothing(t *testing.T) {
 	if strings.Contains(a.Body, "forged") || !strings.Contains(a.Body, "real") {
 		t.Fatalf("public messages after a private push to %q: %s", pubKey, a.Body)
 	}
-	roomKey := c.RoomPrefix + rid
+	roomKey := "gopush:room:" + rid
 	if a := adminPost(t, w, "/1/admin/msg/del", "key="+roomKey); a.ret(t) != 0 {
 		t.Fatal(a.Body)
 	}
