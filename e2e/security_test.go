@@ -377,6 +377,17 @@ func holdConnections(t *testing.T, addr string, total, children int) (closed int
 	return closed
 }
 
+// checkRefusalLogBounded checks that refusing n connections wrote a few
+// log lines (log.repeat per log.window), not one per connection.
+func checkRefusalLogBounded(t *testing.T, log string, n int) {
+	t.Helper()
+	lines := strings.Count(log, `msg="connection refused"`)
+	t.Logf("%d connections refused, %d log lines about it", n, lines)
+	if lines == 0 || lines > 40 {
+		t.Fatalf("%d log lines for %d refused connections, want a few", lines, n)
+	}
+}
+
 // medianLatency runs f n times and returns the median duration, failing
 // when one run takes over a second or fails.
 func medianLatency(t *testing.T, n int, f func() error) time.Duration {
@@ -428,6 +439,7 @@ func TestWebPublicFloodLeavesAdminAnswering(t *testing.T) {
 	if strings.Contains(w.Log(), "too many open files") {
 		t.Fatal("web ran out of file descriptors")
 	}
+	checkRefusalLogBounded(t, w.Log(), closed)
 }
 
 // 21 000 idle connections to comet's TCP port: comet caps its client
@@ -479,4 +491,5 @@ func TestCometFloodLeavesRPCAndStatAnswering(t *testing.T) {
 	if strings.Contains(cm.Log(), "too many open files") {
 		t.Fatal("comet ran out of file descriptors")
 	}
+	checkRefusalLogBounded(t, cm.Log(), closed)
 }
