@@ -100,8 +100,8 @@ func (v *validator) rpc(r RPC, serves bool) {
 	if r.MaxMsg < 64<<10 {
 		v.fail("rpc.maxmsg", "must be at least 65536 bytes, got %d", r.MaxMsg)
 	}
+	v.duration("rpc.idle", r.Idle)
 	if serves {
-		v.duration("rpc.idle", r.Idle)
 		v.nets("rpc.allow", r.Allow)
 	}
 	v.nets("rpc.legacy", r.Legacy)
