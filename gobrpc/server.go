@@ -184,7 +184,7 @@ func (s *Server) serveConn(conn net.Conn, cs *connState) {
 		err := cs.codec.readRequestHeader(&c.req)
 		if err == nil {
 			// The body follows its header at once.
-			s.readDeadline(conn, min(s.opts.Idle, bodyWait))
+			s.readDeadline(conn, s.bodyWait())
 		}
 		if err != nil {
 			s.readFailed(conn, err)
@@ -230,6 +230,14 @@ func (s *Server) endConn(conn net.Conn, cs *connState) {
 
 // bodyWait bounds the wait for a request's body once its header is read.
 const bodyWait = 30 * time.Second
+
+// bodyWait is bodyWait, or Options.Idle when that is shorter.
+func (s *Server) bodyWait() time.Duration {
+	if s.opts.Idle > 0 && s.opts.Idle < bodyWait {
+		return s.opts.Idle
+	}
+	return bodyWait
+}
 
 // readDeadline sets conn's read deadline d from now (none when d is 0).
 func (s *Server) readDeadline(conn net.Conn, d time.Duration) {
