@@ -38,6 +38,9 @@ type Comet struct {
 	upgrader *websocket.Upgrader
 	conns    connSet
 	connIDs  atomic.Uint64
+	// sseBeat, when set (by tests), replaces the client's heartbeat as the
+	// period of SSE heartbeat comments.
+	sseBeat time.Duration
 
 	ctx    context.Context // ends when Close starts
 	cancel context.CancelFunc
@@ -150,9 +153,7 @@ func (c *Comet) start() error {
 		c.wg.Add(1)
 		go c.acceptTCP(ln)
 	}
-	wsMux := http.NewServeMux()
-	wsMux.HandleFunc("/sub", c.serveWS)
-	c.serve(c.wsLns, wsMux)
+	c.serve(c.wsLns, c.wsHandler())
 	statMux := http.NewServeMux()
 	statMux.HandleFunc("/stat", c.statHandler)
 	c.serve(c.statLns, statMux)
@@ -161,6 +162,16 @@ func (c *Comet) start() error {
 	c.log.Info("comet started", "node", zkc.Comet.Node, "tcp", addrsOf(c.tcpLns), "websocket", addrsOf(c.wsLns),
 		"rpc", c.rpc.Addrs(), "stat", addrsOf(c.statLns), "zk_path", c.reg.Path())
 	return nil
+}
+
+// wsHandler serves the WebSocket listeners: WebSocket subscribers on /sub
+// (SPEC §2.2) and Server-Sent Events subscribers on /sse (docs/protocol.md
+// §2.5). Whatever serves those listeners (plain or TLS) serves both.
+func (c *Comet) wsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/sub", c.serveWS)
+	mux.HandleFunc("/sse", c.serveSSE)
+	return mux
 }
 
 // migrate installs a new ring and closes the connections of keys that now
@@ -203,11 +214,7 @@ func (c *Comet) finish(cn *conn) {
 		c.hub.remove(cn)
 		c.stats.subscribed.Add(-1)
 	}
-	if cn.proto == protoWS {
-		c.stats.wsConns.Add(-1)
-	} else {
-		c.stats.tcpConns.Add(-1)
-	}
+	c.stats.open(cn.proto).Add(-1)
 	c.conns.remove(cn)
 	c.wg.Done()
 }

@@ -11,13 +11,19 @@ import (
 type proto uint8
 
 const (
-	protoTCP proto = iota // SPEC §2.1
-	protoWS               // SPEC §2.2
+	protoTCP  proto = iota // SPEC §2.1
+	protoWS                // SPEC §2.2
+	protoSSE               // Server-Sent Events, docs/protocol.md §2.5
+	numProtos              // the number of protocols
 )
 
+// String names the protocol in logs, stats and metrics.
 func (p proto) String() string {
-	if p == protoWS {
+	switch p {
+	case protoWS:
 		return "websocket"
+	case protoSSE:
+		return "sse"
 	}
 	return "tcp"
 }
@@ -48,6 +54,19 @@ type conn struct {
 	spare   [][]byte // the writer's previous batch, reused
 	writing bool     // a writer goroutine is running
 	closed  bool
+	// holding is true while an SSE connection has not sent its response
+	// header yet (sse.go): frames wait in queue without a writer, and
+	// messages wait in held with their mids, so that the stored messages
+	// fetched for Last-Event-ID can go first and duplicates be dropped.
+	holding bool
+	held    []heldMsg
+}
+
+// heldMsg is a message queued to a holding connection.
+type heldMsg struct {
+	mid   int64
+	gid   int64
+	frame []byte
 }
 
 func newConn(c *Comet, nc net.Conn, p proto) *conn {
@@ -61,6 +80,40 @@ func newConn(c *Comet, nc net.Conn, p proto) *conn {
 	}
 }
 
+// sendMessage queues m in the form and protocol the connection wants. The
+// frame is built by m (once per form and protocol); like m.frame it must
+// not be called for one message from several goroutines at once.
+func (c *conn) sendMessage(m *message) bool {
+	f := m.frame(c.proto, c.oldForm)
+	if c.proto != protoSSE {
+		return c.send(f)
+	}
+	c.mu.Lock()
+	if !c.holding {
+		c.mu.Unlock()
+		return c.send(f)
+	}
+	if c.closed {
+		c.mu.Unlock()
+		return false
+	}
+	if len(c.held) >= c.maxQueue {
+		c.mu.Unlock()
+		c.closeSlow()
+		return false
+	}
+	c.held = append(c.held, heldMsg{mid: m.mid, gid: m.gid, frame: f})
+	c.mu.Unlock()
+	return true
+}
+
+// closeSlow closes a connection whose queue is full.
+func (c *conn) closeSlow() {
+	c.comet.stats.slowClosed.Add(1)
+	c.comet.log.Debug("closing a slow connection: its send queue is full", "key", c.key, "proto", c.proto, "addr", c.nc.RemoteAddr())
+	c.close()
+}
+
 // send queues one frame. The frame is shared with other connections and must
 // not be modified. It returns false if the connection is closed, or was
 // closed now because its queue is full.
@@ -72,14 +125,12 @@ func (c *conn) send(frame []byte) bool {
 	}
 	if len(c.queue) >= c.maxQueue {
 		c.mu.Unlock()
-		c.comet.stats.slowClosed.Add(1)
-		c.comet.log.Debug("closing a slow connection: its send queue is full", "key", c.key, "proto", c.proto, "addr", c.nc.RemoteAddr())
-		c.close()
+		c.closeSlow()
 		return false
 	}
 	c.queue = append(c.queue, frame)
-	start := !c.writing
-	c.writing = true
+	start := !c.writing && !c.holding
+	c.writing = c.writing || start
 	c.mu.Unlock()
 	if start {
 		// The reader goroutine of this connection is still running (it
@@ -155,7 +206,7 @@ func (c *conn) close() {
 		return
 	}
 	c.closed = true
-	c.queue, c.spare = nil, nil
+	c.queue, c.spare, c.held = nil, nil, nil
 	c.mu.Unlock()
 	_ = c.nc.Close()
 }

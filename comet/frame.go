@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"net/http"
 	"strconv"
+	"strings"
+
+	"gopush/myrpc"
 )
 
 // Wire frames (SPEC §2). Every frame is built once and the same bytes are
@@ -17,27 +21,40 @@ import (
 // is encoded once for all the connections it goes to; gorilla/websocket
 // handles the upgrade, reading, and control frames.
 
-// reply is a fixed answer in both protocols.
-type reply struct{ tcp, ws []byte }
+// reply is a fixed answer in every protocol. On SSE (docs/protocol.md
+// §2.5) "+h" is the comment ":+h" that follows the response header, and an
+// error is an HTTP error answer with status and the TCP reply as its body,
+// sent before any stream starts.
+type reply struct {
+	tcp, ws, sse []byte
+	status       int // HTTP status of the error on SSE; 0 for +h
+}
 
-func newReply(s string) reply {
-	return reply{tcp: []byte(s), ws: appendWSText(nil, []byte(s))}
+func newReply(s string, status int) reply {
+	r := reply{tcp: []byte(s), ws: appendWSText(nil, []byte(s)), status: status}
+	if status == 0 {
+		r.sse = []byte(":" + strings.TrimSuffix(s, "\r\n") + "\n\n")
+	}
+	return r
 }
 
 func (r reply) frame(p proto) []byte {
-	if p == protoWS {
+	switch p {
+	case protoWS:
 		return r.ws
+	case protoSSE:
+		return r.sse
 	}
 	return r.tcp
 }
 
 // The replies of SPEC §2.1. They are never modified.
 var (
-	replyOK       = newReply("+h\r\n") // subscribed; also the heartbeat answer
-	replyParam    = newReply("-p\r\n") // parameter error
-	replyAuth     = newReply("-a\r\n") // token check failed
-	replyChannel  = newReply("-c\r\n") // channel refused (maxsubscriber reached)
-	replyNotOwner = newReply("-n\r\n") // the key belongs to another comet
+	replyOK       = newReply("+h\r\n", 0)                             // subscribed; also the heartbeat answer
+	replyParam    = newReply("-p\r\n", http.StatusBadRequest)         // parameter error
+	replyAuth     = newReply("-a\r\n", http.StatusForbidden)          // token check failed
+	replyChannel  = newReply("-c\r\n", http.StatusTooManyRequests)    // channel refused (maxsubscriber reached)
+	replyNotOwner = newReply("-n\r\n", http.StatusMisdirectedRequest) // the key belongs to another comet
 )
 
 // appendWSText appends one final, unmasked text frame holding payload.
@@ -63,8 +80,8 @@ func appendWSText(b, payload []byte) []byte {
 type message struct {
 	msg    json.RawMessage // compact JSON
 	mid    int64
-	gid    int64        // myrpc.PrivateGroupId or myrpc.PublicGroupId
-	frames [2][2][]byte // [old form][proto]
+	gid    int64                // myrpc.PrivateGroupId or myrpc.PublicGroupId
+	frames [2][numProtos][]byte // [old form][proto]
 }
 
 // compactJSON checks that msg is JSON and returns it without insignificant
@@ -109,9 +126,12 @@ func (m *message) frame(p proto, old bool) []byte {
 	}
 	body := m.body(old)
 	var f []byte
-	if p == protoWS {
+	switch p {
+	case protoWS:
 		f = appendWSText(make([]byte, 0, len(body)+10), body)
-	} else {
+	case protoSSE:
+		f = m.appendSSE(make([]byte, 0, len(body)+40), body)
+	default:
 		f = make([]byte, 0, len(body)+16)
 		f = append(f, '$')
 		f = strconv.AppendInt(f, int64(len(body)), 10)
@@ -121,4 +141,21 @@ func (m *message) frame(p proto, old bool) []byte {
 	}
 	m.frames[o][p] = f
 	return f
+}
+
+// appendSSE appends one Server-Sent Event holding body: "id: <mid>\n" for
+// a private message (gid 0), so that a reconnecting EventSource sends its
+// mid back as Last-Event-ID, then "data: <body>\n\n". A public message
+// (gid 1) has mids of another sequence and carries no id, so the last
+// private mid stays the client's resume point. The body is compact JSON and
+// holds no newline, so it is always one data line.
+func (m *message) appendSSE(b, body []byte) []byte {
+	if m.gid != myrpc.PublicGroupId {
+		b = append(b, "id: "...)
+		b = strconv.AppendInt(b, m.mid, 10)
+		b = append(b, '\n')
+	}
+	b = append(b, "data: "...)
+	b = append(b, body...)
+	return append(b, '\n', '\n')
 }

@@ -18,6 +18,9 @@ type stats struct {
 	wsConns       atomic.Int64 // open WebSocket connections
 	tcpAccepted   atomic.Int64 // TCP connections accepted since start
 	wsAccepted    atomic.Int64 // WebSocket connections upgraded since start
+	sseConns      atomic.Int64 // open Server-Sent Events connections
+	sseAccepted   atomic.Int64 // SSE requests taken over since start
+	resumed       atomic.Int64 // stored messages sent to SSE clients for their Last-Event-ID
 	subscribed    atomic.Int64 // connections currently in a channel
 	refused       atomic.Int64 // handshakes answered with an error reply
 	channels      atomic.Int64 // channels (keys) in memory
@@ -103,14 +106,17 @@ func (c *Comet) statHandler(w http.ResponseWriter, r *http.Request) {
 			"frames_written": st.framesWritten.Load(),
 		}
 	case "connection":
-		tcp, ws := st.tcpConns.Load(), st.wsConns.Load()
+		tcp, ws, sse := st.tcpConns.Load(), st.wsConns.Load(), st.sseConns.Load()
 		data = map[string]any{
 			"tcp":          tcp,
 			"websocket":    ws,
-			"total":        tcp + ws,
+			"sse":          sse,
+			"total":        tcp + ws + sse,
 			"subscribed":   st.subscribed.Load(),
 			"tcp_accepted": st.tcpAccepted.Load(),
 			"ws_accepted":  st.wsAccepted.Load(),
+			"sse_accepted": st.sseAccepted.Load(),
+			"sse_resumed":  st.resumed.Load(),
 			"refused":      st.refused.Load(),
 			"slow_closed":  st.slowClosed.Load(),
 			"heartbeats":   st.heartbeats.Load(),
@@ -130,4 +136,15 @@ func writeStat(w http.ResponseWriter, r *http.Request, resp statResponse) {
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	_, _ = w.Write(b)
+}
+
+// open returns the counter of open connections of protocol p.
+func (s *stats) open(p proto) *atomic.Int64 {
+	switch p {
+	case protoWS:
+		return &s.wsConns
+	case protoSSE:
+		return &s.sseConns
+	}
+	return &s.tcpConns
 }

@@ -17,6 +17,7 @@ const (
 	CodeOK          = 0
 	CodeNoNode      = 1001  // no comet serves the key
 	CodeRoomFull    = 1002  // a room join would pass the room's key limit (docs/rooms.md)
+	CodeTooManyKeys = 1003  // a presence question names more keys than allowed (docs/protocol.md §3)
 	CodeParamErr    = 65534 // the request is wrong
 	CodeInternalErr = 65535 // an RPC failed or timed out
 )
@@ -41,13 +42,23 @@ func (e *errTooLarge) Error() string {
 	return fmt.Sprintf("request body is larger than %d bytes", e.limit)
 }
 
+// errTooManyKeys is a presence question about more than max keys.
+type errTooManyKeys struct{ max int }
+
+func (e *errTooManyKeys) Error() string {
+	return fmt.Sprintf("more than %d keys in one question", e.max)
+}
+
 // codeOf maps an error to its SPEC code. It is the only place that does.
 func codeOf(err error) int {
 	var pe *paramError
 	var tl *errTooLarge
+	var tm *errTooManyKeys
 	switch {
 	case err == nil:
 		return CodeOK
+	case errors.As(err, &tm):
+		return CodeTooManyKeys
 	case errors.Is(err, errNoNode):
 		return CodeNoNode
 	case errors.Is(err, errRoomFull):

@@ -1,0 +1,284 @@
+package comet
+
+import (
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopush/myrpc"
+)
+
+// Server-Sent Events (docs/protocol.md §2.5): a second way in for browsers
+// whose network breaks WebSocket. GET /sse?key=K&heartbeat=S&token=T&ver=V
+// on a WebSocket listener runs the same subscribe as /sub (parameters,
+// ring, token, maxsubscriber, send queue, stats) and answers
+//
+//	HTTP/1.1 200 OK
+//	Content-Type: text/event-stream
+//	...
+//
+//	:+h                               subscribed
+//
+//	id: 13996474938346192             a private message (gid 0)
+//	data: {"msg":{"a":1},"mid":13996474938346192,"gid":0}
+//
+//	data: {"msg":{"b":2},"mid":13996474938346200,"gid":1}   a public one, no id
+//
+//	:h                                a heartbeat, every S seconds
+//
+// Any refusal is an HTTP error answer sent before the stream starts, with
+// the TCP reply as its body: 400 -p, 403 -a (and an origin not allowed),
+// 429 -c, 421 -n, 503 when the stored messages of a resume cannot be read.
+//
+// A request with Last-Event-ID: M (what an EventSource sends when it
+// reconnects) first gets the key's stored messages newer than M, from a
+// message node, then the live ones, each mid once and in order.
+//
+// The request's connection is taken over from net/http (hijacked) once its
+// parameters are checked, so an SSE subscriber costs what a WebSocket one
+// does: a conn, one goroutine that reads, and a writer only while there is
+// something to write. The stream has no length and no chunked encoding: it
+// ends when the connection closes.
+
+// The SSE comment sent every heartbeat seconds.
+var sseBeatFrame = []byte(":h\n\n")
+
+// lastEventIDHeader carries the mid of the last private message an
+// EventSource received.
+const lastEventIDHeader = "Last-Event-ID"
+
+// serveSSE answers GET /sse.
+func (c *Comet) serveSSE(w http.ResponseWriter, r *http.Request) {
+	origin := r.Header.Get("Origin")
+	if !c.checkOrigin(r) || !headerSafe(origin) {
+		c.stats.refused.Add(1)
+		sseHTTPError(w, http.StatusForbidden, "origin not allowed\r\n")
+		return
+	}
+	h := w.Header()
+	if origin != "" {
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Set("Vary", "Origin")
+	}
+	switch r.Method {
+	case http.MethodGet:
+	case http.MethodOptions: // a CORS preflight, should a browser send one
+		h.Set("Access-Control-Allow-Methods", "GET")
+		h.Set("Access-Control-Allow-Headers", "Last-Event-ID, Cache-Control")
+		h.Set("Access-Control-Max-Age", "600")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	default:
+		h.Set("Allow", "GET, OPTIONS")
+		sseHTTPError(w, http.StatusMethodNotAllowed, "method not allowed\r\n")
+		return
+	}
+	q := r.URL.Query()
+	req, ok := parseSub(q.Get("key"), q.Get("heartbeat"), q.Get("token"), q.Get("ver"))
+	last, okLast := parseLastEventID(r.Header.Values(lastEventIDHeader))
+	if !ok || !okLast {
+		c.refuse()
+		sseHTTPError(w, replyParam.status, string(replyParam.tcp))
+		return
+	}
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		// HTTP/2 (only over TLS with h2 negotiated) cannot hand its
+		// stream over; comet's listeners speak HTTP/1.1.
+		sseHTTPError(w, http.StatusHTTPVersionNotSupported, "server-sent events need HTTP/1.1\r\n")
+		return
+	}
+	nc, brw, err := hj.Hijack()
+	if err != nil {
+		c.log.Debug("sse: taking over the connection failed", "addr", r.RemoteAddr, "err", err)
+		return
+	}
+	pipelined := brw.Reader.Buffered() > 0
+	cn := newConn(c, nc, protoSSE)
+	cn.holding = true
+	if !c.conns.add(cn, &c.wg) {
+		nc.Close()
+		return
+	}
+	c.stats.sseConns.Add(1)
+	c.stats.sseAccepted.Add(1)
+	_ = nc.SetDeadline(time.Time{}) // net/http's deadlines no longer apply
+	c.setSockOpts(nc)
+	cors := ""
+	if origin != "" {
+		cors = "Access-Control-Allow-Origin: " + origin + "\r\nVary: Origin\r\n"
+	}
+	if pipelined { // the client sent more than the request: not a stream client
+		cn.replyAndClose(rawHTTPError(replyParam, cors))
+		c.refuse()
+		c.finish(cn)
+		return
+	}
+	if refused := c.subscribe(cn, req); refused != nil {
+		cn.replyAndClose(rawHTTPError(*refused, cors))
+		c.finish(cn)
+		return
+	}
+	var stored []*myrpc.Message
+	if last >= 0 {
+		if stored, err = c.storedSince(req.key, last); err != nil {
+			c.log.Warn("sse: cannot read the stored messages to resume from", "key", req.key, "last_event_id", last, "err", err)
+			cn.replyAndClose(rawHTTPError(reply{tcp: []byte("storage unavailable\r\n"), status: http.StatusServiceUnavailable}, cors))
+			c.finish(cn)
+			return
+		}
+	}
+	c.startSSE(cn, sseHeader(cors), stored, last)
+	go readSSE(cn, c.sseBeatEvery(req.heartbeat))
+}
+
+// sseBeatEvery is how often an SSE connection gets its heartbeat comment:
+// every heartbeat, or every c.sseBeat when a test sets it.
+func (c *Comet) sseBeatEvery(hb time.Duration) time.Duration {
+	if c.sseBeat > 0 {
+		return c.sseBeat
+	}
+	return hb
+}
+
+// parseLastEventID reads the Last-Event-ID header: absent is -1 (no
+// resume); otherwise one whole number of at most 19 digits (a mid, or 0 for
+// every stored message). Anything else is a parameter error.
+func parseLastEventID(values []string) (int64, bool) {
+	switch len(values) {
+	case 0:
+		return -1, true
+	case 1:
+	default:
+		return 0, false
+	}
+	s := strings.TrimSpace(values[0])
+	if s == "" {
+		return -1, true
+	}
+	if len(s) > 19 || strings.TrimLeft(s, "0123456789") != "" {
+		return 0, false
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return v, true
+}
+
+// headerSafe reports whether s can be echoed into a response header.
+func headerSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// sseHTTPError answers an SSE request that is refused before its
+// connection is taken over.
+func sseHTTPError(w http.ResponseWriter, status int, body string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("Connection", "close")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(body))
+}
+
+// rawHTTPError is the HTTP error answer of rep, written on a connection
+// taken over from net/http.
+func rawHTTPError(rep reply, cors string) []byte {
+	return []byte("HTTP/1.1 " + strconv.Itoa(rep.status) + " " + http.StatusText(rep.status) + "\r\n" +
+		"Content-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\n" + cors +
+		"Content-Length: " + strconv.Itoa(len(rep.tcp)) + "\r\nConnection: close\r\n\r\n" + string(rep.tcp))
+}
+
+// sseHeader is the response header of a stream. X-Accel-Buffering keeps
+// nginx from buffering it whatever its proxy_buffering says.
+func sseHeader(cors string) []byte {
+	return []byte("HTTP/1.1 200 OK\r\n" +
+		"Content-Type: text/event-stream\r\n" +
+		"Cache-Control: no-cache, no-store\r\n" +
+		"X-Accel-Buffering: no\r\n" + cors +
+		"Connection: close\r\n\r\n")
+}
+
+// errStoredRead is a resume whose stored messages could not be read.
+var errStoredRead = errors.New("reading the stored messages")
+
+// storedSince returns key's stored messages newer than mid, in ascending
+// mid order, from a message node.
+func (c *Comet) storedSince(key string, mid int64) ([]*myrpc.Message, error) {
+	var resp myrpc.MessageGetResp
+	args := &myrpc.MessageGetPrivateArgs{Key: key, MsgId: mid}
+	if err := c.callStore(c.ctx, myrpc.MessageGetPrivate, args, &resp); err != nil {
+		return nil, errors.Join(errStoredRead, err)
+	}
+	return resp.Msgs, nil
+}
+
+// startSSE ends the holding of a subscribed SSE connection: it queues the
+// response header, what subscribe queued (":+h"), the stored messages newer
+// than last, then the live messages that came meanwhile less those already
+// among the stored ones (same mid), and starts the writer. From then on
+// messages are queued as on any other connection.
+func (c *Comet) startSSE(cn *conn, header []byte, stored []*myrpc.Message, last int64) {
+	var resumed [][]byte
+	newest := last // private mids at or below it are not sent again
+	for _, sm := range stored {
+		if sm == nil || sm.MsgId <= newest {
+			continue
+		}
+		m := &message{msg: sm.Msg, mid: sm.MsgId, gid: myrpc.PrivateGroupId}
+		resumed = append(resumed, m.frame(protoSSE, cn.oldForm))
+		newest = sm.MsgId
+	}
+	cn.mu.Lock()
+	if cn.closed {
+		cn.mu.Unlock()
+		return
+	}
+	frames := make([][]byte, 0, 1+len(cn.queue)+len(resumed)+len(cn.held))
+	frames = append(frames, header)
+	frames = append(frames, cn.queue...)
+	frames = append(frames, resumed...)
+	for _, h := range cn.held {
+		if h.gid == myrpc.PrivateGroupId && h.mid <= newest {
+			continue // sent from the store already
+		}
+		frames = append(frames, h.frame)
+	}
+	cn.queue, cn.held, cn.holding = frames, nil, false
+	cn.writing = true
+	cn.mu.Unlock()
+	c.stats.resumed.Add(int64(len(resumed)))
+	c.stats.framesQueued.Add(int64(len(resumed))) // the held ones were counted by deliver
+	c.wg.Add(1)                                   // the handler, still running, is counted in conns
+	go cn.writeLoop()
+}
+
+// readSSE owns a subscribed SSE connection. The client sends nothing on it:
+// any byte, the end of the stream or an error ends the connection. Every
+// beat of silence it queues the heartbeat comment, which also finds a
+// client that is gone without a word (the write fails).
+func readSSE(cn *conn, beat time.Duration) {
+	defer cn.comet.finish(cn)
+	for {
+		_ = cn.nc.SetReadDeadline(time.Now().Add(beat))
+		_, err := cn.nc.Read(cn.rbuf[:])
+		var ne net.Error
+		if err == nil || !errors.As(err, &ne) || !ne.Timeout() {
+			return
+		}
+		if !cn.send(sseBeatFrame) {
+			return
+		}
+		cn.comet.stats.heartbeats.Add(1)
+	}
+}
