@@ -5,6 +5,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"gopush/myrpc"
 )
 
 // proto is the client protocol of a connection.
@@ -60,6 +62,10 @@ type conn struct {
 	// fetched for Last-Event-ID can go first and duplicates be dropped.
 	holding bool
 	held    []heldMsg
+	// floor: private messages with a mid at or below it were sent from the
+	// store when the SSE stream started, and are not sent again when a
+	// push that stored one before the read delivers it only now.
+	floor int64
 }
 
 // heldMsg is a message queued to a holding connection.
@@ -89,6 +95,11 @@ func (c *conn) sendMessage(m *message) bool {
 		return c.send(f)
 	}
 	c.mu.Lock()
+	if m.gid == myrpc.PrivateGroupId && m.mid <= c.floor {
+		closed := c.closed
+		c.mu.Unlock()
+		return !closed
+	}
 	if !c.holding {
 		c.mu.Unlock()
 		return c.send(f)

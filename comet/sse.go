@@ -227,7 +227,9 @@ func (c *Comet) storedSince(key string, mid int64) ([]*myrpc.Message, error) {
 // response header, what subscribe queued (":+h"), the stored messages newer
 // than last, then the live messages that came meanwhile less those already
 // among the stored ones (same mid), and starts the writer. From then on
-// messages are queued as on any other connection.
+// messages are queued as on any other connection, except a private one
+// whose mid is at or below the newest sent from the store: a push that
+// stored it before the read may deliver it only after this.
 func (c *Comet) startSSE(cn *conn, header []byte, stored []*myrpc.Message, last int64) {
 	var resumed [][]byte
 	newest := last // private mids at or below it are not sent again
@@ -255,6 +257,7 @@ func (c *Comet) startSSE(cn *conn, header []byte, stored []*myrpc.Message, last 
 		frames = append(frames, h.frame)
 	}
 	cn.queue, cn.held, cn.holding = frames, nil, false
+	cn.floor = newest
 	cn.writing = true
 	cn.mu.Unlock()
 	c.stats.resumed.Add(int64(len(resumed)))
