@@ -1,4 +1,4 @@
-// Package comet is the connection daemon of gopush (SPEC §2, §4, §5, §6,
+// Package comet is the connection daemon of gopush (docs/protocol.md §2, §4, §5, §6,
 // §8): it holds the subscribers' TCP and WebSocket connections of the keys
 // the ring gives it, and delivers the messages web pushes through CometRPC.
 //
@@ -20,9 +20,12 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"gopush/api"
 	"gopush/conf"
+	"gopush/gobrpc"
 	"gopush/internal/daemon"
-	"gopush/myrpc"
+	"gopush/internal/routemux"
+	"gopush/membership"
 )
 
 // Comet is one comet daemon.
@@ -49,9 +52,9 @@ type Comet struct {
 	// Set by Start.
 	store   caller // the message-node pool
 	pool    closer
-	zk      *myrpc.ZK
-	reg     *myrpc.Registration
-	rpc     *myrpc.Server
+	zk      *membership.ZK
+	reg     *membership.Registration
+	rpc     *gobrpc.Server
 	tcpLns  []net.Listener
 	wsLns   []net.Listener
 	statLns []net.Listener
@@ -124,15 +127,15 @@ func (c *Comet) start() error {
 	if c.pprof, err = daemon.ServePprof(cfg.Pprof.Bind, c.log); err != nil {
 		return err
 	}
-	if c.rpc, err = myrpc.Serve(myrpc.CometService, &RPC{c: c}, cfg.RPC.Bind, c.log); err != nil {
+	if c.rpc, err = gobrpc.Serve(api.CometService, &RPC{c: c}, cfg.RPC.Bind, c.log); err != nil {
 		return fmt.Errorf("rpc.bind: %w", err)
 	}
 
 	zkc := cfg.ZooKeeper
-	if c.zk, err = myrpc.DialZK(zkc.Addr, zkc.Timeout.D(), c.log); err != nil {
+	if c.zk, err = membership.DialZK(zkc.Addr, zkc.Timeout.D(), c.log); err != nil {
 		return fmt.Errorf("zookeeper %v: %w", zkc.Addr, err)
 	}
-	data, err := json.Marshal(myrpc.CometNodeData{
+	data, err := json.Marshal(api.CometNodeData{
 		RPC:    advertise(cfg.RPC.Bind, c.rpc.Addrs()),
 		TCP:    advertise(cfg.TCP.Bind, addrsOf(c.tcpLns)),
 		WS:     advertise(cfg.WebSocket.Bind, addrsOf(c.wsLns)),
@@ -142,7 +145,7 @@ func (c *Comet) start() error {
 		return err
 	}
 	nodePath := zkc.Comet.Path + "/" + zkc.Comet.Node
-	if c.reg, err = myrpc.Register(c.ctx, c.zk, nodePath, data, c.log); err != nil {
+	if c.reg, err = membership.Register(c.ctx, c.zk, nodePath, data, c.log); err != nil {
 		return fmt.Errorf("registering in zookeeper at %s: %w", nodePath, err)
 	}
 	c.loadRing()
@@ -153,10 +156,8 @@ func (c *Comet) start() error {
 		c.wg.Add(1)
 		go c.acceptTCP(ln)
 	}
-	c.serve(c.wsLns, c.wsHandler())
-	statMux := http.NewServeMux()
-	statMux.HandleFunc("/stat", c.statHandler)
-	c.serve(c.statLns, statMux)
+	c.serve(c.wsLns, c.wsMux())
+	c.serve(c.statLns, c.statMux())
 	c.wg.Add(1)
 	go c.sweepTokens()
 	c.log.Info("comet started", "node", zkc.Comet.Node, "tcp", addrsOf(c.tcpLns), "websocket", addrsOf(c.wsLns),
@@ -164,13 +165,20 @@ func (c *Comet) start() error {
 	return nil
 }
 
-// wsHandler serves the WebSocket listeners: WebSocket subscribers on /sub
-// (SPEC §2.2) and Server-Sent Events subscribers on /sse (docs/protocol.md
-// §2.5). Whatever serves those listeners (plain or TLS) serves both.
-func (c *Comet) wsHandler() http.Handler {
-	mux := http.NewServeMux()
+// wsMux routes the WebSocket listeners: WebSocket subscribers on /sub
+// (docs/protocol.md §2.2) and Server-Sent Events subscribers on /sse
+// (§2.5). Whatever serves those listeners (plain or TLS) serves both.
+func (c *Comet) wsMux() *routemux.Mux {
+	mux := routemux.New()
 	mux.HandleFunc("/sub", c.serveWS)
-	mux.HandleFunc("/sse", c.serveSSE)
+	mux.HandleFunc(api.SSEPath, c.serveSSE)
+	return mux
+}
+
+// statMux routes the stat listeners (docs/protocol.md §8).
+func (c *Comet) statMux() *routemux.Mux {
+	mux := routemux.New()
+	mux.HandleFunc("/stat", c.statHandler)
 	return mux
 }
 
@@ -244,7 +252,7 @@ func (c *Comet) serve(lns []net.Listener, h http.Handler) {
 }
 
 // Close stops the comet: it leaves ZooKeeper first (deleting its node and
-// ending its session, so that web routes elsewhere at once, SPEC §9.6), then
+// ending its session, so that web routes elsewhere at once, docs/protocol.md §9.6), then
 // stops accepting, closes every client connection, stops the RPC server
 // (waiting for calls in flight until ctx ends) and the message-node pool,
 // and waits for its goroutines. It may be called more than once.

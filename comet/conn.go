@@ -6,16 +6,16 @@ import (
 	"sync"
 	"time"
 
-	"gopush/myrpc"
+	"gopush/api"
 )
 
 // proto is the client protocol of a connection.
 type proto uint8
 
 const (
-	protoTCP  proto = iota // SPEC §2.1
-	protoWS                // SPEC §2.2
-	protoSSE               // Server-Sent Events, docs/protocol.md §2.5
+	protoTCP  proto = iota // docs/protocol.md §2.1
+	protoWS                // docs/protocol.md §2.2
+	protoSSE               // docs/protocol.md §2.5
 	numProtos              // the number of protocols
 )
 
@@ -95,7 +95,7 @@ func (c *conn) sendMessage(m *message) bool {
 		return c.send(f)
 	}
 	c.mu.Lock()
-	if m.gid == myrpc.PrivateGroupId && m.mid <= c.floor {
+	if m.gid == api.PrivateGroupId && m.mid <= c.floor {
 		closed := c.closed
 		c.mu.Unlock()
 		return !closed

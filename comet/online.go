@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"gopush/myrpc"
+	"gopush/api"
 )
 
 // Online answers web's presence questions (docs/protocol.md §3 "Presence"):
@@ -13,12 +13,12 @@ import (
 // connections this comet holds in all. A key is counted whether or not the
 // ring gives it to this comet: during a migration its connections may still
 // be here. It is new in gopush; 1.0.5 comets do not have it.
-func (r *RPC) Online(args *myrpc.CometOnlineArgs, reply *myrpc.CometOnlineResp) error {
+func (r *RPC) Online(args *api.CometOnlineArgs, reply *api.CometOnlineResp) error {
 	if args == nil {
 		return errors.New("param: CometRPC.Online: no arguments")
 	}
-	if len(args.Keys) > myrpc.MaxOnlineKeys {
-		return fmt.Errorf("param: CometRPC.Online: %d keys, more than %d", len(args.Keys), myrpc.MaxOnlineKeys)
+	if len(args.Keys) > api.MaxOnlineKeys {
+		return fmt.Errorf("param: CometRPC.Online: %d keys, more than %d", len(args.Keys), api.MaxOnlineKeys)
 	}
 	counts := make([]int, len(args.Keys))
 	for i, k := range args.Keys {

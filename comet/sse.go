@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"gopush/myrpc"
+	"gopush/api"
 )
 
 // Server-Sent Events (docs/protocol.md §2.5): a second way in for browsers
@@ -44,11 +44,7 @@ import (
 // ends when the connection closes.
 
 // The SSE comment sent every heartbeat seconds.
-var sseBeatFrame = []byte(":h\n\n")
-
-// lastEventIDHeader carries the mid of the last private message an
-// EventSource received.
-const lastEventIDHeader = "Last-Event-ID"
+var sseBeatFrame = []byte(api.SSEHeartbeat)
 
 // serveSSE answers GET /sse.
 func (c *Comet) serveSSE(w http.ResponseWriter, r *http.Request) {
@@ -77,9 +73,9 @@ func (c *Comet) serveSSE(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	req, ok := parseSub(q.Get("key"), q.Get("heartbeat"), q.Get("token"), q.Get("ver"))
-	last, okLast := parseLastEventID(r.Header.Values(lastEventIDHeader))
-	if !ok || !okLast {
+	req, err := api.CheckSubscribe(q.Get("key"), q.Get("heartbeat"), q.Get("token"), q.Get("ver"))
+	last, okLast := parseLastEventID(r.Header.Values(api.LastEventIDHeader))
+	if err != nil || !okLast {
 		c.refuse()
 		sseHTTPError(w, replyParam.status, string(replyParam.tcp))
 		return
@@ -122,17 +118,17 @@ func (c *Comet) serveSSE(w http.ResponseWriter, r *http.Request) {
 		c.finish(cn)
 		return
 	}
-	var stored []*myrpc.Message
+	var stored []*api.Message
 	if last >= 0 {
-		if stored, err = c.storedSince(req.key, last); err != nil {
-			c.log.Warn("sse: cannot read the stored messages to resume from", "key", req.key, "last_event_id", last, "err", err)
+		if stored, err = c.storedSince(req.Key, last); err != nil {
+			c.log.Warn("sse: cannot read the stored messages to resume from", "key", req.Key, "last_event_id", last, "err", err)
 			cn.replyAndClose(rawHTTPError(reply{tcp: []byte("storage unavailable\r\n"), status: http.StatusServiceUnavailable}, cors))
 			c.finish(cn)
 			return
 		}
 	}
 	c.startSSE(cn, sseHeader(cors), stored, last)
-	go readSSE(cn, c.sseBeatEvery(req.heartbeat))
+	go readSSE(cn, c.sseBeatEvery(time.Duration(req.Heartbeat)*time.Second))
 }
 
 // sseBeatEvery is how often an SSE connection gets its heartbeat comment:
@@ -214,10 +210,10 @@ var errStoredRead = errors.New("reading the stored messages")
 
 // storedSince returns key's stored messages newer than mid, in ascending
 // mid order, from a message node.
-func (c *Comet) storedSince(key string, mid int64) ([]*myrpc.Message, error) {
-	var resp myrpc.MessageGetResp
-	args := &myrpc.MessageGetPrivateArgs{Key: key, MsgId: mid}
-	if err := c.callStore(c.ctx, myrpc.MessageGetPrivate, args, &resp); err != nil {
+func (c *Comet) storedSince(key string, mid int64) ([]*api.Message, error) {
+	var resp api.MessageGetResp
+	args := &api.MessageGetPrivateArgs{Key: key, MsgId: mid}
+	if err := c.callStore(c.ctx, api.MessageGetPrivate, args, &resp); err != nil {
 		return nil, errors.Join(errStoredRead, err)
 	}
 	return resp.Msgs, nil
@@ -230,14 +226,14 @@ func (c *Comet) storedSince(key string, mid int64) ([]*myrpc.Message, error) {
 // messages are queued as on any other connection, except a private one
 // whose mid is at or below the newest sent from the store: a push that
 // stored it before the read may deliver it only after this.
-func (c *Comet) startSSE(cn *conn, header []byte, stored []*myrpc.Message, last int64) {
+func (c *Comet) startSSE(cn *conn, header []byte, stored []*api.Message, last int64) {
 	var resumed [][]byte
 	newest := last // private mids at or below it are not sent again
 	for _, sm := range stored {
 		if sm == nil || sm.MsgId <= newest {
 			continue
 		}
-		m := &message{msg: sm.Msg, mid: sm.MsgId, gid: myrpc.PrivateGroupId}
+		m := &message{msg: sm.Msg, mid: sm.MsgId, gid: api.PrivateGroupId}
 		resumed = append(resumed, m.frame(protoSSE, cn.oldForm))
 		newest = sm.MsgId
 	}
@@ -251,7 +247,7 @@ func (c *Comet) startSSE(cn *conn, header []byte, stored []*myrpc.Message, last 
 	frames = append(frames, cn.queue...)
 	frames = append(frames, resumed...)
 	for _, h := range cn.held {
-		if h.gid == myrpc.PrivateGroupId && h.mid <= newest {
+		if h.gid == api.PrivateGroupId && h.mid <= newest {
 			continue // sent from the store already
 		}
 		frames = append(frames, h.frame)

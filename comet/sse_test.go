@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"gopush/api"
 	"gopush/internal/testenv"
-	"gopush/myrpc"
 )
 
 // sseClient is a raw Server-Sent Events client: it writes the request
@@ -133,7 +133,7 @@ func TestSSEStreamExactBytes(t *testing.T) {
 
 	// A public message has no id: Last-Event-ID stays the last private mid.
 	var r int
-	call(t, rc, myrpc.CometBroadcast, &myrpc.CometBroadcastArgs{Msg: json.RawMessage(`"all"`), MsgId: 42}, &r)
+	call(t, rc, api.CometBroadcast, &api.CometBroadcastArgs{Msg: json.RawMessage(`"all"`), MsgId: 42}, &r)
 	if got, want := cur.event(), "data: {\"msg\":\"all\",\"mid\":42,\"gid\":1}\n\n"; got != want {
 		t.Fatalf("public message %q, want %q", got, want)
 	}
@@ -208,10 +208,10 @@ func TestSSEErrorsBeforeTheStream(t *testing.T) {
 	// -n: the ring gives the key to another node.
 	var r int
 	rc := rpcClient(t, c)
-	call(t, rc, myrpc.CometMigrate, &myrpc.CometMigrateArgs{Nodes: map[string]int{"other": 1}}, &r)
+	call(t, rc, api.CometMigrate, &api.CometMigrateArgs{Nodes: map[string]int{"other": 1}}, &r)
 	check("key of another node", dialSSE(t, addr, sseQuery("k", "30", "", "1")), 421, "-n\r\n")
 	ok.expectClosed(5 * time.Second) // its key moved
-	call(t, rc, myrpc.CometMigrate, &myrpc.CometMigrateArgs{Nodes: map[string]int{"node1": 1}}, &r)
+	call(t, rc, api.CometMigrate, &api.CometMigrateArgs{Nodes: map[string]int{"node1": 1}}, &r)
 
 	// Wrong method.
 	resp, err := http.Post("http://"+addr+"/sse?key=k&heartbeat=30", "text/plain", nil)
@@ -249,7 +249,7 @@ func TestSSEAuthUsesTheSameTokens(t *testing.T) {
 		t.Fatalf("no token added: status %d", cl.status)
 	}
 	var r int
-	call(t, rpcClient(t, c), myrpc.CometNew, &myrpc.CometNewArgs{Key: "authkey", Token: "tok"}, &r)
+	call(t, rpcClient(t, c), api.CometNew, &api.CometNewArgs{Key: "authkey", Token: "tok"}, &r)
 	cl = dialSSE(t, addr, sseQuery("authkey", "30", "tok", "1"))
 	if cl.status != 200 || cl.event() != ":+h\n\n" {
 		t.Fatalf("with the token: status %d", cl.status)
@@ -309,8 +309,8 @@ func TestSSELastEventIDResumes(t *testing.T) {
 	go func() {
 		for i := range pushes {
 			var r int
-			args := &myrpc.CometPushPrivateArgs{Key: "resume", Msg: json.RawMessage(strconv.Itoa(100 + i)), Expire: 600}
-			if err := rc.Call(t.Context(), myrpc.CometPushPrivate, args, &r); err != nil {
+			args := &api.CometPushPrivateArgs{Key: "resume", Msg: json.RawMessage(strconv.Itoa(100 + i)), Expire: 600}
+			if err := rc.Call(t.Context(), api.CometPushPrivate, args, &r); err != nil {
 				pushed <- err
 				return
 			}
@@ -404,16 +404,16 @@ func TestOnlineCountsEveryProtocol(t *testing.T) {
 	subscribeSSE(t, c, "who", "1")
 	subscribeSSE(t, c, "other", "1")
 	rc := rpcClient(t, c)
-	var resp myrpc.CometOnlineResp
-	call(t, rc, myrpc.CometOnline, &myrpc.CometOnlineArgs{Keys: []string{"who", "nobody", "other", "who"}}, &resp)
+	var resp api.CometOnlineResp
+	call(t, rc, api.CometOnline, &api.CometOnlineArgs{Keys: []string{"who", "nobody", "other", "who"}}, &resp)
 	if fmt.Sprint(resp.Counts) != "[3 0 1 3]" || resp.Conns != 4 {
 		t.Fatalf("Online: %v conns %d, want [3 0 1 3] and 4", resp.Counts, resp.Conns)
 	}
-	call(t, rc, myrpc.CometOnline, &myrpc.CometOnlineArgs{}, &resp)
+	call(t, rc, api.CometOnline, &api.CometOnlineArgs{}, &resp)
 	if len(resp.Counts) != 0 || resp.Conns != 4 {
 		t.Fatalf("Online without keys: %v %d", resp.Counts, resp.Conns)
 	}
-	err := rc.Call(t.Context(), myrpc.CometOnline, &myrpc.CometOnlineArgs{Keys: make([]string, myrpc.MaxOnlineKeys+1)}, &resp)
+	err := rc.Call(t.Context(), api.CometOnline, &api.CometOnlineArgs{Keys: make([]string, api.MaxOnlineKeys+1)}, &resp)
 	if err == nil || !strings.Contains(err.Error(), "param: ") {
 		t.Fatalf("too many keys: %v", err)
 	}

@@ -2,6 +2,7 @@ package comet
 
 import (
 	"encoding/json"
+	"gopush/api"
 	"net/http"
 	"os"
 	"runtime"
@@ -41,7 +42,7 @@ type statResponse struct {
 }
 
 // statHandler serves GET /stat?type=server|golang|memory|config|channel|message|connection
-// (SPEC §8).
+// (docs/protocol.md §8).
 func (c *Comet) statHandler(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
@@ -122,7 +123,7 @@ func (c *Comet) statHandler(w http.ResponseWriter, r *http.Request) {
 			"heartbeats":   st.heartbeats.Load(),
 		}
 	default:
-		writeStat(w, r, statResponse{Ret: 65534})
+		writeStat(w, r, statResponse{Ret: api.CodeParamErr})
 		return
 	}
 	writeStat(w, r, statResponse{Ret: 0, Data: data})

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"gopush/api"
 	"gopush/conf"
-	"gopush/myrpc"
 )
 
 func TestTCPSubscribeAndHeartbeat(t *testing.T) {
@@ -14,7 +14,7 @@ func TestTCPSubscribeAndHeartbeat(t *testing.T) {
 	c := startComet(t, testConfig(t, zkRoot(t), "node1"))
 	cl := dialTCP(t, c.TCPAddrs()[0])
 	// The first heartbeat arrives in the same write as the request
-	// (SPEC §9.1): it must be answered, not lost.
+	// (docs/protocol.md §9.1): it must be answered, not lost.
 	cl.write(append(subBytes("sub", "Terry-Mao", "30", "", "1.0.5"), 'h'))
 	cl.expect("+h\r\n+h\r\n")
 	cl.write([]byte("h"))
@@ -72,7 +72,7 @@ func TestTCPErrorReplies(t *testing.T) {
 	// -n: the ring gives the key to another node.
 	rc := rpcClient(t, c)
 	var r int
-	call(t, rc, myrpc.CometMigrate, &myrpc.CometMigrateArgs{Nodes: map[string]int{"node1": 1, "other": 1}}, &r)
+	call(t, rc, api.CometMigrate, &api.CometMigrateArgs{Nodes: map[string]int{"node1": 1, "other": 1}}, &r)
 	var foreign string
 	for i := 0; foreign == ""; i++ {
 		k := "k" + strings.Repeat("x", i%7) + string(rune('a'+i%26))

@@ -2,6 +2,7 @@ package comet
 
 import (
 	"errors"
+	"gopush/api"
 	"io"
 	"net/http"
 	"strings"
@@ -61,7 +62,7 @@ func (c *Comet) checkOrigin(r *http.Request) bool {
 	return false
 }
 
-// serveWS upgrades GET /sub?key=K&heartbeat=S&token=T&ver=V (SPEC §2.2),
+// serveWS upgrades GET /sub?key=K&heartbeat=S&token=T&ver=V (docs/protocol.md §2.2),
 // runs the subscribe checks, and hands a subscribed connection to a new
 // goroutine that reads heartbeats. net/http's per-connection state (the
 // request, its buffers, a deep stack) is then freed when this returns; see
@@ -86,8 +87,8 @@ func (c *Comet) serveWS(w http.ResponseWriter, r *http.Request) {
 	c.stats.wsConns.Add(1)
 	c.stats.wsAccepted.Add(1)
 	c.setSockOpts(cn.nc)
-	req, ok := parseSub(q.Get("key"), q.Get("heartbeat"), q.Get("token"), q.Get("ver"))
-	if !ok {
+	req, err := api.CheckSubscribe(q.Get("key"), q.Get("heartbeat"), q.Get("token"), q.Get("ver"))
+	if err != nil {
 		cn.replyAndClose(c.refuse().ws)
 		c.finish(cn)
 		return

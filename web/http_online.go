@@ -11,7 +11,8 @@ import (
 	"sync"
 	"unicode/utf8"
 
-	"gopush/myrpc"
+	"gopush/api"
+	"gopush/internal/routemux"
 )
 
 // Presence on admin.bind (issue 16, docs/protocol.md §3 "Presence"):
@@ -33,7 +34,7 @@ import (
 const maxOnlineKeys = 1000
 
 // handleOnline adds the presence endpoints to the admin mux.
-func (w *Web) handleOnline(mux *http.ServeMux) {
+func (w *Web) handleOnline(mux *routemux.Mux) {
 	get := []string{http.MethodGet}
 	mux.Handle("/1/admin/online", endpoint(w.log, get, "", false, w.online))
 	mux.Handle("/1/admin/online/room", endpoint(w.log, get, "", false, w.onlineRoom))
@@ -118,8 +119,8 @@ func (w *Web) gatherOnline(ctx context.Context, keys []string) presence {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var resp myrpc.CometOnlineResp
-			err := comet.rpc.Call(ctx, myrpc.CometOnline, &myrpc.CometOnlineArgs{Keys: ks}, &resp)
+			var resp api.CometOnlineResp
+			err := comet.rpc.Call(ctx, api.CometOnline, &api.CometOnlineArgs{Keys: ks}, &resp)
 			if err == nil && len(resp.Counts) != len(ks) {
 				err = fmt.Errorf("comet answered %d counts for %d keys", len(resp.Counts), len(ks))
 			}
@@ -195,7 +196,7 @@ func (w *Web) onlineRoom(_ http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, err
 	}
 	q := r.URL.Query()
-	offset, err := intParam(q, "offset", 0, 0, myrpc.MaxOnlineKeys*1000)
+	offset, err := intParam(q, "offset", 0, 0, api.MaxOnlineKeys*1000)
 	if err != nil {
 		return nil, err
 	}
@@ -250,8 +251,8 @@ func (w *Web) onlineTotal(_ http.ResponseWriter, r *http.Request) (any, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var resp myrpc.CometOnlineResp
-			err := n.rpc.Call(r.Context(), myrpc.CometOnline, &myrpc.CometOnlineArgs{}, &resp)
+			var resp api.CometOnlineResp
+			err := n.rpc.Call(r.Context(), api.CometOnline, &api.CometOnlineArgs{}, &resp)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {

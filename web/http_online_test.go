@@ -10,19 +10,19 @@ import (
 	"strings"
 	"testing"
 
+	"gopush/api"
 	"gopush/ketama"
-	"gopush/myrpc"
 )
 
 // onlineComet makes a fake comet answer CometRPC.Online from conns (key →
 // connections), with total as its subscribed connections.
 func onlineComet(f *fakeRPC, conns map[string]int, total int64) {
 	f.fn = func(method string, args, reply any) error {
-		if method != myrpc.CometOnline {
+		if method != api.CometOnline {
 			return fmt.Errorf("unexpected %s", method)
 		}
-		r := reply.(*myrpc.CometOnlineResp)
-		for _, k := range args.(*myrpc.CometOnlineArgs).Keys {
+		r := reply.(*api.CometOnlineResp)
+		for _, k := range args.(*api.CometOnlineArgs).Keys {
 			r.Counts = append(r.Counts, conns[k])
 		}
 		r.Conns = total
@@ -67,7 +67,7 @@ func TestOnlineCountsPerKeyOneCallPerComet(t *testing.T) {
 			t.Fatalf("%s got %d calls, want 1", node, len(calls))
 		}
 	}
-	if got := tw.comets["node-a"].Calls()[0].args.(*myrpc.CometOnlineArgs).Keys; !slices.Equal(got, []string{a[0], a[1], a[2]}) {
+	if got := tw.comets["node-a"].Calls()[0].args.(*api.CometOnlineArgs).Keys; !slices.Equal(got, []string{a[0], a[1], a[2]}) {
 		t.Errorf("node-a asked about %v", got)
 	}
 
@@ -117,17 +117,17 @@ func TestOnlineBadInput(t *testing.T) {
 		query string
 		code  int
 	}{
-		"no k":            {"", CodeParamErr},
-		"empty k":         {"k=", CodeParamErr},
-		"empty key":       {"k=a,,b", CodeParamErr},
-		"leading comma":   {"k=,a", CodeParamErr},
-		"long key":        {"k=" + strings.Repeat("x", myrpc.MaxKeyLen+1), CodeParamErr},
-		"control char":    {"k=" + url.QueryEscape("a\x01b"), CodeParamErr},
-		"newline":         {"k=" + url.QueryEscape("a\nb"), CodeParamErr},
-		"not UTF-8":       {"k=" + url.QueryEscape("a\xffb"), CodeParamErr},
-		"too many keys":   {"k=" + strings.Join(many, ","), CodeTooManyKeys},
-		"max keys":        {"k=" + strings.Join(enough, ","), CodeOK},
-		"unicode is fine": {"k=" + url.QueryEscape("用户-1"), CodeOK},
+		"no k":            {"", api.CodeParamErr},
+		"empty k":         {"k=", api.CodeParamErr},
+		"empty key":       {"k=a,,b", api.CodeParamErr},
+		"leading comma":   {"k=,a", api.CodeParamErr},
+		"long key":        {"k=" + strings.Repeat("x", api.MaxKeyLen+1), api.CodeParamErr},
+		"control char":    {"k=" + url.QueryEscape("a\x01b"), api.CodeParamErr},
+		"newline":         {"k=" + url.QueryEscape("a\nb"), api.CodeParamErr},
+		"not UTF-8":       {"k=" + url.QueryEscape("a\xffb"), api.CodeParamErr},
+		"too many keys":   {"k=" + strings.Join(many, ","), api.CodeTooManyKeys},
+		"max keys":        {"k=" + strings.Join(enough, ","), api.CodeOK},
+		"unicode is fine": {"k=" + url.QueryEscape("用户-1"), api.CodeOK},
 	} {
 		ans := get(t, tw.admin.URL+"/1/admin/online?"+c.query)
 		if ans.status != 200 || ans.ret(t) != c.code {
@@ -158,11 +158,11 @@ func TestOnlineRoomPages(t *testing.T) {
 		onlineComet(f, conns, 0)
 	}
 	tw.msgs.fn = func(method string, args, reply any) error {
-		if method != myrpc.MessageRoomKeys {
+		if method != api.MessageRoomKeys {
 			return fmt.Errorf("unexpected %s", method)
 		}
 		if args.(string) == "lobby" {
-			reply.(*myrpc.MessageRoomKeysResp).Keys = room
+			reply.(*api.MessageRoomKeysResp).Keys = room
 		}
 		return nil
 	}
@@ -214,14 +214,14 @@ func TestOnlineRoomPages(t *testing.T) {
 		t.Fatalf("offset past the end: %+v", p)
 	}
 	for q, code := range map[string]int{
-		"":                           CodeParamErr,
-		"rid=a%20b":                    CodeParamErr,
-		"rid=lobby&limit=0":          CodeParamErr,
-		"rid=lobby&limit=x":          CodeParamErr,
-		"rid=lobby&offset=-1":        CodeParamErr,
-		"rid=lobby&limit=1001":       CodeTooManyKeys,
-		"rid=lobby&limit=1000":       CodeOK,
-		"rid=lobby&offset=1&limit=1": CodeOK,
+		"":                           api.CodeParamErr,
+		"rid=a%20b":                  api.CodeParamErr,
+		"rid=lobby&limit=0":          api.CodeParamErr,
+		"rid=lobby&limit=x":          api.CodeParamErr,
+		"rid=lobby&offset=-1":        api.CodeParamErr,
+		"rid=lobby&limit=1001":       api.CodeTooManyKeys,
+		"rid=lobby&limit=1000":       api.CodeOK,
+		"rid=lobby&offset=1&limit=1": api.CodeOK,
 	} {
 		if ans := get(t, tw.admin.URL+"/1/admin/online/room?"+q); ans.ret(t) != code {
 			t.Errorf("%q: %s, want ret %d", q, ans.body, code)

@@ -3,19 +3,19 @@ package web
 import (
 	"cmp"
 	"encoding/json"
+	"gopush/api"
+	"gopush/internal/routemux"
 	"net/http"
 	"slices"
 	"strconv"
 	"time"
-
-	"gopush/myrpc"
 )
 
-// publicMux routes the public API of SPEC §3.1 (http.bind), and
+// publicMux routes the public API of docs/protocol.md §3.1 (http.bind), and
 // /1/token/add when http.tokenadd is set.
-func (w *Web) publicMux() *http.ServeMux {
+func (w *Web) publicMux() *routemux.Mux {
 	get := []string{http.MethodGet}
-	mux := http.NewServeMux()
+	mux := routemux.New()
 	mux.Handle("/1/server/get", endpoint(w.log, get, "cb", false, w.serverGet("k", "p", false)))
 	mux.Handle("/2/server/get", endpoint(w.log, get, "cb", false, w.serverGet("k", "p", true)))
 	mux.Handle("/1/msg/get", endpoint(w.log, get, "cb", false, w.withPublic(w.msgGet("k", "m", false), "pm", false)))
@@ -93,12 +93,12 @@ func (w *Web) msgGet(keyParam, midParam string, old bool) handlerFunc {
 				return nil, errParam("%s must be a message id >= 0, got %q", midParam, s)
 			}
 		}
-		args := &myrpc.MessageGetPrivateArgs{MsgId: mid, Key: key}
-		resp := &myrpc.MessageGetResp{}
-		if err := w.msgs.Call(r.Context(), myrpc.MessageGetPrivate, args, resp); err != nil {
+		args := &api.MessageGetPrivateArgs{MsgId: mid, Key: key}
+		resp := &api.MessageGetResp{}
+		if err := w.msgs.Call(r.Context(), api.MessageGetPrivate, args, resp); err != nil {
 			return nil, err
 		}
-		msgs := make([]*myrpc.Message, 0, len(resp.Msgs))
+		msgs := make([]*api.Message, 0, len(resp.Msgs))
 		for _, m := range resp.Msgs {
 			if m == nil {
 				continue
@@ -107,14 +107,14 @@ func (w *Web) msgGet(keyParam, midParam string, old bool) handlerFunc {
 				// Not JSON (written by something else): hand it back as a
 				// JSON string rather than failing the whole answer.
 				q, _ := json.Marshal(string(m.Msg))
-				m = &myrpc.Message{Msg: q, MsgId: m.MsgId, GroupId: m.GroupId}
+				m = &api.Message{Msg: q, MsgId: m.MsgId, GroupId: m.GroupId}
 			}
 			msgs = append(msgs, m)
 		}
 		if len(msgs) == 0 {
 			return nil, nil
 		}
-		slices.SortStableFunc(msgs, func(a, b *myrpc.Message) int { return cmp.Compare(a.MsgId, b.MsgId) })
+		slices.SortStableFunc(msgs, func(a, b *api.Message) int { return cmp.Compare(a.MsgId, b.MsgId) })
 		if !old {
 			return map[string]any{"msgs": msgs}, nil
 		}

@@ -5,15 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"gopush/api"
+	"gopush/internal/routemux"
 	"net/http"
 	"net/rpc"
-	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
-
-	"gopush/myrpc"
 )
 
 // Rooms and public broadcast (issue 8, docs/rooms.md), on admin.bind:
@@ -31,11 +29,11 @@ import (
 // room's keys, and pushes to them exactly as push/mprivate does.
 
 // errRoomFull is a join that the message node refused because the room
-// would hold more than its room.max keys (CodeRoomFull).
+// would hold more than its room.max keys (api.CodeRoomFull).
 var errRoomFull = errors.New("the room would hold more keys than its limit")
 
 // handleRooms adds the room and broadcast endpoints to the admin mux.
-func (w *Web) handleRooms(mux *http.ServeMux) {
+func (w *Web) handleRooms(mux *routemux.Mux) {
 	post := []string{http.MethodPost}
 	mux.Handle("/1/admin/room/join", endpoint(w.log, post, "", false, w.roomJoin))
 	mux.Handle("/1/admin/room/leave", endpoint(w.log, post, "", false, w.roomLeave))
@@ -89,7 +87,7 @@ func (w *Web) parseRoomKeys(rw http.ResponseWriter, r *http.Request) ([]string, 
 }
 
 // messageErr turns what a message node answered into a web error: its
-// parameter errors are ours (65534), a full room is CodeRoomFull, the rest
+// parameter errors are ours (65534), a full room is api.CodeRoomFull, the rest
 // is internal (65535) with what to log.
 func messageErr(what string, err error) error {
 	var se rpc.ServerError
@@ -98,19 +96,19 @@ func messageErr(what string, err error) error {
 		switch {
 		case strings.HasPrefix(s, "param: "):
 			return errParam("%s: %s", what, strings.TrimPrefix(s, "param: "))
-		case strings.HasPrefix(s, myrpc.RoomFullPrefix):
-			return fmt.Errorf("%s: %w: %s", what, errRoomFull, strings.TrimPrefix(s, myrpc.RoomFullPrefix))
+		case strings.HasPrefix(s, api.RoomFullPrefix):
+			return fmt.Errorf("%s: %w: %s", what, errRoomFull, strings.TrimPrefix(s, api.RoomFullPrefix))
 		}
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
 
 func (w *Web) roomJoin(rw http.ResponseWriter, r *http.Request) (any, error) {
-	return nil, w.roomChange(rw, r, myrpc.MessageRoomJoin, "join")
+	return nil, w.roomChange(rw, r, api.MessageRoomJoin, "join")
 }
 
 func (w *Web) roomLeave(rw http.ResponseWriter, r *http.Request) (any, error) {
-	return nil, w.roomChange(rw, r, myrpc.MessageRoomLeave, "leave")
+	return nil, w.roomChange(rw, r, api.MessageRoomLeave, "leave")
 }
 
 // roomChange calls RoomJoin or RoomLeave with the room and keys of r.
@@ -124,7 +122,7 @@ func (w *Web) roomChange(rw http.ResponseWriter, r *http.Request, method, verb s
 		return err
 	}
 	var ret int
-	if err := w.msgs.Call(r.Context(), method, &myrpc.MessageRoomArgs{Room: rid, Keys: keys}, &ret); err != nil {
+	if err := w.msgs.Call(r.Context(), method, &api.MessageRoomArgs{Room: rid, Keys: keys}, &ret); err != nil {
 		return messageErr(fmt.Sprintf("%s %d keys to room %q", verb, len(keys), rid), err)
 	}
 	return nil
@@ -148,8 +146,8 @@ func (w *Web) roomKeys(_ http.ResponseWriter, r *http.Request) (any, error) {
 }
 
 func (w *Web) keysOfRoom(ctx context.Context, rid string) ([]string, error) {
-	var resp myrpc.MessageRoomKeysResp
-	if err := w.msgs.Call(ctx, myrpc.MessageRoomKeys, rid, &resp); err != nil {
+	var resp api.MessageRoomKeysResp
+	if err := w.msgs.Call(ctx, api.MessageRoomKeys, rid, &resp); err != nil {
 		return nil, messageErr(fmt.Sprintf("keys of room %q", rid), err)
 	}
 	return resp.Keys, nil
@@ -162,7 +160,7 @@ func (w *Web) roomDel(_ http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, err
 	}
 	var ret int
-	if err := w.msgs.Call(r.Context(), myrpc.MessageRoomDel, rid, &ret); err != nil {
+	if err := w.msgs.Call(r.Context(), api.MessageRoomDel, rid, &ret); err != nil {
 		return nil, messageErr(fmt.Sprintf("delete room %q", rid), err)
 	}
 	return nil, nil
@@ -196,18 +194,11 @@ func (w *Web) pushRoom(rw http.ResponseWriter, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	keys, err := w.keysOfRoom(r.Context(), rid)
+	fk, err := w.pushRoomKeys(r.Context(), rid, msg, expire)
 	if err != nil {
 		return nil, err
 	}
-	if len(keys) == 0 {
-		return nil, nil
-	}
-	fk := w.pushKeys(r.Context(), keys, msg, expire)
-	if len(fk) == 0 {
-		return nil, nil
-	}
-	return map[string]any{"fk": fk}, nil
+	return failedKeys(fk), nil
 }
 
 // pushAll sends the body to every connection of every serving comet as a
@@ -224,46 +215,18 @@ func (w *Web) pushAll(rw http.ResponseWriter, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	mid := w.pubMids.next()
-	if expire > 0 {
-		var ret int
-		args := &myrpc.MessageSavePublicArgs{Msg: msg, MsgId: mid, Expire: expire}
-		if err := w.msgs.Call(r.Context(), myrpc.MessageSavePublic, args, &ret); err != nil {
-			return nil, messageErr("keep the public message", err)
-		}
+	mid, failed, err := w.broadcast(r.Context(), msg, expire)
+	if err != nil {
+		return nil, err
 	}
-	view := w.cluster.load()
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	var failed []string
-	for name, n := range view.nodes {
-		if n.rpc == nil {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var ret int
-			err := n.rpc.Call(r.Context(), myrpc.CometBroadcast, &myrpc.CometBroadcastArgs{Msg: msg, MsgId: mid}, &ret)
-			if err == nil {
-				return
-			}
-			w.log.Warn("push/all: comet broadcast failed", "node", name, "mid", mid, "err", err)
-			mu.Lock()
-			failed = append(failed, name)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
 	data := map[string]any{"mid": mid}
 	if len(failed) > 0 {
-		slices.Sort(failed)
 		data["fn"] = failed
 	}
 	return data, nil
 }
 
-// midClock hands out message ids (SPEC §2.3: 100 ns units since the Unix
+// midClock hands out message ids (docs/protocol.md §2.3: 100 ns units since the Unix
 // epoch), each larger than the one before in this process, even within one
 // 100 ns or after the clock steps back. Its zero value is ready.
 type midClock struct {

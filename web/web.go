@@ -1,8 +1,8 @@
-// Package web is the web daemon of SPEC §3: the public HTTP API that tells
+// Package web is the web daemon of docs/protocol.md §3: the public HTTP API that tells
 // clients which comet serves their key and hands back offline messages, and
 // the admin HTTP API that backends push through. It watches the comets and
 // message nodes in ZooKeeper, keeps the ketama ring of the comets, notifies
-// them of migrations and prunes dead comet nodes (SPEC §5–§6).
+// them of migrations and prunes dead comet nodes (docs/protocol.md §5–§6).
 package web
 
 import (
@@ -17,8 +17,9 @@ import (
 	"time"
 
 	"gopush/conf"
+	"gopush/gobrpc"
 	"gopush/internal/daemon"
-	"gopush/myrpc"
+	"gopush/membership"
 )
 
 // startWait bounds how long Start waits for the first comet view before it
@@ -34,8 +35,8 @@ type Web struct {
 
 	pubMids midClock // mids of push/all (http_room.go)
 
-	zk      *myrpc.ZK
-	pool    *myrpc.MessagePool
+	zk      *membership.ZK
+	pool    *gobrpc.MessagePool
 	servers []*http.Server // public and admin
 	lns     []net.Listener
 	pprof   *daemon.Pprof
@@ -113,7 +114,7 @@ func (w *Web) start() error {
 		return err
 	}
 
-	z, err := myrpc.DialZK(cfg.ZooKeeper.Addr, cfg.ZooKeeper.Timeout.D(), w.log)
+	z, err := membership.DialZK(cfg.ZooKeeper.Addr, cfg.ZooKeeper.Timeout.D(), w.log)
 	if err != nil {
 		return fmt.Errorf("zookeeper %v: %w", cfg.ZooKeeper.Addr, err)
 	}
@@ -122,11 +123,11 @@ func (w *Web) start() error {
 		if p == "/" {
 			continue
 		}
-		if err := myrpc.EnsurePath(z.Conn(), p); err != nil {
+		if err := membership.EnsurePath(z.Conn(), p); err != nil {
 			return fmt.Errorf("zookeeper: create %s: %w", p, err)
 		}
 	}
-	w.pool = myrpc.NewMessagePool(cfg.RPC.Ping.D(), cfg.RPC.Retry.D(), cfg.RPC.Timeout.D(), w.log)
+	w.pool = gobrpc.NewMessagePool(cfg.RPC.Ping.D(), cfg.RPC.Retry.D(), cfg.RPC.Timeout.D(), w.log)
 	w.msgs = w.pool
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -134,12 +135,12 @@ func (w *Web) start() error {
 	first := make(chan struct{})
 	var once sync.Once
 	w.goRun(func() {
-		myrpc.WatchComets(ctx, z, cfg.ZooKeeper.Comet.Path, w.log, func(v myrpc.CometView) {
+		membership.WatchComets(ctx, z, cfg.ZooKeeper.Comet.Path, w.log, func(v membership.CometView) {
 			w.cluster.update(v)
 			once.Do(func() { close(first) })
 		})
 	})
-	w.goRun(func() { myrpc.WatchMessages(ctx, z, cfg.ZooKeeper.Message.Path, w.log, w.pool.Update) })
+	w.goRun(func() { membership.WatchMessages(ctx, z, cfg.ZooKeeper.Message.Path, w.log, w.pool.Update) })
 	mig := newMigrator(w.log, z, cfg.ZooKeeper.Migrate.Path, w.cluster, cfg.RPC.Retry.D())
 	w.goRun(func() { mig.run(ctx) })
 	if cfg.Prune.Enable {

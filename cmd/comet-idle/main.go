@@ -24,10 +24,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"gopush/api"
+	"gopush/gobrpc"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -36,8 +37,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-
-	"gopush/myrpc"
 )
 
 func main() {
@@ -154,12 +153,12 @@ func run() error {
 	for i := range keys {
 		keys[i] = prefix + strconv.Itoa(i)
 	}
-	rc := myrpc.NewClient(o.rpc, time.Minute)
+	rc := gobrpc.NewClient(o.rpc, time.Minute)
 	defer rc.Close()
-	var resp myrpc.CometPushPrivatesResp
+	var resp api.CometPushPrivatesResp
 	t0 := time.Now()
-	err = rc.Call(context.Background(), myrpc.CometPushPrivates,
-		&myrpc.CometPushPrivatesArgs{Keys: keys, Msg: json.RawMessage(`{"probe":1}`), Expire: 0}, &resp)
+	err = rc.Call(context.Background(), api.CometPushPrivates,
+		&api.CometPushPrivatesArgs{Keys: keys, Msg: json.RawMessage(`{"probe":1}`), Expire: 0}, &resp)
 	callTime := time.Since(t0)
 	if err != nil {
 		return fmt.Errorf("PushPrivates: %w", err)
@@ -197,18 +196,19 @@ func subscribe(o options, i int, key string, proto string, onMessage func()) (*s
 	if o.src > 1 {
 		dialer.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i%o.src))}
 	}
+	sub := api.Subscribe{Key: key, Heartbeat: 60, Version: "1"}
 	if proto == "sse" {
-		return subscribeSSE(o, dialer, key, s)
+		return subscribeSSE(o, dialer, sub, s)
 	}
 	if proto == "ws" {
-		u := "ws://" + o.ws + "/sub?" + url.Values{"key": {key}, "heartbeat": {"60"}, "ver": {"1"}}.Encode()
+		u := "ws://" + o.ws + "/sub?" + sub.Query().Encode()
 		wd := websocket.Dialer{NetDial: dialer.Dial, HandshakeTimeout: 10 * time.Second}
 		c, _, err := wd.Dial(u, nil)
 		if err != nil {
 			return nil, err
 		}
 		_, p, err := c.ReadMessage()
-		if err != nil || string(p) != "+h\r\n" {
+		if kind, _ := api.ParseWSText(p); err != nil || kind != api.FrameOK {
 			c.Close()
 			return nil, fmt.Errorf("subscribe answer %q, %v", p, err)
 		}
@@ -221,53 +221,48 @@ func subscribe(o options, i int, key string, proto string, onMessage func()) (*s
 				s.got()
 			}
 		}()
-		go heartbeat(func() error { return c.WriteMessage(websocket.TextMessage, []byte("h")) }, c.NetConn())
+		go heartbeat(func() error { return c.WriteMessage(websocket.TextMessage, []byte(api.Heartbeat)) }, c.NetConn())
 		return s, nil
 	}
 	nc, err := dialer.Dial("tcp", o.tcp)
 	if err != nil {
 		return nil, err
 	}
-	req := fmt.Sprintf("*5\r\n$3\r\nsub\r\n$%d\r\n%s\r\n$2\r\n60\r\n$0\r\n\r\n$1\r\n1\r\n", len(key), key)
-	if _, err := nc.Write([]byte(req)); err != nil {
+	if _, err := nc.Write(sub.AppendTCP(nil)); err != nil {
 		nc.Close()
 		return nil, err
 	}
 	br := bufio.NewReaderSize(nc, 256)
-	line, err := br.ReadString('\n')
-	if err != nil || line != "+h\r\n" {
+	if kind, body, err := api.ReadTCPFrame(br, nil); err != nil || kind != api.FrameOK {
 		nc.Close()
-		return nil, fmt.Errorf("subscribe answer %q, %v", line, err)
+		return nil, fmt.Errorf("subscribe answer %d %q, %v", kind, body, err)
 	}
 	s.close = func() { nc.Close() }
 	go func() {
+		var scratch []byte
 		for {
-			line, err := br.ReadString('\n')
+			kind, body, err := api.ReadTCPFrame(br, scratch)
 			if err != nil {
 				return
 			}
-			if strings.HasPrefix(line, "$") {
-				n, _ := strconv.Atoi(strings.TrimSpace(line[1:]))
-				if _, err := br.Discard(n + 2); err != nil {
-					return
-				}
+			if kind == api.FrameMessage {
+				scratch = body[:0]
 				s.got()
 			}
 		}
 	}()
-	go heartbeat(func() error { _, err := nc.Write([]byte("h")); return err }, nc)
+	go heartbeat(func() error { _, err := nc.Write([]byte(api.Heartbeat)); return err }, nc)
 	return s, nil
 }
 
 // subscribeSSE opens GET /sse on the WebSocket address and reads events;
 // an SSE client sends nothing after its request.
-func subscribeSSE(o options, dialer *net.Dialer, key string, s *subscriber) (*subscriber, error) {
+func subscribeSSE(o options, dialer *net.Dialer, sub api.Subscribe, s *subscriber) (*subscriber, error) {
 	nc, err := dialer.Dial("tcp", o.ws)
 	if err != nil {
 		return nil, err
 	}
-	q := url.Values{"key": {key}, "heartbeat": {"60"}, "ver": {"1"}}
-	if _, err := fmt.Fprintf(nc, "GET /sse?%s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", q.Encode(), o.ws); err != nil {
+	if _, err := fmt.Fprintf(nc, "GET %s?%s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", api.SSEPath, sub.Query().Encode(), o.ws); err != nil {
 		nc.Close()
 		return nil, err
 	}
@@ -277,7 +272,7 @@ func subscribeSSE(o options, dialer *net.Dialer, key string, s *subscriber) (*su
 		nc.Close()
 		return nil, fmt.Errorf("sse answer %v, %v", resp, err)
 	}
-	if first, err := br.ReadString('\n'); err != nil || first != ":+h\n" {
+	if first, err := br.ReadString('\n'); err != nil || first+"\n" != api.SSESubscribed {
 		nc.Close()
 		return nil, fmt.Errorf("sse first line %q, %v", first, err)
 	}
