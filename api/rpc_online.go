@@ -1,9 +1,9 @@
 package api
 
-// Presence (issue 16, docs/protocol.md §3 "Presence"). This method is new in
+// Presence (issue 16, docs/protocol.md §3.9, §4.2). This method is new in
 // gopush: a 1.0.5 comet does not have it and answers "rpc: can't find
-// method" (see IsNoSuchMethod); web then reports that comet as not
-// answering. The SPEC §4 methods are unchanged.
+// method" (see gobrpc.IsNoSuchMethod); web then reports that comet as not
+// answering. The 1.0.5 methods of §4.2 are unchanged.
 const (
 	// CometOnline counts the open connections of keys on one comet, and
 	// all of its subscribed connections: *CometOnlineArgs →

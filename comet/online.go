@@ -7,7 +7,7 @@ import (
 	"gopush/api"
 )
 
-// Online answers web's presence questions (docs/protocol.md §3 "Presence"):
+// Online answers web's presence questions (docs/protocol.md §3.9):
 // for each key asked, how many subscribed connections it has on this comet
 // (TCP, WebSocket and SSE alike; 0 when none), and how many subscribed
 // connections this comet holds in all. A key is counted whether or not the

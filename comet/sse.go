@@ -11,27 +11,13 @@ import (
 	"gopush/api"
 )
 
-// Server-Sent Events (docs/protocol.md §2.5): a second way in for browsers
-// whose network breaks WebSocket. GET /sse?key=K&heartbeat=S&token=T&ver=V
-// on a WebSocket listener runs the same subscribe as /sub (parameters,
-// ring, token, maxsubscriber, send queue, stats) and answers
-//
-//	HTTP/1.1 200 OK
-//	Content-Type: text/event-stream
-//	...
-//
-//	:+h                               subscribed
-//
-//	id: 13996474938346192             a private message (gid 0)
-//	data: {"msg":{"a":1},"mid":13996474938346192,"gid":0}
-//
-//	data: {"msg":{"b":2},"mid":13996474938346200,"gid":1}   a public one, no id
-//
-//	:h                                a heartbeat, every S seconds
-//
-// Any refusal is an HTTP error answer sent before the stream starts, with
-// the TCP reply as its body: 400 -p, 403 -a (and an origin not allowed),
-// 429 -c, 421 -n, 503 when the stored messages of a resume cannot be read.
+// Server-Sent Events (docs/protocol.md §2.5, the bytes in api/wire_sse.go):
+// a second way in for browsers whose network breaks WebSocket. GET /sse on
+// a WebSocket listener, with the query of /sub, runs the same subscribe
+// (parameters, ring, token, maxsubscriber, send queue, stats) and answers
+// a text/event-stream: ":+h", then one event per message and a comment
+// every heartbeat. Any refusal is an HTTP error answer sent before the
+// stream starts, with the TCP reply as its body.
 //
 // A request with Last-Event-ID: M (what an EventSource sends when it
 // reconnects) first gets the key's stored messages newer than M, from a

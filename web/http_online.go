@@ -15,7 +15,7 @@ import (
 	"gopush/internal/routemux"
 )
 
-// Presence on admin.bind (issue 16, docs/protocol.md §3 "Presence"):
+// Presence on admin.bind (issue 16, docs/protocol.md §3.9):
 //
 //	GET /1/admin/online?k=k1,k2,...             → {"ret":0,"data":{"keys":{"k1":2,"k2":0}}}
 //	GET /1/admin/online/room?rid=R&offset=O&limit=L
