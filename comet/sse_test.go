@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -417,4 +418,37 @@ func TestOnlineCountsEveryProtocol(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "param: ") {
 		t.Fatalf("too many keys: %v", err)
 	}
+}
+
+// Many idle SSE streams: all counted, all reached by one broadcast, all
+// freed when their clients go. (The 5 000-connection RSS figure is taken
+// with cmd/comet-idle -sse-frac 1; docs/performance.md.)
+func TestManyIdleSSEStreams(t *testing.T) {
+	t.Parallel()
+	c := startComet(t, testConfig(t, zkRoot(t), "node1"))
+	const n = 300
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	clients := make([]*sseClient, n)
+	for i := range clients {
+		clients[i] = subscribeSSE(t, c, "idle-"+strconv.Itoa(i), "1")
+	}
+	if got := c.stats.sseConns.Load(); got != n {
+		t.Fatalf("%d sse connections counted, want %d", got, n)
+	}
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	t.Logf("%d idle SSE streams: %.1f KiB of stack and %.1f KiB of heap per stream in this process (comet and clients together)",
+		n, float64(after.StackInuse-before.StackInuse)/1024/n, float64(int64(after.HeapInuse)-int64(before.HeapInuse))/1024/n)
+	var r int
+	call(t, rpcClient(t, c), api.CometBroadcast, &api.CometBroadcastArgs{Msg: json.RawMessage(`"all"`), MsgId: 7}, &r)
+	for i, cl := range clients {
+		if got := cl.event(); got != "data: {\"msg\":\"all\",\"mid\":7,\"gid\":1}\n\n" {
+			t.Fatalf("stream %d: %q", i, got)
+		}
+	}
+	for _, cl := range clients {
+		cl.nc.Close()
+	}
+	waitIdle(t, c)
 }
