@@ -23,11 +23,13 @@ import (
 // reconnects) first gets the key's stored messages newer than M, from a
 // message node, then the live ones, each mid once and in order.
 //
-// The request's connection is taken over from net/http (hijacked) once its
-// parameters are checked, so an SSE subscriber costs what a WebSocket one
-// does: a conn, one goroutine that reads, and a writer only while there is
-// something to write. The stream has no length and no chunked encoding: it
-// ends when the connection closes.
+// Over HTTP/1 the request's connection is taken over from net/http
+// (hijacked) once its parameters are checked, so an SSE subscriber costs
+// what a WebSocket one does: a conn, one goroutine that reads, and a writer
+// only while there is something to write. The stream has no length and no
+// chunked encoding: it ends when the connection closes. Over HTTP/2 (TLS
+// with h2) it cannot be taken over; the handler then keeps the stream
+// (sse_stream.go).
 
 // The SSE comment sent every heartbeat seconds.
 var sseBeatFrame = []byte(api.SSEHeartbeat)
@@ -66,13 +68,16 @@ func (c *Comet) serveSSE(w http.ResponseWriter, r *http.Request) {
 		sseHTTPError(w, replyParam.status, string(replyParam.tcp))
 		return
 	}
-	hj, ok := w.(http.Hijacker)
-	if !ok {
-		// HTTP/2 (only over TLS with h2 negotiated) cannot hand its
-		// stream over; comet's listeners speak HTTP/1.1.
-		sseHTTPError(w, http.StatusHTTPVersionNotSupported, "server-sent events need HTTP/1.1\r\n")
+	if hj, ok := w.(http.Hijacker); ok && r.ProtoMajor == 1 {
+		c.serveSSEHijacked(hj, r, req, last, origin)
 		return
 	}
+	c.serveSSEStream(w, r, req, last)
+}
+
+// serveSSEHijacked runs a checked SSE request over HTTP/1: comet takes the
+// connection over and writes the response itself.
+func (c *Comet) serveSSEHijacked(hj http.Hijacker, r *http.Request, req api.Subscribe, last int64, origin string) {
 	nc, brw, err := hj.Hijack()
 	if err != nil {
 		c.log.Debug("sse: taking over the connection failed", "addr", r.RemoteAddr, "err", err)
@@ -99,22 +104,64 @@ func (c *Comet) serveSSE(w http.ResponseWriter, r *http.Request) {
 		c.finish(cn)
 		return
 	}
-	if refused := c.subscribe(cn, req); refused != nil {
+	stored, refused := c.subscribeSSE(cn, req, last)
+	if refused != nil {
 		cn.replyAndClose(rawHTTPError(*refused, cors))
 		c.finish(cn)
 		return
 	}
-	var stored []*api.Message
-	if last >= 0 {
-		if stored, err = c.storedSince(req.Key, last); err != nil {
-			c.log.Warn("sse: cannot read the stored messages to resume from", "key", req.Key, "last_event_id", last, "err", err)
-			cn.replyAndClose(rawHTTPError(reply{tcp: []byte("storage unavailable\r\n"), status: http.StatusServiceUnavailable}, cors))
-			c.finish(cn)
-			return
-		}
-	}
 	c.startSSE(cn, sseHeader(cors), stored, last)
 	go readSSE(cn, c.sseBeatEvery(time.Duration(req.Heartbeat)*time.Second))
+}
+
+// serveSSEStream runs a checked SSE request whose connection cannot be
+// taken over (HTTP/2, where TLS negotiated it): the response goes through
+// net/http, and this handler stays until the stream ends.
+func (c *Comet) serveSSEStream(w http.ResponseWriter, r *http.Request, req api.Subscribe, last int64) {
+	sc := newStreamConn(w, r)
+	defer sc.release()
+	cn := newConn(c, sc, protoSSE)
+	cn.holding = true
+	if !c.conns.add(cn, &c.wg) {
+		sseHTTPError(w, http.StatusServiceUnavailable, "comet is stopping\r\n")
+		return
+	}
+	c.stats.sseConns.Add(1)
+	c.stats.sseAccepted.Add(1)
+	stored, refused := c.subscribeSSE(cn, req, last)
+	if refused != nil {
+		sseHTTPError(w, refused.status, string(refused.tcp))
+		c.finish(cn)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache, no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	c.startSSE(cn, nil, stored, last)
+	readSSE(cn, c.sseBeatEvery(time.Duration(req.Heartbeat)*time.Second))
+}
+
+// replyStorage is the SSE refusal of a resume whose stored messages could
+// not be read.
+var replyStorage = reply{tcp: []byte("storage unavailable\r\n"), status: http.StatusServiceUnavailable}
+
+// subscribeSSE subscribes cn and, for a resume (last >= 0), reads the
+// stored messages after last. It returns them, or the refusal to answer.
+func (c *Comet) subscribeSSE(cn *conn, req api.Subscribe, last int64) ([]*api.Message, *reply) {
+	if refused := c.subscribe(cn, req); refused != nil {
+		return nil, refused
+	}
+	if last < 0 {
+		return nil, nil
+	}
+	stored, err := c.storedSince(req.Key, last)
+	if err != nil {
+		c.log.Warn("sse: cannot read the stored messages to resume from", "key", req.Key, "last_event_id", last, "err", err)
+		return nil, &replyStorage
+	}
+	return stored, nil
 }
 
 // sseBeatEvery is how often an SSE connection gets its heartbeat comment:
@@ -206,7 +253,7 @@ func (c *Comet) storedSince(key string, mid int64) ([]*api.Message, error) {
 }
 
 // startSSE ends the holding of a subscribed SSE connection: it queues the
-// response header, what subscribe queued (":+h"), the stored messages newer
+// response header (when comet writes it itself), what subscribe queued (":+h"), the stored messages newer
 // than last, then the live messages that came meanwhile less those already
 // among the stored ones (same mid), and starts the writer. From then on
 // messages are queued as on any other connection, except a private one
@@ -229,7 +276,9 @@ func (c *Comet) startSSE(cn *conn, header []byte, stored []*api.Message, last in
 		return
 	}
 	frames := make([][]byte, 0, 1+len(cn.queue)+len(resumed)+len(cn.held))
-	frames = append(frames, header)
+	if header != nil {
+		frames = append(frames, header)
+	}
 	frames = append(frames, cn.queue...)
 	frames = append(frames, resumed...)
 	for _, h := range cn.held {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"runtime"
 	"strconv"
@@ -451,4 +452,76 @@ func TestManyIdleSSEStreams(t *testing.T) {
 		cl.nc.Close()
 	}
 	waitIdle(t, c)
+}
+
+// Over HTTP/2 (what a browser negotiates with a TLS listener that offers
+// h2) the connection cannot be taken over: the stream goes through
+// net/http with the same bytes, errors and heartbeats, and ends when the
+// client goes.
+func TestSSEOverHTTP2(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t, zkRoot(t), "node1")
+	c := New(cfg, newTestLogger(t))
+	c.sseBeat = 300 * time.Millisecond
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(t.Context()) })
+	srv := httptest.NewUnstartedServer(c.wsMux())
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	hc := srv.Client()
+
+	resp, err := hc.Get(srv.URL + "/sse?heartbeat=30")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != 400 || string(body) != "-p\r\n" {
+		t.Fatalf("no key over h2: %s %d %q", resp.Proto, resp.StatusCode, body)
+	}
+
+	resp, err = hc.Get(srv.URL + "/sse?" + sseQuery("h2key", "30", "", "1").Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.ProtoMajor != 2 || resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("stream over h2: %s %d %v", resp.Proto, resp.StatusCode, resp.Header)
+	}
+	br := bufio.NewReader(resp.Body)
+	read := func() string {
+		t.Helper()
+		var b strings.Builder
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("read: %v (%q)", err, b.String())
+			}
+			b.WriteString(line)
+			if line == "\n" {
+				return b.String()
+			}
+		}
+	}
+	if got := read(); got != ":+h\n\n" {
+		t.Fatalf("first event %q", got)
+	}
+	push(t, rpcClient(t, c), "h2key", `{"h":2}`, 0)
+	got := read()
+	var mid int64
+	if _, err := fmt.Sscanf(got, "id: %d\n", &mid); err != nil || got != sseEvent(mid, fmt.Sprintf(`{"msg":{"h":2},"mid":%d,"gid":0}`, mid)) {
+		t.Fatalf("event %q", got)
+	}
+	if got := read(); got != ":h\n\n" {
+		t.Fatalf("heartbeat %q", got)
+	}
+	if n := c.hub.count("h2key"); n != 1 {
+		t.Fatalf("h2key has %d connections", n)
+	}
+	resp.Body.Close()
+	testenv.WaitFor(t, 10*time.Second, "the h2 stream to be freed", func() bool {
+		return c.stats.sseConns.Load() == 0 && c.hub.count("h2key") == 0
+	})
 }
