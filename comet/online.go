@@ -25,6 +25,6 @@ func (r *RPC) Online(args *api.CometOnlineArgs, reply *api.CometOnlineResp) erro
 		counts[i] = r.c.hub.count(k)
 	}
 	reply.Counts = counts
-	reply.Conns = r.c.stats.subscribed.Load()
+	reply.Conns = r.c.stats.subscribed()
 	return nil
 }

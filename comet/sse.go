@@ -281,12 +281,15 @@ func (c *Comet) startSSE(cn *conn, header []byte, stored []*api.Message, last in
 	}
 	frames = append(frames, cn.queue...)
 	frames = append(frames, resumed...)
+	kept := 0
 	for _, h := range cn.held {
 		if h.gid == api.PrivateGroupId && h.mid <= newest {
 			continue // sent from the store already
 		}
 		frames = append(frames, h.frame)
+		kept++
 	}
+	cn.msgs += len(resumed) + kept
 	cn.queue, cn.held, cn.holding = frames, nil, false
 	cn.floor = newest
 	cn.writing = true

@@ -148,13 +148,13 @@ func TestSSEStreamExactBytes(t *testing.T) {
 		t.Fatalf("heartbeat %q, want :h", got)
 	}
 	st := stat(t, c, "type=connection")
-	if st["sse"] != 2.0 || st["sse_accepted"] != 2.0 || st["subscribed"] != 2.0 || st["total"] != 2.0 {
+	if st["sse"] != 2.0 || st["sse_accepted"] != 2.0 || st["current"] != 2.0 || st["total"] != 2.0 {
 		t.Fatalf("stat connection: %v, want 2 sse connections", st)
 	}
 	cur.nc.Close()
 	old.nc.Close()
 	testenv.WaitFor(t, 10*time.Second, "the sse connections to be gone", func() bool {
-		return c.stats.sseConns.Load() == 0 && c.stats.subscribed.Load() == 0 && c.hub.numChannels() == 0
+		return c.stats.sseConns.Load() == 0 && c.stats.subscribed() == 0 && c.hub.numChannels() == 0
 	})
 }
 

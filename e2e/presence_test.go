@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"gopush/api"
+	"gopush/conf"
 	"gopush/internal/testenv"
 	"gopush/ketama"
 )
@@ -30,9 +32,9 @@ func subscribeSSE(t *testing.T, addr, key, token string) (*sseSub, string) {
 	if err != nil {
 		t.Fatalf("dial comet %s: %v", addr, err)
 	}
-	q := url.Values{"key": {key}, "heartbeat": {"30"}, "token": {token}, "ver": {ver}}
+	q := api.Subscribe{Key: key, Heartbeat: 30, Token: token, Version: ver}.Query()
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(conn, "GET /sse?%s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", q.Encode(), addr)
+	fmt.Fprintf(conn, "GET %s?%s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", api.SSEPath, q.Encode(), addr)
 	r := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(r, nil)
 	if err != nil {
@@ -46,7 +48,7 @@ func subscribeSSE(t *testing.T, addr, key, token string) (*sseSub, string) {
 		return nil, fmt.Sprintf("%d %s", resp.StatusCode, strings.TrimSpace(string(b)))
 	}
 	s := &sseSub{conn: conn, r: r}
-	if ev := s.event(t); ev != ":+h\n\n" {
+	if ev := s.event(t); ev != api.SSESubscribed {
 		t.Fatalf("sse subscribe %s: first event %q", key, ev)
 	}
 	return s, "+h"
@@ -68,7 +70,7 @@ func (s *sseSub) event(t *testing.T) string {
 	}
 }
 
-func (s *sseSub) next(t *testing.T) message {
+func (s *sseSub) next(t *testing.T) api.Message {
 	t.Helper()
 	for {
 		ev := s.event(t)
@@ -79,11 +81,11 @@ func (s *sseSub) next(t *testing.T) message {
 		if !ok {
 			t.Fatalf("sse event without data: %q", ev)
 		}
-		var m message
-		if err := json.Unmarshal([]byte(strings.TrimSpace(data)), &m); err != nil {
+		m, err := api.DecodeMessage([]byte(strings.TrimSpace(data)), false)
+		if err != nil {
 			t.Fatalf("sse message %q: %v", data, err)
 		}
-		if m.Gid == 0 && !strings.HasPrefix(ev, fmt.Sprintf("id: %d\n", m.Mid)) {
+		if m.GroupId == api.PrivateGroupId && !strings.HasPrefix(ev, fmt.Sprintf("id: %d\n", m.MsgId)) {
 			t.Fatalf("sse event %q does not carry its mid as id", ev)
 		}
 		return m
@@ -94,26 +96,26 @@ func (s *sseSub) close() { s.conn.Close() }
 
 // subscribeAny subscribes key over proto ("tcp", "ws", "sse"), retrying
 // while comet does not own the key yet.
-func subscribeAny(t *testing.T, proto string, cm *comet, key string) subscriber {
+func subscribeAny(t *testing.T, proto string, cm *testenv.CometNode, key string) subscriber {
 	t.Helper()
 	var sub subscriber
-	waitFor(t, fmt.Sprintf("comet %s to accept %s over %s", cm.node, key, proto), func() bool {
+	waitFor(t, fmt.Sprintf("comet %s to accept %s over %s", cm.Node, key, proto), func() bool {
 		var reply string
 		switch proto {
 		case "tcp":
-			s, r := subscribeTCP(t, cm.tcp, key, "")
+			s, r := subscribeTCP(t, cm.TCP, key, "")
 			if s != nil {
 				sub = s
 			}
 			reply = r
 		case "ws":
-			s, r := subscribeWS(t, cm.ws, key, "")
+			s, r := subscribeWS(t, cm.WS, key, "")
 			if s != nil {
 				sub = s
 			}
 			reply = r
 		case "sse":
-			s, r := subscribeSSE(t, cm.ws, key, "")
+			s, r := subscribeSSE(t, cm.WS, key, "")
 			if s != nil {
 				sub = s
 			}
@@ -147,9 +149,9 @@ type presenceAnswer struct {
 	}
 }
 
-func (w *web) presence(t *testing.T, pathQuery string) presenceAnswer {
+func presence(t *testing.T, w *testenv.WebNode, pathQuery string) presenceAnswer {
 	t.Helper()
-	a := httpGet(t, "http://"+w.admin+pathQuery)
+	a := httpGet(t, "http://"+w.Admin+pathQuery)
 	var p presenceAnswer
 	if err := json.Unmarshal([]byte(a.Body), &p); err != nil || p.Ret != 0 {
 		t.Fatalf("%s: %d %s", pathQuery, a.Status, a.Body)
@@ -162,17 +164,17 @@ func (w *web) presence(t *testing.T, pathQuery string) presenceAnswer {
 // killed, its keys are unknown and the comet is named, never counted 0.
 func TestClusterPresence(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t)
-	c.startRoomMessage(map[string]string{"node1:1": testenv.Redis(t)}, 1000, testenv.Unique(t)+":public")
-	n1 := c.startComet("node1", 1, false)
-	n2 := c.startComet("node2", 1, false)
-	w := c.startWeb("prune.enable = false") // the killed comet stays on the ring
+	c := testenv.NewCluster(t)
+	c.StartMessage()
+	n1 := c.StartComet("node1", 1)
+	n2 := c.StartComet("node2", 1)
+	w := c.StartWeb(func(cfg *conf.Web) { cfg.Prune.Enable = false }) // the killed comet stays on the ring
 	ring := ketama.FromWeights(ketama.DefaultBase, map[string]int{"node1": 1, "node2": 1})
 	prefix := testenv.Unique(t) + "-"
 	a1, a2 := keyOn(ring, "node1", prefix+"a"), keyOn(ring, "node1", prefix+"b") // a2: nobody
 	b1, b2, b3 := keyOn(ring, "node2", prefix+"c"), keyOn(ring, "node2", prefix+"d"), keyOn(ring, "node2", prefix+"e")
-	waitRouted(t, w, a1, n1.tcp)
-	waitRouted(t, w, b1, n2.tcp)
+	waitRouted(t, w, a1, n1.TCP)
+	waitRouted(t, w, b1, n2.TCP)
 
 	subscribeAny(t, "tcp", n1, a1)
 	subscribeAny(t, "ws", n1, a1)
@@ -182,7 +184,7 @@ func TestClusterPresence(t *testing.T) {
 	subscribeAny(t, "ws", n2, b2)
 	subscribeAny(t, "tcp", n2, b2)
 	// A push reaches the SSE subscriber through web.
-	if a := w.push(t, b1, 0, `{"sse":1}`); a.Body != `{"ret":0}` {
+	if a := push(t, w, b1, 0, `{"sse":1}`); a.Body != `{"ret":0}` {
 		t.Fatalf("push: %s", a.Body)
 	}
 	if m := sse.next(t); string(m.Msg) != `{"sse":1}` {
@@ -191,15 +193,15 @@ func TestClusterPresence(t *testing.T) {
 
 	keys := strings.Join([]string{a1, a2, b1, b2, b3}, ",")
 	want := map[string]int{a1: 3, a2: 0, b1: 2, b2: 2, b3: 0}
-	p := w.presence(t, "/1/admin/online?k="+url.QueryEscape(keys))
+	p := presence(t, w, "/1/admin/online?k="+url.QueryEscape(keys))
 	if fmt.Sprint(p.Data.Keys) != fmt.Sprint(want) || p.Data.Partial || len(p.Data.Down)+len(p.Data.Unknown) != 0 {
 		t.Fatalf("online: %+v, want %v", p.Data, want)
 	}
 	rid := testenv.Unique(t)
-	if a := w.adminPost(t, "/1/admin/room/join?rid="+rid, keysBody([]string{a1, a2, b1, b2, b3})); a.ret(t) != 0 {
+	if a := adminPost(t, w, "/1/admin/room/join?rid="+rid, keysBody([]string{a1, a2, b1, b2, b3})); a.ret(t) != 0 {
 		t.Fatalf("room join: %s", a.Body)
 	}
-	p = w.presence(t, "/1/admin/online/room?rid="+rid)
+	p = presence(t, w, "/1/admin/online/room?rid="+rid)
 	if p.Data.Total != 5 || p.Data.Count != 5 || p.Data.Online != 3 || p.Data.Next != nil ||
 		fmt.Sprint(p.Data.Keys) != fmt.Sprint(map[string]int{a1: 3, b1: 2, b2: 2}) {
 		t.Fatalf("online/room: %+v", p.Data)
@@ -207,7 +209,7 @@ func TestClusterPresence(t *testing.T) {
 	// Paged by two: 3 pages cover the room once.
 	online := map[string]int{}
 	for off, pages := 0, 0; ; pages++ {
-		p = w.presence(t, fmt.Sprintf("/1/admin/online/room?rid=%s&limit=2&offset=%d", rid, off))
+		p = presence(t, w, fmt.Sprintf("/1/admin/online/room?rid=%s&limit=2&offset=%d", rid, off))
 		for k, n := range p.Data.Keys {
 			online[k] += n
 		}
@@ -222,7 +224,7 @@ func TestClusterPresence(t *testing.T) {
 	if fmt.Sprint(online) != fmt.Sprint(map[string]int{a1: 3, b1: 2, b2: 2}) {
 		t.Fatalf("paged online/room: %v", online)
 	}
-	p = w.presence(t, "/1/admin/online/total")
+	p = presence(t, w, "/1/admin/online/total")
 	if p.Data.Total != 7 || fmt.Sprint(p.Data.Comets) != fmt.Sprint(map[string]int{"node1": 3, "node2": 4}) || p.Data.Partial {
 		t.Fatalf("online/total: %+v", p.Data)
 	}
@@ -233,24 +235,24 @@ func TestClusterPresence(t *testing.T) {
 	n2.Kill()
 	check := func(when string) {
 		t.Helper()
-		p := w.presence(t, "/1/admin/online?k="+url.QueryEscape(keys))
+		p := presence(t, w, "/1/admin/online?k="+url.QueryEscape(keys))
 		if fmt.Sprint(p.Data.Keys) != fmt.Sprint(map[string]int{a1: 3, a2: 0}) || !p.Data.Partial ||
 			fmt.Sprint(p.Data.Down) != "[node2]" || fmt.Sprint(p.Data.Unknown) != fmt.Sprint([]string{b1, b2, b3}) {
 			t.Fatalf("online %s: %+v", when, p.Data)
 		}
-		p = w.presence(t, "/1/admin/online/room?rid="+rid)
+		p = presence(t, w, "/1/admin/online/room?rid="+rid)
 		if p.Data.Online != 1 || fmt.Sprint(p.Data.Keys) != fmt.Sprint(map[string]int{a1: 3}) || !p.Data.Partial ||
 			fmt.Sprint(p.Data.Down) != "[node2]" || len(p.Data.Unknown) != 3 {
 			t.Fatalf("online/room %s: %+v", when, p.Data)
 		}
-		p = w.presence(t, "/1/admin/online/total")
+		p = presence(t, w, "/1/admin/online/total")
 		if p.Data.Total != 3 || fmt.Sprint(p.Data.Comets) != "map[node1:3]" || !p.Data.Partial || fmt.Sprint(p.Data.Down) != "[node2]" {
 			t.Fatalf("online/total %s: %+v", when, p.Data)
 		}
 	}
 	check("right after the kill")
 	waitFor(t, "node2's registration to expire", func() bool {
-		children, _, err := c.zc.Children(c.cometPath + "/node2")
+		children, _, err := c.ZKConn.Children(c.CometPath + "/node2")
 		return err == nil && len(children) == 0
 	})
 	time.Sleep(500 * time.Millisecond) // web's watcher sees it

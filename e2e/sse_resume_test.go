@@ -6,13 +6,13 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"gopush/api"
 	"gopush/internal/testenv"
 )
 
@@ -89,10 +89,10 @@ func resumingClient(addr, key string, want int, stop <-chan struct{}) ([]int64, 
 		if err != nil {
 			return mids, streams, fmt.Errorf("dial the proxy: %w", err)
 		}
-		q := url.Values{"key": {key}, "heartbeat": {"30"}, "ver": {ver}}
-		req := "GET /sse?" + q.Encode() + " HTTP/1.1\r\nHost: " + addr + "\r\n"
+		q := api.Subscribe{Key: key, Heartbeat: 30, Version: ver}.Query()
+		req := "GET " + api.SSEPath + "?" + q.Encode() + " HTTP/1.1\r\nHost: " + addr + "\r\n"
 		if lastID != "" {
-			req += "Last-Event-ID: " + lastID + "\r\n"
+			req += api.LastEventIDHeader + ": " + lastID + "\r\n"
 		}
 		conn.SetDeadline(time.Now().Add(20 * time.Second))
 		if _, err := io.WriteString(conn, req+"\r\n"); err != nil {
@@ -141,15 +141,15 @@ func TestClusterSSEResumesAcrossCutStreams(t *testing.T) {
 	t.Parallel()
 	const period = 250 * time.Millisecond // configurable: the proxy's cut
 	const pushes = 60
-	c := newCluster(t)
-	c.startMessage()
-	cm := c.startComet("node1", 1, false)
-	w := c.startWeb("")
+	c := testenv.NewCluster(t)
+	c.StartMessage()
+	cm := c.StartComet("node1", 1)
+	w := c.StartWeb()
 	key := testenv.Unique(t)
-	waitRouted(t, w, key, cm.tcp)
+	waitRouted(t, w, key, cm.TCP)
 	// The key's own subscriber tells us which mids were given.
 	direct := subscribeAny(t, "tcp", cm, key)
-	proxy := startCuttingProxy(t, cm.ws, period)
+	proxy := startCuttingProxy(t, cm.WS, period)
 
 	stop := make(chan struct{})
 	type result struct {
@@ -165,11 +165,11 @@ func TestClusterSSEResumesAcrossCutStreams(t *testing.T) {
 	time.Sleep(200 * time.Millisecond) // the first stream opens
 	var want []int64
 	for i := range pushes {
-		if a := w.push(t, key, 600, fmt.Sprintf(`{"n":%d}`, i)); a.Body != `{"ret":0}` {
+		if a := push(t, w, key, 600, fmt.Sprintf(`{"n":%d}`, i)); a.Body != `{"ret":0}` {
 			close(stop)
 			t.Fatalf("push %d: %s", i, a.Body)
 		}
-		want = append(want, direct.next(t).Mid)
+		want = append(want, direct.next(t).MsgId)
 		time.Sleep(10 * time.Millisecond)
 	}
 	var r result

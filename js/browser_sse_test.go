@@ -1,6 +1,7 @@
 package js
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -29,8 +30,8 @@ type sseCluster struct {
 func startSSECluster(t *testing.T) *sseCluster {
 	t.Helper()
 	cl := testenv.NewCluster(t)
-	cl.StartMessage(1, 0)
-	s := &sseCluster{cl: cl, comet: cl.StartComet("node1", 1, ""), web: cl.StartWeb(), key: testenv.Unique(t)}
+	cl.StartMessage()
+	s := &sseCluster{cl: cl, comet: cl.StartComet("node1", 1), web: cl.StartWeb(), key: testenv.Unique(t)}
 	testenv.WaitFor(t, 30*time.Second, "web to know the comet", func() bool {
 		srv, _, err := testenv.ServerOf("http://"+s.web.HTTP, s.key, "1")
 		return err == nil && srv == s.comet.WS
@@ -67,16 +68,15 @@ func (s *sseCluster) push(t *testing.T, msg string) string {
 func (s *sseCluster) cometStat(t *testing.T, field string) int {
 	t.Helper()
 	a := testenv.HTTPDo(t, "GET", "http://"+s.comet.Stat+"/stat?type=connection", "", nil)
-	i := strings.Index(a.Body, `"`+field+`":`)
-	if i < 0 {
-		t.Fatalf("stat has no %s: %s", field, a.Body)
+	var st map[string]any
+	if err := json.Unmarshal([]byte(a.Body), &st); err != nil {
+		t.Fatalf("stat: %v: %s", err, a.Body)
 	}
-	rest := a.Body[i+len(field)+3:]
-	n, err := strconv.Atoi(rest[:strings.IndexAny(rest, ",}")])
-	if err != nil {
-		t.Fatalf("stat %s: %v", field, err)
+	n, ok := st[field].(float64)
+	if !ok {
+		t.Fatalf("stat has no number %s: %s", field, a.Body)
 	}
-	return n
+	return int(n)
 }
 
 // ssePage opens the example page and waits on what it shows.
