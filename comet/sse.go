@@ -1,6 +1,7 @@
 package comet
 
 import (
+	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
@@ -266,7 +267,14 @@ func (c *Comet) startSSE(cn *conn, header []byte, stored []*api.Message, last in
 		if sm == nil || sm.MsgId <= newest {
 			continue
 		}
-		m := &message{msg: sm.Msg, mid: sm.MsgId, gid: api.PrivateGroupId}
+		// An event's data is one line: compact what was stored (a 1.0.5
+		// node stored the JSON as web received it), and send what is not
+		// JSON at all as a JSON string, as web's msg/get does.
+		body, err := compactJSON(sm.Msg)
+		if err != nil {
+			body, _ = json.Marshal(string(sm.Msg))
+		}
+		m := &message{msg: body, mid: sm.MsgId, gid: api.PrivateGroupId}
 		resumed = append(resumed, m.frame(protoSSE, cn.oldForm))
 		newest = sm.MsgId
 	}

@@ -263,7 +263,7 @@ func TestSSEAuthUsesTheSameTokens(t *testing.T) {
 // resume.
 func TestSSELastEventIDResumes(t *testing.T) {
 	t.Parallel()
-	c, _, rc := cometWithFake(t, false)
+	c, fake, rc := cometWithFake(t, false)
 	var mids []int64
 	// A stream that records the mids, to learn them.
 	rec := subscribeSSE(t, c, "resume", "1")
@@ -287,8 +287,17 @@ func TestSSELastEventIDResumes(t *testing.T) {
 	if got := cl.event(); !strings.HasPrefix(got, "id: ") || !strings.Contains(got, `"msg":"live"`) {
 		t.Fatalf("live event after the resume: %q", got)
 	}
-	if n := c.stats.resumed.Load(); n != 3 {
-		t.Errorf("sse_resumed %d, want 3", n)
+	// A message stored by a 1.0.5 node as web got it, across lines, is
+	// still one data line.
+	fake.mu.Lock()
+	fake.record("resume", json.RawMessage("{\n  \"old\": 1\n}"), mids[4]+1)
+	fake.mu.Unlock()
+	old := subscribeSSE(t, c, "resume", "1", "Last-Event-ID: "+strconv.FormatInt(mids[4], 10))
+	if got, want := old.event(), sseEvent(mids[4]+1, fmt.Sprintf(`{"msg":{"old":1},"mid":%d,"gid":0}`, mids[4]+1)); got != want {
+		t.Fatalf("resumed multi-line message %q, want %q", got, want)
+	}
+	if n := c.stats.resumed.Load(); n != 4 {
+		t.Errorf("sse_resumed %d, want 4", n)
 	}
 
 	if got := rec.event(); !strings.Contains(got, `"msg":"live"`) {
@@ -322,7 +331,7 @@ func TestSSELastEventIDResumes(t *testing.T) {
 	}()
 	var resumers []*sseClient
 	for range 5 {
-		resumers = append(resumers, subscribeSSE(t, c, "resume", "1", "Last-Event-ID: "+strconv.FormatInt(mids[4], 10)))
+		resumers = append(resumers, subscribeSSE(t, c, "resume", "1", "Last-Event-ID: "+strconv.FormatInt(mids[4]+1, 10)))
 		time.Sleep(10 * time.Millisecond)
 	}
 	var want []int64
