@@ -244,7 +244,7 @@
     this._es = null;
     this.transport = o.transport === 'sse' || (o.transport === 'auto' && !hasWebSocket()) ? 'sse' : 'websocket';
     this._failures = 0;         // attempts in a row on this transport that never subscribed
-    this._attempt = null;       // {subscribed} of the connection being opened
+    this._attempt = null;       // {up} of the connection being opened
     this._timers = {};
     this._backoff = o.minBackoff;
     this._running = false;
@@ -345,13 +345,16 @@
     });
   };
 
-  // _countFailure counts an attempt that reached the stage of opening a
-  // connection but never subscribed, and with transport 'auto' switches to
-  // the other transport after fallbackAfter of them in a row.
+  // _countFailure counts an attempt whose transport did not get through
+  // (the connection was opened but never came up: no WebSocket handshake,
+  // no event stream), and with transport 'auto' switches to the other
+  // transport after fallbackAfter of them in a row. A comet that answers
+  // over WebSocket, even with an error (-n during a migration), shows that
+  // WebSocket gets through.
   GoPush.prototype._countFailure = function () {
     var a = this._attempt;
     this._attempt = null;
-    if (!a || a.subscribed) { return; }
+    if (!a || a.up) { return; }
     this._failures++;
     if (this.opts.transport !== 'auto' || this._failures < this.opts.fallbackAfter) { return; }
     var next = this.transport === 'websocket' ? 'sse' : 'websocket';
@@ -363,7 +366,7 @@
 
   // _subscribed records a successful subscribe on this transport.
   GoPush.prototype._subscribed = function (server) {
-    if (this._attempt) { this._attempt.subscribed = true; }
+    if (this._attempt) { this._attempt.up = true; }
     this._failures = 0;
     this.server = server;
     this.connects++;
@@ -385,7 +388,7 @@
   };
 
   GoPush.prototype._open = function (gen, server) {
-    this._attempt = { subscribed: false };
+    this._attempt = { up: false }; // up: the transport got through
     if (this.transport === 'sse') { return this._openSSE(gen, server); }
     return this._openWS(gen, server);
   };
@@ -448,7 +451,9 @@
       return this._fail(gen, e);
     }
     this._ws = ws;
+    var attempt = this._attempt;
     var subscribed = false, fetching = true, pending = [];
+    ws.onopen = function () { if (attempt) { attempt.up = true; } };
 
     function alive() {
       clearTimeout(self._timers.dead);

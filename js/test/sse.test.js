@@ -170,3 +170,18 @@ test('an event stream that never opens is given up after timeout', async (t) => 
   await until(() => opened.length === 2, 'a second attempt after the first timed out');
   assert.ok(opened[0].closed);
 });
+
+test('transport auto: a WebSocket that gets through but is refused (-n) is not a reason to switch', async (t) => {
+  reset();
+  const c = new GoPush({ web: 'http://web:8090', key: 'k', lookup: 'fetch', minBackoff: 5, maxBackoff: 10, fallbackAfter: 2 });
+  t.after(() => c.close());
+  c.start();
+  for (let i = 0; i < 3; i++) {
+    await until(() => opened.length === i + 1, 'attempt ' + (i + 1));
+    opened[i].onopen && opened[i].onopen({});
+    opened[i].onmessage({ data: '-n\r\n' });
+  }
+  await until(() => opened.length === 4, 'a fourth attempt');
+  assert.deepStrictEqual(opened.map((o) => o.kind), ['ws', 'ws', 'ws', 'ws']);
+  assert.strictEqual(c.transport, 'websocket');
+});
