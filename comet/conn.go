@@ -32,7 +32,7 @@ func (p proto) String() string {
 
 // conn is one subscriber connection after (or during) its handshake.
 //
-// Its reader goroutine (tcp.go, websocket.go) owns it: it reads heartbeats,
+// Its reader goroutine (tcp.go, websocket.go, sse.go) owns it: it reads heartbeats,
 // and when it stops it closes the connection and removes it from its channel.
 // Everything sent to the client goes through send, into a bounded queue that
 // a writer goroutine drains. The writer exists only while the queue is not

@@ -101,7 +101,7 @@ type Comet struct {
 			Expire Duration `toml:"expire"` // unused tokens expire after this
 			Max    int      `toml:"max"`    // tokens kept per key
 		} `toml:"token"`
-		Origins []string `toml:"origins"` // WebSocket Origin allow-list; empty: any
+		Origins []string `toml:"origins"` // WebSocket and SSE Origin allow-list; empty: any
 	} `toml:"channel"`
 
 	ZooKeeper ZooKeeper `toml:"zookeeper"`
