@@ -22,4 +22,5 @@ require (
 	github.com/prometheus/procfs v0.22.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
+	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
 )

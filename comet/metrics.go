@@ -34,7 +34,7 @@ func (c *Comet) registerMetrics(reg prometheus.Registerer) {
 	gauge := func(name, help string, labels prometheus.Labels, v *atomic.Int64) prometheus.Collector {
 		return gaugeOf(name, help, labels, v.Load)
 	}
-	proto := func(p string) prometheus.Labels { return prometheus.Labels{"proto": p} }
+	proto := func(name string) prometheus.Labels { return prometheus.Labels{"proto": name} }
 	reply := func(r string) prometheus.Labels { return prometheus.Labels{"reply": r} }
 	method := func(m string) prometheus.Labels { return prometheus.Labels{"method": m} }
 	const (
@@ -43,11 +43,13 @@ func (c *Comet) registerMetrics(reg prometheus.Registerer) {
 		hSubs     = "Subscribe requests answered, by reply: +h subscribed, -p bad parameters, -a token refused, -c too many connections for the key, -n the key belongs to another comet."
 		hPushes   = "CometRPC push calls received, by method."
 	)
+	for p := range numProtos {
+		reg.MustRegister(gauge("connections", hConns, proto(p.String()), st.open(p)))
+	}
 	reg.MustRegister(
-		gauge("connections", hConns, proto("tcp"), &st.tcpConns),
-		gauge("connections", hConns, proto("websocket"), &st.wsConns),
 		counter("connections_accepted_total", hAccepted, proto("tcp"), &st.tcpAccepted),
 		counter("connections_accepted_total", hAccepted, proto("websocket"), &st.wsAccepted),
+		counter("connections_accepted_total", hAccepted, proto("sse"), &st.sseAccepted),
 		gaugeOf("subscribed_connections", "Connections subscribed to a key.", nil, st.subscribed),
 		gaugeOf("channels", "Keys held in memory (with a connection or a live token).", nil, st.channels),
 		counter("subscribes_total", hSubs, reply("+h"), &st.subscribes),
@@ -119,7 +121,7 @@ func (r *RPC) Stats(_ int, reply *api.CometStatsResp) error {
 	*reply = api.CometStatsResp{
 		Node:        r.c.cfg.ZooKeeper.Comet.Node,
 		Start:       st.start.Unix(),
-		Connections: st.tcpConns.Load() + st.wsConns.Load(),
+		Connections: st.tcpConns.Load() + st.wsConns.Load() + st.sseConns.Load(),
 		Subscribed:  st.subscribed(),
 		Channels:    st.channels(),
 		Pushes:      st.pushed.Load(),

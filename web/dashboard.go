@@ -356,7 +356,7 @@ func (d *dashboard) applyMessageNodesLocked() {
 		m := d.messages[addr]
 		if m == nil {
 			m = &messageState{Addr: addr, Status: "down", Shards: []api.MessageShardHealth{},
-				client: gobrpc.NewClient(addr, dashTimeout)}
+				client: gobrpc.NewClientWith(addr, dashTimeout, d.cluster.opts)}
 			d.messages[addr] = m
 		}
 		m.Child, m.Weight = n.Child, n.Data.Weight
