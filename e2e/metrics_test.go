@@ -69,6 +69,16 @@ func TestMetricsCountWhatWasDone(t *testing.T) {
 	s1b := subscribeWhenReady(t, 1, o.c1.WS, k1b, "")
 	s2 := subscribeWhenReady(t, 2, o.c2.TCP, k2, tok)
 
+	// comet 1 knows the two-node ring once it refuses k2 (before the
+	// baseline, so that these attempts are not counted).
+	waitFor(t, "comet 1 to refuse "+k2, func() bool {
+		s, r := subscribeTCP(t, o.c1.TCP, k2, "")
+		if s != nil {
+			s.close()
+		}
+		return r == "-n"
+	})
+
 	b1, b2, bw, bm := testenv.Scrape(t, o.c1.Metrics), testenv.Scrape(t, o.c2.Metrics), testenv.Scrape(t, o.web.Metrics), testenv.Scrape(t, o.msg.Metrics)
 
 	// Refused subscribes, one of each reply.
