@@ -75,6 +75,7 @@ func (c *Comet) registerMetrics(reg prometheus.Registerer) {
 		counter("migration_closed_connections_total", "Connections closed because a ring change gave their key to another node.", nil, &st.migrationClosed),
 	)
 	c.zkObs().Register(reg)
+	observe.ConnLimits(reg, "comet", "clients", c.ClientCounts)
 }
 
 // zkObs is what the ZooKeeper metrics and readiness check read.

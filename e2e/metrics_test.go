@@ -206,6 +206,14 @@ func TestMetricsCountWhatWasDone(t *testing.T) {
 			}
 		}
 	}
+	for who, m := range map[string]testenv.Metrics{"comet1": a1, "web": aw} {
+		if !m.Has("gopush_comet_listener_refused_total") && !m.Has("gopush_web_listener_refused_total") {
+			t.Errorf("%s: no connection-limit counters", who)
+		}
+	}
+	if !aw.Has("gopush_web_admin_denied_total") {
+		t.Error("web: no gopush_web_admin_denied_total")
+	}
 	if a1.Get("gopush_zookeeper_registrations_total") != 1 || a1.Get("gopush_zookeeper_registered") != 1 {
 		t.Errorf("comet1 registered %v, registrations %v; want 1 and 1",
 			a1.Get("gopush_zookeeper_registered"), a1.Get("gopush_zookeeper_registrations_total"))

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"gopush/api"
+	"gopush/internal/connlimit"
 	"gopush/internal/observe"
 	"gopush/internal/routemux"
 )
@@ -19,6 +20,8 @@ import (
 // *metrics measures nothing (metrics.bind = []). Labels are routes, codes,
 // push kinds, results, comet node names and RPC methods: never a key.
 type metrics struct {
+	reg prometheus.Registerer
+
 	httpRequests *prometheus.CounterVec
 	httpSeconds  *prometheus.HistogramVec
 
@@ -57,6 +60,7 @@ var rpcBuckets = prometheus.ExponentialBuckets(0.0001, 4, 9)
 func newMetrics(reg prometheus.Registerer, w *Web) *metrics {
 	ns := observe.Namespace
 	m := &metrics{
+		reg: reg,
 		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: "web", Name: "http_requests_total",
 			Help: "HTTP requests answered on the public and admin listeners, by route (the path pattern; \"other\" for unknown paths) and HTTP status code.",
@@ -108,6 +112,10 @@ func newMetrics(reg prometheus.Registerer, w *Web) *metrics {
 	}
 	reg.MustRegister(m.httpRequests, m.httpSeconds, m.pushes, m.failedKeys, m.failedNode,
 		m.cometSeconds, m.cometErrors, m.msgSeconds, m.msgErrors, m.prunes, m.migrations, m.migrationsFailed,
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: "web", Name: "admin_denied_total",
+			Help: "Admin requests refused for a missing or wrong bearer token (admin.token).",
+		}, func() float64 { return float64(w.AdminDenied()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: ns, Subsystem: "web", Name: "ring_nodes",
 			Help: "Comet nodes on the ring (registered in ZooKeeper, with or without a live instance).",
@@ -321,6 +329,13 @@ func (m *metrics) messageCaller(c caller, methods ...string) caller {
 		mc.byMethod[meth] = mc.resolve(meth)
 	}
 	return mc
+}
+
+// connLimits adds the public listener's limiter counters, once it exists.
+func (m *metrics) connLimits(counts func() connlimit.Counts) {
+	if m != nil {
+		observe.ConnLimits(m.reg, "web", "public", counts)
+	}
 }
 
 func (m *metrics) pruned() {

@@ -30,6 +30,8 @@ var adminPaths = []string{
 	"/1/admin/push/room?rid=r&expire=600",
 	"/1/admin/push/all?expire=600",
 	"/1/admin/online?k=a",
+	"/admin/",             // the cluster dashboard
+	"/admin/cluster.json", // and what it shows
 	"/1/admin/not-routed",
 	"/",
 }

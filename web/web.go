@@ -117,6 +117,7 @@ func (w *Web) start() error {
 	// clients over the per-address limits get HTTP 429 (Defer).
 	budget := daemon.FileBudget(cfg.Limit)
 	w.publicLimit = connlimit.New("public", daemon.ClientRules(cfg.Limit, budget, true), w.log)
+	w.met.connLimits(w.PublicCounts)
 	adminLimit := connlimit.New("admin", connlimit.Rules{Max: budget.Internal}, w.log)
 	type serve struct {
 		addr string
