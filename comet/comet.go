@@ -21,6 +21,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"gopush/conf"
+	"gopush/internal/certs"
 	"gopush/internal/daemon"
 	"gopush/myrpc"
 )
@@ -49,9 +50,13 @@ type Comet struct {
 	zk      *myrpc.ZK
 	reg     *myrpc.Registration
 	rpc     *myrpc.Server
-	tcpLns  []net.Listener
-	wsLns   []net.Listener
+	pair    *certs.Pair    // nil without TLS listeners
+	tcpLns  []net.Listener // plain and TLS (tcp.bind, then tcp.tls.bind)
+	wsLns   []net.Listener // websocket.bind
+	wssLns  []net.Listener // websocket.tls.bind
 	statLns []net.Listener
+
+	tcpTLSAddrs []string // the addresses of the TLS ones among tcpLns
 	pprof   *daemon.Pprof
 	servers []*http.Server // websocket, stat
 
@@ -105,14 +110,34 @@ func (c *Comet) Start() error {
 func (c *Comet) start() error {
 	cfg := c.cfg
 	var err error
-	if c.wantProto("tcp") {
+	tcp, ws := c.wantProto("tcp"), c.wantProto("websocket")
+	if (tcp && len(cfg.TCP.TLS.Bind) > 0) || (ws && len(cfg.WebSocket.TLS.Bind) > 0) {
+		if c.pair, err = cfg.TLS.Load(); err != nil {
+			return daemon.Usage(err)
+		}
+	}
+	if tcp {
 		if c.tcpLns, err = listenAll("tcp.bind", cfg.TCP.Bind); err != nil {
 			return err
 		}
+		tlsLns, err := listenAll("tcp.tls.bind", cfg.TCP.TLS.Bind)
+		if err != nil {
+			return err
+		}
+		c.tcpTLSAddrs = addrsOf(tlsLns)
+		for _, ln := range tlsLns {
+			c.tcpLns = append(c.tcpLns, c.pair.Listener(ln))
+		}
 	}
-	if c.wantProto("websocket") {
+	if ws {
 		if c.wsLns, err = listenAll("websocket.bind", cfg.WebSocket.Bind); err != nil {
 			return err
+		}
+		if c.wssLns, err = listenAll("websocket.tls.bind", cfg.WebSocket.TLS.Bind); err != nil {
+			return err
+		}
+		for i, ln := range c.wssLns {
+			c.wssLns[i] = c.pair.Listener(ln, "http/1.1")
 		}
 	}
 	if c.statLns, err = listenAll("stat.bind", cfg.Stat.Bind); err != nil {
@@ -129,12 +154,7 @@ func (c *Comet) start() error {
 	if c.zk, err = myrpc.DialZK(zkc.Addr, zkc.Timeout.D(), c.log); err != nil {
 		return fmt.Errorf("zookeeper %v: %w", zkc.Addr, err)
 	}
-	data, err := json.Marshal(myrpc.CometNodeData{
-		RPC:    advertise(cfg.RPC.Bind, c.rpc.Addrs()),
-		TCP:    advertise(cfg.TCP.Bind, addrsOf(c.tcpLns)),
-		WS:     advertise(cfg.WebSocket.Bind, addrsOf(c.wsLns)),
-		Weight: zkc.Comet.Weight,
-	})
+	data, err := json.Marshal(c.nodeData())
 	if err != nil {
 		return err
 	}
@@ -150,16 +170,70 @@ func (c *Comet) start() error {
 		c.wg.Add(1)
 		go c.acceptTCP(ln)
 	}
-	wsMux := http.NewServeMux()
-	wsMux.HandleFunc("/sub", c.serveWS)
+	wsMux := c.wsHandler()
 	c.serve(c.wsLns, wsMux)
+	c.serve(c.wssLns, wsMux) // the same handler over TLS
 	statMux := http.NewServeMux()
 	statMux.HandleFunc("/stat", c.statHandler)
 	c.serve(c.statLns, statMux)
 	c.wg.Add(1)
 	go c.sweepTokens()
-	c.log.Info("comet started", "node", zkc.Comet.Node, "tcp", addrsOf(c.tcpLns), "websocket", addrsOf(c.wsLns),
+	c.log.Info("comet started", "node", zkc.Comet.Node, "tcp", c.TCPAddrs(), "tcp_tls", c.tcpTLSAddrs,
+		"websocket", addrsOf(c.wsLns), "websocket_tls", addrsOf(c.wssLns),
 		"rpc", c.rpc.Addrs(), "stat", addrsOf(c.statLns), "zk_path", c.reg.Path())
+	if c.pair != nil {
+		c.log.Info("tls certificate loaded", "cert", c.pair.String())
+	}
+	return nil
+}
+
+// wsHandler is the one handler of the WebSocket listeners, plain and TLS
+// alike: whatever is added to it is served over both.
+func (c *Comet) wsHandler() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/sub", c.serveWS)
+	return mux
+}
+
+// nodeData is what this instance publishes in ZooKeeper: for each
+// listener its advertise list, or its binds (docs/tls.md). A protocol
+// that is not served publishes nothing.
+func (c *Comet) nodeData() myrpc.CometNodeData {
+	cfg := c.cfg
+	d := myrpc.CometNodeData{
+		RPC:    advertise(cfg.RPC.Advertise, cfg.RPC.Bind, c.rpc.Addrs()),
+		TCP:    []string{},
+		WS:     []string{},
+		Weight: cfg.ZooKeeper.Comet.Weight,
+	}
+	if c.wantProto("tcp") {
+		d.TCP = advertise(cfg.TCP.Advertise, cfg.TCP.Bind, c.TCPAddrs())
+		d.TCPTLS = advertise(cfg.TCP.TLS.Advertise, cfg.TCP.TLS.Bind, c.tcpTLSAddrs)
+	}
+	if c.wantProto("websocket") {
+		d.WS = advertise(cfg.WebSocket.Advertise, cfg.WebSocket.Bind, addrsOf(c.wsLns))
+		d.WSS = advertise(cfg.WebSocket.TLS.Advertise, cfg.WebSocket.TLS.Bind, addrsOf(c.wssLns))
+	}
+	if len(d.TCPTLS) == 0 {
+		d.TCPTLS = nil
+	}
+	if len(d.WSS) == 0 {
+		d.WSS = nil
+	}
+	return d
+}
+
+// Reload reads the certificate and key files again (on SIGHUP): new TLS
+// handshakes present the new pair, open connections keep theirs. A bad
+// pair is refused and the old one keeps serving.
+func (c *Comet) Reload() error {
+	if c.pair == nil {
+		return nil
+	}
+	if err := c.pair.Reload(); err != nil {
+		return fmt.Errorf("tls: %w", err)
+	}
+	c.log.Info("tls certificate reloaded", "cert", c.pair.String())
 	return nil
 }
 
@@ -263,7 +337,7 @@ func (c *Comet) close(ctx context.Context) error {
 	for _, srv := range c.servers {
 		srv.Close()
 	}
-	for _, lns := range [][]net.Listener{c.wsLns, c.statLns} {
+	for _, lns := range [][]net.Listener{c.wsLns, c.wssLns, c.statLns} {
 		for _, ln := range lns {
 			ln.Close() // servers not started yet when Start failed
 		}
@@ -292,11 +366,19 @@ func (c *Comet) close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// TCPAddrs returns the TCP listen addresses (useful with port 0).
-func (c *Comet) TCPAddrs() []string { return addrsOf(c.tcpLns) }
+// TCPAddrs returns the plain TCP listen addresses (useful with port 0).
+func (c *Comet) TCPAddrs() []string {
+	return addrsOf(c.tcpLns[:len(c.tcpLns)-len(c.tcpTLSAddrs)])
+}
+
+// TCPTLSAddrs returns the TCP-over-TLS listen addresses.
+func (c *Comet) TCPTLSAddrs() []string { return c.tcpTLSAddrs }
 
 // WSAddrs returns the WebSocket listen addresses.
 func (c *Comet) WSAddrs() []string { return addrsOf(c.wsLns) }
+
+// WSSAddrs returns the WebSocket-over-TLS listen addresses.
+func (c *Comet) WSSAddrs() []string { return addrsOf(c.wssLns) }
 
 // StatAddrs returns the stat listen addresses.
 func (c *Comet) StatAddrs() []string { return addrsOf(c.statLns) }
@@ -332,11 +414,16 @@ func addrsOf(lns []net.Listener) []string {
 	return out
 }
 
-// advertise returns the addresses published in ZooKeeper: each configured
-// bind address as written (clients need a host name they can reach, not
-// 0.0.0.0 resolved), with the actual port when the configured one is 0.
-// A protocol that is not served (no listener) publishes none.
-func advertise(binds, actual []string) []string {
+// advertise returns the addresses published in ZooKeeper: the configured
+// advertise list when it is set (even without a listener: nginx may serve
+// that address, deploy/README.md), else each configured bind address as
+// written (clients need a host name they can reach, not 0.0.0.0 resolved),
+// with the actual port when the configured one is 0. Without either, a
+// protocol that is not served (no listener) publishes none.
+func advertise(set, binds, actual []string) []string {
+	if len(set) > 0 {
+		return set
+	}
 	out := make([]string, 0, len(binds))
 	if len(actual) == 0 {
 		return out

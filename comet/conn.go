@@ -1,6 +1,7 @@
 package comet
 
 import (
+	"crypto/tls"
 	"io"
 	"net"
 	"sync"
@@ -22,6 +23,20 @@ func (p proto) String() string {
 	return "tcp"
 }
 
+// protoName names a connection's protocol for logs and metrics, telling
+// the TLS listeners apart: "tcp", "tcp+tls", "ws" or "wss".
+func (c *conn) protoName() string {
+	switch {
+	case c.proto == protoWS && c.tls:
+		return "wss"
+	case c.proto == protoWS:
+		return "ws"
+	case c.tls:
+		return "tcp+tls"
+	}
+	return "tcp"
+}
+
 // conn is one subscriber connection after (or during) its handshake.
 //
 // Its reader goroutine (tcp.go, websocket.go) owns it: it reads heartbeats,
@@ -35,6 +50,7 @@ type conn struct {
 	nc         net.Conn
 	id         uint64 // accept order, spreads connections over connSet shards
 	proto      proto
+	tls        bool   // nc is a *tls.Conn (tcp.tls.bind, websocket.tls.bind)
 	key        string // set once subscribed
 	oldForm    bool   // the client wants the old message form (empty version)
 	timeout    time.Duration
@@ -51,10 +67,12 @@ type conn struct {
 }
 
 func newConn(c *Comet, nc net.Conn, p proto) *conn {
+	_, isTLS := nc.(*tls.Conn)
 	return &conn{
 		nc:       nc,
 		id:       c.connIDs.Add(1),
 		proto:    p,
+		tls:      isTLS,
 		comet:    c,
 		maxQueue: c.cfg.Channel.Msgbuf.Num,
 		timeout:  c.cfg.Channel.Handshake.Timeout.D(),
@@ -73,7 +91,7 @@ func (c *conn) send(frame []byte) bool {
 	if len(c.queue) >= c.maxQueue {
 		c.mu.Unlock()
 		c.comet.stats.slowClosed.Add(1)
-		c.comet.log.Debug("closing a slow connection: its send queue is full", "key", c.key, "proto", c.proto, "addr", c.nc.RemoteAddr())
+		c.comet.log.Debug("closing a slow connection: its send queue is full", "key", c.key, "proto", c.protoName(), "addr", c.nc.RemoteAddr())
 		c.close()
 		return false
 	}
@@ -133,8 +151,8 @@ func (c *conn) replyAndClose(frame []byte) {
 	if _, err := c.nc.Write(frame); err != nil {
 		return
 	}
-	if tc, ok := c.nc.(*net.TCPConn); ok {
-		_ = tc.CloseWrite()
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite() // TCP: FIN; TLS: close_notify
 	}
 	_ = c.nc.SetReadDeadline(time.Now().Add(lingerTime))
 	_, _ = io.Copy(io.Discard, io.LimitReader(c.nc, lingerBytes))

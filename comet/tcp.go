@@ -2,6 +2,7 @@ package comet
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -56,6 +57,9 @@ func (c *Comet) acceptTCP(ln net.Listener) {
 
 // setSockOpts applies [channel] sndbuf.size, rcvbuf.size and tcp.keepalive.
 func (c *Comet) setSockOpts(nc net.Conn) {
+	if t, ok := nc.(*tls.Conn); ok {
+		nc = t.NetConn()
+	}
 	tc, ok := nc.(*net.TCPConn)
 	if !ok {
 		return
@@ -96,7 +100,18 @@ func (c *Comet) serveTCP(cn *conn) {
 func (c *Comet) handshakeTCP(cn *conn) *bufio.Reader {
 	nc := cn.nc
 	c.setSockOpts(nc)
-	_ = nc.SetReadDeadline(time.Now().Add(c.cfg.Channel.Handshake.Timeout.D()))
+	deadline := time.Now().Add(c.cfg.Channel.Handshake.Timeout.D())
+	if tc, ok := nc.(*tls.Conn); ok {
+		// The TLS handshake and the subscribe request share the
+		// handshake timeout, like a slow plain-text client.
+		_ = nc.SetDeadline(deadline)
+		if err := tc.Handshake(); err != nil {
+			c.log.Debug("tls handshake failed", "addr", nc.RemoteAddr(), "err", err)
+			return nil
+		}
+		_ = nc.SetWriteDeadline(time.Time{})
+	}
+	_ = nc.SetReadDeadline(deadline)
 	br := bufio.NewReaderSize(nc, tcpReadBuffer)
 	req, err := readSubRequest(br)
 	if err != nil {

@@ -117,6 +117,8 @@ func explain(err error, certFile, keyFile string) error {
 	case strings.Contains(msg, "failed to find any PEM data in key"),
 		strings.Contains(msg, "failed to find PEM block with type ending in \"PRIVATE KEY\""):
 		return &Error{File: keyFile, Problem: "no PEM private key in it"}
+	case strings.Contains(msg, "found a certificate rather than a key"):
+		return &Error{File: keyFile, Problem: "holds a certificate, not a PEM private key"}
 	case strings.Contains(msg, "does not match"):
 		return &Error{File: keyFile, Problem: "private key does not match the certificate in " + certFile}
 	case strings.Contains(msg, "failed to parse private key"), strings.Contains(msg, "unknown private key"):
