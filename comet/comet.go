@@ -57,8 +57,8 @@ type Comet struct {
 	statLns []net.Listener
 
 	tcpTLSAddrs []string // the addresses of the TLS ones among tcpLns
-	pprof   *daemon.Pprof
-	servers []*http.Server // websocket, stat
+	pprof       *daemon.Pprof
+	servers     []*http.Server // websocket, stat
 
 	closeOnce sync.Once
 	closeErr  error

@@ -107,9 +107,9 @@ type ZooKeeper struct {
 type RPC struct {
 	Bind      AddrList `toml:"bind"`      // listen addresses (comet, message)
 	Advertise AddrList `toml:"advertise"` // published in ZooKeeper instead of bind (comet, message)
-	Ping    Duration `toml:"ping"`    // how often each peer is pinged
-	Retry   Duration `toml:"retry"`   // how often a failed peer is redialled
-	Timeout Duration `toml:"timeout"` // deadline of one call
+	Ping      Duration `toml:"ping"`      // how often each peer is pinged
+	Retry     Duration `toml:"retry"`     // how often a failed peer is redialled
+	Timeout   Duration `toml:"timeout"`   // deadline of one call
 }
 
 // Comet is comet's configuration.
@@ -168,8 +168,8 @@ type Web struct {
 		TLS  struct {
 			Bind AddrList `toml:"bind"` // HTTPS listen addresses of the admin API
 		} `toml:"tls"`
-		MaxBody int64    `toml:"maxbody"` // bytes
-		MaxKeys int      `toml:"maxkeys"` // keys in one push/mprivate call
+		MaxBody int64 `toml:"maxbody"` // bytes
+		MaxKeys int   `toml:"maxkeys"` // keys in one push/mprivate call
 	} `toml:"admin"`
 	Pprof Bind     `toml:"pprof"`
 	TLS   TLSFiles `toml:"tls"` // for http.tls.bind and admin.tls.bind

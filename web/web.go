@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"gopush/conf"
+	"gopush/internal/certs"
 	"gopush/internal/daemon"
 	"gopush/myrpc"
 )
@@ -40,7 +41,9 @@ type Web struct {
 	lns     []net.Listener
 	pprof   *daemon.Pprof
 
-	httpAddrs, adminAddrs []string
+	pair                      *certs.Pair // nil without TLS binds
+	httpAddrs, adminAddrs     []string
+	httpsAddrs, adminTLSAddrs []string
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // watchers, migrator, pruner, HTTP serve loops
@@ -79,13 +82,26 @@ func (w *Web) start() error {
 		addr string
 		h    http.Handler
 		out  *[]string
+		tls  bool
 	}
 	var todo []serve
 	for _, a := range cfg.HTTP.Bind {
-		todo = append(todo, serve{a, public, &w.httpAddrs})
+		todo = append(todo, serve{a, public, &w.httpAddrs, false})
+	}
+	for _, a := range cfg.HTTP.TLS.Bind {
+		todo = append(todo, serve{a, public, &w.httpsAddrs, true})
 	}
 	for _, a := range cfg.Admin.Bind {
-		todo = append(todo, serve{a, admin, &w.adminAddrs})
+		todo = append(todo, serve{a, admin, &w.adminAddrs, false})
+	}
+	for _, a := range cfg.Admin.TLS.Bind {
+		todo = append(todo, serve{a, admin, &w.adminTLSAddrs, true})
+	}
+	if len(cfg.HTTP.TLS.Bind)+len(cfg.Admin.TLS.Bind) > 0 {
+		var err error
+		if w.pair, err = cfg.TLS.Load(); err != nil {
+			return daemon.Usage(err)
+		}
 	}
 	// Listen first, so that a taken port fails the start before anything
 	// else happens.
@@ -94,10 +110,15 @@ func (w *Web) start() error {
 		if err != nil {
 			return fmt.Errorf("listen on %s: %w", s.addr, err)
 		}
-		w.lns = append(w.lns, ln)
 		if s.out != nil {
 			*s.out = append(*s.out, ln.Addr().String())
 		}
+		if s.tls {
+			// HTTP/1.1 only, as on the plain ports; the handshake is
+			// bounded by the server's timeouts.
+			ln = w.pair.Listener(ln, "http/1.1")
+		}
+		w.lns = append(w.lns, ln)
 		timeout := cfg.HTTP.ServerTimeout.D()
 		w.servers = append(w.servers, &http.Server{
 			Handler:           s.h,
@@ -161,7 +182,7 @@ func (w *Web) start() error {
 			}
 		})
 	}
-	w.log.Info("web started", "http", w.httpAddrs, "admin", w.adminAddrs,
+	w.log.Info("web started", "http", w.httpAddrs, "https", w.httpsAddrs, "admin", w.adminAddrs, "admin_tls", w.adminTLSAddrs,
 		"comet.path", cfg.ZooKeeper.Comet.Path, "message.path", cfg.ZooKeeper.Message.Path)
 	return nil
 }
@@ -179,6 +200,25 @@ func (w *Web) HTTPAddrs() []string { return w.httpAddrs }
 
 // AdminAddrs returns the admin listen addresses.
 func (w *Web) AdminAddrs() []string { return w.adminAddrs }
+
+// HTTPSAddrs returns the public HTTPS listen addresses (http.tls.bind).
+func (w *Web) HTTPSAddrs() []string { return w.httpsAddrs }
+
+// AdminTLSAddrs returns the admin HTTPS listen addresses (admin.tls.bind).
+func (w *Web) AdminTLSAddrs() []string { return w.adminTLSAddrs }
+
+// Reload reads the certificate and key files again (on SIGHUP); a bad pair
+// is refused and the old one keeps serving.
+func (w *Web) Reload() error {
+	if w.pair == nil {
+		return nil
+	}
+	if err := w.pair.Reload(); err != nil {
+		return fmt.Errorf("tls: %w", err)
+	}
+	w.log.Info("tls certificate reloaded", "cert", w.pair.String())
+	return nil
+}
 
 // Close stops accepting requests, lets in-flight ones finish until ctx is
 // done, then stops the background work and closes the RPC clients and the

@@ -167,7 +167,7 @@ func TestRunReloadsOnSIGHUP(t *testing.T) {
 	reloads := make(chan error)
 	d := &reloadDaemon{fakeDaemon: fakeDaemon{closed: make(chan struct{})}, reloads: reloads}
 	p := Program[*fakeCfg]{
-		Name:  "fake",
+		Name: "fake",
 		Load: func(string) (*fakeCfg, error) { return &fakeCfg{log: conf.Log{Level: level.Load().(string)}}, nil },
 		Log:  func(c *fakeCfg) conf.Log { return c.log },
 		Start: func(context.Context, *fakeCfg, *slog.Logger) (Stopper, error) {
