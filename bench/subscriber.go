@@ -5,11 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"gopush/api"
 	"io"
 	"net"
-	"net/url"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -166,15 +165,15 @@ func (p *Pool) dial(ctx context.Context, idx int, t Target) (subConn, error) {
 		return nil, err
 	}
 	nc.SetDeadline(deadline)
-	if _, err := nc.Write(SubRequest(t.Key, p.cfg.Heartbeat, p.cfg.Token, p.cfg.Version)); err != nil {
+	if _, err := nc.Write(p.subscription(t).AppendTCP(nil)); err != nil {
 		nc.Close()
 		return nil, err
 	}
 	r := bufio.NewReaderSize(nc, 256)
-	kind, body, err := ReadTCPFrame(r, nil)
-	if err == nil && kind == FrameError {
+	kind, body, err := api.ReadTCPFrame(r, nil)
+	if err == nil && kind == api.FrameError {
 		err = &refusedError{code: string(body)}
-	} else if err == nil && kind != FrameHeartbeat {
+	} else if err == nil && kind != api.FrameOK {
 		err = errors.New("first frame is not +h")
 	}
 	if err != nil {
@@ -189,6 +188,11 @@ func (p *Pool) dial(ctx context.Context, idx int, t Target) (subConn, error) {
 	return c, nil
 }
 
+// subscription is the subscribe request for t.
+func (p *Pool) subscription(t Target) api.Subscribe {
+	return api.Subscribe{Key: t.Key, Heartbeat: p.cfg.Heartbeat, Token: p.cfg.Token, Version: p.cfg.Version}
+}
+
 func (p *Pool) dialWS(ctx context.Context, d *net.Dialer, deadline time.Time, idx int, t Target) (subConn, error) {
 	dialer := websocket.Dialer{
 		NetDialContext:   d.DialContext,
@@ -196,12 +200,7 @@ func (p *Pool) dialWS(ctx context.Context, d *net.Dialer, deadline time.Time, id
 		ReadBufferSize:   512,
 		WriteBufferSize:  256,
 	}
-	q := url.Values{}
-	q.Set("key", t.Key)
-	q.Set("heartbeat", strconv.Itoa(p.cfg.Heartbeat))
-	q.Set("token", p.cfg.Token)
-	q.Set("ver", p.cfg.Version)
-	u := "ws://" + t.Addr + "/sub?" + q.Encode()
+	u := "ws://" + t.Addr + "/sub?" + p.subscription(t).Query().Encode()
 	ws, resp, err := dialer.DialContext(ctx, u, nil)
 	if err != nil {
 		if resp != nil {
@@ -212,11 +211,10 @@ func (p *Pool) dialWS(ctx context.Context, d *net.Dialer, deadline time.Time, id
 	ws.SetReadDeadline(deadline)
 	_, msg, err := ws.ReadMessage()
 	if err == nil {
-		s := strings.TrimSpace(string(msg))
-		switch {
-		case s == "+h":
-		case strings.HasPrefix(s, "-"):
-			err = &refusedError{code: s[1:]}
+		switch kind, body := api.ParseWSText(msg); kind {
+		case api.FrameOK:
+		case api.FrameError:
+			err = &refusedError{code: string(body)}
 		default:
 			err = fmt.Errorf("first frame is %q, not +h", truncate(msg, 40))
 		}
@@ -237,18 +235,18 @@ func (p *Pool) readTCP(idx int, c *tcpSub, r *bufio.Reader) {
 	defer p.wg.Done()
 	var scratch []byte
 	for {
-		kind, body, err := ReadTCPFrame(r, scratch)
+		kind, body, err := api.ReadTCPFrame(r, scratch)
 		if err != nil {
 			p.drop(idx, err)
 			return
 		}
 		switch kind {
-		case FrameHeartbeat:
+		case api.FrameOK:
 			p.heartbeats.Add(1)
-		case FrameError:
+		case api.FrameError:
 			p.drop(idx, &refusedError{code: string(body)})
 			return
-		case FrameMessage:
+		case api.FrameMessage:
 			now := time.Now()
 			if cap(body) > cap(scratch) {
 				scratch = body[:0]
@@ -271,11 +269,11 @@ func (p *Pool) readWS(idx int, c *wsSub) {
 			return
 		}
 		now := time.Now()
-		if len(msg) > 0 && (msg[0] == '+' || msg[0] == '-') {
-			if msg[0] == '-' {
-				p.drop(idx, &refusedError{code: strings.TrimSpace(string(msg[1:]))})
-				return
-			}
+		switch kind, body := api.ParseWSText(msg); kind {
+		case api.FrameError:
+			p.drop(idx, &refusedError{code: string(body)})
+			return
+		case api.FrameOK:
 			p.heartbeats.Add(1)
 			continue
 		}
@@ -424,7 +422,7 @@ func (p *Pool) Close() {
 
 type tcpSub struct{ nc net.Conn }
 
-var heartbeatByte = []byte{'h'}
+var heartbeatByte = []byte(api.Heartbeat)
 
 func (c *tcpSub) heartbeat(deadline time.Time) error {
 	c.nc.SetWriteDeadline(deadline)

@@ -54,9 +54,6 @@ const DefaultVersion = "1.0.5"
 // MinHeartbeat is the smallest heartbeat comet accepts (it answers -p below).
 const MinHeartbeat = 30 * time.Second
 
-// maxFrame bounds one message read from comet.
-const maxFrame = 4 << 20
-
 // Config describes one subscriber. Web and Key are required.
 type Config struct {
 	// Web is the base URL of web's public API, e.g. "http://127.0.0.1:8090"

@@ -3,6 +3,7 @@ package client
 import (
 	"errors"
 	"fmt"
+	"gopush/api"
 	"net/http"
 	"os"
 	"slices"
@@ -105,8 +106,8 @@ func TestSubscribeAndReceive(t *testing.T) {
 			c := start(t, Config{Web: web.srv.URL, Key: "Terry-Mao", Token: "tok", Proto: proto,
 				OnConnect: func(s string) { mu.Lock(); connected = append(connected, s); mu.Unlock() }})
 			s := comet.next(t)
-			if want := []string{"sub", "Terry-Mao", "30", "tok", DefaultVersion}; !slices.Equal(s.args, want) {
-				t.Fatalf("subscribe args %q, want %q", s.args, want)
+			if want := (api.Subscribe{Key: "Terry-Mao", Heartbeat: 30, Token: "tok", Version: DefaultVersion}); s.sub != want {
+				t.Fatalf("subscribe %+v, want %+v", s.sub, want)
 			}
 			wantP := "2"
 			if proto == WebSocket {
@@ -159,8 +160,8 @@ func TestHeartbeats(t *testing.T) {
 			start(t, Config{Web: web.srv.URL, Key: "k", Proto: proto, Heartbeat: 45 * time.Second,
 				heartbeatEvery: 20 * time.Millisecond, readTimeout: 5 * time.Second})
 			s := comet.next(t)
-			if s.args[2] != "45" {
-				t.Errorf("heartbeat sent as %q, want 45", s.args[2])
+			if s.sub.Heartbeat != 45 {
+				t.Errorf("heartbeat sent as %d, want 45", s.sub.Heartbeat)
 			}
 			for i := range 5 {
 				select {
@@ -473,7 +474,7 @@ func TestPublicMessages(t *testing.T) {
 	// Away: one private and two public stored, one public already seen.
 	web.store(wm(base+12, `"p12"`))
 	web.mu.Lock()
-	web.public = []wireMessage{wm(base+6, `"all6"`), wm(base+7, `"all7"`), wm(base+13, `"all13"`)}
+	web.public = []api.Message{wm(base+6, `"all6"`), wm(base+7, `"all7"`), wm(base+13, `"all13"`)}
 	web.mu.Unlock()
 	s.close()
 	comet.next(t)

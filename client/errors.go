@@ -1,6 +1,9 @@
 package client
 
-import "fmt"
+import (
+	"fmt"
+	"gopush/api"
+)
 
 // ServerError is an error reply of comet to a subscribe ("-a", "-n", ...).
 type ServerError struct {
@@ -25,12 +28,12 @@ func (e *ServerError) Error() string {
 	return fmt.Sprintf("comet %s: -%c: %s", e.Comet, e.Code, what)
 }
 
-// Codes of web's answers (SPEC §3).
+// Codes of web's answers (docs/protocol.md §3).
 const (
-	RetOK       = 0
-	RetNoNode   = 1001
-	RetParam    = 65534
-	RetInternal = 65535
+	RetOK       = api.CodeOK
+	RetNoNode   = api.CodeNoNode
+	RetParam    = api.CodeParamErr
+	RetInternal = api.CodeInternalErr
 )
 
 // APIError is a non-zero ret code from web.

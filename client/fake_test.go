@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"gopush/api"
 	"io"
 	"net"
 	"net/http"
@@ -27,11 +28,11 @@ type fakeWeb struct {
 	mu       sync.Mutex
 	servers  []string // answers of /1/server/get, the last one repeats
 	served   int
-	stored   []wireMessage // answer of /1/msg/get (ignores m unless filter)
+	stored   []api.Message // answer of /1/msg/get (ignores m unless filter)
 	filter   bool          // answer only messages with mid > m
 	gets     []string      // m of each /1/msg/get
 	pms      []string      // pm of each /1/msg/get
-	public   []wireMessage // pmsgs of /1/msg/get (all of them, whatever pm)
+	public   []api.Message // pmsgs of /1/msg/get (all of them, whatever pm)
 	protos   []string      // p of each /1/server/get
 	rawMsg   string        // if set, the raw answer of /1/msg/get
 	rawSrv   []string      // if set, raw answers of /1/server/get served first
@@ -55,7 +56,7 @@ func (w *fakeWeb) setServers(s ...string) {
 	w.mu.Unlock()
 }
 
-func (w *fakeWeb) store(msgs ...wireMessage) {
+func (w *fakeWeb) store(msgs ...api.Message) {
 	w.mu.Lock()
 	w.stored = append(w.stored, msgs...)
 	w.mu.Unlock()
@@ -104,9 +105,9 @@ func (w *fakeWeb) msgGet(rw http.ResponseWriter, r *http.Request) {
 	public := w.public
 	block := w.msgBlock
 	raw := w.rawMsg
-	var out []wireMessage
+	var out []api.Message
 	for _, s := range w.stored {
-		if !w.filter || s.Mid > m {
+		if !w.filter || s.MsgId > m {
 			out = append(out, s)
 		}
 	}
@@ -145,7 +146,7 @@ type fakeComet struct {
 
 // fakeSub is one subscribed connection.
 type fakeSub struct {
-	args       []string // sub, key, heartbeat, token, version
+	sub        api.Subscribe // the subscribe request it got
 	heartbeats chan struct{}
 	gone       chan struct{}            // closed when the client hung up
 	write      func(frame string) error // a message, framed for the protocol
@@ -226,9 +227,9 @@ func (c *fakeComet) next(t *testing.T) *fakeSub {
 
 func (c *fakeComet) serveTCP(conn net.Conn) {
 	r := bufio.NewReader(conn)
-	args, err := readSub(r)
+	sub, err := api.ReadSubscribe(r)
 	if err != nil {
-		conn.Write([]byte("-p\r\n"))
+		conn.Write([]byte(api.ReplyParam))
 		conn.Close()
 		return
 	}
@@ -249,10 +250,10 @@ func (c *fakeComet) serveTCP(conn net.Conn) {
 		return
 	}
 	s := &fakeSub{
-		args:       args,
+		sub:        sub,
 		heartbeats: make(chan struct{}, 1000),
 		gone:       make(chan struct{}),
-		write:      func(msg string) error { return write(fmt.Sprintf("$%d\r\n%s\r\n", len(msg), msg)) },
+		write:      func(msg string) error { return write(string(api.AppendBulk(nil, []byte(msg)))) },
 		raw:        write,
 		close:      func() { conn.Close() },
 	}
@@ -270,38 +271,9 @@ func (c *fakeComet) serveTCP(conn net.Conn) {
 		}
 		s.heartbeats <- struct{}{}
 		if !silent {
-			write("+h\r\n")
+			write(api.ReplyOK)
 		}
 	}
-}
-
-// readSub reads the array of bulk strings of a TCP subscribe.
-func readSub(r *bufio.Reader) ([]string, error) {
-	line, err := r.ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "*") {
-		return nil, fmt.Errorf("bad request %q", line)
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(line[1:]))
-	if err != nil {
-		return nil, err
-	}
-	var args []string
-	for range n {
-		line, err := r.ReadString('\n')
-		if err != nil || !strings.HasPrefix(line, "$") {
-			return nil, fmt.Errorf("bad bulk %q", line)
-		}
-		l, err := strconv.Atoi(strings.TrimSpace(line[1:]))
-		if err != nil {
-			return nil, err
-		}
-		b := make([]byte, l+2)
-		if _, err := io.ReadFull(r, b); err != nil {
-			return nil, err
-		}
-		args = append(args, string(b[:l]))
-	}
-	return args, nil
 }
 
 var upgrader = websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
@@ -316,7 +288,12 @@ func (c *fakeComet) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	args := []string{"sub", q.Get("key"), q.Get("heartbeat"), q.Get("token"), q.Get("ver")}
+	sub, err := api.CheckSubscribe(q.Get("key"), q.Get("heartbeat"), q.Get("token"), q.Get("ver"))
+	if err != nil {
+		conn.WriteMessage(websocket.TextMessage, []byte(api.ReplyParam))
+		conn.Close()
+		return
+	}
 	c.mu.Lock()
 	reply, silent := c.reply, c.silent
 	c.closers = append(c.closers, func() { conn.Close() })
@@ -333,7 +310,7 @@ func (c *fakeComet) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := &fakeSub{
-		args:       args,
+		sub:        sub,
 		heartbeats: make(chan struct{}, 1000),
 		gone:       make(chan struct{}),
 		write:      write,
@@ -350,16 +327,16 @@ func (c *fakeComet) serveWS(w http.ResponseWriter, r *http.Request) {
 		}
 		s.heartbeats <- struct{}{}
 		if !silent {
-			write("+h\r\n")
+			write(api.ReplyOK)
 		}
 	}
 }
 
 // msgJSON is the frame comet pushes for mid with payload msg.
 func msgJSON(mid int64, msg string) string {
-	return fmt.Sprintf(`{"msg":%s,"mid":%d,"gid":0}`, msg, mid)
+	return string(api.AppendMessage(nil, json.RawMessage(msg), mid, api.PrivateGroupId, false))
 }
 
-func wm(mid int64, msg string) wireMessage {
-	return wireMessage{Msg: json.RawMessage(msg), Mid: mid}
+func wm(mid int64, msg string) api.Message {
+	return api.Message{Msg: json.RawMessage(msg), MsgId: mid}
 }

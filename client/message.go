@@ -1,36 +1,30 @@
 package client
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
+	"gopush/api"
 )
 
-// wireMessage is a message as comet pushes it and as web's /1/msg/get
-// lists it: {"msg":<raw JSON>,"mid":<int64>,"gid":0}.
-type wireMessage struct {
-	Msg json.RawMessage `json:"msg"`
-	Mid int64           `json:"mid"`
-	Gid int             `json:"gid"`
-}
-
-func (w wireMessage) message() (Message, error) {
-	if w.Mid <= 0 {
-		return Message{}, fmt.Errorf("message has no valid mid (%d)", w.Mid)
+// fromWire checks a message as comet pushes it and as web's /1/msg/get
+// lists it (docs/protocol.md §2.1, §3.1).
+func fromWire(w api.Message) (Message, error) {
+	if w.MsgId <= 0 {
+		return Message{}, fmt.Errorf("message has no valid mid (%d)", w.MsgId)
 	}
 	if len(w.Msg) == 0 {
 		return Message{}, errors.New("message has no msg")
 	}
-	return Message{Mid: w.Mid, Gid: w.Gid, Msg: []byte(w.Msg)}, nil
+	return Message{Mid: w.MsgId, Gid: int(w.GroupId), Msg: []byte(w.Msg)}, nil
 }
 
 // decodeMessage parses one pushed message frame.
 func decodeMessage(b []byte) (*Message, error) {
-	var w wireMessage
-	if err := json.Unmarshal(b, &w); err != nil {
-		return nil, fmt.Errorf("message is not JSON: %w", err)
+	w, err := api.DecodeMessage(b, false) // the client always sends a version
+	if err != nil {
+		return nil, err
 	}
-	m, err := w.message()
+	m, err := fromWire(w)
 	if err != nil {
 		return nil, err
 	}

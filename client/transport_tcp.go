@@ -2,12 +2,10 @@ package client
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
-	"io"
+	"gopush/api"
 	"net"
-	"strconv"
 	"time"
 )
 
@@ -32,16 +30,9 @@ func dialTCP(ctx context.Context, cfg Config, addr string) (*tcpConn, error) {
 	return t, nil
 }
 
-// subRequest is the subscribe request: sub, key, heartbeat seconds, token,
-// version, as an array of bulk strings.
-func subRequest(cfg Config) []byte {
-	args := []string{"sub", cfg.Key, strconv.Itoa(int(cfg.Heartbeat / time.Second)), cfg.Token, cfg.Version}
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "*%d\r\n", len(args))
-	for _, a := range args {
-		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
-	}
-	return b.Bytes()
+// subscription is the subscribe request of cfg.
+func subscription(cfg Config) api.Subscribe {
+	return api.Subscribe{Key: cfg.Key, Heartbeat: int(cfg.Heartbeat / time.Second), Token: cfg.Token, Version: cfg.Version}
 }
 
 func (t *tcpConn) subscribe(ctx context.Context, cfg Config) error {
@@ -53,7 +44,7 @@ func (t *tcpConn) subscribe(ctx context.Context, cfg Config) error {
 	// Close the connection if ctx ends first, which unblocks the I/O below.
 	stop := context.AfterFunc(ctx, func() { t.conn.Close() })
 	defer stop()
-	if _, err := t.conn.Write(subRequest(cfg)); err != nil {
+	if _, err := t.conn.Write(subscription(cfg).AppendTCP(nil)); err != nil {
 		return fmt.Errorf("comet %s: subscribe: %w", t.addr, err)
 	}
 	m, err := t.read()
@@ -79,46 +70,17 @@ func (t *tcpConn) next(timeout time.Duration) (*Message, error) {
 // read reads one reply: +h (nil message), -x (*ServerError) or a bulk
 // string holding a message.
 func (t *tcpConn) read() (*Message, error) {
-	line, err := t.r.ReadSlice('\n')
-	if err == bufio.ErrBufferFull {
-		return nil, fmt.Errorf("reply line longer than %d bytes", t.r.Size())
-	}
+	kind, body, err := api.ReadTCPFrame(t.r, nil)
 	if err != nil {
-		if err == io.EOF {
-			return nil, io.ErrUnexpectedEOF
-		}
 		return nil, err
 	}
-	if len(line) < 3 || line[len(line)-2] != '\r' {
-		return nil, fmt.Errorf("malformed reply %q", line)
-	}
-	line = line[:len(line)-2]
-	switch line[0] {
-	case '+':
-		if string(line) != "+h" {
-			return nil, fmt.Errorf("unknown reply %q", line)
-		}
+	switch kind {
+	case api.FrameOK:
 		return nil, nil
-	case '-':
-		if len(line) != 2 {
-			return nil, fmt.Errorf("unknown error reply %q", line)
-		}
-		return nil, &ServerError{Comet: t.addr, Code: line[1]}
-	case '$':
-		n, err := strconv.Atoi(string(line[1:]))
-		if err != nil || n < 0 || n > maxFrame {
-			return nil, fmt.Errorf("bad bulk length %q (at most %d)", line, maxFrame)
-		}
-		buf := make([]byte, n+2)
-		if _, err := io.ReadFull(t.r, buf); err != nil {
-			return nil, fmt.Errorf("reading a message of %d bytes: %w", n, err)
-		}
-		if buf[n] != '\r' || buf[n+1] != '\n' {
-			return nil, fmt.Errorf("message of %d bytes not followed by CRLF", n)
-		}
-		return decodeMessage(buf[:n])
+	case api.FrameError:
+		return nil, &ServerError{Comet: t.addr, Code: body[0]}
 	}
-	return nil, fmt.Errorf("unknown reply %q", line)
+	return decodeMessage(body)
 }
 
 func (t *tcpConn) heartbeat() error {

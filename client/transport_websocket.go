@@ -3,8 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
-	"net/url"
-	"strconv"
+	"gopush/api"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -18,13 +17,7 @@ type wsConn struct {
 }
 
 func dialWebSocket(ctx context.Context, cfg Config, addr string) (*wsConn, error) {
-	q := url.Values{
-		"key":       {cfg.Key},
-		"heartbeat": {strconv.Itoa(int(cfg.Heartbeat / time.Second))},
-		"token":     {cfg.Token},
-		"ver":       {cfg.Version},
-	}
-	u := "ws://" + addr + "/sub?" + q.Encode()
+	u := "ws://" + addr + "/sub?" + subscription(cfg).Query().Encode()
 	d := websocket.Dialer{HandshakeTimeout: writeTimeout}
 	conn, resp, err := d.DialContext(ctx, u, nil)
 	if err != nil {
@@ -33,7 +26,7 @@ func dialWebSocket(ctx context.Context, cfg Config, addr string) (*wsConn, error
 		}
 		return nil, fmt.Errorf("comet %s: %w", addr, err)
 	}
-	conn.SetReadLimit(maxFrame)
+	conn.SetReadLimit(api.MaxFrame)
 	w := &wsConn{addr: addr, conn: conn}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
@@ -69,18 +62,19 @@ func (w *wsConn) read(deadline time.Time) (*Message, error) {
 	if typ != websocket.TextMessage {
 		return nil, fmt.Errorf("unexpected binary frame of %d bytes", len(b))
 	}
-	switch {
-	case string(b) == "+h\r\n":
+	switch kind, body := api.ParseWSText(b); kind {
+	case api.FrameOK:
 		return nil, nil
-	case len(b) == 4 && b[0] == '-' && b[2] == '\r' && b[3] == '\n':
-		return nil, &ServerError{Comet: w.addr, Code: b[1]}
+	case api.FrameError:
+		return nil, &ServerError{Comet: w.addr, Code: body[0]}
+	default:
+		return decodeMessage(body)
 	}
-	return decodeMessage(b)
 }
 
 func (w *wsConn) heartbeat() error {
 	w.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-	return w.conn.WriteMessage(websocket.TextMessage, []byte("h"))
+	return w.conn.WriteMessage(websocket.TextMessage, []byte(api.Heartbeat))
 }
 
 func (w *wsConn) close() error { return w.conn.Close() }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"gopush/api"
 	"io"
 	"net/http"
 	"net/url"
@@ -45,23 +46,17 @@ func (w *webAPI) get(ctx context.Context, path string, q url.Values, data any) e
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("web %s: HTTP %s", path, resp.Status)
 	}
-	var ans struct {
-		Ret  *int            `json:"ret"`
-		Data json.RawMessage `json:"data"`
+	raw, err := api.DecodeReply(body)
+	if ret := api.RetOf(err); ret > 0 {
+		return &APIError{Path: path, Ret: ret}
 	}
-	if err := json.Unmarshal(body, &ans); err != nil {
-		return fmt.Errorf("web %s: answer is not JSON: %w", path, err)
+	if err != nil {
+		return fmt.Errorf("web %s: %w", path, err)
 	}
-	if ans.Ret == nil {
-		return fmt.Errorf("web %s: answer has no ret", path)
-	}
-	if *ans.Ret != RetOK {
-		return &APIError{Path: path, Ret: *ans.Ret}
-	}
-	if data == nil || len(ans.Data) == 0 || string(ans.Data) == "null" {
+	if data == nil || len(raw) == 0 || string(raw) == "null" {
 		return nil
 	}
-	if err := json.Unmarshal(ans.Data, data); err != nil {
+	if err := json.Unmarshal(raw, data); err != nil {
 		return fmt.Errorf("web %s: bad data: %w", path, err)
 	}
 	return nil
@@ -74,9 +69,7 @@ func (w *webAPI) server(ctx context.Context, proto string) (string, error) {
 	if proto == WebSocket {
 		p = "1"
 	}
-	var data struct {
-		Server string `json:"server"`
-	}
+	var data api.ServerData
 	if err := w.get(ctx, "/1/server/get", url.Values{"k": {w.key}, "p": {p}}, &data); err != nil {
 		return "", err
 	}
@@ -89,17 +82,14 @@ func (w *webAPI) server(ctx context.Context, proto string) (string, error) {
 // messages fetches the stored private messages newer than mid and the kept
 // public ones newer than pm, ascending by mid.
 func (w *webAPI) messages(ctx context.Context, mid, pm int64) ([]Message, error) {
-	var data struct {
-		Msgs  []wireMessage `json:"msgs"`
-		PMsgs []wireMessage `json:"pmsgs"`
-	}
+	var data api.MsgsData
 	q := url.Values{"k": {w.key}, "m": {strconv.FormatInt(mid, 10)}, "pm": {strconv.FormatInt(pm, 10)}}
 	if err := w.get(ctx, "/1/msg/get", q, &data); err != nil {
 		return nil, err
 	}
 	out := make([]Message, 0, len(data.Msgs)+len(data.PMsgs))
 	for i, wm := range data.Msgs {
-		m, err := wm.message()
+		m, err := fromWire(wm)
 		if err != nil {
 			return nil, fmt.Errorf("web /1/msg/get: message %d: %w", i, err)
 		}
@@ -107,7 +97,7 @@ func (w *webAPI) messages(ctx context.Context, mid, pm int64) ([]Message, error)
 		out = append(out, m)
 	}
 	for i, wm := range data.PMsgs {
-		m, err := wm.message()
+		m, err := fromWire(wm)
 		if err != nil {
 			return nil, fmt.Errorf("web /1/msg/get: public message %d: %w", i, err)
 		}

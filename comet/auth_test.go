@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"gopush/api"
 	"gopush/conf"
-	"gopush/myrpc"
 )
 
 func TestTokensWithAuthOn(t *testing.T) {
@@ -28,7 +28,7 @@ func TestTokensWithAuthOn(t *testing.T) {
 	newToken := func(key, token string, expire int64) {
 		t.Helper()
 		var r int
-		call(t, rc, myrpc.CometNew, &myrpc.CometNewArgs{Key: key, Token: token, Expire: expire}, &r)
+		call(t, rc, api.CometNew, &api.CometNewArgs{Key: key, Token: token, Expire: expire}, &r)
 	}
 
 	refused("Terry-Mao", "")
@@ -55,14 +55,14 @@ func TestTokensWithAuthOn(t *testing.T) {
 	refused("short", "s")
 
 	var r int
-	for name, a := range map[string]*myrpc.CometNewArgs{
+	for name, a := range map[string]*api.CometNewArgs{
 		"empty token":    {Key: "k", Token: ""},
 		"empty key":      {Key: "", Token: "t"},
 		"negative":       {Key: "k", Token: "t", Expire: -1},
 		"huge expire":    {Key: "k", Token: "t", Expire: 1 << 62},
 		"oversize token": {Key: "k", Token: string(make([]byte, 2000))},
 	} {
-		if err := rc.Call(context.Background(), myrpc.CometNew, a, &r); err == nil {
+		if err := rc.Call(context.Background(), api.CometNew, a, &r); err == nil {
 			t.Errorf("New with %s accepted", name)
 		}
 	}
@@ -77,7 +77,7 @@ func TestExpiredTokensFreeTheirChannel(t *testing.T) {
 	rc := rpcClient(t, c)
 	for _, k := range []string{"a", "b", "c"} {
 		var r int
-		call(t, rc, myrpc.CometNew, &myrpc.CometNewArgs{Key: k, Token: "t"}, &r)
+		call(t, rc, api.CometNew, &api.CometNewArgs{Key: k, Token: "t"}, &r)
 	}
 	if n := statInt(t, c, "type=channel", "channels"); n != 3 {
 		t.Fatalf("%d channels with three tokens, want 3", n)
@@ -93,7 +93,7 @@ func TestAuthOffNeedsNoToken(t *testing.T) {
 	subscribeTCP(t, c, "anyone", "", "1")
 	subscribeTCP(t, c, "anyone", "whatever", "1")
 	var r int
-	call(t, rpcClient(t, c), myrpc.CometNew, &myrpc.CometNewArgs{Key: "x", Token: "t"}, &r)
+	call(t, rpcClient(t, c), api.CometNew, &api.CometNewArgs{Key: "x", Token: "t"}, &r)
 	if n := c.hub.numChannels(); n != 1 {
 		t.Fatalf("%d channels; New must not keep state when auth is off", n)
 	}

@@ -4,8 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-
-	"gopush/myrpc"
+	"gopush/api"
 )
 
 // Public broadcast (issue 8, docs/rooms.md): web's /1/admin/push/all sends
@@ -24,7 +23,7 @@ func (c *Comet) broadcast(msg json.RawMessage, mid int64) (int, error) {
 	if err != nil {
 		return 0, errNotJSON
 	}
-	m := &message{msg: body, mid: mid, gid: myrpc.PublicGroupId}
+	m := &message{msg: body, mid: mid, gid: api.PublicGroupId}
 	conns := c.hub.connsWhere(func(string) bool { return true })
 	n := 0
 	for _, cn := range conns {
@@ -40,13 +39,13 @@ func (c *Comet) broadcast(msg json.RawMessage, mid int64) (int, error) {
 // Broadcast sends a public message (gid 1, mid chosen by the caller) to
 // every connection of this comet. It is new in gopush; 1.0.5 comets do not
 // have it.
-func (r *RPC) Broadcast(args *myrpc.CometBroadcastArgs, reply *int) error {
+func (r *RPC) Broadcast(args *api.CometBroadcastArgs, reply *int) error {
 	if args == nil {
 		return errors.New("CometRPC.Broadcast: no arguments")
 	}
 	if _, err := r.c.broadcast(args.Msg, args.MsgId); err != nil {
 		return fmt.Errorf("CometRPC.Broadcast: %w", err)
 	}
-	*reply = myrpc.OK
+	*reply = api.OK
 	return nil
 }

@@ -7,13 +7,14 @@ import (
 	"strings"
 	"testing"
 
+	"gopush/api"
+	"gopush/gobrpc"
 	"gopush/internal/testenv"
-	"gopush/myrpc"
 )
 
-func broadcast(rc *myrpc.Client, msg string, mid int64) error {
+func broadcast(rc *gobrpc.Client, msg string, mid int64) error {
 	var r int
-	return rc.Call(context.Background(), myrpc.CometBroadcast, &myrpc.CometBroadcastArgs{Msg: json.RawMessage(msg), MsgId: mid}, &r)
+	return rc.Call(context.Background(), api.CometBroadcast, &api.CometBroadcastArgs{Msg: json.RawMessage(msg), MsgId: mid}, &r)
 }
 
 // TestBroadcastReachesEveryConnectionOnce: every subscribed connection,

@@ -3,9 +3,8 @@ package comet
 import (
 	"encoding/json"
 	"fmt"
+	"gopush/api"
 	"testing"
-
-	"gopush/myrpc"
 )
 
 // TestPushesToOfflineKeysKeepNoState is SPEC §9.2 for the push side: 1.0.5
@@ -21,13 +20,13 @@ func TestPushesToOfflineKeysKeepNoState(t *testing.T) {
 	}
 	var r int
 	for i, k := range keys {
-		call(t, rc, myrpc.CometPushPrivate, &myrpc.CometPushPrivateArgs{Key: k, Msg: json.RawMessage(`1`), Expire: uint(i % 2 * 60)}, &r)
+		call(t, rc, api.CometPushPrivate, &api.CometPushPrivateArgs{Key: k, Msg: json.RawMessage(`1`), Expire: uint(i % 2 * 60)}, &r)
 	}
-	var resp myrpc.CometPushPrivatesResp
-	call(t, rc, myrpc.CometPushPrivates, &myrpc.CometPushPrivatesArgs{Keys: keys, Msg: json.RawMessage(`2`), Expire: 60}, &resp)
-	call(t, rc, myrpc.CometPushPrivates, &myrpc.CometPushPrivatesArgs{Keys: keys, Msg: json.RawMessage(`3`), Expire: 0}, &resp)
+	var resp api.CometPushPrivatesResp
+	call(t, rc, api.CometPushPrivates, &api.CometPushPrivatesArgs{Keys: keys, Msg: json.RawMessage(`2`), Expire: 60}, &resp)
+	call(t, rc, api.CometPushPrivates, &api.CometPushPrivatesArgs{Keys: keys, Msg: json.RawMessage(`3`), Expire: 0}, &resp)
 	for _, k := range keys[:20] {
-		call(t, rc, myrpc.CometClose, k, &r)
+		call(t, rc, api.CometClose, k, &r)
 	}
 	if n := c.hub.numChannels(); n != 0 {
 		t.Fatalf("%d channels after pushes to keys nobody holds, want 0", n)

@@ -1,14 +1,15 @@
 package comet
 
 import (
-	"gopush/myrpc"
+	"gopush/gobrpc"
+	"gopush/membership"
 )
 
 // loadRing builds the ring from ZooKeeper at start-up. If ZooKeeper cannot
 // be read, or does not list this node, no ring is set and every key is
 // accepted until web sends Migrate: refusing every client would be worse.
 func (c *Comet) loadRing() {
-	view, err := myrpc.ReadComets(c.zk, c.cfg.ZooKeeper.Comet.Path)
+	view, err := membership.ReadComets(c.zk, c.cfg.ZooKeeper.Comet.Path)
 	if err != nil {
 		c.log.Warn("cannot read the comet nodes; accepting every key until the first Migrate", "err", err)
 		return
@@ -28,11 +29,11 @@ func (c *Comet) loadRing() {
 // <message.path> until Close.
 func (c *Comet) watchMessageNodes() {
 	rpcc := c.cfg.RPC
-	pool := myrpc.NewMessagePool(rpcc.Ping.D(), rpcc.Retry.D(), rpcc.Timeout.D(), c.log)
+	pool := gobrpc.NewMessagePool(rpcc.Ping.D(), rpcc.Retry.D(), rpcc.Timeout.D(), c.log)
 	c.pool, c.store = pool, pool
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		myrpc.WatchMessages(c.ctx, c.zk, c.cfg.ZooKeeper.Message.Path, c.log, pool.Update)
+		membership.WatchMessages(c.ctx, c.zk, c.cfg.ZooKeeper.Message.Path, c.log, pool.Update)
 	}()
 }

@@ -20,10 +20,12 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"gopush/api"
 	"gopush/conf"
+	"gopush/gobrpc"
 	"gopush/internal/certs"
 	"gopush/internal/daemon"
-	"gopush/myrpc"
+	"gopush/membership"
 )
 
 // Comet is one comet daemon.
@@ -47,9 +49,9 @@ type Comet struct {
 	// Set by Start.
 	store   caller // the message-node pool
 	pool    closer
-	zk      *myrpc.ZK
-	reg     *myrpc.Registration
-	rpc     *myrpc.Server
+	zk      *membership.ZK
+	reg     *membership.Registration
+	rpc     *gobrpc.Server
 	pair    *certs.Pair    // nil without TLS listeners
 	tcpLns  []net.Listener // plain and TLS (tcp.bind, then tcp.tls.bind)
 	wsLns   []net.Listener // websocket.bind
@@ -146,12 +148,12 @@ func (c *Comet) start() error {
 	if c.pprof, err = daemon.ServePprof(cfg.Pprof.Bind, c.log); err != nil {
 		return err
 	}
-	if c.rpc, err = myrpc.Serve(myrpc.CometService, &RPC{c: c}, cfg.RPC.Bind, c.log); err != nil {
+	if c.rpc, err = gobrpc.Serve(api.CometService, &RPC{c: c}, cfg.RPC.Bind, c.log); err != nil {
 		return fmt.Errorf("rpc.bind: %w", err)
 	}
 
 	zkc := cfg.ZooKeeper
-	if c.zk, err = myrpc.DialZK(zkc.Addr, zkc.Timeout.D(), c.log); err != nil {
+	if c.zk, err = membership.DialZK(zkc.Addr, zkc.Timeout.D(), c.log); err != nil {
 		return fmt.Errorf("zookeeper %v: %w", zkc.Addr, err)
 	}
 	data, err := json.Marshal(c.nodeData())
@@ -159,7 +161,7 @@ func (c *Comet) start() error {
 		return err
 	}
 	nodePath := zkc.Comet.Path + "/" + zkc.Comet.Node
-	if c.reg, err = myrpc.Register(c.ctx, c.zk, nodePath, data, c.log); err != nil {
+	if c.reg, err = membership.Register(c.ctx, c.zk, nodePath, data, c.log); err != nil {
 		return fmt.Errorf("registering in zookeeper at %s: %w", nodePath, err)
 	}
 	c.loadRing()
@@ -198,9 +200,9 @@ func (c *Comet) wsHandler() *http.ServeMux {
 // nodeData is what this instance publishes in ZooKeeper: for each
 // listener its advertise list, or its binds (docs/tls.md). A protocol
 // that is not served publishes nothing.
-func (c *Comet) nodeData() myrpc.CometNodeData {
+func (c *Comet) nodeData() api.CometNodeData {
 	cfg := c.cfg
-	d := myrpc.CometNodeData{
+	d := api.CometNodeData{
 		RPC:    advertise(cfg.RPC.Advertise, cfg.RPC.Bind, c.rpc.Addrs()),
 		TCP:    []string{},
 		WS:     []string{},

@@ -4,11 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"gopush/api"
+	"gopush/gobrpc"
+	"gopush/membership"
 	"sync"
 	"testing"
 	"time"
-
-	"gopush/myrpc"
 )
 
 // fakeMessage is a MessageRPC node kept in memory, registered in ZooKeeper
@@ -16,15 +17,15 @@ import (
 // fail or to stall.
 type fakeMessage struct {
 	mu     sync.Mutex
-	saved  []myrpc.Message // Msg, MsgId; GroupId unused
-	keys   []string        // key of saved[i]
-	fail   error           // returned by every save when set
-	stall  chan struct{}   // when set, saves wait for it to close
-	stalls chan struct{}   // receives one value per stalled save
+	saved  []api.Message // Msg, MsgId; GroupId unused
+	keys   []string      // key of saved[i]
+	fail   error         // returned by every save when set
+	stall  chan struct{} // when set, saves wait for it to close
+	stalls chan struct{} // receives one value per stalled save
 }
 
 func (f *fakeMessage) record(key string, msg json.RawMessage, mid int64) {
-	f.saved = append(f.saved, myrpc.Message{Msg: msg, MsgId: mid})
+	f.saved = append(f.saved, api.Message{Msg: msg, MsgId: mid})
 	f.keys = append(f.keys, key)
 }
 
@@ -57,7 +58,7 @@ type oldMessageRPC struct{ f *fakeMessage }
 
 func (s *oldMessageRPC) Ping(_ int, r *int) error { *r = 0; return nil }
 
-func (s *oldMessageRPC) SavePrivate(a *myrpc.MessageSavePrivateArgs, r *int) error {
+func (s *oldMessageRPC) SavePrivate(a *api.MessageSavePrivateArgs, r *int) error {
 	if err := s.f.gate(); err != nil {
 		return err
 	}
@@ -70,7 +71,7 @@ func (s *oldMessageRPC) SavePrivate(a *myrpc.MessageSavePrivateArgs, r *int) err
 	return nil
 }
 
-func (s *oldMessageRPC) SavePrivates(a *myrpc.MessageSavePrivatesArgs, r *myrpc.MessageSavePrivatesResp) error {
+func (s *oldMessageRPC) SavePrivates(a *api.MessageSavePrivatesArgs, r *api.MessageSavePrivatesResp) error {
 	if err := s.f.gate(); err != nil {
 		return err
 	}
@@ -89,7 +90,7 @@ func (s *oldMessageRPC) SavePrivates(a *myrpc.MessageSavePrivatesArgs, r *myrpc.
 // newMessageRPC is a gopush message node.
 type newMessageRPC struct{ oldMessageRPC }
 
-func (s *newMessageRPC) SavePrivatesEach(a *myrpc.MessageSavePrivatesEachArgs, r *myrpc.MessageSavePrivatesResp) error {
+func (s *newMessageRPC) SavePrivatesEach(a *api.MessageSavePrivatesEachArgs, r *api.MessageSavePrivatesResp) error {
 	if err := s.f.gate(); err != nil {
 		return err
 	}
@@ -112,9 +113,9 @@ func (s *newMessageRPC) SavePrivatesEach(a *myrpc.MessageSavePrivatesEachArgs, r
 // messagePath.
 type runningFake struct {
 	*fakeMessage
-	srv *myrpc.Server
-	reg *myrpc.Registration
-	zk  *myrpc.ZK
+	srv *gobrpc.Server
+	reg *membership.Registration
+	zk  *membership.ZK
 }
 
 // stop makes the node vanish: deregistered and its RPC server closed.
@@ -144,16 +145,16 @@ func startFakeMessage(t testing.TB, zkAddr, messagePath string, old bool) *runni
 	if old {
 		rcvr = &oldMessageRPC{f}
 	}
-	srv, err := myrpc.Serve(myrpc.MessageService, rcvr, []string{"127.0.0.1:0"}, nil)
+	srv, err := gobrpc.Serve(api.MessageService, rcvr, []string{"127.0.0.1:0"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	z, err := myrpc.DialZK([]string{zkAddr}, 4*time.Second, nil)
+	z, err := membership.DialZK([]string{zkAddr}, 4*time.Second, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, _ := json.Marshal(myrpc.MessageNodeData{RPC: srv.Addrs(), Weight: 1})
-	reg, err := myrpc.Register(context.Background(), z, messagePath, data, nil)
+	data, _ := json.Marshal(api.MessageNodeData{RPC: srv.Addrs(), Weight: 1})
+	reg, err := membership.Register(context.Background(), z, messagePath, data, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,9 +12,9 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
+	"gopush/api"
 	"gopush/conf"
 	"gopush/internal/testenv"
-	"gopush/myrpc"
 )
 
 func TestThousandSilentConnectionsAreFreed(t *testing.T) {
@@ -73,8 +73,8 @@ func TestMessageNodeDiesMidPush(t *testing.T) {
 	errc := make(chan error, 1)
 	go func() {
 		var r int
-		errc <- rc.Call(context.Background(), myrpc.CometPushPrivate,
-			&myrpc.CometPushPrivateArgs{Key: "k", Msg: json.RawMessage(`"doomed"`), Expire: 60}, &r)
+		errc <- rc.Call(context.Background(), api.CometPushPrivate,
+			&api.CometPushPrivateArgs{Key: "k", Msg: json.RawMessage(`"doomed"`), Expire: 60}, &r)
 	}()
 	select {
 	case <-stalled:
@@ -110,8 +110,8 @@ func TestNoMessageNodeFailsStoredPushOnly(t *testing.T) {
 	rc := rpcClient(t, c)
 	cl := subscribeTCP(t, c, "k", "", "1")
 	var r int
-	err := rc.Call(context.Background(), myrpc.CometPushPrivate,
-		&myrpc.CometPushPrivateArgs{Key: "k", Msg: json.RawMessage(`1`), Expire: 5}, &r)
+	err := rc.Call(context.Background(), api.CometPushPrivate,
+		&api.CometPushPrivateArgs{Key: "k", Msg: json.RawMessage(`1`), Expire: 5}, &r)
 	if err == nil {
 		t.Fatal("a stored push succeeded with no message node")
 	}
@@ -151,7 +151,7 @@ func TestZooKeeperSessionExpiryAndNodeDeletion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var nd myrpc.CometNodeData
+	var nd api.CometNodeData
 	if err := json.Unmarshal(data, &nd); err != nil || nd.Weight != 1 || len(nd.TCP) != 1 || nd.TCP[0] != c.TCPAddrs()[0] ||
 		len(nd.WS) != 1 || nd.WS[0] != c.WSAddrs()[0] || len(nd.RPC) != 1 || nd.RPC[0] != c.RPCAddrs()[0] {
 		t.Fatalf("node data %s (%v), listeners tcp %v ws %v rpc %v", data, err, c.TCPAddrs(), c.WSAddrs(), c.RPCAddrs())

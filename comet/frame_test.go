@@ -2,6 +2,7 @@ package comet
 
 import (
 	"encoding/json"
+	"gopush/api"
 	"testing"
 )
 
@@ -36,33 +37,6 @@ func TestMessageFramesExactBytes(t *testing.T) {
 	}
 }
 
-func TestWSFrameLengthEncodings(t *testing.T) {
-	for _, n := range []int{0, 125, 126, 65535, 65536, 70000} {
-		f := appendWSText(nil, make([]byte, n))
-		var hdr int
-		switch {
-		case n < 126:
-			hdr = 2
-			if int(f[1]) != n {
-				t.Errorf("n=%d: length byte %d", n, f[1])
-			}
-		case n <= 0xffff:
-			hdr = 4
-			if f[1] != 126 || int(f[2])<<8|int(f[3]) != n {
-				t.Errorf("n=%d: bad 16-bit length % x", n, f[:4])
-			}
-		default:
-			hdr = 10
-			if f[1] != 127 {
-				t.Errorf("n=%d: bad 64-bit length marker", n)
-			}
-		}
-		if f[0] != 0x81 || len(f) != hdr+n {
-			t.Errorf("n=%d: frame of %d bytes starting % x", n, len(f), f[:2])
-		}
-	}
-}
-
 func TestCompactJSONRefusesNonJSON(t *testing.T) {
 	for _, in := range []string{"", "{", "hello", `{"a":1}x`} {
 		if _, err := compactJSON([]byte(in)); err == nil {
@@ -74,7 +48,7 @@ func TestCompactJSONRefusesNonJSON(t *testing.T) {
 		t.Fatalf("got %s, %v", out, err)
 	}
 	var v any
-	if err := json.Unmarshal((&message{msg: out, mid: 1}).body(true), &v); err != nil {
+	if err := json.Unmarshal(api.AppendMessage(nil, out, 1, 0, true), &v); err != nil {
 		t.Fatalf("old form is not JSON: %v", err)
 	}
 }

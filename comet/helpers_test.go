@@ -18,9 +18,10 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"gopush/api"
 	"gopush/conf"
+	"gopush/gobrpc"
 	"gopush/internal/testenv"
-	"gopush/myrpc"
 )
 
 // testLog is a slog writer that goes to t.Log while the test runs and is
@@ -268,23 +269,23 @@ func subscribeWS(t testing.TB, c *Comet, key, token, version string) *wsClient {
 
 // ---- RPC ----
 
-func rpcClient(t testing.TB, c *Comet) *myrpc.Client {
-	cl := myrpc.NewClient(c.RPCAddrs()[0], 10*time.Second)
+func rpcClient(t testing.TB, c *Comet) *gobrpc.Client {
+	cl := gobrpc.NewClient(c.RPCAddrs()[0], 10*time.Second)
 	t.Cleanup(func() { cl.Close() })
 	return cl
 }
 
-func call(t testing.TB, cl *myrpc.Client, method string, args, reply any) {
+func call(t testing.TB, cl *gobrpc.Client, method string, args, reply any) {
 	t.Helper()
 	if err := cl.Call(context.Background(), method, args, reply); err != nil {
 		t.Fatalf("%s: %v", method, err)
 	}
 }
 
-func push(t testing.TB, cl *myrpc.Client, key, msg string, expire uint) {
+func push(t testing.TB, cl *gobrpc.Client, key, msg string, expire uint) {
 	t.Helper()
 	var r int
-	call(t, cl, myrpc.CometPushPrivate, &myrpc.CometPushPrivateArgs{Key: key, Msg: json.RawMessage(msg), Expire: expire}, &r)
+	call(t, cl, api.CometPushPrivate, &api.CometPushPrivateArgs{Key: key, Msg: json.RawMessage(msg), Expire: expire}, &r)
 }
 
 // ---- stat ----

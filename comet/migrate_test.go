@@ -5,8 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"gopush/api"
+	"gopush/gobrpc"
 	"gopush/ketama"
-	"gopush/myrpc"
 )
 
 func TestStartupRingFromZooKeeper(t *testing.T) {
@@ -45,8 +46,8 @@ func TestMigrationClosesOnlyKeysThatMoved(t *testing.T) {
 	migrate := func(nodes map[string]int) {
 		t.Helper()
 		var r int
-		call(t, rc1, myrpc.CometMigrate, &myrpc.CometMigrateArgs{Nodes: nodes}, &r)
-		call(t, rc2, myrpc.CometMigrate, &myrpc.CometMigrateArgs{Nodes: nodes}, &r)
+		call(t, rc1, api.CometMigrate, &api.CometMigrateArgs{Nodes: nodes}, &r)
+		call(t, rc2, api.CometMigrate, &api.CometMigrateArgs{Nodes: nodes}, &r)
 	}
 	before := map[string]int{"node1": 1, "node2": 1}
 	after := map[string]int{"node1": 1, "node2": 4}
@@ -57,7 +58,7 @@ func TestMigrationClosesOnlyKeysThatMoved(t *testing.T) {
 	type sub struct {
 		key   string
 		comet *Comet
-		rc    *myrpc.Client
+		rc    *gobrpc.Client
 		cl    *tcpClient
 		moves bool
 	}
@@ -121,7 +122,7 @@ func TestMigrationClosesOnlyKeysThatMoved(t *testing.T) {
 
 	// A bogus map is refused and changes nothing.
 	var r int
-	if err := rc1.Call(t.Context(), myrpc.CometMigrate, &myrpc.CometMigrateArgs{Nodes: map[string]int{"node1": -3}}, &r); err == nil {
+	if err := rc1.Call(t.Context(), api.CometMigrate, &api.CometMigrateArgs{Nodes: map[string]int{"node1": -3}}, &r); err == nil {
 		t.Fatal("negative weight accepted")
 	}
 	if got := c1.ring.weights(); fmt.Sprint(got) != fmt.Sprint(after) {

@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"gopush/api"
+	"gopush/gobrpc"
 	"slices"
 	"sync"
-
-	"gopush/myrpc"
 )
 
 // caller is what pushes need from the message-node pool.
@@ -54,7 +54,7 @@ func (o *orderLocks) lockKeys(keys []string) (unlock func()) {
 // Push errors returned to the RPC caller.
 var (
 	errEmptyKey   = errors.New("empty key")
-	errLongKey    = fmt.Errorf("key longer than %d bytes", maxKeyLen)
+	errLongKey    = fmt.Errorf("key longer than %d bytes", api.MaxKeyLen)
 	errNotJSON    = errors.New("message is not valid JSON")
 	errNoStorage  = errors.New("no message node to store the message")
 	errNoPushKeys = errors.New("no keys")
@@ -64,7 +64,7 @@ func checkKey(key string) error {
 	switch {
 	case key == "":
 		return errEmptyKey
-	case len(key) > maxKeyLen:
+	case len(key) > api.MaxKeyLen:
 		return errLongKey
 	}
 	return nil
@@ -86,8 +86,8 @@ func (c *Comet) pushPrivate(ctx context.Context, key string, msg json.RawMessage
 	mid := c.mids.Next()
 	if expire > 0 {
 		var reply int
-		args := &myrpc.MessageSavePrivateArgs{Key: key, Msg: body, MsgId: mid, Expire: expire}
-		if err := c.callStore(ctx, myrpc.MessageSavePrivate, args, &reply); err != nil {
+		args := &api.MessageSavePrivateArgs{Key: key, Msg: body, MsgId: mid, Expire: expire}
+		if err := c.callStore(ctx, api.MessageSavePrivate, args, &reply); err != nil {
 			c.stats.pushFailed.Add(1)
 			c.log.Warn("push failed: message not stored", "key", key, "mid", mid, "err", err)
 			return fmt.Errorf("storing the message of key %q: %w", key, err)
@@ -162,10 +162,10 @@ func (c *Comet) pushPrivates(ctx context.Context, keys []string, msg json.RawMes
 // SavePrivatesEach; then every key is stored under one new mid (larger than
 // all of mids, so the order of each key is kept) and mids is updated to it.
 func (c *Comet) storeEach(ctx context.Context, keys []string, mids []int64, body json.RawMessage, expire uint) ([]string, error) {
-	var resp myrpc.MessageSavePrivatesResp
-	args := &myrpc.MessageSavePrivatesEachArgs{Keys: keys, MsgIds: mids, Msg: body, Expire: expire}
-	err := c.callStore(ctx, myrpc.MessageSavePrivatesEach, args, &resp)
-	if err == nil || !myrpc.IsNoSuchMethod(err) {
+	var resp api.MessageSavePrivatesResp
+	args := &api.MessageSavePrivatesEachArgs{Keys: keys, MsgIds: mids, Msg: body, Expire: expire}
+	err := c.callStore(ctx, api.MessageSavePrivatesEach, args, &resp)
+	if err == nil || !gobrpc.IsNoSuchMethod(err) {
 		return resp.FKeys, err
 	}
 	return c.storeOneByOne(ctx, keys, mids, body, expire), nil
@@ -192,8 +192,8 @@ func (c *Comet) storeOneByOne(ctx context.Context, keys []string, mids []int64, 
 		go func() {
 			defer func() { <-slots; wg.Done() }()
 			var reply int
-			args := &myrpc.MessageSavePrivateArgs{Key: key, Msg: body, MsgId: mids[i], Expire: expire}
-			if err := c.callStore(ctx, myrpc.MessageSavePrivate, args, &reply); err != nil {
+			args := &api.MessageSavePrivateArgs{Key: key, Msg: body, MsgId: mids[i], Expire: expire}
+			if err := c.callStore(ctx, api.MessageSavePrivate, args, &reply); err != nil {
 				mu.Lock()
 				failed = append(failed, key)
 				mu.Unlock()

@@ -13,13 +13,14 @@ import (
 	"testing"
 	"time"
 
+	"gopush/api"
+	"gopush/gobrpc"
 	"gopush/internal/testenv"
-	"gopush/myrpc"
 )
 
 // cometWithFake starts a comet and a fake message node it can store
 // through, and waits until a stored push succeeds.
-func cometWithFake(t *testing.T, old bool) (*Comet, *runningFake, *myrpc.Client) {
+func cometWithFake(t *testing.T, old bool) (*Comet, *runningFake, *gobrpc.Client) {
 	t.Helper()
 	root := zkRoot(t)
 	cfg := testConfig(t, root, "node1")
@@ -32,12 +33,12 @@ func cometWithFake(t *testing.T, old bool) (*Comet, *runningFake, *myrpc.Client)
 
 // waitStorage pushes with expire > 0 to a key nobody holds until comet
 // can store.
-func waitStorage(t *testing.T, rc *myrpc.Client) {
+func waitStorage(t *testing.T, rc *gobrpc.Client) {
 	t.Helper()
 	testenv.WaitFor(t, 20*time.Second, "comet to reach a message node", func() bool {
 		var r int
-		args := &myrpc.CometPushPrivateArgs{Key: "warmup", Msg: json.RawMessage(`1`), Expire: 1}
-		return rc.Call(context.Background(), myrpc.CometPushPrivate, args, &r) == nil
+		args := &api.CometPushPrivateArgs{Key: "warmup", Msg: json.RawMessage(`1`), Expire: 1}
+		return rc.Call(context.Background(), api.CometPushPrivate, args, &r) == nil
 	})
 }
 
@@ -115,8 +116,8 @@ func TestPushFailsWhenStorageFails(t *testing.T) {
 	fake.fail = errors.New("disk full")
 	fake.mu.Unlock()
 	var r int
-	err := rc.Call(context.Background(), myrpc.CometPushPrivate,
-		&myrpc.CometPushPrivateArgs{Key: "k", Msg: json.RawMessage(`"lost"`), Expire: 60}, &r)
+	err := rc.Call(context.Background(), api.CometPushPrivate,
+		&api.CometPushPrivateArgs{Key: "k", Msg: json.RawMessage(`"lost"`), Expire: 60}, &r)
 	if err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Fatalf("push with a failing store: %v", err)
 	}
@@ -126,8 +127,8 @@ func TestPushFailsWhenStorageFails(t *testing.T) {
 		t.Fatalf("got %s", d.Msg)
 	}
 
-	var resp myrpc.CometPushPrivatesResp
-	call(t, rc, myrpc.CometPushPrivates, &myrpc.CometPushPrivatesArgs{Keys: []string{"k", "j"}, Msg: json.RawMessage(`"x"`), Expire: 5}, &resp)
+	var resp api.CometPushPrivatesResp
+	call(t, rc, api.CometPushPrivates, &api.CometPushPrivatesArgs{Keys: []string{"k", "j"}, Msg: json.RawMessage(`"x"`), Expire: 5}, &resp)
 	slices.Sort(resp.FKeys)
 	if !slices.Equal(resp.FKeys, []string{"j", "k"}) {
 		t.Fatalf("FKeys %v, want [j k]", resp.FKeys)
@@ -138,19 +139,19 @@ func TestPushRefusesBadArguments(t *testing.T) {
 	t.Parallel()
 	c := startComet(t, testConfig(t, zkRoot(t), "node1"))
 	rc := rpcClient(t, c)
-	for name, a := range map[string]*myrpc.CometPushPrivateArgs{
+	for name, a := range map[string]*api.CometPushPrivateArgs{
 		"empty key": {Key: "", Msg: json.RawMessage(`1`)},
 		"long key":  {Key: strings.Repeat("k", 65), Msg: json.RawMessage(`1`)},
 		"not JSON":  {Key: "k", Msg: json.RawMessage(`{"a":`)},
 		"no body":   {Key: "k"},
 	} {
 		var r int
-		if err := rc.Call(context.Background(), myrpc.CometPushPrivate, a, &r); err == nil {
+		if err := rc.Call(context.Background(), api.CometPushPrivate, a, &r); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	var resp myrpc.CometPushPrivatesResp
-	err := rc.Call(context.Background(), myrpc.CometPushPrivates, &myrpc.CometPushPrivatesArgs{Keys: []string{"a"}, Msg: json.RawMessage(`x`)}, &resp)
+	var resp api.CometPushPrivatesResp
+	err := rc.Call(context.Background(), api.CometPushPrivates, &api.CometPushPrivatesArgs{Keys: []string{"a"}, Msg: json.RawMessage(`x`)}, &resp)
 	if err == nil {
 		t.Error("PushPrivates accepted a body that is not JSON")
 	}
@@ -171,8 +172,8 @@ func TestPushPrivatesGivesEveryKeyItsOwnMid(t *testing.T) {
 			a := subscribeTCP(t, c, "a", "", "1")
 			b := subscribeWS(t, c, "b", "", "1")
 			_, before := fake.Saved()
-			var resp myrpc.CometPushPrivatesResp
-			call(t, rc, myrpc.CometPushPrivates, &myrpc.CometPushPrivatesArgs{
+			var resp api.CometPushPrivatesResp
+			call(t, rc, api.CometPushPrivates, &api.CometPushPrivatesArgs{
 				Keys: []string{"a", "b", "", "a", "refuse-me", "offline"}, Msg: json.RawMessage(`{"m":1}`), Expire: 60,
 			}, &resp)
 			slices.Sort(resp.FKeys)
@@ -215,8 +216,8 @@ func TestPushesToOneKeyArriveInMidOrder(t *testing.T) {
 			for i := range each {
 				var r int
 				expire := uint(i % 2 * 60) // mix stored and unstored pushes
-				args := &myrpc.CometPushPrivateArgs{Key: "ordered", Msg: json.RawMessage(strconv.Itoa(w*1000 + i)), Expire: expire}
-				if err := rc.Call(context.Background(), myrpc.CometPushPrivate, args, &r); err != nil {
+				args := &api.CometPushPrivateArgs{Key: "ordered", Msg: json.RawMessage(strconv.Itoa(w*1000 + i)), Expire: expire}
+				if err := rc.Call(context.Background(), api.CometPushPrivate, args, &r); err != nil {
 					t.Error(err)
 				}
 			}
@@ -273,10 +274,10 @@ func TestRPCCloseForgetsTheKey(t *testing.T) {
 	wc := subscribeWS(t, c, "gone", "", "1")
 	keep := subscribeTCP(t, c, "kept", "", "1")
 	var r int
-	call(t, rc, myrpc.CometClose, "gone", &r)
+	call(t, rc, api.CometClose, "gone", &r)
 	tc.expectClosed(5 * time.Second)
 	wc.expectClosed(5 * time.Second)
-	call(t, rc, myrpc.CometPing, 0, &r)
+	call(t, rc, api.CometPing, 0, &r)
 	keep.write([]byte("h"))
 	keep.expect("+h\r\n")
 	testenv.WaitFor(t, 5*time.Second, "one channel left", func() bool { return c.hub.numChannels() == 1 })

@@ -3,9 +3,8 @@ package comet
 import (
 	"errors"
 	"fmt"
+	"gopush/api"
 	"time"
-
-	"gopush/myrpc"
 )
 
 // RPC is the CometRPC service (SPEC §4), served under the name "CometRPC".
@@ -21,7 +20,7 @@ const maxTokenLife = 100 * 365 * 24 * time.Hour
 // New accepts args.Token for args.Key for args.Expire seconds (0: the
 // configured channel.token.expire). With channel.auth off tokens are not
 // needed and New only checks its arguments.
-func (r *RPC) New(args *myrpc.CometNewArgs, reply *int) error {
+func (r *RPC) New(args *api.CometNewArgs, reply *int) error {
 	c := r.c
 	if args == nil {
 		return errors.New("CometRPC.New: no arguments")
@@ -29,8 +28,8 @@ func (r *RPC) New(args *myrpc.CometNewArgs, reply *int) error {
 	if err := checkKey(args.Key); err != nil {
 		return fmt.Errorf("CometRPC.New: %w", err)
 	}
-	if args.Token == "" || len(args.Token) > maxArgLen {
-		return fmt.Errorf("CometRPC.New: token must be 1..%d bytes", maxArgLen)
+	if args.Token == "" || len(args.Token) > api.MaxSubArgLen {
+		return fmt.Errorf("CometRPC.New: token must be 1..%d bytes", api.MaxSubArgLen)
 	}
 	if args.Expire < 0 || args.Expire > int64(maxTokenLife/time.Second) {
 		return fmt.Errorf("CometRPC.New: expire %d out of range", args.Expire)
@@ -42,7 +41,7 @@ func (r *RPC) New(args *myrpc.CometNewArgs, reply *int) error {
 	if c.cfg.Channel.Auth {
 		c.hub.addToken(args.Key, args.Token, life, c.cfg.Channel.Token.Max)
 	}
-	*reply = myrpc.OK
+	*reply = api.OK
 	return nil
 }
 
@@ -52,7 +51,7 @@ func (r *RPC) Close(key string, reply *int) error {
 	for _, cn := range r.c.hub.forget(key) {
 		cn.close()
 	}
-	*reply = myrpc.OK
+	*reply = api.OK
 	return nil
 }
 
@@ -60,20 +59,20 @@ func (r *RPC) Close(key string, reply *int) error {
 // another comet is not refused: the message is still stored, and delivered
 // to whatever connections the key has here, so that nothing is lost while
 // web and comet disagree during a migration.
-func (r *RPC) PushPrivate(args *myrpc.CometPushPrivateArgs, reply *int) error {
+func (r *RPC) PushPrivate(args *api.CometPushPrivateArgs, reply *int) error {
 	if args == nil {
 		return errors.New("CometRPC.PushPrivate: no arguments")
 	}
 	if err := r.c.pushPrivate(r.c.ctx, args.Key, args.Msg, args.Expire); err != nil {
 		return err
 	}
-	*reply = myrpc.OK
+	*reply = api.OK
 	return nil
 }
 
 // PushPrivates pushes one message to several keys and lists in FKeys the
 // keys it could not store (those get nothing).
-func (r *RPC) PushPrivates(args *myrpc.CometPushPrivatesArgs, reply *myrpc.CometPushPrivatesResp) error {
+func (r *RPC) PushPrivates(args *api.CometPushPrivatesArgs, reply *api.CometPushPrivatesResp) error {
 	if args == nil {
 		return errors.New("CometRPC.PushPrivates: no arguments")
 	}
@@ -88,19 +87,19 @@ func (r *RPC) PushPrivates(args *myrpc.CometPushPrivatesArgs, reply *myrpc.Comet
 // Migrate replaces the ring with args.Nodes (node name → weight) and closes
 // the connections of keys that now belong to another node. The same map as
 // the current one changes nothing.
-func (r *RPC) Migrate(args *myrpc.CometMigrateArgs, reply *int) error {
+func (r *RPC) Migrate(args *api.CometMigrateArgs, reply *int) error {
 	if args == nil {
 		return errors.New("CometRPC.Migrate: no arguments")
 	}
 	if err := r.c.migrate(args.Nodes); err != nil {
 		return fmt.Errorf("CometRPC.Migrate: %w", err)
 	}
-	*reply = myrpc.OK
+	*reply = api.OK
 	return nil
 }
 
 // Ping answers 0; web calls it to find comets that are gone.
 func (r *RPC) Ping(_ int, reply *int) error {
-	*reply = myrpc.OK
+	*reply = api.OK
 	return nil
 }

@@ -2,6 +2,7 @@ package comet
 
 import (
 	"encoding/json"
+	"gopush/api"
 	"net/http"
 	"os"
 	"runtime"
@@ -116,7 +117,7 @@ func (c *Comet) statHandler(w http.ResponseWriter, r *http.Request) {
 			"heartbeats":   st.heartbeats.Load(),
 		}
 	default:
-		writeStat(w, r, statResponse{Ret: 65534})
+		writeStat(w, r, statResponse{Ret: api.CodeParamErr})
 		return
 	}
 	writeStat(w, r, statResponse{Ret: 0, Data: data})

@@ -5,8 +5,9 @@ import (
 	"encoding/json"
 	"testing"
 
+	"gopush/api"
+	"gopush/gobrpc"
 	"gopush/internal/testenv"
-	"gopush/myrpc"
 )
 
 // The real message daemon (cmd/message, storing in the test Redis) keeps
@@ -23,19 +24,19 @@ func TestPushStoredByTheRealMessageDaemon(t *testing.T) {
 	rc := rpcClient(t, c)
 	waitStorage(t, rc)
 
-	mc := myrpc.NewClient(node.RPC, 5e9)
+	mc := gobrpc.NewClient(node.RPC, 5e9)
 	t.Cleanup(func() { mc.Close() })
 	key, key2 := testenv.Unique(t), testenv.Unique(t)
 	t.Cleanup(func() {
 		var r int
 		for _, k := range []string{key, key2, "warmup"} {
-			_ = mc.Call(context.Background(), myrpc.MessageDelPrivate, k, &r)
+			_ = mc.Call(context.Background(), api.MessageDelPrivate, k, &r)
 		}
 	})
-	stored := func(k string) []*myrpc.Message {
+	stored := func(k string) []*api.Message {
 		t.Helper()
-		var resp myrpc.MessageGetResp
-		call(t, mc, myrpc.MessageGetPrivate, &myrpc.MessageGetPrivateArgs{Key: k, MsgId: 0}, &resp)
+		var resp api.MessageGetResp
+		call(t, mc, api.MessageGetPrivate, &api.MessageGetPrivateArgs{Key: k, MsgId: 0}, &resp)
 		return resp.Msgs
 	}
 	tcp := subscribeTCP(t, c, key, "", "1")
@@ -54,8 +55,8 @@ func TestPushStoredByTheRealMessageDaemon(t *testing.T) {
 		t.Fatalf("stored %+v, delivered mid %d", got, d.Mid)
 	}
 
-	var resp myrpc.CometPushPrivatesResp
-	call(t, rc, myrpc.CometPushPrivates, &myrpc.CometPushPrivatesArgs{Keys: []string{key, key2}, Msg: json.RawMessage(`{"n":2}`), Expire: 60}, &resp)
+	var resp api.CometPushPrivatesResp
+	call(t, rc, api.CometPushPrivates, &api.CometPushPrivatesArgs{Keys: []string{key, key2}, Msg: json.RawMessage(`{"n":2}`), Expire: 60}, &resp)
 	if len(resp.FKeys) != 0 {
 		t.Fatalf("FKeys %v", resp.FKeys)
 	}

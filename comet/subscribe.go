@@ -1,46 +1,15 @@
 package comet
 
 import (
-	"strconv"
+	"gopush/api"
 	"time"
-
-	"gopush/myrpc"
 )
 
-// Limits on a subscribe request (SPEC §2.1). Keys are at most 64 bytes, the
-// width of the MySQL skey column, so that any key comet accepts can also be
-// stored.
-const (
-	maxKeyLen    = myrpc.MaxKeyLen
-	minHeartbeat = 30    // seconds
-	maxHeartbeat = 86400 // seconds; a larger value is refused as a parameter error
-	// heartbeatGrace is how long past its heartbeat a client may stay
-	// silent before comet closes the connection.
-	heartbeatGrace = 5 * time.Second
-)
+// heartbeatGrace is how long past its heartbeat a client may stay silent
+// before comet closes the connection.
+const heartbeatGrace = 5 * time.Second
 
-// subRequest is a subscribe request, from TCP arguments or a WebSocket query.
-type subRequest struct {
-	key       string
-	heartbeat time.Duration
-	token     string
-	version   string // empty: the client wants the old message form
-}
-
-// parseSub checks the arguments common to both protocols. It reports false
-// for a parameter error (-p).
-func parseSub(key, heartbeat, token, version string) (subRequest, bool) {
-	if key == "" || len(key) > maxKeyLen {
-		return subRequest{}, false
-	}
-	hb, err := strconv.Atoi(heartbeat)
-	if err != nil || hb < minHeartbeat || hb > maxHeartbeat {
-		return subRequest{}, false
-	}
-	return subRequest{key: key, heartbeat: time.Duration(hb) * time.Second, token: token, version: version}, true
-}
-
-// subscribe adds cn to the channel of req.key. It returns nil on success,
+// subscribe adds cn to the channel of req.Key. It returns nil on success,
 // after queueing "+h", or the error reply to send before closing:
 //
 //	-n  the ring gives the key to another comet
@@ -49,19 +18,19 @@ func parseSub(key, heartbeat, token, version string) (subRequest, bool) {
 //	    refused (the connections already there are kept, since they have done
 //	    nothing wrong, and a client that reconnects in a loop cannot push
 //	    them out)
-func (c *Comet) subscribe(cn *conn, req subRequest) *reply {
-	cn.key = req.key
-	cn.oldForm = req.version == ""
-	cn.timeout = req.heartbeat + heartbeatGrace
+func (c *Comet) subscribe(cn *conn, req api.Subscribe) *reply {
+	cn.key = req.Key
+	cn.oldForm = req.Version == ""
+	cn.timeout = time.Duration(req.Heartbeat)*time.Second + heartbeatGrace
 	auth := c.cfg.Channel.Auth
 	max := c.cfg.Channel.MaxSubscriber
 	now := time.Now()
 	var refused *reply
 	c.hub.add(cn, func(ch *channel) bool {
 		switch {
-		case !c.ring.owns(req.key):
+		case !c.ring.owns(req.Key):
 			refused = &replyNotOwner
-		case auth && (ch == nil || !ch.tokens.use(req.token, now)):
+		case auth && (ch == nil || !ch.tokens.use(req.Token, now)):
 			refused = &replyAuth
 		case ch != nil && len(ch.conns) >= max:
 			refused = &replyChannel

@@ -4,25 +4,16 @@ import (
 	"bufio"
 	"crypto/tls"
 	"errors"
-	"io"
+	"gopush/api"
 	"net"
 	"time"
 )
 
-// Limits of the TCP subscribe request (SPEC §2.1). comet never allocates
-// what a client claims before checking it against these.
-const (
-	maxArgs   = 5    // sub, key, heartbeat, token, version
-	maxArgLen = 1024 // bytes in one argument
-	// tcpReadBuffer is the size of a connection's read buffer. The request
-	// is read through it and so are the heartbeats afterwards, so bytes that
-	// arrive in the same packet as the request are kept (SPEC §9.1).
-	tcpReadBuffer = 128
-)
-
-// errFraming is a request that breaks the framing of SPEC §2.1; the client
-// gets -p.
-var errFraming = errors.New("bad request framing")
+// tcpReadBuffer is the size of a connection's read buffer. The subscribe
+// request is read through it and so are the heartbeats afterwards, so bytes
+// that arrive in the same packet as the request are kept (docs/protocol.md
+// §9.1).
+const tcpReadBuffer = 128
 
 // acceptTCP accepts connections on ln until it is closed.
 func (c *Comet) acceptTCP(ln net.Listener) {
@@ -113,9 +104,9 @@ func (c *Comet) handshakeTCP(cn *conn) *bufio.Reader {
 	}
 	_ = nc.SetReadDeadline(deadline)
 	br := bufio.NewReaderSize(nc, tcpReadBuffer)
-	req, err := readSubRequest(br)
+	req, err := api.ReadSubscribe(br)
 	if err != nil {
-		if errors.Is(err, errFraming) {
+		if errors.Is(err, api.ErrFraming) || errors.Is(err, api.ErrSubParam) {
 			cn.replyAndClose(c.refuse().tcp)
 		}
 		c.log.Debug("tcp subscribe failed", "addr", nc.RemoteAddr(), "err", err)
@@ -150,80 +141,5 @@ func readHeartbeats(cn *conn, br *bufio.Reader) {
 		}
 		cn.comet.stats.heartbeats.Add(1)
 		cn.send(replyOK.tcp)
-	}
-}
-
-// readSubRequest reads "*<n>\r\n" and n bulk strings, and checks them as a
-// subscribe request. It returns errFraming (wrapped) for anything that
-// deserves -p, or the read error.
-func readSubRequest(br *bufio.Reader) (subRequest, error) {
-	n, err := readCount(br, '*', maxArgs)
-	if err != nil {
-		return subRequest{}, err
-	}
-	if n < 1 {
-		return subRequest{}, errFraming
-	}
-	var args [maxArgs]string
-	for i := 0; i < n; i++ {
-		size, err := readCount(br, '$', maxArgLen)
-		if err != nil {
-			return subRequest{}, err
-		}
-		buf := make([]byte, size+2)
-		if _, err := io.ReadFull(br, buf); err != nil {
-			return subRequest{}, err
-		}
-		if buf[size] != '\r' || buf[size+1] != '\n' {
-			return subRequest{}, errFraming
-		}
-		args[i] = string(buf[:size])
-	}
-	if args[0] != "sub" || n < 3 {
-		return subRequest{}, errFraming
-	}
-	req, ok := parseSub(args[1], args[2], args[3], args[4])
-	if !ok {
-		return subRequest{}, errFraming
-	}
-	return req, nil
-}
-
-// readCount reads a line "<prefix><decimal>\r\n" and returns the number,
-// failing as soon as a byte is wrong or the number passes limit, so that a
-// client cannot make comet wait for or allocate more than that.
-func readCount(br *bufio.Reader, prefix byte, limit int) (int, error) {
-	b, err := br.ReadByte()
-	if err != nil {
-		return 0, err
-	}
-	if b != prefix {
-		return 0, errFraming
-	}
-	n, digits := 0, 0
-	for {
-		b, err := br.ReadByte()
-		if err != nil {
-			return 0, err
-		}
-		switch {
-		case b >= '0' && b <= '9':
-			n = n*10 + int(b-'0')
-			digits++
-			if n > limit || digits > 6 {
-				return 0, errFraming
-			}
-		case b == '\r' && digits > 0:
-			b, err := br.ReadByte()
-			if err != nil {
-				return 0, err
-			}
-			if b != '\n' {
-				return 0, errFraming
-			}
-			return n, nil
-		default:
-			return 0, errFraming
-		}
 	}
 }

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"gopush/api"
 	"gopush/conf"
-	"gopush/myrpc"
 )
 
 func TestTCPSubscribeAndHeartbeat(t *testing.T) {
@@ -72,7 +72,7 @@ func TestTCPErrorReplies(t *testing.T) {
 	// -n: the ring gives the key to another node.
 	rc := rpcClient(t, c)
 	var r int
-	call(t, rc, myrpc.CometMigrate, &myrpc.CometMigrateArgs{Nodes: map[string]int{"node1": 1, "other": 1}}, &r)
+	call(t, rc, api.CometMigrate, &api.CometMigrateArgs{Nodes: map[string]int{"node1": 1, "other": 1}}, &r)
 	var foreign string
 	for i := 0; foreign == ""; i++ {
 		k := "k" + strings.Repeat("x", i%7) + string(rune('a'+i%26))

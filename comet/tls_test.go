@@ -15,11 +15,11 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"gopush/api"
 	"gopush/conf"
 	"gopush/internal/certs/certtest"
 	"gopush/internal/daemon"
 	"gopush/internal/testenv"
-	"gopush/myrpc"
 )
 
 // tlsConfig is testConfig with a TLS listener for each protocol and a
@@ -98,7 +98,7 @@ func TestTLSSubscribeAndPush(t *testing.T) {
 		t.Fatalf("connections by protocol %v, want one tcp+tls and one wss", names)
 	}
 
-	var nd myrpc.CometNodeData
+	var nd api.CometNodeData
 	data := nodeDataOf(t, root+"/comet/node1")
 	if err := json.Unmarshal(data, &nd); err != nil {
 		t.Fatal(err)
@@ -146,7 +146,7 @@ func TestAdvertiseLists(t *testing.T) {
 	cfg.WebSocket.TLS.Advertise = conf.AddrList{"wss://push.example.com/c/adv/sub"}
 	cfg.RPC.Advertise = conf.AddrList{c.RPCAddrs()[0]}
 	startComet(t, cfg)
-	var nd myrpc.CometNodeData
+	var nd api.CometNodeData
 	if err := json.Unmarshal(nodeDataOf(t, root+"/comet/adv"), &nd); err != nil {
 		t.Fatal(err)
 	}

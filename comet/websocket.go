@@ -2,6 +2,7 @@ package comet
 
 import (
 	"errors"
+	"gopush/api"
 	"io"
 	"net/http"
 	"strings"
@@ -86,8 +87,8 @@ func (c *Comet) serveWS(w http.ResponseWriter, r *http.Request) {
 	c.stats.wsConns.Add(1)
 	c.stats.wsAccepted.Add(1)
 	c.setSockOpts(cn.nc)
-	req, ok := parseSub(q.Get("key"), q.Get("heartbeat"), q.Get("token"), q.Get("ver"))
-	if !ok {
+	req, err := api.CheckSubscribe(q.Get("key"), q.Get("heartbeat"), q.Get("token"), q.Get("ver"))
+	if err != nil {
 		cn.replyAndClose(c.refuse().ws)
 		c.finish(cn)
 		return

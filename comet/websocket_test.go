@@ -10,8 +10,8 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"gopush/api"
 	"gopush/internal/testenv"
-	"gopush/myrpc"
 )
 
 func TestWebSocketSubscribeAndHeartbeat(t *testing.T) {
@@ -51,13 +51,13 @@ func TestWebSocketErrorReplies(t *testing.T) {
 	}
 	// -n: the ring gives the key to another node.
 	var r int
-	call(t, rpcClient(t, c), myrpc.CometMigrate, &myrpc.CometMigrateArgs{Nodes: map[string]int{"other": 1}}, &r)
+	call(t, rpcClient(t, c), api.CometMigrate, &api.CometMigrateArgs{Nodes: map[string]int{"other": 1}}, &r)
 	cl := dialWS(t, addr, wsQuery("k", "30", "", "1"))
 	if got := cl.read(); got != "-n\r\n" {
 		t.Errorf("key of another node: got %q, want -n", got)
 	}
 	cl.expectClosed(5 * time.Second)
-	call(t, rpcClient(t, c), myrpc.CometMigrate, &myrpc.CometMigrateArgs{Nodes: map[string]int{"node1": 1}}, &r)
+	call(t, rpcClient(t, c), api.CometMigrate, &api.CometMigrateArgs{Nodes: map[string]int{"node1": 1}}, &r)
 
 	// Raw bytes of an error reply: one unmasked text frame "-p\r\n".
 	raw := dialRawWS(t, addr, wsQuery("", "30", "", "1"))
@@ -217,7 +217,7 @@ func TestProtoWebSocketOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var nd myrpc.CometNodeData
+	var nd api.CometNodeData
 	if err := json.Unmarshal(data, &nd); err != nil || len(nd.TCP) != 0 || len(nd.WS) != 1 {
 		t.Fatalf("published %s", data)
 	}

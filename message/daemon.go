@@ -9,9 +9,11 @@ import (
 	"net"
 	"sync"
 
+	"gopush/api"
 	"gopush/conf"
+	"gopush/gobrpc"
 	"gopush/internal/daemon"
-	"gopush/myrpc"
+	"gopush/membership"
 )
 
 // Daemon is a running message daemon: its storage, the MessageRPC server
@@ -19,10 +21,10 @@ import (
 type Daemon struct {
 	log   *slog.Logger
 	store Storage
-	srv   *myrpc.Server
+	srv   *gobrpc.Server
 	pprof *daemon.Pprof
-	zk    *myrpc.ZK
-	reg   *myrpc.Registration
+	zk    *membership.ZK
+	reg   *membership.Registration
 	stop  context.CancelFunc // ends the registration's context
 
 	closeOnce sync.Once
@@ -50,18 +52,18 @@ func Start(ctx context.Context, cfg *conf.Message, log *slog.Logger) (*Daemon, e
 	for _, err := range store.Check(ctx) {
 		log.Warn("storage shard not ready at start", "err", err)
 	}
-	d.srv, err = myrpc.Serve(myrpc.MessageService, withRooms(newRPC(store, limitsFor(cfg), log), cfg, store), cfg.RPC.Bind, log)
+	d.srv, err = gobrpc.Serve(api.MessageService, withRooms(newRPC(store, limitsFor(cfg), log), cfg, store), cfg.RPC.Bind, log)
 	if err != nil {
 		return fail(err)
 	}
 	if d.pprof, err = daemon.ServePprof(cfg.Pprof.Bind, log); err != nil {
 		return fail(err)
 	}
-	d.zk, err = myrpc.DialZK(cfg.ZooKeeper.Addr, cfg.ZooKeeper.Timeout.D(), log)
+	d.zk, err = membership.DialZK(cfg.ZooKeeper.Addr, cfg.ZooKeeper.Timeout.D(), log)
 	if err != nil {
 		return fail(fmt.Errorf("zookeeper %v: %w", cfg.ZooKeeper.Addr, err))
 	}
-	data, err := json.Marshal(myrpc.MessageNodeData{RPC: advertise(cfg.RPC.Advertise, cfg.RPC.Bind, d.srv.Addrs()), Weight: cfg.Node.Weight})
+	data, err := json.Marshal(api.MessageNodeData{RPC: advertise(cfg.RPC.Advertise, cfg.RPC.Bind, d.srv.Addrs()), Weight: cfg.Node.Weight})
 	if err != nil {
 		return fail(err)
 	}
@@ -70,7 +72,7 @@ func Start(ctx context.Context, cfg *conf.Message, log *slog.Logger) (*Daemon, e
 	life, cancel := context.WithCancel(context.Background())
 	d.stop = cancel
 	unbind := context.AfterFunc(ctx, cancel)
-	d.reg, err = myrpc.Register(life, d.zk, cfg.ZooKeeper.Message.Path, data, log)
+	d.reg, err = membership.Register(life, d.zk, cfg.ZooKeeper.Message.Path, data, log)
 	if !unbind() || err != nil {
 		if err == nil {
 			err = ctx.Err()
@@ -102,7 +104,7 @@ func advertise(set, binds, actual []string) []string {
 func (d *Daemon) Addrs() []string { return d.srv.Addrs() }
 
 // ZK returns the daemon's ZooKeeper session (tests expire it).
-func (d *Daemon) ZK() *myrpc.ZK { return d.zk }
+func (d *Daemon) ZK() *membership.ZK { return d.zk }
 
 // RegisteredPath returns the daemon's current ephemeral node.
 func (d *Daemon) RegisteredPath() string { return d.reg.Path() }

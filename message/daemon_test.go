@@ -11,9 +11,10 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
+	"gopush/api"
 	"gopush/conf"
+	"gopush/gobrpc"
 	"gopush/internal/testenv"
-	"gopush/myrpc"
 )
 
 func daemonConfig(t *testing.T) *conf.Message {
@@ -39,13 +40,13 @@ func startDaemon(t *testing.T, cfg *conf.Message) *Daemon {
 }
 
 // registered returns the message nodes under parent and their data.
-func registered(t *testing.T, conn *zk.Conn, parent string) map[string]myrpc.MessageNodeData {
+func registered(t *testing.T, conn *zk.Conn, parent string) map[string]api.MessageNodeData {
 	t.Helper()
 	children, _, err := conn.Children(parent)
 	if err != nil && !errors.Is(err, zk.ErrNoNode) {
 		t.Fatal(err)
 	}
-	out := map[string]myrpc.MessageNodeData{}
+	out := map[string]api.MessageNodeData{}
 	for _, c := range children {
 		raw, _, err := conn.Get(parent + "/" + c)
 		if errors.Is(err, zk.ErrNoNode) {
@@ -54,7 +55,7 @@ func registered(t *testing.T, conn *zk.Conn, parent string) map[string]myrpc.Mes
 		if err != nil {
 			t.Fatal(err)
 		}
-		var d myrpc.MessageNodeData
+		var d api.MessageNodeData
 		if err := json.Unmarshal(raw, &d); err != nil {
 			t.Fatalf("node %s holds %q: %v", c, raw, err)
 		}
@@ -87,9 +88,9 @@ func TestDaemonRegistration(t *testing.T) {
 		t.Errorf("node %s: ephemeral owner %v (err %v), want an ephemeral node", d.RegisteredPath(), stat, err)
 	}
 	for _, addr := range d.Addrs() {
-		c := myrpc.NewClient(addr, 5*time.Second)
+		c := gobrpc.NewClient(addr, 5*time.Second)
 		reply := -1
-		err := c.Call(context.Background(), myrpc.MessagePing, 0, &reply)
+		err := c.Call(context.Background(), api.MessagePing, 0, &reply)
 		c.Close()
 		if err != nil || reply != 0 {
 			t.Errorf("Ping on %s: %d, %v", addr, reply, err)
@@ -160,23 +161,23 @@ func TestDaemonCloseOrder(t *testing.T) {
 	conn := testenv.ZKConn(t)
 	t.Cleanup(func() { testenv.ZKDeleteAll(t, conn, path.Dir(cfg.ZooKeeper.Message.Path)) })
 	d := startDaemon(t, cfg)
-	c := myrpc.NewClient(d.Addrs()[0], 30*time.Second)
+	c := gobrpc.NewClient(d.Addrs()[0], 30*time.Second)
 	defer c.Close()
 	var ok int
-	if err := c.Call(context.Background(), myrpc.MessageSavePrivate, &myrpc.MessageSavePrivateArgs{
+	if err := c.Call(context.Background(), api.MessageSavePrivate, &api.MessageSavePrivateArgs{
 		Key: "k", Msg: json.RawMessage(`{"x":1}`), MsgId: 7, Expire: 600}, &ok); err != nil {
 		t.Fatal(err)
 	}
 
 	shard.Pause() // the next call waits on Redis
 	type result struct {
-		msgs []*myrpc.Message
+		msgs []*api.Message
 		err  error
 	}
 	got := make(chan result, 1)
 	go func() {
-		var resp myrpc.MessageGetResp
-		err := c.Call(context.Background(), myrpc.MessageGetPrivate, &myrpc.MessageGetPrivateArgs{Key: "k"}, &resp)
+		var resp api.MessageGetResp
+		err := c.Call(context.Background(), api.MessageGetPrivate, &api.MessageGetPrivateArgs{Key: "k"}, &resp)
 		got <- result{resp.Msgs, err}
 	}()
 	pool := d.store.(*RedisStorage).shards["s"].pool

@@ -11,9 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"gopush/api"
 	"gopush/conf"
+	"gopush/gobrpc"
 	"gopush/internal/testenv"
-	"gopush/myrpc"
 )
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -80,11 +81,11 @@ func serve(t testing.TB, cfg *conf.Message, store Storage) *caller {
 // test ends, and returns a client connected to it over TCP.
 func serveRPC(t testing.TB, rcvr any) *caller {
 	t.Helper()
-	srv, err := myrpc.Serve(myrpc.MessageService, rcvr, []string{"127.0.0.1:0"}, testLogger(t))
+	srv, err := gobrpc.Serve(api.MessageService, rcvr, []string{"127.0.0.1:0"}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := myrpc.NewClient(srv.Addrs()[0], 10*time.Second)
+	c := gobrpc.NewClient(srv.Addrs()[0], 10*time.Second)
 	t.Cleanup(func() {
 		c.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -97,7 +98,7 @@ func serveRPC(t testing.TB, rcvr any) *caller {
 // caller makes MessageRPC calls.
 type caller struct {
 	t testing.TB
-	c *myrpc.Client
+	c *gobrpc.Client
 }
 
 func (c *caller) call(method string, args, reply any) error {
@@ -108,7 +109,7 @@ func (c *caller) call(method string, args, reply any) error {
 
 func (c *caller) save(key string, mid int64, msg string, expire uint) error {
 	var reply int
-	return c.call(myrpc.MessageSavePrivate, &myrpc.MessageSavePrivateArgs{
+	return c.call(api.MessageSavePrivate, &api.MessageSavePrivateArgs{
 		Key: key, Msg: json.RawMessage(msg), MsgId: mid, Expire: expire}, &reply)
 }
 
@@ -119,13 +120,13 @@ func (c *caller) mustSave(key string, mid int64, msg string, expire uint) {
 	}
 }
 
-func (c *caller) get(key string, after int64) ([]*myrpc.Message, error) {
-	var reply myrpc.MessageGetResp
-	err := c.call(myrpc.MessageGetPrivate, &myrpc.MessageGetPrivateArgs{Key: key, MsgId: after}, &reply)
+func (c *caller) get(key string, after int64) ([]*api.Message, error) {
+	var reply api.MessageGetResp
+	err := c.call(api.MessageGetPrivate, &api.MessageGetPrivateArgs{Key: key, MsgId: after}, &reply)
 	return reply.Msgs, err
 }
 
-func (c *caller) mustGet(key string, after int64) []*myrpc.Message {
+func (c *caller) mustGet(key string, after int64) []*api.Message {
 	c.t.Helper()
 	msgs, err := c.get(key, after)
 	if err != nil {
@@ -136,11 +137,11 @@ func (c *caller) mustGet(key string, after int64) []*myrpc.Message {
 
 func (c *caller) del(key string) error {
 	var reply int
-	return c.call(myrpc.MessageDelPrivate, key, &reply)
+	return c.call(api.MessageDelPrivate, key, &reply)
 }
 
 // mids lists the mids of msgs.
-func mids(msgs []*myrpc.Message) []int64 {
+func mids(msgs []*api.Message) []int64 {
 	out := make([]int64, len(msgs))
 	for i, m := range msgs {
 		out[i] = m.MsgId
@@ -148,7 +149,7 @@ func mids(msgs []*myrpc.Message) []int64 {
 	return out
 }
 
-func sameMids(got []*myrpc.Message, want ...int64) bool {
+func sameMids(got []*api.Message, want ...int64) bool {
 	g := mids(got)
 	if len(g) != len(want) {
 		return false

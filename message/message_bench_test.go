@@ -9,8 +9,8 @@ import (
 
 	"github.com/gomodule/redigo/redis"
 
+	"gopush/api"
 	"gopush/internal/testenv"
-	"gopush/myrpc"
 )
 
 // Benchmarks against the real Redis of GOPUSH_TEST_REDIS. The RPC ones go
@@ -63,8 +63,8 @@ func BenchmarkRPCSavePrivate(b *testing.B) {
 		var reply int
 		for pb.Next() {
 			i := n.Add(1)
-			args := &myrpc.MessageSavePrivateArgs{Key: keys[i%int64(len(keys))], Msg: json.RawMessage(benchMsg), MsgId: mid + i, Expire: 600}
-			if err := c.call(myrpc.MessageSavePrivate, args, &reply); err != nil {
+			args := &api.MessageSavePrivateArgs{Key: keys[i%int64(len(keys))], Msg: json.RawMessage(benchMsg), MsgId: mid + i, Expire: 600}
+			if err := c.call(api.MessageSavePrivate, args, &reply); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -87,8 +87,8 @@ func BenchmarkRPCGetPrivate(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			i := n.Add(1)
-			var resp myrpc.MessageGetResp
-			err := c.call(myrpc.MessageGetPrivate, &myrpc.MessageGetPrivateArgs{Key: keys[i%int64(len(keys))], MsgId: mid + 9}, &resp)
+			var resp api.MessageGetResp
+			err := c.call(api.MessageGetPrivate, &api.MessageGetPrivateArgs{Key: keys[i%int64(len(keys))], MsgId: mid + 9}, &resp)
 			if err != nil || len(resp.Msgs) != 10 {
 				b.Fatalf("GetPrivate: %d messages, %v; want 10", len(resp.Msgs), err)
 			}

@@ -3,13 +3,12 @@ package message
 import (
 	"context"
 	"encoding/json"
-
-	"gopush/myrpc"
+	"gopush/api"
 )
 
 // SavePublic keeps a public message for Expire seconds (it must be at
 // least 1: a public message that is not kept is only broadcast, by web).
-func (r *RPC) SavePublic(args *myrpc.MessageSavePublicArgs, reply *int) error {
+func (r *RPC) SavePublic(args *api.MessageSavePublicArgs, reply *int) error {
 	if args == nil {
 		return r.refused("SavePublic", paramErr("no arguments"))
 	}
@@ -23,7 +22,7 @@ func (r *RPC) SavePublic(args *myrpc.MessageSavePublicArgs, reply *int) error {
 		r.log.Warn("save public failed", "mid", args.MsgId, "err", err)
 		return err
 	}
-	*reply = myrpc.OK
+	*reply = api.OK
 	return nil
 }
 
@@ -39,7 +38,7 @@ func (r *RPC) checkPublic(mid int64, msg json.RawMessage, expire uint) error {
 
 // GetPublic answers the unexpired public messages newer than MsgId, in
 // ascending mid order, with GroupId 1.
-func (r *RPC) GetPublic(args *myrpc.MessageGetPublicArgs, reply *myrpc.MessageGetResp) error {
+func (r *RPC) GetPublic(args *api.MessageGetPublicArgs, reply *api.MessageGetResp) error {
 	if args == nil {
 		return r.refused("GetPublic", paramErr("no arguments"))
 	}

@@ -2,8 +2,7 @@ package message
 
 import (
 	"context"
-
-	"gopush/myrpc"
+	"gopush/api"
 )
 
 // SavePublic keeps one public message, then drops the expired ones and
@@ -34,7 +33,7 @@ func (r *mysqlRooms) SavePublic(ctx context.Context, e Entry) error {
 
 // GetPublic returns the newest public.store unexpired public messages with
 // a mid above after, ascending, with GroupId 1.
-func (r *mysqlRooms) GetPublic(ctx context.Context, after int64) ([]*myrpc.Message, error) {
+func (r *mysqlRooms) GetPublic(ctx context.Context, after int64) ([]*api.Message, error) {
 	s := r.ms.shard(r.pubKey)
 	rows, err := s.db.QueryContext(ctx,
 		`SELECT mid, msg FROM public_msg WHERE mid > ? AND ttl > ? ORDER BY mid DESC LIMIT ?`,
@@ -42,5 +41,5 @@ func (r *mysqlRooms) GetPublic(ctx context.Context, after int64) ([]*myrpc.Messa
 	if err != nil {
 		return nil, wrapTable(s, err)
 	}
-	return s.scanNewest(rows, myrpc.PublicGroupId)
+	return s.scanNewest(rows, api.PublicGroupId)
 }

@@ -3,11 +3,10 @@ package message
 import (
 	"context"
 	"errors"
+	"gopush/api"
 	"strconv"
 
 	"github.com/gomodule/redigo/redis"
-
-	"gopush/myrpc"
 )
 
 // Public messages live in one sorted set, public.key, on the shard that the
@@ -34,7 +33,7 @@ func (r *redisRooms) SavePublic(ctx context.Context, e Entry) error {
 	return nil
 }
 
-func (r *redisRooms) GetPublic(ctx context.Context, after int64) ([]*myrpc.Message, error) {
+func (r *redisRooms) GetPublic(ctx context.Context, after int64) ([]*api.Message, error) {
 	s := r.rs.shard(r.pubKey)
 	c, err := s.pool.GetContext(ctx)
 	if err != nil {
@@ -52,7 +51,7 @@ func (r *redisRooms) GetPublic(ctx context.Context, after int64) ([]*myrpc.Messa
 	}
 	out := r.rs.appendLive(nil, s, r.pubKey, vals, after, r.rs.now().Unix())
 	for _, m := range out {
-		m.GroupId = myrpc.PublicGroupId
+		m.GroupId = api.PublicGroupId
 	}
 	return newestAscending(out, r.pubStore), nil
 }

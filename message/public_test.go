@@ -7,23 +7,23 @@ import (
 
 	"github.com/gomodule/redigo/redis"
 
+	"gopush/api"
 	"gopush/conf"
 	"gopush/internal/testenv"
-	"gopush/myrpc"
 )
 
 func (c *caller) savePublic(mid int64, msg string, expire uint) error {
 	var reply int
-	return c.call(myrpc.MessageSavePublic, &myrpc.MessageSavePublicArgs{Msg: json.RawMessage(msg), MsgId: mid, Expire: expire}, &reply)
+	return c.call(api.MessageSavePublic, &api.MessageSavePublicArgs{Msg: json.RawMessage(msg), MsgId: mid, Expire: expire}, &reply)
 }
 
-func (c *caller) getPublic(after int64) ([]*myrpc.Message, error) {
-	var reply myrpc.MessageGetResp
-	err := c.call(myrpc.MessageGetPublic, &myrpc.MessageGetPublicArgs{MsgId: after}, &reply)
+func (c *caller) getPublic(after int64) ([]*api.Message, error) {
+	var reply api.MessageGetResp
+	err := c.call(api.MessageGetPublic, &api.MessageGetPublicArgs{MsgId: after}, &reply)
 	return reply.Msgs, err
 }
 
-func (c *caller) mustGetPublic(after int64) []*myrpc.Message {
+func (c *caller) mustGetPublic(after int64) []*api.Message {
 	c.t.Helper()
 	msgs, err := c.getPublic(after)
 	if err != nil {
@@ -63,7 +63,7 @@ func testPublicKeepsTheNewest(t *testing.T, cfg *conf.Message, c *caller) {
 		t.Fatalf("mids %v, want the newest 5 from %d", mids(msgs), base+4)
 	}
 	for i, m := range msgs {
-		if m.GroupId != myrpc.PublicGroupId || string(m.Msg) != msgN(i+4) {
+		if m.GroupId != api.PublicGroupId || string(m.Msg) != msgN(i+4) {
 			t.Errorf("message %d: gid %d msg %s", i, m.GroupId, m.Msg)
 		}
 	}

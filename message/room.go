@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"slices"
 
+	"gopush/api"
 	"gopush/conf"
-	"gopush/myrpc"
 )
 
 // Rooms and public messages (issue 8, docs/rooms.md).
@@ -36,7 +36,7 @@ type roomStore interface {
 	SavePublic(ctx context.Context, e Entry) error
 	// GetPublic returns the unexpired public messages with a mid above
 	// after, ascending, with GroupId 1.
-	GetPublic(ctx context.Context, after int64) ([]*myrpc.Message, error)
+	GetPublic(ctx context.Context, after int64) ([]*api.Message, error)
 }
 
 // Room ids: 1 to maxRoomLen characters of [A-Za-z0-9_.:-].
@@ -64,7 +64,7 @@ func checkRoom(room string) error {
 }
 
 // roomFullError is a join refused because of the room's limit. Its text
-// starts with myrpc.RoomFullPrefix, which is what web looks for.
+// starts with api.RoomFullPrefix, which is what web looks for.
 type roomFullError struct {
 	room          string
 	has, add, max int
@@ -72,7 +72,7 @@ type roomFullError struct {
 
 func (e *roomFullError) Error() string {
 	return fmt.Sprintf("%sroom %q holds %d keys; adding %d would pass the limit of %d",
-		myrpc.RoomFullPrefix, e.room, e.has, e.add, e.max)
+		api.RoomFullPrefix, e.room, e.has, e.add, e.max)
 }
 
 // errRoomsUnsupported is the answer of a storage without rooms.
@@ -108,7 +108,7 @@ func (unsupportedRooms) Keys(context.Context, string) ([]string, error) {
 }
 func (unsupportedRooms) Del(context.Context, string) error       { return errRoomsUnsupported }
 func (unsupportedRooms) SavePublic(context.Context, Entry) error { return errRoomsUnsupported }
-func (unsupportedRooms) GetPublic(context.Context, int64) ([]*myrpc.Message, error) {
+func (unsupportedRooms) GetPublic(context.Context, int64) ([]*api.Message, error) {
 	return nil, errRoomsUnsupported
 }
 
@@ -123,7 +123,7 @@ func (r *RPC) roomsOf() roomStore {
 
 // checkRoomArgs checks a room and its keys and returns the keys without
 // repeats, in their first order.
-func (r *RPC) checkRoomArgs(args *myrpc.MessageRoomArgs) ([]string, error) {
+func (r *RPC) checkRoomArgs(args *api.MessageRoomArgs) ([]string, error) {
 	if args == nil {
 		return nil, paramErr("no arguments")
 	}
@@ -150,8 +150,8 @@ func (r *RPC) checkRoomArgs(args *myrpc.MessageRoomArgs) ([]string, error) {
 
 // RoomJoin adds keys to a room. It adds all of them or, when the room
 // would grow beyond room.max keys, none, and answers an error starting
-// with myrpc.RoomFullPrefix.
-func (r *RPC) RoomJoin(args *myrpc.MessageRoomArgs, reply *int) error {
+// with api.RoomFullPrefix.
+func (r *RPC) RoomJoin(args *api.MessageRoomArgs, reply *int) error {
 	keys, err := r.checkRoomArgs(args)
 	if err != nil {
 		return r.refused("RoomJoin", err)
@@ -166,12 +166,12 @@ func (r *RPC) RoomJoin(args *myrpc.MessageRoomArgs, reply *int) error {
 		r.log.Warn("room join failed", "room", args.Room, "keys", len(keys), "err", err)
 		return err
 	}
-	*reply = myrpc.OK
+	*reply = api.OK
 	return nil
 }
 
 // RoomLeave removes keys from a room.
-func (r *RPC) RoomLeave(args *myrpc.MessageRoomArgs, reply *int) error {
+func (r *RPC) RoomLeave(args *api.MessageRoomArgs, reply *int) error {
 	keys, err := r.checkRoomArgs(args)
 	if err != nil {
 		return r.refused("RoomLeave", err)
@@ -182,13 +182,13 @@ func (r *RPC) RoomLeave(args *myrpc.MessageRoomArgs, reply *int) error {
 		r.log.Warn("room leave failed", "room", args.Room, "keys", len(keys), "err", err)
 		return err
 	}
-	*reply = myrpc.OK
+	*reply = api.OK
 	return nil
 }
 
 // RoomKeys answers the keys of a room, sorted; none for a room that does
 // not exist.
-func (r *RPC) RoomKeys(room string, reply *myrpc.MessageRoomKeysResp) error {
+func (r *RPC) RoomKeys(room string, reply *api.MessageRoomKeysResp) error {
 	if err := checkRoom(room); err != nil {
 		return r.refused("RoomKeys", err)
 	}
@@ -215,6 +215,6 @@ func (r *RPC) RoomDel(room string, reply *int) error {
 		r.log.Warn("room delete failed", "room", room, "err", err)
 		return err
 	}
-	*reply = myrpc.OK
+	*reply = api.OK
 	return nil
 }

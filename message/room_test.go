@@ -9,9 +9,9 @@ import (
 	"sync"
 	"testing"
 
+	"gopush/api"
 	"gopush/conf"
 	"gopush/internal/testenv"
-	"gopush/myrpc"
 )
 
 // roomConfig is a Redis config with rooms and a public set of this test's
@@ -48,17 +48,17 @@ func serveRooms(t *testing.T, cfg *conf.Message, store Storage) *caller {
 
 func (c *caller) join(room string, keys ...string) error {
 	var reply int
-	return c.call(myrpc.MessageRoomJoin, &myrpc.MessageRoomArgs{Room: room, Keys: keys}, &reply)
+	return c.call(api.MessageRoomJoin, &api.MessageRoomArgs{Room: room, Keys: keys}, &reply)
 }
 
 func (c *caller) leave(room string, keys ...string) error {
 	var reply int
-	return c.call(myrpc.MessageRoomLeave, &myrpc.MessageRoomArgs{Room: room, Keys: keys}, &reply)
+	return c.call(api.MessageRoomLeave, &api.MessageRoomArgs{Room: room, Keys: keys}, &reply)
 }
 
 func (c *caller) roomKeys(room string) ([]string, error) {
-	var reply myrpc.MessageRoomKeysResp
-	err := c.call(myrpc.MessageRoomKeys, room, &reply)
+	var reply api.MessageRoomKeysResp
+	err := c.call(api.MessageRoomKeys, room, &reply)
 	return reply.Keys, err
 }
 
@@ -73,12 +73,12 @@ func (c *caller) mustRoomKeys(room string) []string {
 
 func (c *caller) roomDel(room string) error {
 	var reply int
-	return c.call(myrpc.MessageRoomDel, room, &reply)
+	return c.call(api.MessageRoomDel, room, &reply)
 }
 
 func isRoomFull(err error) bool {
 	var se rpc.ServerError
-	return err != nil && asServerError(err, &se) && strings.HasPrefix(string(se), myrpc.RoomFullPrefix)
+	return err != nil && asServerError(err, &se) && strings.HasPrefix(string(se), api.RoomFullPrefix)
 }
 
 func asServerError(err error, se *rpc.ServerError) bool { return errors.As(err, se) }
@@ -159,7 +159,7 @@ func TestRoomOverLimitJoinsNothing(t *testing.T) {
 		}
 		err := c.join(room, "d", "e", "f")
 		if !isRoomFull(err) {
-			t.Fatalf("joining 3 more to a room of 3 with max 5: %v, want a %q error", err, myrpc.RoomFullPrefix)
+			t.Fatalf("joining 3 more to a room of 3 with max 5: %v, want a %q error", err, api.RoomFullPrefix)
 		}
 		if got := c.mustRoomKeys(room); !slices.Equal(got, []string{"a", "b", "c"}) {
 			t.Fatalf("after a refused join the room holds %q", got)

@@ -3,17 +3,16 @@ package message
 import (
 	"context"
 	"encoding/json"
+	"gopush/api"
 	"log/slog"
 	"time"
-
-	"gopush/myrpc"
 )
 
 // callTimeout bounds the storage work of one RPC call.
 const callTimeout = 5 * time.Second
 
 // RPC is the MessageRPC receiver (SPEC §4). Register it under the name
-// myrpc.MessageService. Bad input is refused with a *ParamError, whose text
+// api.MessageService. Bad input is refused with a *ParamError, whose text
 // the caller receives as an rpc.ServerError starting with "param: ".
 type RPC struct {
 	store Storage
@@ -30,12 +29,12 @@ func newRPC(store Storage, lim limits, log *slog.Logger) *RPC {
 
 // Ping answers 0; comet and web use it to tell live message nodes.
 func (r *RPC) Ping(_ int, reply *int) error {
-	*reply = myrpc.OK
+	*reply = api.OK
 	return nil
 }
 
 // SavePrivate stores one message for one key.
-func (r *RPC) SavePrivate(args *myrpc.MessageSavePrivateArgs, reply *int) error {
+func (r *RPC) SavePrivate(args *api.MessageSavePrivateArgs, reply *int) error {
 	if err := r.checkOne(args.Key, args.MsgId, args.Msg, args.Expire); err != nil {
 		return r.refused("SavePrivate", err)
 	}
@@ -46,14 +45,14 @@ func (r *RPC) SavePrivate(args *myrpc.MessageSavePrivateArgs, reply *int) error 
 		r.log.Warn("save private failed", "key", args.Key, "mid", args.MsgId, "err", err)
 		return err
 	}
-	*reply = myrpc.OK
+	*reply = api.OK
 	return nil
 }
 
 // SavePrivates stores one message under one mid for several keys and
 // answers the keys that could not be stored. A bad key, mid or message
 // refuses the whole call and stores nothing.
-func (r *RPC) SavePrivates(args *myrpc.MessageSavePrivatesArgs, reply *myrpc.MessageSavePrivatesResp) error {
+func (r *RPC) SavePrivates(args *api.MessageSavePrivatesArgs, reply *api.MessageSavePrivatesResp) error {
 	mids := make([]int64, len(args.Keys))
 	for i := range mids {
 		mids[i] = args.MsgId
@@ -66,7 +65,7 @@ func (r *RPC) SavePrivates(args *myrpc.MessageSavePrivatesArgs, reply *myrpc.Mes
 // SavePrivatesEach stores one message for several keys, Keys[i] under
 // MsgIds[i], and answers the keys that could not be stored. It is new in
 // gopush; 1.0.5 nodes do not have it.
-func (r *RPC) SavePrivatesEach(args *myrpc.MessageSavePrivatesEachArgs, reply *myrpc.MessageSavePrivatesResp) error {
+func (r *RPC) SavePrivatesEach(args *api.MessageSavePrivatesEachArgs, reply *api.MessageSavePrivatesResp) error {
 	if len(args.Keys) != len(args.MsgIds) {
 		return r.refused("SavePrivatesEach", paramErr("%d keys but %d mids", len(args.Keys), len(args.MsgIds)))
 	}
@@ -119,7 +118,7 @@ func (r *RPC) saveMany(method string, keys []string, mids []int64, msg json.RawM
 
 // GetPrivate answers the key's unexpired messages newer than MsgId, in
 // ascending mid order.
-func (r *RPC) GetPrivate(args *myrpc.MessageGetPrivateArgs, reply *myrpc.MessageGetResp) error {
+func (r *RPC) GetPrivate(args *api.MessageGetPrivateArgs, reply *api.MessageGetResp) error {
 	if err := r.lim.checkKey(args.Key); err != nil {
 		return r.refused("GetPrivate", err)
 	}
@@ -148,7 +147,7 @@ func (r *RPC) DelPrivate(key string, reply *int) error {
 		r.log.Warn("del private failed", "key", key, "err", err)
 		return err
 	}
-	*reply = myrpc.OK
+	*reply = api.OK
 	return nil
 }
 

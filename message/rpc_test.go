@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"gopush/api"
 	"gopush/internal/testenv"
-	"gopush/myrpc"
 )
 
 // TestRoundTrip drives both storage types through MessageRPC over a real
@@ -83,16 +83,16 @@ func TestSaveMany(t *testing.T) {
 			keys := []string{prefix + "-a", prefix + "-b", prefix + "-c"}
 			base := baseMid()
 
-			var resp myrpc.MessageSavePrivatesResp
-			if err := c.call(myrpc.MessageSavePrivates, &myrpc.MessageSavePrivatesArgs{
+			var resp api.MessageSavePrivatesResp
+			if err := c.call(api.MessageSavePrivates, &api.MessageSavePrivatesArgs{
 				Keys: keys, Msg: json.RawMessage(`{"all":1}`), MsgId: base, Expire: 600}, &resp); err != nil {
 				t.Fatal(err)
 			}
 			if len(resp.FKeys) != 0 {
 				t.Fatalf("SavePrivates: FKeys %v, want none", resp.FKeys)
 			}
-			var each myrpc.MessageSavePrivatesResp
-			if err := c.call(myrpc.MessageSavePrivatesEach, &myrpc.MessageSavePrivatesEachArgs{
+			var each api.MessageSavePrivatesResp
+			if err := c.call(api.MessageSavePrivatesEach, &api.MessageSavePrivatesEachArgs{
 				Keys: keys, MsgIds: []int64{base + 10, base + 20, base + 30},
 				Msg: json.RawMessage(`{"each":1}`), Expire: 600}, &each); err != nil {
 				t.Fatal(err)
@@ -118,8 +118,8 @@ func TestSaveMany(t *testing.T) {
 				many[i] = fmt.Sprintf("%s-%d", prefix, i)
 				ids[i] = base + int64(i)
 			}
-			var bulk myrpc.MessageSavePrivatesResp
-			if err := c.call(myrpc.MessageSavePrivatesEach, &myrpc.MessageSavePrivatesEachArgs{
+			var bulk api.MessageSavePrivatesResp
+			if err := c.call(api.MessageSavePrivatesEach, &api.MessageSavePrivatesEachArgs{
 				Keys: many, MsgIds: ids, Msg: json.RawMessage(`{"bulk":1}`), Expire: 600}, &bulk); err != nil {
 				t.Fatal(err)
 			}
@@ -179,15 +179,15 @@ func TestBadInput(t *testing.T) {
 			wantParamError(t, "expire 0", c.save(key, base, `{}`, 0))
 			wantParamError(t, "message over maxsize", c.save(key, base, big, 60))
 
-			var resp myrpc.MessageSavePrivatesResp
-			wantParamError(t, "SavePrivates with an empty key", c.call(myrpc.MessageSavePrivates,
-				&myrpc.MessageSavePrivatesArgs{Keys: []string{other, ""}, Msg: json.RawMessage(`{}`), MsgId: base, Expire: 60}, &resp))
-			wantParamError(t, "SavePrivates with a bad message", c.call(myrpc.MessageSavePrivates,
-				&myrpc.MessageSavePrivatesArgs{Keys: []string{other}, Msg: json.RawMessage(`nope`), MsgId: base, Expire: 60}, &resp))
-			wantParamError(t, "SavePrivatesEach with fewer mids than keys", c.call(myrpc.MessageSavePrivatesEach,
-				&myrpc.MessageSavePrivatesEachArgs{Keys: []string{other, key}, MsgIds: []int64{base}, Msg: json.RawMessage(`{}`), Expire: 60}, &resp))
-			wantParamError(t, "SavePrivatesEach with a negative mid", c.call(myrpc.MessageSavePrivatesEach,
-				&myrpc.MessageSavePrivatesEachArgs{Keys: []string{other, key}, MsgIds: []int64{base, -5}, Msg: json.RawMessage(`{}`), Expire: 60}, &resp))
+			var resp api.MessageSavePrivatesResp
+			wantParamError(t, "SavePrivates with an empty key", c.call(api.MessageSavePrivates,
+				&api.MessageSavePrivatesArgs{Keys: []string{other, ""}, Msg: json.RawMessage(`{}`), MsgId: base, Expire: 60}, &resp))
+			wantParamError(t, "SavePrivates with a bad message", c.call(api.MessageSavePrivates,
+				&api.MessageSavePrivatesArgs{Keys: []string{other}, Msg: json.RawMessage(`nope`), MsgId: base, Expire: 60}, &resp))
+			wantParamError(t, "SavePrivatesEach with fewer mids than keys", c.call(api.MessageSavePrivatesEach,
+				&api.MessageSavePrivatesEachArgs{Keys: []string{other, key}, MsgIds: []int64{base}, Msg: json.RawMessage(`{}`), Expire: 60}, &resp))
+			wantParamError(t, "SavePrivatesEach with a negative mid", c.call(api.MessageSavePrivatesEach,
+				&api.MessageSavePrivatesEachArgs{Keys: []string{other, key}, MsgIds: []int64{base, -5}, Msg: json.RawMessage(`{}`), Expire: 60}, &resp))
 
 			_, err := c.get("", 0)
 			wantParamError(t, "GetPrivate with an empty key", err)
@@ -219,7 +219,7 @@ func TestPing(t *testing.T) {
 	cfg := backends[0].cfg(t, 20)
 	c := serve(t, cfg, openStorage(t, cfg))
 	reply := -1
-	if err := c.call(myrpc.MessagePing, 0, &reply); err != nil || reply != 0 {
+	if err := c.call(api.MessagePing, 0, &reply); err != nil || reply != 0 {
 		t.Fatalf("Ping: reply %d, err %v; want 0, nil", reply, err)
 	}
 }

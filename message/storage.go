@@ -15,8 +15,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"gopush/api"
 	"gopush/conf"
-	"gopush/myrpc"
 )
 
 // Entry is one message to store under one key.
@@ -40,7 +40,7 @@ type Storage interface {
 	// after, at most storage.store of them, in ascending mid order. (Redis
 	// keeps only the newest storage.store messages of a key; MySQL keeps
 	// more until they expire, and answers the same way.)
-	Get(ctx context.Context, key string, after int64) ([]*myrpc.Message, error)
+	Get(ctx context.Context, key string, after int64) ([]*api.Message, error)
 	// Del removes every message of the key.
 	Del(ctx context.Context, key string) error
 	// Check tries every shard once and returns an error, naming the

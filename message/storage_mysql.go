@@ -13,9 +13,9 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"gopush/api"
 	"gopush/conf"
 	"gopush/ketama"
-	"gopush/myrpc"
 )
 
 // MySQL column limits of private_msg (conf/mysql.sql).
@@ -191,7 +191,7 @@ func (ms *MySQLStorage) SaveMany(ctx context.Context, es []Entry) []error {
 
 // Get returns the key's newest unexpired messages with a mid above after,
 // at most storage.store of them, in ascending mid order.
-func (ms *MySQLStorage) Get(ctx context.Context, key string, after int64) ([]*myrpc.Message, error) {
+func (ms *MySQLStorage) Get(ctx context.Context, key string, after int64) ([]*api.Message, error) {
 	s := ms.shard(key)
 	rows, err := s.db.QueryContext(ctx,
 		`SELECT mid, msg FROM private_msg WHERE skey = ? AND mid > ? AND ttl > ? ORDER BY mid DESC LIMIT ?`,
@@ -199,16 +199,16 @@ func (ms *MySQLStorage) Get(ctx context.Context, key string, after int64) ([]*my
 	if err != nil {
 		return nil, s.wrap(err)
 	}
-	return s.scanNewest(rows, myrpc.PrivateGroupId)
+	return s.scanNewest(rows, api.PrivateGroupId)
 }
 
 // scanNewest reads rows of (mid, msg) in descending mid order, closes them,
 // and returns the messages in ascending mid order with group id gid.
-func (s *mysqlShard) scanNewest(rows *sql.Rows, gid uint) ([]*myrpc.Message, error) {
+func (s *mysqlShard) scanNewest(rows *sql.Rows, gid uint) ([]*api.Message, error) {
 	defer rows.Close()
-	var out []*myrpc.Message
+	var out []*api.Message
 	for rows.Next() {
-		m := &myrpc.Message{GroupId: gid}
+		m := &api.Message{GroupId: gid}
 		var msg []byte
 		if err := rows.Scan(&m.MsgId, &msg); err != nil {
 			return nil, s.wrap(err)

@@ -12,9 +12,9 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"gopush/api"
 	"gopush/conf"
 	"gopush/internal/testenv"
-	"gopush/myrpc"
 )
 
 func openDB(t *testing.T, dsn string) *sql.DB {
@@ -108,12 +108,12 @@ func TestMySQLShardDown(t *testing.T) {
 	c.mustSave(onB[0], base, `"before"`, 600)
 
 	proxy.Pause()
-	var fk myrpc.MessageSavePrivatesResp
+	var fk api.MessageSavePrivatesResp
 	ids := make([]int64, len(keys))
 	for i := range ids {
 		ids[i] = base + 1 + int64(i)
 	}
-	if err := c.call(myrpc.MessageSavePrivatesEach, &myrpc.MessageSavePrivatesEachArgs{
+	if err := c.call(api.MessageSavePrivatesEach, &api.MessageSavePrivatesEachArgs{
 		Keys: keys, MsgIds: ids, Msg: json.RawMessage(`"during"`), Expire: 600}, &fk); err != nil {
 		t.Fatal(err)
 	}

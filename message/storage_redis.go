@@ -16,9 +16,9 @@ import (
 
 	"github.com/gomodule/redigo/redis"
 
+	"gopush/api"
 	"gopush/conf"
 	"gopush/ketama"
-	"gopush/myrpc"
 )
 
 // saveScript adds one member to a key's sorted set, trims the set to the
@@ -347,7 +347,7 @@ func (rs *RedisStorage) sendBatch(ctx context.Context, conn redis.Conn, s *redis
 // Get returns the key's newest unexpired messages with a mid above after,
 // at most storage.store of them, in ascending mid order. Expired members
 // are queued for removal.
-func (rs *RedisStorage) Get(ctx context.Context, key string, after int64) ([]*myrpc.Message, error) {
+func (rs *RedisStorage) Get(ctx context.Context, key string, after int64) ([]*api.Message, error) {
 	s := rs.shard(key)
 	conn, err := s.pool.GetContext(ctx)
 	if err != nil {
@@ -361,7 +361,7 @@ func (rs *RedisStorage) Get(ctx context.Context, key string, after int64) ([]*my
 	// member may equal float64(after): ask down to float64(after)
 	// inclusive and compare the exact mids below.
 	min := strconv.FormatInt(after, 10)
-	var out []*myrpc.Message
+	var out []*api.Message
 	for p := 0; p < readPages && len(out) < rs.store; p++ {
 		vals, err := redis.ByteSlices(redis.DoContext(conn, ctx, "ZREVRANGEBYSCORE", key, "+inf", min,
 			"WITHSCORES", "LIMIT", p*page, page))
@@ -381,7 +381,7 @@ func (rs *RedisStorage) Get(ctx context.Context, key string, after int64) ([]*my
 // mid is above after and that have not expired at now. Expired members are
 // queued for removal; a member that cannot be decoded is logged and
 // skipped.
-func (rs *RedisStorage) appendLive(out []*myrpc.Message, s *redisShard, key string, vals [][]byte, after, now int64) []*myrpc.Message {
+func (rs *RedisStorage) appendLive(out []*api.Message, s *redisShard, key string, vals [][]byte, after, now int64) []*api.Message {
 	for i := 0; i+1 < len(vals); i += 2 {
 		m, err := decodeMember(vals[i], vals[i+1])
 		if err != nil {
@@ -404,9 +404,9 @@ func (rs *RedisStorage) appendLive(out []*myrpc.Message, s *redisShard, key stri
 // Members with equal scores come back in byte order, not mid order, and a
 // save retried in another second leaves two members with one mid: sort by
 // the exact mid, drop repeats, keep the newest.
-func newestAscending(msgs []*myrpc.Message, n int) []*myrpc.Message {
-	slices.SortFunc(msgs, func(a, b *myrpc.Message) int { return cmp.Compare(a.MsgId, b.MsgId) })
-	msgs = slices.CompactFunc(msgs, func(a, b *myrpc.Message) bool { return a.MsgId == b.MsgId })
+func newestAscending(msgs []*api.Message, n int) []*api.Message {
+	slices.SortFunc(msgs, func(a, b *api.Message) int { return cmp.Compare(a.MsgId, b.MsgId) })
+	msgs = slices.CompactFunc(msgs, func(a, b *api.Message) bool { return a.MsgId == b.MsgId })
 	if len(msgs) > n {
 		msgs = msgs[len(msgs)-n:]
 	}
@@ -414,7 +414,7 @@ func newestAscending(msgs []*myrpc.Message, n int) []*myrpc.Message {
 }
 
 type decoded struct {
-	myrpc.Message
+	api.Message
 	expire int64
 }
 
@@ -436,7 +436,7 @@ func decodeMember(raw, score []byte) (decoded, error) {
 	if len(m.Msg) == 0 {
 		return d, fmt.Errorf("member %.64q has no msg", raw)
 	}
-	d.Msg, d.expire, d.GroupId = m.Msg, m.Expire, myrpc.PrivateGroupId
+	d.Msg, d.expire, d.GroupId = m.Msg, m.Expire, api.PrivateGroupId
 	if m.Mid != nil {
 		d.MsgId = *m.Mid
 		return d, nil
@@ -478,7 +478,7 @@ func decodeOwnMember(raw []byte) (decoded, bool) {
 	if err != nil || !json.Valid(body[:j]) {
 		return d, false
 	}
-	d.Msg, d.MsgId, d.expire, d.GroupId = body[:j], m, e, myrpc.PrivateGroupId
+	d.Msg, d.MsgId, d.expire, d.GroupId = body[:j], m, e, api.PrivateGroupId
 	return d, true
 }
 

@@ -12,9 +12,9 @@ import (
 
 	"github.com/gomodule/redigo/redis"
 
+	"gopush/api"
 	"gopush/internal/testenv"
 	"gopush/ketama"
-	"gopush/myrpc"
 )
 
 func dialRedis(t *testing.T, addr string) redis.Conn {
@@ -213,8 +213,8 @@ func TestRedisShardDown(t *testing.T) {
 	c.mustSave(onB[0], base, `"before"`, 600) // stored before the outage
 
 	b.Stop()
-	var resp myrpc.MessageSavePrivatesResp
-	if err := c.call(myrpc.MessageSavePrivates, &myrpc.MessageSavePrivatesArgs{
+	var resp api.MessageSavePrivatesResp
+	if err := c.call(api.MessageSavePrivates, &api.MessageSavePrivatesArgs{
 		Keys: keys, Msg: json.RawMessage(`"during"`), MsgId: base + 1, Expire: 600}, &resp); err != nil {
 		t.Fatal(err)
 	}
@@ -237,8 +237,8 @@ func TestRedisShardDown(t *testing.T) {
 	if got := c.mustGet(onB[0], 0); !sameMids(got, base) || string(got[0].Msg) != `"before"` {
 		t.Errorf("b's key after b came back: %v, want the message stored before the outage", mids(got))
 	}
-	resp = myrpc.MessageSavePrivatesResp{}
-	if err := c.call(myrpc.MessageSavePrivates, &myrpc.MessageSavePrivatesArgs{
+	resp = api.MessageSavePrivatesResp{}
+	if err := c.call(api.MessageSavePrivates, &api.MessageSavePrivatesArgs{
 		Keys: keys, Msg: json.RawMessage(`"after"`), MsgId: base + 3, Expire: 600}, &resp); err != nil {
 		t.Fatal(err)
 	}
@@ -307,8 +307,8 @@ func TestRedisShardHung(t *testing.T) {
 
 	b.Pause()
 	start := time.Now()
-	var resp myrpc.MessageSavePrivatesResp
-	if err := c.call(myrpc.MessageSavePrivates, &myrpc.MessageSavePrivatesArgs{
+	var resp api.MessageSavePrivatesResp
+	if err := c.call(api.MessageSavePrivates, &api.MessageSavePrivatesArgs{
 		Keys: keys, Msg: json.RawMessage(`{}`), MsgId: 2, Expire: 600}, &resp); err != nil {
 		t.Fatal(err)
 	}

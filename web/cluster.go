@@ -8,15 +8,17 @@ import (
 	"sync/atomic"
 	"time"
 
+	"gopush/api"
+	"gopush/gobrpc"
 	"gopush/ketama"
-	"gopush/myrpc"
+	"gopush/membership"
 )
 
 // cometNode is the serving instance of one comet node.
 type cometNode struct {
 	name  string // node name, as on the ring
 	child string // the instance's ZooKeeper child ("node/sequence"), unique per instance
-	data  myrpc.CometNodeData
+	data  api.CometNodeData
 	rpc   caller // nil when the instance registered no RPC address
 }
 
@@ -60,8 +62,8 @@ type cluster struct {
 	cur     atomic.Pointer[clusterView]
 	changed chan struct{} // signalled (non-blocking) after each update
 
-	mu      sync.Mutex               // guards clients and closed
-	clients map[string]*myrpc.Client // "child rpcaddr" → client
+	mu      sync.Mutex                // guards clients and closed
+	clients map[string]*gobrpc.Client // "child rpcaddr" → client
 	closed  bool
 }
 
@@ -70,7 +72,7 @@ func newCluster(log *slog.Logger, timeout time.Duration) *cluster {
 		log:     log,
 		timeout: timeout,
 		changed: make(chan struct{}, 1),
-		clients: make(map[string]*myrpc.Client),
+		clients: make(map[string]*gobrpc.Client),
 	}
 	c.cur.Store(emptyView)
 	return c
@@ -82,7 +84,7 @@ func (c *cluster) load() *clusterView { return c.cur.Load() }
 // update builds a view from what the watcher saw and swaps it in. Clients of
 // instances that stay are kept; those of instances that left are closed
 // after the swap, so no request picks them up any more.
-func (c *cluster) update(v myrpc.CometView) {
+func (c *cluster) update(v membership.CometView) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -95,7 +97,7 @@ func (c *cluster) update(v myrpc.CometView) {
 		weights[name] = w
 	}
 	nodes := make(map[string]*cometNode, len(v.Serving))
-	keep := make(map[string]*myrpc.Client, len(v.Serving))
+	keep := make(map[string]*gobrpc.Client, len(v.Serving))
 	for name, inst := range v.Serving {
 		if inst == nil {
 			continue
@@ -109,7 +111,7 @@ func (c *cluster) update(v myrpc.CometView) {
 			id := child + " " + inst.Data.RPC[0]
 			cl := c.clients[id]
 			if cl == nil {
-				cl = myrpc.NewClient(inst.Data.RPC[0], c.timeout)
+				cl = gobrpc.NewClient(inst.Data.RPC[0], c.timeout)
 			}
 			keep[id] = cl
 			n.rpc = cl

@@ -5,13 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"gopush/api"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
-
-	"gopush/myrpc"
 )
 
 // adminMux routes the admin API of SPEC §3.2 (admin.bind).
@@ -71,12 +70,12 @@ func (w *Web) pushPrivate(rw http.ResponseWriter, r *http.Request) (any, error) 
 	if err != nil {
 		return nil, err
 	}
-	args := &myrpc.CometPushPrivateArgs{Key: key, Msg: json.RawMessage(body), Expire: expire}
+	args := &api.CometPushPrivateArgs{Key: key, Msg: json.RawMessage(body), Expire: expire}
 	var ret int
-	if err := comet.rpc.Call(r.Context(), myrpc.CometPushPrivate, args, &ret); err != nil {
+	if err := comet.rpc.Call(r.Context(), api.CometPushPrivate, args, &ret); err != nil {
 		return nil, fmt.Errorf("push to key %q on comet node %s: %w", key, node, err)
 	}
-	if ret != myrpc.OK {
+	if ret != api.OK {
 		return nil, fmt.Errorf("push to key %q on comet node %s: comet answered %d", key, node, ret)
 	}
 	return nil, nil
@@ -95,8 +94,8 @@ func checkKey(param, key string) error {
 	if key == "" {
 		return errParam("%s is missing", param)
 	}
-	if len(key) > myrpc.MaxKeyLen {
-		return errParam("%s is longer than %d bytes", param, myrpc.MaxKeyLen)
+	if len(key) > api.MaxKeyLen {
+		return errParam("%s is longer than %d bytes", param, api.MaxKeyLen)
 	}
 	return nil
 }
@@ -115,8 +114,8 @@ func parseKeys(s string, max int) ([]string, error) {
 		if k == "" {
 			return nil, errParam("k holds an empty key (position %d)", i+1)
 		}
-		if len(k) > myrpc.MaxKeyLen {
-			return nil, errParam("k holds a key longer than %d bytes (position %d)", myrpc.MaxKeyLen, i+1)
+		if len(k) > api.MaxKeyLen {
+			return nil, errParam("k holds a key longer than %d bytes (position %d)", api.MaxKeyLen, i+1)
 		}
 		if _, dup := seen[k]; dup {
 			continue
@@ -187,9 +186,9 @@ func (w *Web) pushKeys(ctx context.Context, keys []string, msg json.RawMessage, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			args := &myrpc.CometPushPrivatesArgs{Keys: ks, Msg: msg, Expire: expire}
-			resp := &myrpc.CometPushPrivatesResp{}
-			err := comets[node].rpc.Call(ctx, myrpc.CometPushPrivates, args, resp)
+			args := &api.CometPushPrivatesArgs{Keys: ks, Msg: msg, Expire: expire}
+			resp := &api.CometPushPrivatesResp{}
+			err := comets[node].rpc.Call(ctx, api.CometPushPrivates, args, resp)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -235,10 +234,10 @@ func (w *Web) msgDel(rw http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, err
 	}
 	var ret int
-	if err := w.msgs.Call(r.Context(), myrpc.MessageDelPrivate, key, &ret); err != nil {
+	if err := w.msgs.Call(r.Context(), api.MessageDelPrivate, key, &ret); err != nil {
 		return nil, fmt.Errorf("delete messages of key %q: %w", key, err)
 	}
-	if ret != myrpc.OK {
+	if ret != api.OK {
 		return nil, fmt.Errorf("delete messages of key %q: message node answered %d", key, ret)
 	}
 	return nil, nil
@@ -266,12 +265,12 @@ func (w *Web) tokenAdd(rw http.ResponseWriter, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	args := &myrpc.CometNewArgs{Key: key, Token: token, Expire: int64(w.cfg.Token.Expire.D().Seconds())}
+	args := &api.CometNewArgs{Key: key, Token: token, Expire: int64(w.cfg.Token.Expire.D().Seconds())}
 	var ret int
-	if err := comet.rpc.Call(r.Context(), myrpc.CometNew, args, &ret); err != nil {
+	if err := comet.rpc.Call(r.Context(), api.CometNew, args, &ret); err != nil {
 		return nil, fmt.Errorf("add token for key %q on comet node %s: %w", key, node, err)
 	}
-	if ret != myrpc.OK {
+	if ret != api.OK {
 		return nil, fmt.Errorf("add token for key %q on comet node %s: comet answered %d", key, node, ret)
 	}
 	return nil, nil

@@ -3,12 +3,11 @@ package web
 import (
 	"cmp"
 	"encoding/json"
+	"gopush/api"
 	"net/http"
 	"slices"
 	"strconv"
 	"time"
-
-	"gopush/myrpc"
 )
 
 // publicMux routes the public API of SPEC §3.1 (http.bind), and
@@ -105,12 +104,12 @@ func (w *Web) msgGet(keyParam, midParam string, old bool) handlerFunc {
 				return nil, errParam("%s must be a message id >= 0, got %q", midParam, s)
 			}
 		}
-		args := &myrpc.MessageGetPrivateArgs{MsgId: mid, Key: key}
-		resp := &myrpc.MessageGetResp{}
-		if err := w.msgs.Call(r.Context(), myrpc.MessageGetPrivate, args, resp); err != nil {
+		args := &api.MessageGetPrivateArgs{MsgId: mid, Key: key}
+		resp := &api.MessageGetResp{}
+		if err := w.msgs.Call(r.Context(), api.MessageGetPrivate, args, resp); err != nil {
 			return nil, err
 		}
-		msgs := make([]*myrpc.Message, 0, len(resp.Msgs))
+		msgs := make([]*api.Message, 0, len(resp.Msgs))
 		for _, m := range resp.Msgs {
 			if m == nil {
 				continue
@@ -119,14 +118,14 @@ func (w *Web) msgGet(keyParam, midParam string, old bool) handlerFunc {
 				// Not JSON (written by something else): hand it back as a
 				// JSON string rather than failing the whole answer.
 				q, _ := json.Marshal(string(m.Msg))
-				m = &myrpc.Message{Msg: q, MsgId: m.MsgId, GroupId: m.GroupId}
+				m = &api.Message{Msg: q, MsgId: m.MsgId, GroupId: m.GroupId}
 			}
 			msgs = append(msgs, m)
 		}
 		if len(msgs) == 0 {
 			return nil, nil
 		}
-		slices.SortStableFunc(msgs, func(a, b *myrpc.Message) int { return cmp.Compare(a.MsgId, b.MsgId) })
+		slices.SortStableFunc(msgs, func(a, b *api.Message) int { return cmp.Compare(a.MsgId, b.MsgId) })
 		if !old {
 			return map[string]any{"msgs": msgs}, nil
 		}

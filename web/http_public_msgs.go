@@ -2,10 +2,9 @@ package web
 
 import (
 	"encoding/json"
+	"gopush/api"
 	"net/http"
 	"strconv"
-
-	"gopush/myrpc"
 )
 
 // withPublic adds the kept public messages (push/all with expire > 0,
@@ -33,21 +32,21 @@ func (w *Web) withPublic(inner handlerFunc, pmParam string, old bool) handlerFun
 		if err != nil {
 			return nil, err
 		}
-		resp := &myrpc.MessageGetResp{}
-		if err := w.msgs.Call(r.Context(), myrpc.MessageGetPublic, &myrpc.MessageGetPublicArgs{MsgId: pm}, resp); err != nil {
+		resp := &api.MessageGetResp{}
+		if err := w.msgs.Call(r.Context(), api.MessageGetPublic, &api.MessageGetPublicArgs{MsgId: pm}, resp); err != nil {
 			w.log.Warn("msg/get: public messages not read", "pm", pm, "err", err)
 			return data, nil
 		}
-		var pmsgs []*myrpc.Message
+		var pmsgs []*api.Message
 		for _, m := range resp.Msgs {
 			if m == nil || m.MsgId <= pm {
 				continue
 			}
 			if !json.Valid(m.Msg) {
 				q, _ := json.Marshal(string(m.Msg))
-				m = &myrpc.Message{Msg: q, MsgId: m.MsgId}
+				m = &api.Message{Msg: q, MsgId: m.MsgId}
 			}
-			m.GroupId = myrpc.PublicGroupId
+			m.GroupId = api.PublicGroupId
 			pmsgs = append(pmsgs, m)
 		}
 		if len(pmsgs) == 0 {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"gopush/api"
 	"net/http"
 	"net/rpc"
 	"slices"
@@ -12,8 +13,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"gopush/myrpc"
 )
 
 // Rooms and public broadcast (issue 8, docs/rooms.md), on admin.bind:
@@ -31,7 +30,7 @@ import (
 // room's keys, and pushes to them exactly as push/mprivate does.
 
 // errRoomFull is a join that the message node refused because the room
-// would hold more than its room.max keys (CodeRoomFull).
+// would hold more than its room.max keys (api.CodeRoomFull).
 var errRoomFull = errors.New("the room would hold more keys than its limit")
 
 // handleRooms adds the room and broadcast endpoints to the admin mux.
@@ -89,7 +88,7 @@ func (w *Web) parseRoomKeys(rw http.ResponseWriter, r *http.Request) ([]string, 
 }
 
 // messageErr turns what a message node answered into a web error: its
-// parameter errors are ours (65534), a full room is CodeRoomFull, the rest
+// parameter errors are ours (65534), a full room is api.CodeRoomFull, the rest
 // is internal (65535) with what to log.
 func messageErr(what string, err error) error {
 	var se rpc.ServerError
@@ -98,19 +97,19 @@ func messageErr(what string, err error) error {
 		switch {
 		case strings.HasPrefix(s, "param: "):
 			return errParam("%s: %s", what, strings.TrimPrefix(s, "param: "))
-		case strings.HasPrefix(s, myrpc.RoomFullPrefix):
-			return fmt.Errorf("%s: %w: %s", what, errRoomFull, strings.TrimPrefix(s, myrpc.RoomFullPrefix))
+		case strings.HasPrefix(s, api.RoomFullPrefix):
+			return fmt.Errorf("%s: %w: %s", what, errRoomFull, strings.TrimPrefix(s, api.RoomFullPrefix))
 		}
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
 
 func (w *Web) roomJoin(rw http.ResponseWriter, r *http.Request) (any, error) {
-	return nil, w.roomChange(rw, r, myrpc.MessageRoomJoin, "join")
+	return nil, w.roomChange(rw, r, api.MessageRoomJoin, "join")
 }
 
 func (w *Web) roomLeave(rw http.ResponseWriter, r *http.Request) (any, error) {
-	return nil, w.roomChange(rw, r, myrpc.MessageRoomLeave, "leave")
+	return nil, w.roomChange(rw, r, api.MessageRoomLeave, "leave")
 }
 
 // roomChange calls RoomJoin or RoomLeave with the room and keys of r.
@@ -124,7 +123,7 @@ func (w *Web) roomChange(rw http.ResponseWriter, r *http.Request, method, verb s
 		return err
 	}
 	var ret int
-	if err := w.msgs.Call(r.Context(), method, &myrpc.MessageRoomArgs{Room: rid, Keys: keys}, &ret); err != nil {
+	if err := w.msgs.Call(r.Context(), method, &api.MessageRoomArgs{Room: rid, Keys: keys}, &ret); err != nil {
 		return messageErr(fmt.Sprintf("%s %d keys to room %q", verb, len(keys), rid), err)
 	}
 	return nil
@@ -148,8 +147,8 @@ func (w *Web) roomKeys(_ http.ResponseWriter, r *http.Request) (any, error) {
 }
 
 func (w *Web) keysOfRoom(ctx context.Context, rid string) ([]string, error) {
-	var resp myrpc.MessageRoomKeysResp
-	if err := w.msgs.Call(ctx, myrpc.MessageRoomKeys, rid, &resp); err != nil {
+	var resp api.MessageRoomKeysResp
+	if err := w.msgs.Call(ctx, api.MessageRoomKeys, rid, &resp); err != nil {
 		return nil, messageErr(fmt.Sprintf("keys of room %q", rid), err)
 	}
 	return resp.Keys, nil
@@ -162,7 +161,7 @@ func (w *Web) roomDel(_ http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, err
 	}
 	var ret int
-	if err := w.msgs.Call(r.Context(), myrpc.MessageRoomDel, rid, &ret); err != nil {
+	if err := w.msgs.Call(r.Context(), api.MessageRoomDel, rid, &ret); err != nil {
 		return nil, messageErr(fmt.Sprintf("delete room %q", rid), err)
 	}
 	return nil, nil
@@ -227,8 +226,8 @@ func (w *Web) pushAll(rw http.ResponseWriter, r *http.Request) (any, error) {
 	mid := w.pubMids.next()
 	if expire > 0 {
 		var ret int
-		args := &myrpc.MessageSavePublicArgs{Msg: msg, MsgId: mid, Expire: expire}
-		if err := w.msgs.Call(r.Context(), myrpc.MessageSavePublic, args, &ret); err != nil {
+		args := &api.MessageSavePublicArgs{Msg: msg, MsgId: mid, Expire: expire}
+		if err := w.msgs.Call(r.Context(), api.MessageSavePublic, args, &ret); err != nil {
 			return nil, messageErr("keep the public message", err)
 		}
 	}
@@ -244,7 +243,7 @@ func (w *Web) pushAll(rw http.ResponseWriter, r *http.Request) (any, error) {
 		go func() {
 			defer wg.Done()
 			var ret int
-			err := n.rpc.Call(r.Context(), myrpc.CometBroadcast, &myrpc.CometBroadcastArgs{Msg: msg, MsgId: mid}, &ret)
+			err := n.rpc.Call(r.Context(), api.CometBroadcast, &api.CometBroadcastArgs{Msg: msg, MsgId: mid}, &ret)
 			if err == nil {
 				return
 			}

@@ -11,9 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"gopush/api"
 	"gopush/conf"
+	"gopush/gobrpc"
 	"gopush/ketama"
-	"gopush/myrpc"
 )
 
 // fakeRooms makes tw.msgs answer the room methods from an in-memory map,
@@ -21,9 +22,9 @@ import (
 func fakeRooms(tw *testWeb, rooms map[string][]string) {
 	tw.msgs.fn = func(method string, args, reply any) error {
 		switch method {
-		case myrpc.MessageRoomKeys:
-			reply.(*myrpc.MessageRoomKeysResp).Keys = rooms[args.(string)]
-		case myrpc.MessageRoomJoin, myrpc.MessageRoomLeave, myrpc.MessageRoomDel:
+		case api.MessageRoomKeys:
+			reply.(*api.MessageRoomKeysResp).Keys = rooms[args.(string)]
+		case api.MessageRoomJoin, api.MessageRoomLeave, api.MessageRoomDel:
 		default:
 			return fmt.Errorf("unexpected %s", method)
 		}
@@ -36,9 +37,9 @@ func TestRoomJoinLeaveKeysDel(t *testing.T) {
 	fakeRooms(tw, map[string][]string{"r1": {"a", "b"}})
 	u := tw.admin.URL + "/1/admin/room/"
 
-	expectCode(t, post(t, u+"join?rid=r1", `{"k":"a,b,a"}`), CodeOK)
-	expectCode(t, post(t, u+"leave?rid=r1", `{"k":"b"}`), CodeOK)
-	expectCode(t, post(t, u+"del?rid=r1", ``), CodeOK)
+	expectCode(t, post(t, u+"join?rid=r1", `{"k":"a,b,a"}`), api.CodeOK)
+	expectCode(t, post(t, u+"leave?rid=r1", `{"k":"b"}`), api.CodeOK)
+	expectCode(t, post(t, u+"del?rid=r1", ``), api.CodeOK)
 	if a := get(t, u+"keys?rid=r1"); a.body != `{"ret":0,"data":{"keys":["a","b"]}}` {
 		t.Fatalf("keys: %s", a.body)
 	}
@@ -50,11 +51,11 @@ func TestRoomJoinLeaveKeysDel(t *testing.T) {
 		method string
 		args   any
 	}{
-		{myrpc.MessageRoomJoin, &myrpc.MessageRoomArgs{Room: "r1", Keys: []string{"a", "b"}}},
-		{myrpc.MessageRoomLeave, &myrpc.MessageRoomArgs{Room: "r1", Keys: []string{"b"}}},
-		{myrpc.MessageRoomDel, "r1"},
-		{myrpc.MessageRoomKeys, "r1"},
-		{myrpc.MessageRoomKeys, "none"},
+		{api.MessageRoomJoin, &api.MessageRoomArgs{Room: "r1", Keys: []string{"a", "b"}}},
+		{api.MessageRoomLeave, &api.MessageRoomArgs{Room: "r1", Keys: []string{"b"}}},
+		{api.MessageRoomDel, "r1"},
+		{api.MessageRoomKeys, "r1"},
+		{api.MessageRoomKeys, "none"},
 	}
 	if len(calls) != len(want) {
 		t.Fatalf("calls %v", calls)
@@ -76,15 +77,15 @@ func TestRoomBadInput(t *testing.T) {
 	for _, path := range []string{"room/join", "room/leave", "room/del", "push/room"} {
 		for _, q := range []string{"?x=1", "?rid=", "?rid=" + long, "?rid=a%20b", "?rid=a/b", "?rid=%C3%A9", "?rid=a*"} {
 			a := post(t, u+path+q+"&expire=0", `{"k":"a"}`)
-			expectCode(t, a, CodeParamErr)
+			expectCode(t, a, api.CodeParamErr)
 		}
 	}
 	for _, q := range []string{"", "?rid=", "?rid=" + long, "?rid=a%00"} {
-		expectCode(t, get(t, u+"room/keys"+q), CodeParamErr)
+		expectCode(t, get(t, u+"room/keys"+q), api.CodeParamErr)
 	}
 	for _, body := range []string{``, `not json`, `{"k":""}`, `{}`, `{"k":",a"}`, `{"k":"a,,b"}`, `{"k":["a"]}`, `{"k":"1,2,3,4,5,6"}`} {
-		expectCode(t, post(t, u+"room/join?rid=r", body), CodeParamErr)
-		expectCode(t, post(t, u+"room/leave?rid=r", body), CodeParamErr)
+		expectCode(t, post(t, u+"room/join?rid=r", body), api.CodeParamErr)
+		expectCode(t, post(t, u+"room/leave?rid=r", body), api.CodeParamErr)
 	}
 	for _, c := range []struct{ q, body string }{
 		{"?rid=r", `{}`},                 // no expire
@@ -93,14 +94,14 @@ func TestRoomBadInput(t *testing.T) {
 		{"?rid=r&expire=0", ``},          // empty
 		{"?rid=r&expire=0", `{"a":1} x`}, // trailing garbage
 	} {
-		expectCode(t, post(t, u+"push/room"+c.q, c.body), CodeParamErr)
+		expectCode(t, post(t, u+"push/room"+c.q, c.body), api.CodeParamErr)
 	}
 	if n := len(tw.msgs.Calls()); n != 0 {
 		t.Fatalf("%d bad requests reached the message node", n)
 	}
 	// A 64-byte rid of every allowed character is fine.
 	ok := "Az09_.:-" + strings.Repeat("x", 56)
-	expectCode(t, post(t, u+"room/join?rid="+ok, `{"k":"a"}`), CodeOK)
+	expectCode(t, post(t, u+"room/join?rid="+ok, `{"k":"a"}`), api.CodeOK)
 	// Bounded bodies and methods.
 	if a := post(t, u+"room/join?rid=r", `{"k":"`+strings.Repeat("k", 2048)+`"}`); a.status != http.StatusRequestEntityTooLarge {
 		t.Fatalf("big body: %d %s", a.status, a.body)
@@ -121,11 +122,11 @@ func TestRoomMessageErrors(t *testing.T) {
 		err  error
 		code int
 	}{
-		{rpc.ServerError(myrpc.RoomFullPrefix + `room "r" holds 5 keys; adding 1 would pass the limit of 5`), CodeRoomFull},
-		{rpc.ServerError("param: key of 5000 characters is over the limit of 4096"), CodeParamErr},
-		{rpc.ServerError("redis shard a (tcp@127.0.0.1:1): connection refused"), CodeInternalErr},
-		{rpc.ServerError("rpc: can't find method MessageRPC.RoomJoin"), CodeInternalErr},
-		{myrpc.ErrNoMessageNode, CodeInternalErr},
+		{rpc.ServerError(api.RoomFullPrefix + `room "r" holds 5 keys; adding 1 would pass the limit of 5`), api.CodeRoomFull},
+		{rpc.ServerError("param: key of 5000 characters is over the limit of 4096"), api.CodeParamErr},
+		{rpc.ServerError("redis shard a (tcp@127.0.0.1:1): connection refused"), api.CodeInternalErr},
+		{rpc.ServerError("rpc: can't find method MessageRPC.RoomJoin"), api.CodeInternalErr},
+		{gobrpc.ErrNoMessageNode, api.CodeInternalErr},
 	} {
 		tw.msgs.fn = func(string, any, any) error { return c.err }
 		expectCode(t, post(t, u, `{"k":"a"}`), c.code)
@@ -160,10 +161,10 @@ func TestPushRoomGroupsKeysPerComet(t *testing.T) {
 	}
 	for _, node := range []string{"node-a", "node-b"} {
 		calls := tw.comets[node].Calls()
-		if len(calls) != 1 || calls[0].method != myrpc.CometPushPrivates {
+		if len(calls) != 1 || calls[0].method != api.CometPushPrivates {
 			t.Fatalf("%s: calls %v", node, calls)
 		}
-		args := calls[0].args.(*myrpc.CometPushPrivatesArgs)
+		args := calls[0].args.(*api.CometPushPrivatesArgs)
 		if !slices.Equal(args.Keys, want[node]) || string(args.Msg) != `{"hi":1}` || args.Expire != 60 {
 			t.Fatalf("%s: args %+v", node, args)
 		}
@@ -177,7 +178,7 @@ func TestPushRoomGroupsKeysPerComet(t *testing.T) {
 	}
 	// The message node failing: 65535, nothing pushed.
 	tw.msgs.fn = func(string, any, any) error { return errors.New("down") }
-	expectCode(t, post(t, tw.admin.URL+"/1/admin/push/room?rid=r1&expire=0", `{}`), CodeInternalErr)
+	expectCode(t, post(t, tw.admin.URL+"/1/admin/push/room?rid=r1&expire=0", `{}`), api.CodeInternalErr)
 	if n := len(tw.comets["node-a"].Calls()); n != 1 {
 		t.Fatalf("a failed room read still pushed (%d calls)", n)
 	}
@@ -204,12 +205,12 @@ func pushAll(t *testing.T, tw *testWeb, expire, body string) pushAllAnswer {
 func TestPushAll(t *testing.T) {
 	weights := map[string]int{"node-a": 1, "node-b": 1, "node-c": 1}
 	tw := newTestWeb(t, weights, []string{"node-a", "node-b"}, nil) // node-c has no comet
-	var saved []*myrpc.MessageSavePublicArgs
+	var saved []*api.MessageSavePublicArgs
 	tw.msgs.fn = func(method string, args, _ any) error {
-		if method != myrpc.MessageSavePublic {
+		if method != api.MessageSavePublic {
 			return fmt.Errorf("unexpected %s", method)
 		}
-		saved = append(saved, args.(*myrpc.MessageSavePublicArgs))
+		saved = append(saved, args.(*api.MessageSavePublicArgs))
 		return nil
 	}
 
@@ -220,10 +221,10 @@ func TestPushAll(t *testing.T) {
 	}
 	for _, node := range []string{"node-a", "node-b"} {
 		calls := tw.comets[node].Calls()
-		if len(calls) != 1 || calls[0].method != myrpc.CometBroadcast {
+		if len(calls) != 1 || calls[0].method != api.CometBroadcast {
 			t.Fatalf("%s: calls %v", node, calls)
 		}
-		args := calls[0].args.(*myrpc.CometBroadcastArgs)
+		args := calls[0].args.(*api.CometBroadcastArgs)
 		if args.MsgId != r.Data.Mid || string(args.Msg) != `{ "all" : 1 }` {
 			t.Fatalf("%s: args %+v, want mid %d", node, args, r.Data.Mid)
 		}
@@ -254,7 +255,7 @@ func TestPushAll(t *testing.T) {
 
 	// Bad input.
 	for _, c := range []struct{ q, body string }{{"", `{}`}, {"?expire=x", `{}`}, {"?expire=0", `{`}, {"?expire=0", ``}} {
-		expectCode(t, post(t, tw.admin.URL+"/1/admin/push/all"+c.q, c.body), CodeParamErr)
+		expectCode(t, post(t, tw.admin.URL+"/1/admin/push/all"+c.q, c.body), api.CodeParamErr)
 	}
 	if len(tw.comets["node-a"].Calls()) != before {
 		t.Fatalf("bad input was broadcast")
@@ -268,18 +269,18 @@ func TestMsgGetPublic(t *testing.T) {
 	tw := newTestWeb(t, nil, nil, nil)
 	publicDown := false
 	tw.msgs.fn = func(method string, args, reply any) error {
-		r := reply.(*myrpc.MessageGetResp)
+		r := reply.(*api.MessageGetResp)
 		switch method {
-		case myrpc.MessageGetPrivate:
-			if args.(*myrpc.MessageGetPrivateArgs).Key == "full" {
-				r.Msgs = []*myrpc.Message{{Msg: json.RawMessage(`{"p":1}`), MsgId: 17000000000000005}}
+		case api.MessageGetPrivate:
+			if args.(*api.MessageGetPrivateArgs).Key == "full" {
+				r.Msgs = []*api.Message{{Msg: json.RawMessage(`{"p":1}`), MsgId: 17000000000000005}}
 			}
-		case myrpc.MessageGetPublic:
+		case api.MessageGetPublic:
 			if publicDown {
 				return errors.New("rpc: can't find method MessageRPC.GetPublic")
 			}
-			after := args.(*myrpc.MessageGetPublicArgs).MsgId
-			for _, m := range []*myrpc.Message{
+			after := args.(*api.MessageGetPublicArgs).MsgId
+			for _, m := range []*api.Message{
 				{Msg: json.RawMessage(`{"all":1}`), MsgId: 17000000000000001, GroupId: 1},
 				{Msg: json.RawMessage(`{"all":2}`), MsgId: 17000000000000002, GroupId: 1},
 			} {
@@ -309,13 +310,13 @@ func TestMsgGetPublic(t *testing.T) {
 	// Without pm no public read happens.
 	n := len(tw.msgs.Calls())
 	get(t, u+"/1/msg/get?k=full&m=0")
-	if calls := tw.msgs.Calls()[n:]; len(calls) != 1 || calls[0].method != myrpc.MessageGetPrivate {
+	if calls := tw.msgs.Calls()[n:]; len(calls) != 1 || calls[0].method != api.MessageGetPrivate {
 		t.Errorf("without pm: calls %v", calls)
 	}
 	// Bad pm: 65534, nothing read.
 	n = len(tw.msgs.Calls())
 	for _, q := range []string{"/1/msg/get?k=a&pm=x", "/1/msg/get?k=a&pm=-1", "/msg/get?key=a&pmid=1.5"} {
-		expectCode(t, get(t, u+q), CodeParamErr)
+		expectCode(t, get(t, u+q), api.CodeParamErr)
 	}
 	if len(tw.msgs.Calls()) != n {
 		t.Errorf("bad pm reached the message node")

@@ -15,10 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"gopush/api"
 	"gopush/conf"
 	"gopush/internal/testenv"
 	"gopush/ketama"
-	"gopush/myrpc"
 )
 
 // fakeRPC is a caller that records every call and answers with fn.
@@ -76,7 +76,7 @@ func newTestWeb(t *testing.T, weights map[string]int, serving []string, edit fun
 	for _, name := range serving {
 		f := &fakeRPC{}
 		tw.comets[name] = f
-		nodes[name] = &cometNode{name: name, child: name + "/0000000001", rpc: f, data: myrpc.CometNodeData{
+		nodes[name] = &cometNode{name: name, child: name + "/0000000001", rpc: f, data: api.CometNodeData{
 			RPC: []string{"rpc-" + name},
 			WS:  []string{"ws-" + name + "-1", "ws-" + name + "-2"},
 			TCP: []string{"tcp-" + name + "-1", "tcp-" + name + "-2"},
@@ -138,7 +138,7 @@ func expectCode(t *testing.T, a answer, code int) {
 	if got := a.ret(t); got != code {
 		t.Fatalf("ret %d, want %d (body %q)", got, code, a.body)
 	}
-	if code != CodeOK {
+	if code != api.CodeOK {
 		if _, has := a.json(t)["data"]; has {
 			t.Fatalf("error answer carries data: %q", a.body)
 		}
@@ -198,7 +198,7 @@ func TestServerGetJSONPAndUnversioned(t *testing.T) {
 	}
 	// A callback that is not a function name is refused, not echoed.
 	a = get(t, tw.public.URL+"/1/server/get?k=x&p=1&cb="+url.QueryEscape("alert(1);//"))
-	expectCode(t, a, CodeParamErr)
+	expectCode(t, a, api.CodeParamErr)
 	if strings.Contains(a.body, "alert") {
 		t.Fatalf("callback echoed: %s", a.body)
 	}
@@ -207,10 +207,10 @@ func TestServerGetJSONPAndUnversioned(t *testing.T) {
 func TestServerGetBadInput(t *testing.T) {
 	tw := newTestWeb(t, twoNodes, []string{"node-a"}, nil)
 	for _, q := range []string{"", "?p=1", "?k=&p=1", "?k=a", "?k=a&p=0", "?k=a&p=5", "?k=a&p=tcp", "?p=1&k=" + longKey} {
-		expectCode(t, get(t, tw.public.URL+"/1/server/get"+q), CodeParamErr)
-		expectCode(t, get(t, tw.public.URL+"/2/server/get"+q), CodeParamErr)
+		expectCode(t, get(t, tw.public.URL+"/1/server/get"+q), api.CodeParamErr)
+		expectCode(t, get(t, tw.public.URL+"/2/server/get"+q), api.CodeParamErr)
 	}
-	expectCode(t, get(t, tw.public.URL+"/server/get?proto=1"), CodeParamErr)
+	expectCode(t, get(t, tw.public.URL+"/server/get?proto=1"), api.CodeParamErr)
 
 	// node-b is on the ring but has no serving instance: 1001.
 	ring := ketama.FromWeights(ketama.DefaultBase, twoNodes)
@@ -220,7 +220,7 @@ func TestServerGetBadInput(t *testing.T) {
 			keyB = k
 		}
 	}
-	expectCode(t, get(t, tw.public.URL+"/1/server/get?p=1&k="+keyB), CodeNoNode)
+	expectCode(t, get(t, tw.public.URL+"/1/server/get?p=1&k="+keyB), api.CodeNoNode)
 
 	a := post(t, tw.public.URL+"/1/server/get?k=a&p=1", "")
 	if a.status != http.StatusMethodNotAllowed {
@@ -230,7 +230,7 @@ func TestServerGetBadInput(t *testing.T) {
 
 func TestServerGetEmptyRing(t *testing.T) {
 	tw := newTestWeb(t, map[string]int{}, nil, nil)
-	expectCode(t, get(t, tw.public.URL+"/1/server/get?k=a&p=1"), CodeNoNode)
+	expectCode(t, get(t, tw.public.URL+"/1/server/get?k=a&p=1"), api.CodeNoNode)
 	a := get(t, tw.public.URL+"/server/get?key=a&proto=1")
 	if a.body != `{"ret":1001,"msg":"ok"}` {
 		t.Fatalf("got %s", a.body)
@@ -240,14 +240,14 @@ func TestServerGetEmptyRing(t *testing.T) {
 func TestMsgGet(t *testing.T) {
 	tw := newTestWeb(t, nil, nil, nil)
 	tw.msgs.fn = func(method string, args, reply any) error {
-		if method != myrpc.MessageGetPrivate {
+		if method != api.MessageGetPrivate {
 			return fmt.Errorf("unexpected %s", method)
 		}
-		a := args.(*myrpc.MessageGetPrivateArgs)
-		r := reply.(*myrpc.MessageGetResp)
+		a := args.(*api.MessageGetPrivateArgs)
+		r := reply.(*api.MessageGetResp)
 		switch a.Key {
 		case "full":
-			r.Msgs = []*myrpc.Message{
+			r.Msgs = []*api.Message{
 				{Msg: json.RawMessage(`{"n":2}`), MsgId: 17000000000000002},
 				{Msg: json.RawMessage(`{"n":1}`), MsgId: 17000000000000001},
 				{Msg: json.RawMessage(`"three"`), MsgId: 17000000000000003},
@@ -263,7 +263,7 @@ func TestMsgGet(t *testing.T) {
 		t.Fatalf("got  %s\nwant %s", a.body, want)
 	}
 	calls := tw.msgs.Calls()
-	if got := calls[len(calls)-1].args.(*myrpc.MessageGetPrivateArgs); got.Key != "full" || got.MsgId != 17000000000000000 {
+	if got := calls[len(calls)-1].args.(*api.MessageGetPrivateArgs); got.Key != "full" || got.MsgId != 17000000000000000 {
 		t.Fatalf("GetPrivate args %+v", got)
 	}
 	// The old form: msgs as JSON strings in the old message form, empty pmsgs.
@@ -280,13 +280,13 @@ func TestMsgGet(t *testing.T) {
 		t.Fatalf("got %s", a.body)
 	}
 	// m defaults to 0.
-	expectCode(t, get(t, tw.public.URL+"/1/msg/get?k=none"), CodeOK)
+	expectCode(t, get(t, tw.public.URL+"/1/msg/get?k=none"), api.CodeOK)
 	// The message node failing: 65535.
-	expectCode(t, get(t, tw.public.URL+"/1/msg/get?k=broken&m=0"), CodeInternalErr)
+	expectCode(t, get(t, tw.public.URL+"/1/msg/get?k=broken&m=0"), api.CodeInternalErr)
 
 	before := len(tw.msgs.Calls())
 	for _, q := range []string{"", "?m=0", "?k=&m=0", "?k=a&m=x", "?k=a&m=-1", "?k=a&m=1.5", "?k=a&m=99999999999999999999", "?m=0&k=" + longKey} {
-		expectCode(t, get(t, tw.public.URL+"/1/msg/get"+q), CodeParamErr)
+		expectCode(t, get(t, tw.public.URL+"/1/msg/get"+q), api.CodeParamErr)
 	}
 	if n := len(tw.msgs.Calls()); n != before {
 		t.Fatalf("bad requests reached the message node (%d calls)", n-before)
@@ -336,7 +336,7 @@ func TestPushPrivate(t *testing.T) {
 	key := keyOn(twoNodes, "node-b", "u")
 	for _, p := range []string{"/1/admin/push/private", "/admin/push"} {
 		a := post(t, tw.admin.URL+p+"?key="+key+"&expire=600", `{"test":1}`)
-		expectCode(t, a, CodeOK)
+		expectCode(t, a, api.CodeOK)
 		if p == "/admin/push" && a.body != `{"ret":0,"msg":"ok"}` {
 			t.Fatalf("got %s", a.body)
 		}
@@ -348,16 +348,16 @@ func TestPushPrivate(t *testing.T) {
 	if len(calls) != 2 || len(tw.comets["node-a"].Calls()) != 0 {
 		t.Fatalf("calls: node-b %d, node-a %d", len(calls), len(tw.comets["node-a"].Calls()))
 	}
-	args := calls[0].args.(*myrpc.CometPushPrivateArgs)
-	if calls[0].method != myrpc.CometPushPrivate || args.Key != key || string(args.Msg) != `{"test":1}` || args.Expire != 600 {
+	args := calls[0].args.(*api.CometPushPrivateArgs)
+	if calls[0].method != api.CometPushPrivate || args.Key != key || string(args.Msg) != `{"test":1}` || args.Expire != 600 {
 		t.Fatalf("call %s %+v", calls[0].method, args)
 	}
 
 	// The comet failing: 65535. Answering a non-zero code: 65535.
 	tw.comets["node-b"].fn = func(string, any, any) error { return errors.New("boom") }
-	expectCode(t, post(t, tw.admin.URL+"/1/admin/push/private?expire=0&key="+key, `1`), CodeInternalErr)
+	expectCode(t, post(t, tw.admin.URL+"/1/admin/push/private?expire=0&key="+key, `1`), api.CodeInternalErr)
 	tw.comets["node-b"].fn = func(_ string, _, reply any) error { *reply.(*int) = 3; return nil }
-	expectCode(t, post(t, tw.admin.URL+"/1/admin/push/private?expire=0&key="+key, `1`), CodeInternalErr)
+	expectCode(t, post(t, tw.admin.URL+"/1/admin/push/private?expire=0&key="+key, `1`), api.CodeInternalErr)
 }
 
 func TestPushPrivateBadInput(t *testing.T) {
@@ -380,19 +380,19 @@ func TestPushPrivateBadInput(t *testing.T) {
 	}
 	for _, c := range cases {
 		a := post(t, u+c.query, c.body)
-		expectCode(t, a, CodeParamErr)
+		expectCode(t, a, api.CodeParamErr)
 		if a.body != `{"ret":65534}` {
 			t.Fatalf("%s %q: body %s", c.query, c.body, a.body)
 		}
 	}
-	if a := get(t, u+"?key=k&expire=0"); a.status != http.StatusMethodNotAllowed || a.ret(t) != CodeParamErr {
+	if a := get(t, u+"?key=k&expire=0"); a.status != http.StatusMethodNotAllowed || a.ret(t) != api.CodeParamErr {
 		t.Fatalf("GET push/private: %d %s", a.status, a.body)
 	}
 	// A body over admin.maxbody (64 KiB here): 413, whether announced by
 	// Content-Length or streamed without one.
 	big := `"` + strings.Repeat("x", 10<<20) + `"`
 	a := post(t, u+"?key=k&expire=0", big)
-	if a.status != http.StatusRequestEntityTooLarge || a.ret(t) != CodeParamErr {
+	if a.status != http.StatusRequestEntityTooLarge || a.ret(t) != api.CodeParamErr {
 		t.Fatalf("big body: %d %s", a.status, a.body)
 	}
 	pr, pw := io.Pipe()
@@ -409,7 +409,7 @@ func TestPushPrivateBadInput(t *testing.T) {
 	}
 	// A key whose node has no serving comet: 1001.
 	tw2 := newTestWeb(t, twoNodes, []string{"node-a"}, nil)
-	expectCode(t, post(t, tw2.admin.URL+"/1/admin/push/private?expire=0&key="+keyOn(twoNodes, "node-b", "x"), `{}`), CodeNoNode)
+	expectCode(t, post(t, tw2.admin.URL+"/1/admin/push/private?expire=0&key="+keyOn(twoNodes, "node-b", "x"), `{}`), api.CodeNoNode)
 }
 
 func TestPushMPrivateGroupsKeysPerComet(t *testing.T) {
@@ -428,7 +428,7 @@ func TestPushMPrivateGroupsKeysPerComet(t *testing.T) {
 	}
 	// node-a refuses to store its first key; node-b fails altogether.
 	tw.comets["node-a"].fn = func(_ string, args, reply any) error {
-		reply.(*myrpc.CometPushPrivatesResp).FKeys = args.(*myrpc.CometPushPrivatesArgs).Keys[:1]
+		reply.(*api.CometPushPrivatesResp).FKeys = args.(*api.CometPushPrivatesArgs).Keys[:1]
 		return nil
 	}
 	tw.comets["node-b"].fn = func(string, any, any) error { return errors.New("comet died") }
@@ -453,10 +453,10 @@ func TestPushMPrivateGroupsKeysPerComet(t *testing.T) {
 	}
 	for _, node := range []string{"node-a", "node-b"} {
 		calls := tw.comets[node].Calls()
-		if len(calls) != 1 || calls[0].method != myrpc.CometPushPrivates {
+		if len(calls) != 1 || calls[0].method != api.CometPushPrivates {
 			t.Fatalf("%s: calls %v", node, calls)
 		}
-		args := calls[0].args.(*myrpc.CometPushPrivatesArgs)
+		args := calls[0].args.(*api.CometPushPrivatesArgs)
 		if !slices.Equal(args.Keys, want[node]) || string(args.Msg) != `{"hello":"world"}` || args.Expire != 30 {
 			t.Fatalf("%s: args %+v, want keys %v", node, args, want[node])
 		}
@@ -501,9 +501,9 @@ func TestPushMPrivateBadInput(t *testing.T) {
 	}
 	// Ten distinct keys, duplicated: fine, each pushed once.
 	a := post(t, u+"?expire=0", mk(`{}`, "0,1,2,3,4,5,6,7,8,9,0,1,2"))
-	expectCode(t, a, CodeOK)
+	expectCode(t, a, api.CodeOK)
 	calls := tw.comets["node-a"].Calls()
-	if len(calls) != 1 || len(calls[0].args.(*myrpc.CometPushPrivatesArgs).Keys) != 10 {
+	if len(calls) != 1 || len(calls[0].args.(*api.CometPushPrivatesArgs).Keys) != 10 {
 		t.Fatalf("calls %v", calls)
 	}
 	if a := get(t, u+"?expire=0"); a.status != http.StatusMethodNotAllowed {
@@ -518,20 +518,20 @@ func TestPushMPrivateBadInput(t *testing.T) {
 func TestMsgDel(t *testing.T) {
 	tw := newTestWeb(t, nil, nil, nil)
 	for _, p := range []string{"/1/admin/msg/del", "/admin/msg/clean"} {
-		expectCode(t, post(t, tw.admin.URL+p, "key=Terry-Mao"), CodeOK)
+		expectCode(t, post(t, tw.admin.URL+p, "key=Terry-Mao"), api.CodeOK)
 	}
 	calls := tw.msgs.Calls()
-	if len(calls) != 2 || calls[0].method != myrpc.MessageDelPrivate || calls[0].args.(string) != "Terry-Mao" {
+	if len(calls) != 2 || calls[0].method != api.MessageDelPrivate || calls[0].args.(string) != "Terry-Mao" {
 		t.Fatalf("calls %v", calls)
 	}
 	for _, body := range []string{"", "key=", "other=1", "key=%zz", "key=" + longKey} {
-		expectCode(t, post(t, tw.admin.URL+"/1/admin/msg/del", body), CodeParamErr)
+		expectCode(t, post(t, tw.admin.URL+"/1/admin/msg/del", body), api.CodeParamErr)
 	}
 	if n := len(tw.msgs.Calls()); n != 2 {
 		t.Fatalf("bad requests reached the message node")
 	}
 	tw.msgs.fn = func(string, any, any) error { return errors.New("down") }
-	expectCode(t, post(t, tw.admin.URL+"/1/admin/msg/del", "key=a"), CodeInternalErr)
+	expectCode(t, post(t, tw.admin.URL+"/1/admin/msg/del", "key=a"), api.CodeInternalErr)
 	if a := get(t, tw.admin.URL+"/1/admin/msg/del?key=a"); a.status != http.StatusMethodNotAllowed {
 		t.Fatalf("GET msg/del: %d", a.status)
 	}
@@ -540,28 +540,28 @@ func TestMsgDel(t *testing.T) {
 func TestTokenAdd(t *testing.T) {
 	weights := map[string]int{"node-a": 1}
 	tw := newTestWeb(t, weights, []string{"node-a"}, func(c *conf.Web) { c.Token.Expire = conf.Duration(2 * time.Hour) })
-	expectCode(t, get(t, tw.admin.URL+"/1/token/add?k=Terry-Mao&t=0"), CodeOK)
-	expectCode(t, post(t, tw.admin.URL+"/1/token/add", "k=Terry-Mao&t=abc"), CodeOK)
+	expectCode(t, get(t, tw.admin.URL+"/1/token/add?k=Terry-Mao&t=0"), api.CodeOK)
+	expectCode(t, post(t, tw.admin.URL+"/1/token/add", "k=Terry-Mao&t=abc"), api.CodeOK)
 	calls := tw.comets["node-a"].Calls()
-	if len(calls) != 2 || calls[0].method != myrpc.CometNew {
+	if len(calls) != 2 || calls[0].method != api.CometNew {
 		t.Fatalf("calls %v", calls)
 	}
-	if a := calls[1].args.(*myrpc.CometNewArgs); a.Key != "Terry-Mao" || a.Token != "abc" || a.Expire != 7200 {
+	if a := calls[1].args.(*api.CometNewArgs); a.Key != "Terry-Mao" || a.Token != "abc" || a.Expire != 7200 {
 		t.Fatalf("New args %+v", a)
 	}
 	for _, q := range []string{"", "?k=a", "?t=1", "?k=&t=1", "?k=a&t=", "?t=1&k=" + longKey} {
-		expectCode(t, get(t, tw.admin.URL+"/1/token/add"+q), CodeParamErr)
+		expectCode(t, get(t, tw.admin.URL+"/1/token/add"+q), api.CodeParamErr)
 	}
 	// Not on the public port unless http.tokenadd is set.
 	if a := get(t, tw.public.URL+"/1/token/add?k=a&t=1"); a.status != http.StatusNotFound {
 		t.Fatalf("public token/add: %d %s", a.status, a.body)
 	}
 	open := newTestWeb(t, weights, []string{"node-a"}, func(c *conf.Web) { c.HTTP.TokenAdd = true })
-	expectCode(t, get(t, open.public.URL+"/1/token/add?k=a&t=1"), CodeOK)
+	expectCode(t, get(t, open.public.URL+"/1/token/add?k=a&t=1"), api.CodeOK)
 	// No comet for the key: 1001.
 	empty := newTestWeb(t, nil, nil, nil)
-	expectCode(t, get(t, empty.admin.URL+"/1/token/add?k=a&t=1"), CodeNoNode)
+	expectCode(t, get(t, empty.admin.URL+"/1/token/add?k=a&t=1"), api.CodeNoNode)
 }
 
 // longKey is one byte longer than any comet accepts (SPEC §7's skey width).
-var longKey = strings.Repeat("k", myrpc.MaxKeyLen+1)
+var longKey = strings.Repeat("k", api.MaxKeyLen+1)

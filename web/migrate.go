@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"gopush/api"
+	"gopush/membership"
 	"log/slog"
 	"maps"
 	"slices"
@@ -13,8 +15,6 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
-
-	"gopush/myrpc"
 )
 
 // migrator keeps every serving comet holding the current node→weight map
@@ -31,7 +31,7 @@ import (
 // All its state is owned by the run goroutine.
 type migrator struct {
 	log      *slog.Logger
-	zk       *myrpc.ZK
+	zk       *membership.ZK
 	lockPath string
 	cluster  *cluster
 	retry    time.Duration
@@ -40,7 +40,7 @@ type migrator struct {
 	informed map[string]string // serving child → fingerprint of the map it holds
 }
 
-func newMigrator(log *slog.Logger, z *myrpc.ZK, lockPath string, c *cluster, retry time.Duration) *migrator {
+func newMigrator(log *slog.Logger, z *membership.ZK, lockPath string, c *cluster, retry time.Duration) *migrator {
 	return &migrator{
 		log:      log.With("part", "migrate"),
 		zk:       z,
@@ -155,7 +155,7 @@ func (m *migrator) broadcast(ctx context.Context, v *clusterView, fp string) (do
 // notify calls Migrate on each comet in parallel and records the ones that
 // took it. It reports whether all did.
 func (m *migrator) notify(ctx context.Context, comets []*cometNode, weights map[string]int, fp string) bool {
-	args := &myrpc.CometMigrateArgs{Nodes: weights}
+	args := &api.CometMigrateArgs{Nodes: weights}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	all := true
@@ -164,8 +164,8 @@ func (m *migrator) notify(ctx context.Context, comets []*cometNode, weights map[
 		go func() {
 			defer wg.Done()
 			var ret int
-			err := n.rpc.Call(ctx, myrpc.CometMigrate, args, &ret)
-			if err == nil && ret != myrpc.OK {
+			err := n.rpc.Call(ctx, api.CometMigrate, args, &ret)
+			if err == nil && ret != api.OK {
 				err = fmt.Errorf("comet answered %d", ret)
 			}
 			mu.Lock()

@@ -4,12 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"gopush/api"
+	"gopush/gobrpc"
+	"gopush/membership"
 	"sync"
 	"testing"
 
 	"github.com/go-zookeeper/zk"
-
-	"gopush/myrpc"
 )
 
 // lockWatchComet is a fake comet that, when web calls Migrate, records what
@@ -24,7 +25,7 @@ type lockWatchComet struct {
 	owner []int64  // its ephemeral owner
 }
 
-func (c *lockWatchComet) Migrate(a *myrpc.CometMigrateArgs, r *int) error {
+func (c *lockWatchComet) Migrate(a *api.CometMigrateArgs, r *int) error {
 	data, stat, err := c.zc.Get(c.lockPath)
 	c.mu.Lock()
 	if err != nil {
@@ -45,13 +46,13 @@ func TestMigrateLockLayout(t *testing.T) {
 	t.Parallel()
 	c := newTestCluster(t)
 	fc := &lockWatchComet{fakeComet: &fakeComet{}, zc: c.zc, lockPath: c.lockPath}
-	srv, err := myrpc.Serve(myrpc.CometService, fc, []string{"127.0.0.1:0"}, nil)
+	srv, err := gobrpc.Serve(api.CometService, fc, []string{"127.0.0.1:0"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close(context.Background()) })
-	data, _ := json.Marshal(myrpc.CometNodeData{RPC: srv.Addrs(), TCP: []string{"t:1"}, WS: []string{"w:1"}, Weight: 2})
-	reg, err := myrpc.Register(context.Background(), c.z, c.cometPath+"/node-a", data, nil)
+	data, _ := json.Marshal(api.CometNodeData{RPC: srv.Addrs(), TCP: []string{"t:1"}, WS: []string{"w:1"}, Weight: 2})
+	reg, err := membership.Register(context.Background(), c.z, c.cometPath+"/node-a", data, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,13 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"gopush/api"
+	"gopush/gobrpc"
+	"gopush/membership"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/go-zookeeper/zk"
-
-	"gopush/myrpc"
 )
 
 // pruner deletes comet nodes whose comet is dead (SPEC §6 "Dead comets",
@@ -29,7 +30,7 @@ import (
 // fine. All its state is owned by the run goroutine.
 type pruner struct {
 	log       *slog.Logger
-	zk        *myrpc.ZK
+	zk        *membership.ZK
 	cometPath string
 	cluster   *cluster
 	interval  time.Duration
@@ -44,7 +45,7 @@ type pruner struct {
 	connected func() bool
 }
 
-func newPruner(log *slog.Logger, z *myrpc.ZK, cometPath string, c *cluster, interval time.Duration, failures int, timeout time.Duration) *pruner {
+func newPruner(log *slog.Logger, z *membership.ZK, cometPath string, c *cluster, interval time.Duration, failures int, timeout time.Duration) *pruner {
 	if timeout > interval {
 		timeout = interval
 	}
@@ -151,7 +152,7 @@ func (p *pruner) ping(ctx context.Context, v *clusterView) (reasons map[string]s
 			cctx, cancel := context.WithTimeout(ctx, p.timeout)
 			defer cancel()
 			var ret int
-			err := n.rpc.Call(cctx, myrpc.CometPing, 0, &ret)
+			err := n.rpc.Call(cctx, api.CometPing, 0, &ret)
 			if err == nil {
 				return
 			}
@@ -211,14 +212,14 @@ func (p *pruner) answers(childPath string) string {
 	if err != nil {
 		return ""
 	}
-	var data myrpc.CometNodeData
+	var data api.CometNodeData
 	if json.Unmarshal(raw, &data) != nil || len(data.RPC) == 0 {
 		return ""
 	}
-	cl := myrpc.NewClient(data.RPC[0], p.timeout)
+	cl := gobrpc.NewClient(data.RPC[0], p.timeout)
 	defer cl.Close()
 	var ret int
-	if cl.Call(context.Background(), myrpc.CometPing, 0, &ret) != nil {
+	if cl.Call(context.Background(), api.CometPing, 0, &ret) != nil {
 		return ""
 	}
 	return data.RPC[0]

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"gopush/ketama"
-	"gopush/myrpc"
+	"gopush/membership"
 )
 
 // TestPrunerWaitsForZooKeeper: while the ZooKeeper session is not
@@ -19,7 +19,7 @@ func TestPrunerWaitsForZooKeeper(t *testing.T) {
 	t.Parallel()
 	c := newTestCluster(t)
 	dead := c.cometPath + "/node-x" // a node whose comet is gone: no child
-	if err := myrpc.EnsurePath(c.zc, dead); err != nil {
+	if err := membership.EnsurePath(c.zc, dead); err != nil {
 		t.Fatal(err)
 	}
 	weights := map[string]int{"node-x": 1, "node-a": 1}
@@ -78,7 +78,7 @@ func TestPrunerNeedsFailuresInARow(t *testing.T) {
 	t.Parallel()
 	c := newTestCluster(t)
 	flaky := c.cometPath + "/node-f"
-	if err := myrpc.EnsurePath(c.zc, flaky); err != nil {
+	if err := membership.EnsurePath(c.zc, flaky); err != nil {
 		t.Fatal(err)
 	}
 	var fail atomic.Bool

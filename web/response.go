@@ -2,23 +2,14 @@ package web
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"gopush/api"
 	"io"
 	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
-)
-
-// Answer codes of SPEC §3, carried in the "ret" field of every response.
-const (
-	CodeOK          = 0
-	CodeNoNode      = 1001  // no comet serves the key
-	CodeRoomFull    = 1002  // a room join would pass the room's key limit (docs/rooms.md)
-	CodeParamErr    = 65534 // the request is wrong
-	CodeInternalErr = 65535 // an RPC failed or timed out
 )
 
 // errNoNode means the ring has no node for the key, or the node has no
@@ -41,21 +32,21 @@ func (e *errTooLarge) Error() string {
 	return fmt.Sprintf("request body is larger than %d bytes", e.limit)
 }
 
-// codeOf maps an error to its SPEC code. It is the only place that does.
+// codeOf maps an error to its answer code (docs/protocol.md §3). It is the only place that does.
 func codeOf(err error) int {
 	var pe *paramError
 	var tl *errTooLarge
 	switch {
 	case err == nil:
-		return CodeOK
+		return api.CodeOK
 	case errors.Is(err, errNoNode):
-		return CodeNoNode
+		return api.CodeNoNode
 	case errors.Is(err, errRoomFull):
-		return CodeRoomFull
+		return api.CodeRoomFull
 	case errors.As(err, &pe), errors.As(err, &tl):
-		return CodeParamErr
+		return api.CodeParamErr
 	default:
-		return CodeInternalErr
+		return api.CodeInternalErr
 	}
 }
 
@@ -69,56 +60,23 @@ func statusOf(err error) int {
 	return http.StatusOK
 }
 
-// reply is the JSON envelope {"ret":..,"msg":"ok","data":{..}}. Msg is set
-// only by the unversioned (pre-1.0) paths; Data is left out when nil.
-type reply struct {
-	Ret  int    `json:"ret"`
-	Msg  string `json:"msg,omitempty"`
-	Data any    `json:"data,omitempty"`
-}
-
-// validCallback reports whether a JSONP callback name is safe to echo into a
-// script: identifiers, dots and brackets with digits, as JSONP SDKs generate
-// ("cb", "jQuery1102_123", "a.b[0]"), at most 128 bytes.
-func validCallback(cb string) bool {
-	if cb == "" || len(cb) > 128 {
-		return false
-	}
-	for i := 0; i < len(cb); i++ {
-		c := cb[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9',
-			c == '_', c == '$', c == '.', c == '[', c == ']':
-		default:
-			return false
-		}
-	}
-	return true
-}
-
 // writeReply writes rep as JSON, or as JSONP cb(...) when cb is not empty.
 // A callback with characters that do not belong in a function name is a
 // parameter error answered as plain JSON, so that nothing a caller sends
 // is echoed into a script.
-func writeReply(w http.ResponseWriter, log *slog.Logger, status int, cb string, rep reply) {
-	if cb != "" && !validCallback(cb) {
+func writeReply(w http.ResponseWriter, log *slog.Logger, status int, cb string, rep api.Reply) {
+	if cb != "" && !api.ValidCallback(cb) {
 		cb = ""
-		rep = reply{Ret: CodeParamErr, Msg: rep.Msg}
+		rep = api.Reply{Ret: api.CodeParamErr, Msg: rep.Msg}
 		status = http.StatusOK
 	}
-	body, err := json.Marshal(rep)
+	body, ctype, err := api.EncodeReply(rep, cb)
 	if err != nil {
 		// Only a Data value that cannot be marshalled gets here: a bug.
 		log.Error("marshal HTTP reply", "err", err)
-		body = []byte(fmt.Sprintf(`{"ret":%d}`, CodeInternalErr))
+		body, ctype, _ = api.EncodeReply(api.Reply{Ret: api.CodeInternalErr}, "")
 	}
-	h := w.Header()
-	if cb != "" {
-		h.Set("Content-Type", "application/javascript")
-		body = append(append([]byte(cb+"("), body...), ')')
-	} else {
-		h.Set("Content-Type", "application/json")
-	}
+	w.Header().Set("Content-Type", ctype)
 	w.WriteHeader(status)
 	w.Write(body)
 }
@@ -143,20 +101,20 @@ func endpoint(log *slog.Logger, methods []string, cbParam string, old bool, fn h
 		if cbParam != "" {
 			cb = r.URL.Query().Get(cbParam)
 		}
-		rep := reply{}
+		rep := api.Reply{}
 		if old {
 			rep.Msg = "ok"
 		}
 		if !slices.Contains(methods, r.Method) {
 			w.Header().Set("Allow", allow)
-			rep.Ret = CodeParamErr
+			rep.Ret = api.CodeParamErr
 			writeReply(w, log, http.StatusMethodNotAllowed, cb, rep)
 			return
 		}
 		data, err := fn(w, r)
 		if err != nil {
 			rep.Ret = codeOf(err)
-			if rep.Ret == CodeInternalErr {
+			if rep.Ret == api.CodeInternalErr {
 				log.Warn("request failed", "path", r.URL.Path, "err", err)
 			} else {
 				log.Debug("request refused", "path", r.URL.Path, "code", rep.Ret, "err", err)

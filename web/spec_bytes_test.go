@@ -2,10 +2,9 @@ package web
 
 import (
 	"encoding/json"
+	"gopush/api"
 	"regexp"
 	"testing"
-
-	"gopush/myrpc"
 )
 
 // TestAnswersExactBytes pins the answers of SPEC §3 byte for byte where the
@@ -42,7 +41,7 @@ func TestAnswersExactBytes(t *testing.T) {
 
 	// /1/msg/get: new-form messages, raw JSON in msg.
 	setFn(tw.msgs, func(_ string, _, reply any) error {
-		reply.(*myrpc.MessageGetResp).Msgs = []*myrpc.Message{{Msg: json.RawMessage(`{"a":1}`), MsgId: 17000000000000001}}
+		reply.(*api.MessageGetResp).Msgs = []*api.Message{{Msg: json.RawMessage(`{"a":1}`), MsgId: 17000000000000001}}
 		return nil
 	})
 	exact("/1/msg/get", get(t, tw.public.URL+"/1/msg/get?k=a&m=0"), js, `{"ret":0,"data":{"msgs":[{"msg":{"a":1},"mid":17000000000000001,"gid":0}]}}`)
@@ -55,7 +54,7 @@ func TestAnswersExactBytes(t *testing.T) {
 	}
 	exact("push/mprivate, nothing failed", mprivate(), js, `{"ret":0}`)
 	setFn(tw.comets["node-a"], func(_ string, _, reply any) error {
-		reply.(*myrpc.CometPushPrivatesResp).FKeys = []string{"k2"}
+		reply.(*api.CometPushPrivatesResp).FKeys = []string{"k2"}
 		return nil
 	})
 	exact("push/mprivate, k2 failed", mprivate(), js, `{"ret":0,"data":{"fk":["k2"]}}`)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"gopush/api"
 	"gopush/conf"
 	"gopush/internal/certs/certtest"
 )
@@ -37,8 +38,8 @@ func TestServerGetTLSAddresses(t *testing.T) {
 	}
 
 	plain := newTestWeb(t, map[string]int{"plain": 1}, []string{"plain"}, nil)
-	expectCode(t, get(t, plain.public.URL+"/1/server/get?k=a&p=3"), CodeNoNode)
-	expectCode(t, get(t, plain.public.URL+"/1/server/get?k=a&p=4"), CodeNoNode)
+	expectCode(t, get(t, plain.public.URL+"/1/server/get?k=a&p=3"), api.CodeNoNode)
+	expectCode(t, get(t, plain.public.URL+"/1/server/get?k=a&p=4"), api.CodeNoNode)
 }
 
 // With http.tls.bind and admin.tls.bind web serves both APIs over HTTPS

@@ -17,9 +17,10 @@ import (
 	"time"
 
 	"gopush/conf"
+	"gopush/gobrpc"
 	"gopush/internal/certs"
 	"gopush/internal/daemon"
-	"gopush/myrpc"
+	"gopush/membership"
 )
 
 // startWait bounds how long Start waits for the first comet view before it
@@ -35,8 +36,8 @@ type Web struct {
 
 	pubMids midClock // mids of push/all (http_room.go)
 
-	zk      *myrpc.ZK
-	pool    *myrpc.MessagePool
+	zk      *membership.ZK
+	pool    *gobrpc.MessagePool
 	servers []*http.Server // public and admin
 	lns     []net.Listener
 	pprof   *daemon.Pprof
@@ -134,7 +135,7 @@ func (w *Web) start() error {
 		return err
 	}
 
-	z, err := myrpc.DialZK(cfg.ZooKeeper.Addr, cfg.ZooKeeper.Timeout.D(), w.log)
+	z, err := membership.DialZK(cfg.ZooKeeper.Addr, cfg.ZooKeeper.Timeout.D(), w.log)
 	if err != nil {
 		return fmt.Errorf("zookeeper %v: %w", cfg.ZooKeeper.Addr, err)
 	}
@@ -143,11 +144,11 @@ func (w *Web) start() error {
 		if p == "/" {
 			continue
 		}
-		if err := myrpc.EnsurePath(z.Conn(), p); err != nil {
+		if err := membership.EnsurePath(z.Conn(), p); err != nil {
 			return fmt.Errorf("zookeeper: create %s: %w", p, err)
 		}
 	}
-	w.pool = myrpc.NewMessagePool(cfg.RPC.Ping.D(), cfg.RPC.Retry.D(), cfg.RPC.Timeout.D(), w.log)
+	w.pool = gobrpc.NewMessagePool(cfg.RPC.Ping.D(), cfg.RPC.Retry.D(), cfg.RPC.Timeout.D(), w.log)
 	w.msgs = w.pool
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -155,12 +156,12 @@ func (w *Web) start() error {
 	first := make(chan struct{})
 	var once sync.Once
 	w.goRun(func() {
-		myrpc.WatchComets(ctx, z, cfg.ZooKeeper.Comet.Path, w.log, func(v myrpc.CometView) {
+		membership.WatchComets(ctx, z, cfg.ZooKeeper.Comet.Path, w.log, func(v membership.CometView) {
 			w.cluster.update(v)
 			once.Do(func() { close(first) })
 		})
 	})
-	w.goRun(func() { myrpc.WatchMessages(ctx, z, cfg.ZooKeeper.Message.Path, w.log, w.pool.Update) })
+	w.goRun(func() { membership.WatchMessages(ctx, z, cfg.ZooKeeper.Message.Path, w.log, w.pool.Update) })
 	mig := newMigrator(w.log, z, cfg.ZooKeeper.Migrate.Path, w.cluster, cfg.RPC.Retry.D())
 	w.goRun(func() { mig.run(ctx) })
 	if cfg.Prune.Enable {

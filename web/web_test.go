@@ -20,25 +20,27 @@ import (
 
 	"go.uber.org/goleak"
 
+	"gopush/api"
 	"gopush/conf"
+	"gopush/gobrpc"
 	"gopush/internal/testenv"
 	"gopush/ketama"
-	"gopush/myrpc"
+	"gopush/membership"
 )
 
 // fakeComet is a CometRPC receiver that records what web asks of it.
 type fakeComet struct {
 	mu       sync.Mutex
-	pushed   []myrpc.CometPushPrivateArgs
-	mpushed  []myrpc.CometPushPrivatesArgs
+	pushed   []api.CometPushPrivateArgs
+	mpushed  []api.CometPushPrivatesArgs
 	migrates []map[string]int
-	tokens   []myrpc.CometNewArgs
+	tokens   []api.CometNewArgs
 	pings    int
 
 	failMigrates int // the next Migrate calls that fail
 }
 
-func (c *fakeComet) New(a *myrpc.CometNewArgs, r *int) error {
+func (c *fakeComet) New(a *api.CometNewArgs, r *int) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.tokens = append(c.tokens, *a)
@@ -47,21 +49,21 @@ func (c *fakeComet) New(a *myrpc.CometNewArgs, r *int) error {
 
 func (c *fakeComet) Close(key string, r *int) error { return nil }
 
-func (c *fakeComet) PushPrivate(a *myrpc.CometPushPrivateArgs, r *int) error {
+func (c *fakeComet) PushPrivate(a *api.CometPushPrivateArgs, r *int) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.pushed = append(c.pushed, *a)
 	return nil
 }
 
-func (c *fakeComet) PushPrivates(a *myrpc.CometPushPrivatesArgs, r *myrpc.CometPushPrivatesResp) error {
+func (c *fakeComet) PushPrivates(a *api.CometPushPrivatesArgs, r *api.CometPushPrivatesResp) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.mpushed = append(c.mpushed, *a)
 	return nil
 }
 
-func (c *fakeComet) Migrate(a *myrpc.CometMigrateArgs, r *int) error {
+func (c *fakeComet) Migrate(a *api.CometMigrateArgs, r *int) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.failMigrates > 0 {
@@ -105,12 +107,12 @@ func (c *fakeComet) pushedKeys() []string {
 // fakeMessage is a MessageRPC receiver holding messages in memory.
 type fakeMessage struct {
 	mu   sync.Mutex
-	msgs map[string][]*myrpc.Message
+	msgs map[string][]*api.Message
 }
 
 func (m *fakeMessage) Ping(_ int, r *int) error { return nil }
 
-func (m *fakeMessage) GetPrivate(a *myrpc.MessageGetPrivateArgs, r *myrpc.MessageGetResp) error {
+func (m *fakeMessage) GetPrivate(a *api.MessageGetPrivateArgs, r *api.MessageGetResp) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, msg := range m.msgs[a.Key] {
@@ -135,14 +137,14 @@ type testCluster struct {
 	cometPath string
 	msgPath   string
 	lockPath  string
-	z         *myrpc.ZK
+	z         *membership.ZK
 	zc        *zk.Conn // a plain connection to look at the tree
 }
 
 func newTestCluster(t *testing.T) *testCluster {
 	t.Helper()
 	root := testenv.ZKRoot(t)
-	z, err := myrpc.DialZK([]string{testenv.ZK(t)}, 10*time.Second, nil)
+	z, err := membership.DialZK([]string{testenv.ZK(t)}, 10*time.Second, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,9 +160,9 @@ func newTestCluster(t *testing.T) *testCluster {
 // instance is one fake comet process: its RPC server and registration.
 type instance struct {
 	comet *fakeComet
-	srv   *myrpc.Server
-	reg   *myrpc.Registration
-	data  myrpc.CometNodeData
+	srv   *gobrpc.Server
+	reg   *membership.Registration
+	data  api.CometNodeData
 }
 
 // kill makes the instance vanish as a SIGKILL would: its child goes away
@@ -174,14 +176,14 @@ func (i *instance) kill() {
 func (c *testCluster) addComet(node string, weight int) *instance {
 	c.t.Helper()
 	fc := &fakeComet{}
-	srv, err := myrpc.Serve(myrpc.CometService, fc, []string{"127.0.0.1:0"}, nil)
+	srv, err := gobrpc.Serve(api.CometService, fc, []string{"127.0.0.1:0"}, nil)
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	c.t.Cleanup(func() { srv.Close(context.Background()) })
-	data := myrpc.CometNodeData{RPC: srv.Addrs(), TCP: []string{"tcp-" + node + srv.Addrs()[0]}, WS: []string{"ws-" + node + srv.Addrs()[0]}, Weight: weight}
+	data := api.CometNodeData{RPC: srv.Addrs(), TCP: []string{"tcp-" + node + srv.Addrs()[0]}, WS: []string{"ws-" + node + srv.Addrs()[0]}, Weight: weight}
 	b, _ := json.Marshal(data)
-	reg, err := myrpc.Register(context.Background(), c.z, c.cometPath+"/"+node, b, nil)
+	reg, err := membership.Register(context.Background(), c.z, c.cometPath+"/"+node, b, nil)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -213,8 +215,8 @@ func (c *testCluster) addHungComet(node string) {
 			conns = append(conns, conn) // accepted, never answered
 		}
 	}()
-	data, _ := json.Marshal(myrpc.CometNodeData{RPC: []string{hung.Addr().String()}, TCP: []string{"tcp-hung"}, Weight: 1})
-	reg, err := myrpc.Register(context.Background(), c.z, c.cometPath+"/"+node, data, nil)
+	data, _ := json.Marshal(api.CometNodeData{RPC: []string{hung.Addr().String()}, TCP: []string{"tcp-hung"}, Weight: 1})
+	reg, err := membership.Register(context.Background(), c.z, c.cometPath+"/"+node, data, nil)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -224,14 +226,14 @@ func (c *testCluster) addHungComet(node string) {
 // addMessage serves a fake message node and registers it.
 func (c *testCluster) addMessage() *fakeMessage {
 	c.t.Helper()
-	fm := &fakeMessage{msgs: map[string][]*myrpc.Message{}}
-	srv, err := myrpc.Serve(myrpc.MessageService, fm, []string{"127.0.0.1:0"}, nil)
+	fm := &fakeMessage{msgs: map[string][]*api.Message{}}
+	srv, err := gobrpc.Serve(api.MessageService, fm, []string{"127.0.0.1:0"}, nil)
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	c.t.Cleanup(func() { srv.Close(context.Background()) })
-	b, _ := json.Marshal(myrpc.MessageNodeData{RPC: srv.Addrs(), Weight: 1})
-	reg, err := myrpc.Register(context.Background(), c.z, c.msgPath, b, nil)
+	b, _ := json.Marshal(api.MessageNodeData{RPC: srv.Addrs(), Weight: 1})
+	reg, err := membership.Register(context.Background(), c.z, c.msgPath, b, nil)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -309,7 +311,7 @@ func TestWebClusterRoutesPushesAndMigrates(t *testing.T) {
 	a := c.addComet("node-a", 1)
 	b := c.addComet("node-b", 2)
 	fm := c.addMessage()
-	fm.msgs["offline-key"] = []*myrpc.Message{{Msg: json.RawMessage(`{"x":1}`), MsgId: 5}, {Msg: json.RawMessage(`{"x":2}`), MsgId: 9}}
+	fm.msgs["offline-key"] = []*api.Message{{Msg: json.RawMessage(`{"x":1}`), MsgId: 5}, {Msg: json.RawMessage(`{"x":2}`), MsgId: 9}}
 	w := c.startWeb(nil)
 	want := map[string]int{"node-a": 1, "node-b": 2}
 	for _, inst := range []*instance{a, b} {
@@ -332,9 +334,9 @@ func TestWebClusterRoutesPushesAndMigrates(t *testing.T) {
 		}
 	}
 	admin := "http://" + w.AdminAddrs()[0]
-	expectCode(t, post(t, admin+"/1/admin/push/private?expire=0&key="+keys[0], `{"n":1}`), CodeOK)
+	expectCode(t, post(t, admin+"/1/admin/push/private?expire=0&key="+keys[0], `{"n":1}`), api.CodeOK)
 	body, _ := json.Marshal(map[string]string{"m": `{"n":2}`, "k": strings.Join(keys[1:], ",")})
-	expectCode(t, post(t, admin+"/1/admin/push/mprivate?expire=10", string(body)), CodeOK)
+	expectCode(t, post(t, admin+"/1/admin/push/mprivate?expire=10", string(body)), api.CodeOK)
 	for _, node := range []string{"node-a", "node-b"} {
 		var wantKeys []string
 		for _, k := range keys {
@@ -354,11 +356,11 @@ func TestWebClusterRoutesPushesAndMigrates(t *testing.T) {
 		return get(t, "http://"+w.HTTPAddrs()[0]+"/1/msg/get?k=offline-key&m=5").body ==
 			`{"ret":0,"data":{"msgs":[{"msg":{"x":2},"mid":9,"gid":0}]}}`
 	})
-	expectCode(t, post(t, admin+"/1/admin/msg/del", "key=offline-key"), CodeOK)
+	expectCode(t, post(t, admin+"/1/admin/msg/del", "key=offline-key"), api.CodeOK)
 	if a := get(t, "http://"+w.HTTPAddrs()[0]+"/1/msg/get?k=offline-key"); a.body != `{"ret":0}` {
 		t.Fatalf("after del: %s", a.body)
 	}
-	expectCode(t, get(t, admin+"/1/token/add?k="+keys[0]+"&t=tok"), CodeOK)
+	expectCode(t, get(t, admin+"/1/token/add?k="+keys[0]+"&t=tok"), api.CodeOK)
 	if n := len(byNode[ring.Get(keys[0])].comet.tokens); n != 1 {
 		t.Fatalf("token calls: %d", n)
 	}
@@ -473,12 +475,12 @@ func TestWebPrunesCometThatStopsAnswering(t *testing.T) {
 		if took := time.Since(start); took > 5*time.Second {
 			t.Fatalf("push to a hung comet took %v", took)
 		}
-		if code := a.ret(t); code != CodeInternalErr && code != CodeNoNode {
+		if code := a.ret(t); code != api.CodeInternalErr && code != api.CodeNoNode {
 			t.Fatalf("push to a hung comet: %s", a.body)
 		}
 		body, _ := json.Marshal(map[string]string{"m": `{}`, "k": keyH + "," + keyA})
 		a = post(t, "http://"+w.AdminAddrs()[0]+"/1/admin/push/mprivate?expire=0", string(body))
-		if a.ret(t) != CodeOK || !strings.Contains(a.body, `"fk":["`+keyH+`"]`) {
+		if a.ret(t) != api.CodeOK || !strings.Contains(a.body, `"fk":["`+keyH+`"]`) {
 			t.Fatalf("mprivate with a hung comet: %s", a.body)
 		}
 	}
@@ -492,7 +494,7 @@ func TestWebSecondWebLeavesBroadcastToLockHolder(t *testing.T) {
 	t.Parallel()
 	c := newTestCluster(t)
 	// Another web holds the lock.
-	if err := myrpc.EnsurePath(c.zc, c.root+"/locks"); err != nil {
+	if err := membership.EnsurePath(c.zc, c.root+"/locks"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.zc.Create(c.lockPath, []byte("1"), zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); err != nil {
@@ -542,7 +544,7 @@ type slowMessage struct {
 
 func (m *slowMessage) Ping(_ int, r *int) error { return nil }
 
-func (m *slowMessage) GetPrivate(a *myrpc.MessageGetPrivateArgs, r *myrpc.MessageGetResp) error {
+func (m *slowMessage) GetPrivate(a *api.MessageGetPrivateArgs, r *api.MessageGetResp) error {
 	m.entered <- struct{}{}
 	<-m.release
 	return nil
@@ -552,13 +554,13 @@ func TestWebCloseFinishesInFlightRequests(t *testing.T) {
 	t.Parallel()
 	c := newTestCluster(t)
 	sm := &slowMessage{entered: make(chan struct{}, 10), release: make(chan struct{})}
-	srv, err := myrpc.Serve(myrpc.MessageService, sm, []string{"127.0.0.1:0"}, nil)
+	srv, err := gobrpc.Serve(api.MessageService, sm, []string{"127.0.0.1:0"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Close(context.Background())
-	b, _ := json.Marshal(myrpc.MessageNodeData{RPC: srv.Addrs(), Weight: 1})
-	reg, err := myrpc.Register(context.Background(), c.z, c.msgPath, b, nil)
+	b, _ := json.Marshal(api.MessageNodeData{RPC: srv.Addrs(), Weight: 1})
+	reg, err := membership.Register(context.Background(), c.z, c.msgPath, b, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -574,7 +576,7 @@ func TestWebCloseFinishesInFlightRequests(t *testing.T) {
 			<-res
 			return true
 		case a := <-res:
-			return a.ret(t) == CodeOK
+			return a.ret(t) == api.CodeOK
 		}
 	})
 	res := make(chan answer, 1)
@@ -652,14 +654,14 @@ func TestWebWithoutMessageNode(t *testing.T) {
 	c := newTestCluster(t)
 	w := c.startWeb(nil)
 	start := time.Now()
-	expectCode(t, get(t, "http://"+w.HTTPAddrs()[0]+"/1/msg/get?k=a&m=0"), CodeInternalErr)
-	expectCode(t, post(t, "http://"+w.AdminAddrs()[0]+"/1/admin/msg/del", "key=a"), CodeInternalErr)
+	expectCode(t, get(t, "http://"+w.HTTPAddrs()[0]+"/1/msg/get?k=a&m=0"), api.CodeInternalErr)
+	expectCode(t, post(t, "http://"+w.AdminAddrs()[0]+"/1/admin/msg/del", "key=a"), api.CodeInternalErr)
 	if took := time.Since(start); took > 5*time.Second {
 		t.Fatalf("took %v", took)
 	}
 	// No comet either: 1001 for routing and pushes.
-	expectCode(t, get(t, "http://"+w.HTTPAddrs()[0]+"/1/server/get?k=a&p=1"), CodeNoNode)
-	expectCode(t, post(t, "http://"+w.AdminAddrs()[0]+"/1/admin/push/private?key=a&expire=0", "{}"), CodeNoNode)
+	expectCode(t, get(t, "http://"+w.HTTPAddrs()[0]+"/1/server/get?k=a&p=1"), api.CodeNoNode)
+	expectCode(t, post(t, "http://"+w.AdminAddrs()[0]+"/1/admin/push/private?key=a&expire=0", "{}"), api.CodeNoNode)
 	body := `{"m":"{}","k":"a,b"}`
 	if a := post(t, "http://"+w.AdminAddrs()[0]+"/1/admin/push/mprivate?expire=0", body); a.body != `{"ret":0,"data":{"fk":["a","b"]}}` {
 		t.Fatalf("mprivate with no comet: %s", a.body)

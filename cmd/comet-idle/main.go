@@ -23,6 +23,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"gopush/api"
+	"gopush/gobrpc"
 	"io"
 	"net"
 	"net/http"
@@ -35,8 +37,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-
-	"gopush/myrpc"
 )
 
 func main() {
@@ -144,12 +144,12 @@ func run() error {
 	for i := range keys {
 		keys[i] = prefix + strconv.Itoa(i)
 	}
-	rc := myrpc.NewClient(o.rpc, time.Minute)
+	rc := gobrpc.NewClient(o.rpc, time.Minute)
 	defer rc.Close()
-	var resp myrpc.CometPushPrivatesResp
+	var resp api.CometPushPrivatesResp
 	t0 := time.Now()
-	err = rc.Call(context.Background(), myrpc.CometPushPrivates,
-		&myrpc.CometPushPrivatesArgs{Keys: keys, Msg: json.RawMessage(`{"probe":1}`), Expire: 0}, &resp)
+	err = rc.Call(context.Background(), api.CometPushPrivates,
+		&api.CometPushPrivatesArgs{Keys: keys, Msg: json.RawMessage(`{"probe":1}`), Expire: 0}, &resp)
 	callTime := time.Since(t0)
 	if err != nil {
 		return fmt.Errorf("PushPrivates: %w", err)

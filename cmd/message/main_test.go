@@ -8,8 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"gopush/api"
+	"gopush/gobrpc"
 	"gopush/internal/testenv"
-	"gopush/myrpc"
 )
 
 // TestBadConfigExits2: a bad configuration is one line on stderr naming
@@ -68,30 +69,30 @@ path = %q
 	if err != nil {
 		t.Fatal(err)
 	}
-	var data myrpc.MessageNodeData
+	var data api.MessageNodeData
 	if err := json.Unmarshal(raw, &data); err != nil || len(data.RPC) != 1 || data.RPC[0] != rpcAddr || data.Weight != 2 {
 		t.Errorf("node data %s (%v), want rpc [%s] weight 2", raw, err, rpcAddr)
 	}
 
-	c := myrpc.NewClient(rpcAddr, 10*time.Second)
+	c := gobrpc.NewClient(rpcAddr, 10*time.Second)
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	key := testenv.Unique(t)
 	mid := time.Now().UnixNano() / 100
 	var ok int
-	if err := c.Call(ctx, myrpc.MessageSavePrivate, &myrpc.MessageSavePrivateArgs{
+	if err := c.Call(ctx, api.MessageSavePrivate, &api.MessageSavePrivateArgs{
 		Key: key, Msg: json.RawMessage(`{"hi":1}`), MsgId: mid, Expire: 60}, &ok); err != nil {
 		t.Fatal(err)
 	}
-	var resp myrpc.MessageGetResp
-	if err := c.Call(ctx, myrpc.MessageGetPrivate, &myrpc.MessageGetPrivateArgs{Key: key}, &resp); err != nil {
+	var resp api.MessageGetResp
+	if err := c.Call(ctx, api.MessageGetPrivate, &api.MessageGetPrivateArgs{Key: key}, &resp); err != nil {
 		t.Fatal(err)
 	}
 	if len(resp.Msgs) != 1 || resp.Msgs[0].MsgId != mid || string(resp.Msgs[0].Msg) != `{"hi":1}` {
 		t.Errorf("GetPrivate: %+v, want the saved message", resp.Msgs)
 	}
-	if err := c.Call(ctx, myrpc.MessageDelPrivate, key, &ok); err != nil {
+	if err := c.Call(ctx, api.MessageDelPrivate, key, &ok); err != nil {
 		t.Fatal(err)
 	}
 

@@ -1,10 +1,11 @@
-package myrpc
+package membership
 
 import (
 	"context"
 	"testing"
 	"time"
 
+	"gopush/api"
 	"gopush/internal/testenv"
 )
 
@@ -73,7 +74,7 @@ func TestLongDisconnectionRegistersAgain(t *testing.T) {
 	other := dialTestZK(t)
 
 	reg := register(t, z, root, []byte(`{"rpc":["127.0.0.1:401"],"weight":1}`))
-	var rec recorder[[]MessageNode]
+	var rec recorder[[]api.MessageNode]
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan struct{})
 	go func() { defer close(stopped); WatchMessages(ctx, z, root, testLog(t), rec.set) }()

@@ -1,4 +1,4 @@
-package myrpc
+package membership
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"gopush/api"
 	"gopush/internal/testenv"
 
 	"github.com/go-zookeeper/zk"
@@ -35,7 +36,7 @@ func (r *recorder[T]) get() (T, int) {
 }
 
 func cometData(weight int, rpcAddr string) []byte {
-	b, _ := json.Marshal(CometNodeData{RPC: []string{rpcAddr}, TCP: []string{"127.0.0.1:1"}, WS: []string{"127.0.0.1:2"}, Weight: weight})
+	b, _ := json.Marshal(api.CometNodeData{RPC: []string{rpcAddr}, TCP: []string{"127.0.0.1:1"}, WS: []string{"127.0.0.1:2"}, Weight: weight})
 	return b
 }
 
@@ -181,7 +182,7 @@ func TestWatchMessages(t *testing.T) {
 	watcherZK := dialTestZK(t)
 	proc := dialTestZK(t)
 
-	var rec recorder[[]MessageNode]
+	var rec recorder[[]api.MessageNode]
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan struct{})
 	go func() {
@@ -189,16 +190,16 @@ func TestWatchMessages(t *testing.T) {
 		WatchMessages(ctx, watcherZK, root, testLog(t), rec.set)
 	}()
 	defer func() { cancel(); <-stopped }()
-	weights := func(nodes []MessageNode) []int {
+	weights := func(nodes []api.MessageNode) []int {
 		var ws []int
 		for _, n := range nodes {
 			ws = append(ws, n.Data.Weight)
 		}
 		return ws
 	}
-	until := func(what string, want ...int) []MessageNode {
+	until := func(what string, want ...int) []api.MessageNode {
 		t.Helper()
-		var nodes []MessageNode
+		var nodes []api.MessageNode
 		waitFor(t, what, func() bool {
 			var n int
 			nodes, n = rec.get()
@@ -209,7 +210,7 @@ func TestWatchMessages(t *testing.T) {
 	until("empty list")
 
 	msgData := func(w int, addr string) []byte {
-		b, _ := json.Marshal(MessageNodeData{RPC: []string{addr}, Weight: w})
+		b, _ := json.Marshal(api.MessageNodeData{RPC: []string{addr}, Weight: w})
 		return b
 	}
 	m1 := register(t, proc, root, msgData(1, "127.0.0.1:201"))

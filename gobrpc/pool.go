@@ -1,9 +1,10 @@
-package myrpc
+package gobrpc
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"gopush/api"
 	"log/slog"
 	"math/rand/v2"
 	"sort"
@@ -14,7 +15,7 @@ import (
 
 // ErrNoMessageNode is returned by MessagePool.Call when no message node is
 // live.
-var ErrNoMessageNode = errors.New("myrpc: no live message node")
+var ErrNoMessageNode = errors.New("gobrpc: no live message node")
 
 // MessagePool is the weighted set of message nodes that comet and web call
 // (SPEC §6). Calls pick a live node at random in proportion to its weight;
@@ -130,7 +131,7 @@ func NewMessagePool(ping, retry, timeout time.Duration, log *slog.Logger) *Messa
 // their first RPC address; nodes that stay keep their connection (and
 // health), new ones start live, missing ones are closed. Nodes without an
 // RPC address or with a weight below 1 are ignored.
-func (p *MessagePool) Update(nodes []MessageNode) {
+func (p *MessagePool) Update(nodes []api.MessageNode) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -228,7 +229,7 @@ func (p *MessagePool) health(n *poolNode) {
 		case <-t.C:
 		}
 		var reply int
-		err := n.client.Call(n.ctx, MessagePing, 0, &reply)
+		err := n.client.Call(n.ctx, api.MessagePing, 0, &reply)
 		if n.ctx.Err() != nil {
 			return
 		}

@@ -1,4 +1,4 @@
-package myrpc
+package gobrpc
 
 import (
 	"context"
@@ -14,11 +14,11 @@ import (
 )
 
 // ErrClientClosed is returned by Call after Close.
-var ErrClientClosed = errors.New("myrpc: client closed")
+var ErrClientClosed = errors.New("gobrpc: client closed")
 
 // ErrTimeout is returned (wrapped) when a call gets no answer before its
 // deadline. The call may or may not have run on the peer.
-var ErrTimeout = errors.New("myrpc: call timed out")
+var ErrTimeout = errors.New("gobrpc: call timed out")
 
 // Client is one net/rpc (gob) connection to one peer. It dials lazily, at
 // most once per call, and drops the connection when it breaks so that the
@@ -69,7 +69,7 @@ func (c *Client) Call(ctx context.Context, method string, args, reply any) error
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	if err := c.call(ctx, method, args, reply); err != nil {
-		return fmt.Errorf("myrpc: %s on %s: %w", method, c.addr, err)
+		return fmt.Errorf("gobrpc: %s on %s: %w", method, c.addr, err)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package myrpc
+package membership
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"gopush/api"
 	"gopush/internal/testenv"
 
 	"github.com/go-zookeeper/zk"
@@ -184,7 +185,7 @@ func TestZKCloseRemovesEphemeralAtOnce(t *testing.T) {
 	// Watchers whose owner forgets to cancel them stop with the session.
 	stopped := make(chan struct{}, 2)
 	go func() {
-		WatchMessages(context.Background(), z, root, nil, func([]MessageNode) {})
+		WatchMessages(context.Background(), z, root, nil, func([]api.MessageNode) {})
 		stopped <- struct{}{}
 	}()
 	go func() { WatchComets(context.Background(), z, root, nil, func(CometView) {}); stopped <- struct{}{} }()

@@ -1,4 +1,4 @@
-package myrpc
+package gobrpc
 
 import (
 	"context"
@@ -15,8 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 )
-
-var errServerClosing = errors.New("myrpc: server closing")
 
 // maxIdleWorkers bounds how many handler goroutines of one connection wait
 // for work between requests. More run while more calls are in flight; the
@@ -41,33 +39,31 @@ type Server struct {
 	lns     []net.Listener
 	wg      sync.WaitGroup // accept loops, connection readers and workers
 
-	mu       sync.Mutex
-	conns    map[net.Conn]struct{}
-	closing  bool
-	inflight int           // requests read and not yet answered
-	idle     chan struct{} // closed when inflight drops to 0 during Close
+	mu      sync.Mutex
+	conns   map[net.Conn]*connState
+	closing bool // set by Close: no new connection or request is taken
 }
 
-// Serve registers rcvr under the service name (e.g. CometService) and
+// Serve registers rcvr under the service name (e.g. api.CometService) and
 // serves it on every address of binds. It fails, listening on nothing, if
 // any address cannot be listened on or rcvr has no RPC method.
 func Serve(name string, rcvr any, binds []string, log *slog.Logger) (*Server, error) {
 	if len(binds) == 0 {
-		return nil, fmt.Errorf("myrpc: serve %s: no bind address", name)
+		return nil, fmt.Errorf("gobrpc: serve %s: no bind address", name)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	methods, err := rpcMethods(rcvr)
 	if err != nil {
-		return nil, fmt.Errorf("myrpc: serve %s: %w", name, err)
+		return nil, fmt.Errorf("gobrpc: serve %s: %w", name, err)
 	}
 	s := &Server{
 		name:    name,
 		log:     log.With("rpc", name),
 		rcvr:    reflect.ValueOf(rcvr),
 		methods: methods,
-		conns:   make(map[net.Conn]struct{}),
+		conns:   make(map[net.Conn]*connState),
 	}
 	for _, addr := range binds {
 		ln, err := net.Listen("tcp", addr)
@@ -75,7 +71,7 @@ func Serve(name string, rcvr any, binds []string, log *slog.Logger) (*Server, er
 			for _, l := range s.lns {
 				l.Close()
 			}
-			return nil, fmt.Errorf("myrpc: serve %s on %s: %w", name, addr, err)
+			return nil, fmt.Errorf("gobrpc: serve %s on %s: %w", name, addr, err)
 		}
 		s.lns = append(s.lns, ln)
 	}
@@ -118,10 +114,11 @@ func (s *Server) accept(ln net.Listener) {
 			conn.Close()
 			return
 		}
-		s.conns[conn] = struct{}{}
+		cs := &connState{codec: newServerCodec(conn), work: make(chan *call), quit: make(chan struct{})}
+		s.conns[conn] = cs
 		s.wg.Add(1)
 		s.mu.Unlock()
-		go s.serveConn(conn)
+		go s.serveConn(conn, cs)
 	}
 }
 
@@ -139,7 +136,7 @@ type connState struct {
 	codec   *serverCodec
 	sending sync.Mutex     // one response written at a time
 	queued  atomic.Int32   // responses waiting for sending or being written
-	calls   sync.WaitGroup // calls dispatched and not yet answered
+	calls   sync.WaitGroup // requests read and not yet answered
 	work    chan *call     // unbuffered: a send succeeds only to a waiting worker
 	quit    chan struct{}  // closed when the connection ends: waiting workers end
 	parked  atomic.Int32   // workers waiting on work
@@ -148,33 +145,41 @@ type connState struct {
 // invalidRequest is the body of an error response, as in net/rpc.
 var invalidRequest = struct{}{}
 
-// serveConn reads requests off conn and hands each to a worker, like
-// net/rpc's ServeCodec. It returns once the connection ends and every
-// request read on it has been answered; it closes the connection.
-func (s *Server) serveConn(conn net.Conn) {
+// serveConn reads requests off conn and hands each to a worker. It
+// returns once the connection ends (or the server closes) and every request
+// read on it has been answered; it closes the connection.
+func (s *Server) serveConn(conn net.Conn, cs *connState) {
 	defer s.wg.Done()
-	cs := &connState{codec: newServerCodec(s, conn), work: make(chan *call), quit: make(chan struct{})}
 	for {
 		c := &call{conn: cs}
-		err := cs.codec.ReadRequestHeader(&c.req)
+		err := cs.codec.readRequestHeader(&c.req)
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, errServerClosing) {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				s.log.Debug("rpc: cannot decode request", "remote", conn.RemoteAddr().String(), "err", err)
 			}
 			break
 		}
-		// The header was read: from here on exactly one response answers
-		// it (that ends the request in the Server's count).
+		// Closing: this request will not run. Dropping the connection
+		// tells the client so (it may retry elsewhere).
+		s.mu.Lock()
+		closing := s.closing
+		if !closing {
+			cs.calls.Add(1) // answered exactly once, by run or below
+		}
+		s.mu.Unlock()
+		if closing {
+			break
+		}
 		if err := s.readBody(c); err != nil {
 			s.respond(c, invalidRequest, err.Error())
+			cs.calls.Done()
 			continue
 		}
-		cs.calls.Add(1)
 		s.dispatch(c)
 	}
 	cs.calls.Wait()
 	close(cs.quit)
-	cs.codec.Close()
+	cs.codec.close()
 	s.mu.Lock()
 	delete(s.conns, conn)
 	s.mu.Unlock()
@@ -188,16 +193,16 @@ func (s *Server) readBody(c *call) error {
 	sm := c.req.ServiceMethod
 	dot := strings.LastIndex(sm, ".")
 	if dot < 0 {
-		codec.ReadRequestBody(nil)
+		codec.readRequestBody(nil)
 		return errors.New("rpc: service/method request ill-formed: " + sm)
 	}
 	if sm[:dot] != s.name {
-		codec.ReadRequestBody(nil)
+		codec.readRequestBody(nil)
 		return errors.New("rpc: can't find service " + sm)
 	}
 	m := s.methods[sm[dot+1:]]
 	if m == nil {
-		codec.ReadRequestBody(nil)
+		codec.readRequestBody(nil)
 		return errors.New("rpc: can't find method " + sm)
 	}
 	c.m = m
@@ -209,7 +214,7 @@ func (s *Server) readBody(c *call) error {
 		argp = reflect.New(m.argType)
 		c.argv = argp.Elem()
 	}
-	if err := codec.ReadRequestBody(argp.Interface()); err != nil {
+	if err := codec.readRequestBody(argp.Interface()); err != nil {
 		return err
 	}
 	c.replyv = reflect.New(m.replyType.Elem())
@@ -271,7 +276,7 @@ func (s *Server) invoke(c *call) (errmsg string) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("rpc handler panicked", "method", c.req.ServiceMethod, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			errmsg = fmt.Sprintf("myrpc: %s panicked: %v", c.req.ServiceMethod, r)
+			errmsg = fmt.Sprintf("gobrpc: %s panicked: %v", c.req.ServiceMethod, r)
 		}
 	}()
 	out := c.m.fn.Call([]reflect.Value{s.rcvr, c.argv, c.replyv})
@@ -280,7 +285,7 @@ func (s *Server) invoke(c *call) (errmsg string) {
 		if errmsg == "" {
 			// net/rpc would send no error; the caller would then decode
 			// an empty body as its reply. Say something instead.
-			errmsg = "myrpc: " + c.req.ServiceMethod + " failed"
+			errmsg = "gobrpc: " + c.req.ServiceMethod + " failed"
 		}
 	}
 	return errmsg
@@ -302,28 +307,6 @@ func (s *Server) respond(c *call, reply any, errmsg string) {
 	}
 }
 
-// begin counts one request in; false when the server is closing.
-func (s *Server) begin() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
-	}
-	s.inflight++
-	return true
-}
-
-// end counts one request out.
-func (s *Server) end() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.inflight--
-	if s.inflight == 0 && s.idle != nil {
-		close(s.idle)
-		s.idle = nil
-	}
-}
-
 // Close stops accepting connections and new requests, waits until the
 // requests in flight are answered or ctx ends, then closes every connection
 // and waits for its goroutines (again bounded by ctx). It returns ctx's
@@ -335,24 +318,29 @@ func (s *Server) Close(ctx context.Context) error {
 		return nil
 	}
 	s.closing = true
-	var idle chan struct{}
-	if s.inflight > 0 {
-		idle = make(chan struct{})
-		s.idle = idle
+	states := make([]*connState, 0, len(s.conns))
+	for _, cs := range s.conns {
+		states = append(states, cs)
 	}
 	s.mu.Unlock()
 
 	for _, ln := range s.lns {
 		ln.Close()
 	}
-	var err error
-	if idle != nil {
-		select {
-		case <-idle:
-		case <-ctx.Done():
-			err = ctx.Err()
-			s.log.Warn("rpc close: requests still running", "err", err)
+	// No request is counted in after closing is set, so these waits end.
+	answered := make(chan struct{})
+	go func() {
+		for _, cs := range states {
+			cs.calls.Wait()
 		}
+		close(answered)
+	}()
+	var err error
+	select {
+	case <-answered:
+	case <-ctx.Done():
+		err = ctx.Err()
+		s.log.Warn("rpc close: requests still running", "err", err)
 	}
 
 	s.mu.Lock()

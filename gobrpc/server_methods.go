@@ -1,4 +1,4 @@
-package myrpc
+package gobrpc
 
 import (
 	"errors"

@@ -1,4 +1,4 @@
-package myrpc
+package gobrpc
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"gopush/api"
 	"gopush/internal/testenv"
 )
 
@@ -38,7 +39,7 @@ func (s *testSvc) Ping(args int, reply *int) error {
 	s.mu.Lock()
 	s.calls++
 	s.mu.Unlock()
-	*reply = OK
+	*reply = api.OK
 	return nil
 }
 

@@ -1,22 +1,17 @@
-package myrpc
+package membership
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"gopush/api"
 	"log/slog"
 	"reflect"
 
 	"github.com/go-zookeeper/zk"
 )
 
-// MessageNode is one message process registered under <message.path>.
-type MessageNode struct {
-	Child string // its ephemeral child, e.g. "0000000003"
-	Data  MessageNodeData
-}
-
-func checkMessageData(d *MessageNodeData) error {
+func checkMessageData(d *api.MessageNodeData) error {
 	if d.Weight <= 0 {
 		return fmt.Errorf("weight %d: must be positive", d.Weight)
 	}
@@ -32,16 +27,16 @@ func checkMessageData(d *MessageNodeData) error {
 // missing path is an empty list. It blocks until ctx ends; on errors it
 // backs off and retries. fn runs on the watcher's goroutine, should return
 // quickly, and must not modify the slice.
-func WatchMessages(ctx context.Context, z *ZK, path string, log *slog.Logger, fn func([]MessageNode)) {
+func WatchMessages(ctx context.Context, z *ZK, path string, log *slog.Logger, fn func([]api.MessageNode)) {
 	ctx, stop, log, ok := z.startWatch(ctx, path, log, "message")
 	if !ok {
 		return
 	}
 	defer stop()
 	conn := z.Conn()
-	cache := newDataCache[MessageNodeData]()
+	cache := newDataCache[api.MessageNodeData]()
 	var (
-		published []MessageNode
+		published []api.MessageNode
 		first     = true
 		bo        backoff
 	)
@@ -55,13 +50,13 @@ func WatchMessages(ctx context.Context, z *ZK, path string, log *slog.Logger, fn
 			}
 			children = nil
 		}
-		var nodes []MessageNode
+		var nodes []api.MessageNode
 		if err == nil {
 			var names []string
-			var datas []MessageNodeData
+			var datas []api.MessageNodeData
 			names, datas, err = cache.read(conn, path, sortedCopy(children), checkMessageData, log)
 			for i := range names {
-				nodes = append(nodes, MessageNode{Child: names[i], Data: datas[i]})
+				nodes = append(nodes, api.MessageNode{Child: names[i], Data: datas[i]})
 			}
 		}
 		if err != nil {
@@ -90,7 +85,7 @@ func WatchMessages(ctx context.Context, z *ZK, path string, log *slog.Logger, fn
 		}
 		log.Debug("message watcher event", "type", ev.Type.String(), "err", ev.Err)
 		if ev.Type == zk.EventNotWatching {
-			cache = newDataCache[MessageNodeData]()
+			cache = newDataCache[api.MessageNodeData]()
 			if !bo.sleep(ctx) {
 				return
 			}

@@ -1,4 +1,4 @@
-package myrpc
+package membership
 
 import (
 	"bytes"
@@ -84,7 +84,7 @@ func (r *Registration) Close() error {
 		}
 		err := r.z.conn.Delete(path, -1)
 		if err != nil && !errors.Is(err, zk.ErrNoNode) {
-			r.closeErr = fmt.Errorf("myrpc: delete %s: %w", path, err)
+			r.closeErr = fmt.Errorf("membership: delete %s: %w", path, err)
 			return
 		}
 		r.log.Info("unregistered from zookeeper", "zk_path", path)
@@ -163,15 +163,15 @@ func (r *Registration) create(ctx context.Context, again bool) (string, error) {
 			return path, nil
 		}
 		if errors.Is(err, zk.ErrInvalidPath) || errors.Is(err, zk.ErrBadArguments) || errors.Is(err, zk.ErrNoAuth) || errors.Is(err, zk.ErrInvalidACL) {
-			return "", fmt.Errorf("myrpc: register under %s: %w", r.parent, err)
+			return "", fmt.Errorf("membership: register under %s: %w", r.parent, err)
 		}
 		if r.z.closing.Load() {
-			return "", fmt.Errorf("myrpc: register under %s: zookeeper session closed", r.parent)
+			return "", fmt.Errorf("membership: register under %s: zookeeper session closed", r.parent)
 		}
 		ambiguous = ambiguous || errors.Is(err, zk.ErrConnectionClosed) || errors.Is(err, zk.ErrSessionExpired) || errors.Is(err, zk.ErrSessionMoved)
 		r.log.Warn("zookeeper registration failed; retrying", "err", err, "retry_in", backoff)
 		if !sleepCtx(ctx, backoff) {
-			return "", fmt.Errorf("myrpc: register under %s: %w (last error: %v)", r.parent, ctx.Err(), err)
+			return "", fmt.Errorf("membership: register under %s: %w (last error: %v)", r.parent, ctx.Err(), err)
 		}
 		backoff = min(2*backoff, maxBackoff)
 	}

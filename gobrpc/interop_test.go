@@ -1,8 +1,9 @@
-package myrpc
+package gobrpc
 
 import (
 	"context"
 	"encoding/json"
+	"gopush/api"
 	"net"
 	"net/rpc"
 	"sync"
@@ -114,27 +115,27 @@ func TestClientTalksToStockNetRPCServer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var r int
-	if err := c.Call(ctx, MessagePing, 0, &r); err != nil {
+	if err := c.Call(ctx, api.MessagePing, 0, &r); err != nil {
 		t.Fatalf("Ping: %v", err)
 	}
-	if err := c.Call(ctx, MessageSavePrivate, &MessageSavePrivateArgs{Key: "a", Msg: json.RawMessage(`{"n":1}`), MsgId: 17000000000000001, Expire: 60}, &r); err != nil {
+	if err := c.Call(ctx, api.MessageSavePrivate, &api.MessageSavePrivateArgs{Key: "a", Msg: json.RawMessage(`{"n":1}`), MsgId: 17000000000000001, Expire: 60}, &r); err != nil {
 		t.Fatalf("SavePrivate: %v", err)
 	}
-	var fk MessageSavePrivatesResp
-	if err := c.Call(ctx, MessageSavePrivates, &MessageSavePrivatesArgs{Keys: []string{"a", "bad"}, Msg: json.RawMessage(`[2]`), MsgId: 17000000000000002, Expire: 60}, &fk); err != nil {
+	var fk api.MessageSavePrivatesResp
+	if err := c.Call(ctx, api.MessageSavePrivates, &api.MessageSavePrivatesArgs{Keys: []string{"a", "bad"}, Msg: json.RawMessage(`[2]`), MsgId: 17000000000000002, Expire: 60}, &fk); err != nil {
 		t.Fatalf("SavePrivates: %v", err)
 	}
 	if len(fk.FKeys) != 1 || fk.FKeys[0] != "bad" {
 		t.Fatalf("SavePrivates: FKeys %v, want [bad]", fk.FKeys)
 	}
-	var got MessageGetResp
-	if err := c.Call(ctx, MessageGetPrivate, &MessageGetPrivateArgs{Key: "a", MsgId: 17000000000000001}, &got); err != nil {
+	var got api.MessageGetResp
+	if err := c.Call(ctx, api.MessageGetPrivate, &api.MessageGetPrivateArgs{Key: "a", MsgId: 17000000000000001}, &got); err != nil {
 		t.Fatalf("GetPrivate: %v", err)
 	}
 	if len(got.Msgs) != 1 || got.Msgs[0].MsgId != 17000000000000002 || string(got.Msgs[0].Msg) != `[2]` {
 		t.Fatalf("GetPrivate: %+v", got.Msgs)
 	}
-	if err := c.Call(ctx, MessageDelPrivate, "a", &r); err != nil {
+	if err := c.Call(ctx, api.MessageDelPrivate, "a", &r); err != nil {
 		t.Fatalf("DelPrivate: %v", err)
 	}
 	rcvr.mu.Lock()
@@ -146,11 +147,11 @@ func TestClientTalksToStockNetRPCServer(t *testing.T) {
 
 	// A method 1.0.5 does not have: recognised, and the connection still
 	// serves the next call.
-	err = c.Call(ctx, MessageSavePrivatesEach, &MessageSavePrivatesEachArgs{Keys: []string{"a"}, MsgIds: []int64{1}, Msg: json.RawMessage(`1`)}, &fk)
+	err = c.Call(ctx, api.MessageSavePrivatesEach, &api.MessageSavePrivatesEachArgs{Keys: []string{"a"}, MsgIds: []int64{1}, Msg: json.RawMessage(`1`)}, &fk)
 	if err == nil || !IsNoSuchMethod(err) {
 		t.Fatalf("SavePrivatesEach on a 1.0.5 node: %v, want a no-such-method error", err)
 	}
-	if err := c.Call(ctx, MessagePing, 0, &r); err != nil {
+	if err := c.Call(ctx, api.MessagePing, 0, &r); err != nil {
 		t.Fatalf("Ping after the unknown method: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package myrpc
+package api
 
 import "encoding/json"
 

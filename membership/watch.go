@@ -1,4 +1,4 @@
-package myrpc
+package membership
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package myrpc
+package membership
 
 import (
 	"context"
@@ -37,10 +37,10 @@ type ZK struct {
 // on log; go-zookeeper's own messages go to log at debug level.
 func DialZK(addrs []string, sessionTimeout time.Duration, log *slog.Logger) (*ZK, error) {
 	if len(addrs) == 0 {
-		return nil, errors.New("myrpc: zookeeper: no address")
+		return nil, errors.New("membership: zookeeper: no address")
 	}
 	if sessionTimeout <= 0 {
-		return nil, fmt.Errorf("myrpc: zookeeper: session timeout %v must be positive", sessionTimeout)
+		return nil, fmt.Errorf("membership: zookeeper: session timeout %v must be positive", sessionTimeout)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -52,7 +52,7 @@ func DialZK(addrs []string, sessionTimeout time.Duration, log *slog.Logger) (*ZK
 		zk.WithLogInfo(false),
 		zk.WithDialer(z.dial))
 	if err != nil {
-		return nil, fmt.Errorf("myrpc: zookeeper %v: %w", addrs, err)
+		return nil, fmt.Errorf("membership: zookeeper %v: %w", addrs, err)
 	}
 	z.conn = conn
 	connected := make(chan struct{})
@@ -65,7 +65,7 @@ func DialZK(addrs []string, sessionTimeout time.Duration, log *slog.Logger) (*ZK
 		return z, nil
 	case <-timer.C:
 		z.Close()
-		return nil, fmt.Errorf("myrpc: zookeeper %v: no session after %v", addrs, sessionTimeout)
+		return nil, fmt.Errorf("membership: zookeeper %v: no session after %v", addrs, sessionTimeout)
 	}
 }
 
@@ -156,7 +156,7 @@ func EnsurePath(conn *zk.Conn, path string) error {
 		p := path[:i]
 		_, err := conn.Create(p, nil, 0, zk.WorldACL(zk.PermAll))
 		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
-			return fmt.Errorf("myrpc: create %s: %w", p, err)
+			return fmt.Errorf("membership: create %s: %w", p, err)
 		}
 	}
 	return nil
@@ -166,7 +166,7 @@ func EnsurePath(conn *zk.Conn, path string) error {
 // empty elements or a trailing slash.
 func checkPath(path string) error {
 	if !strings.HasPrefix(path, "/") || len(path) < 2 || strings.HasSuffix(path, "/") || strings.Contains(path, "//") {
-		return fmt.Errorf("myrpc: bad zookeeper path %q: want /name[/name...]", path)
+		return fmt.Errorf("membership: bad zookeeper path %q: want /name[/name...]", path)
 	}
 	return nil
 }

@@ -1,9 +1,10 @@
-package myrpc
+package membership
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"gopush/api"
 	"log/slog"
 	"reflect"
 
@@ -14,7 +15,7 @@ import (
 type CometInstance struct {
 	Node  string // node name, e.g. "node1"
 	Child string // its ephemeral child, e.g. "0000000003"
-	Data  CometNodeData
+	Data  api.CometNodeData
 }
 
 // CometView is a snapshot of <comet.path>. It is never modified after it is
@@ -29,7 +30,7 @@ type CometView struct {
 	Serving map[string]*CometInstance
 }
 
-func checkCometData(d *CometNodeData) error {
+func checkCometData(d *api.CometNodeData) error {
 	if d.Weight <= 0 {
 		return fmt.Errorf("weight %d: must be positive", d.Weight)
 	}
@@ -52,7 +53,7 @@ func ReadComets(z *ZK, path string) (CometView, error) {
 		return view, nil
 	}
 	if err != nil {
-		return CometView{}, fmt.Errorf("myrpc: read comets %s: %w", path, err)
+		return CometView{}, fmt.Errorf("membership: read comets %s: %w", path, err)
 	}
 	log := z.log
 	for _, node := range nodes {
@@ -61,11 +62,11 @@ func ReadComets(z *ZK, path string) (CometView, error) {
 			continue
 		}
 		if err != nil {
-			return CometView{}, fmt.Errorf("myrpc: read comets %s/%s: %w", path, node, err)
+			return CometView{}, fmt.Errorf("membership: read comets %s/%s: %w", path, node, err)
 		}
-		names, datas, err := newDataCache[CometNodeData]().read(conn, path+"/"+node, sortedCopy(children), checkCometData, log)
+		names, datas, err := newDataCache[api.CometNodeData]().read(conn, path+"/"+node, sortedCopy(children), checkCometData, log)
 		if err != nil {
-			return CometView{}, fmt.Errorf("myrpc: read comets: %w", err)
+			return CometView{}, fmt.Errorf("membership: read comets: %w", err)
 		}
 		view.Weights[node] = 1
 		if len(names) > 0 {
@@ -79,7 +80,7 @@ func ReadComets(z *ZK, path string) (CometView, error) {
 // cometNodeState is what the watcher knows of one node.
 type cometNodeState struct {
 	watch   <-chan zk.Event // pending children watch; nil when the node must be read again
-	cache   *dataCache[CometNodeData]
+	cache   *dataCache[api.CometNodeData]
 	serving *CometInstance
 }
 
@@ -122,7 +123,7 @@ func WatchComets(ctx context.Context, z *ZK, path string, log *slog.Logger, fn f
 				for _, n := range names {
 					seen[n] = true
 					if nodes[n] == nil {
-						nodes[n] = &cometNodeState{cache: newDataCache[CometNodeData]()}
+						nodes[n] = &cometNodeState{cache: newDataCache[api.CometNodeData]()}
 					}
 				}
 				for n := range nodes {

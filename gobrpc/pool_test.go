@@ -1,4 +1,4 @@
-package myrpc
+package gobrpc
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"gopush/api"
 	"gopush/internal/testenv"
 )
 
@@ -25,7 +26,7 @@ func (f *fakeMessage) Ping(args int, reply *int) error {
 	if f.pingFails.Load() {
 		return errors.New("storage down")
 	}
-	*reply = OK
+	*reply = api.OK
 	return nil
 }
 
@@ -48,7 +49,7 @@ func startMessages(t *testing.T, n int) ([]*fakeMessage, []*Server) {
 	var srvs []*Server
 	for range n {
 		f := &fakeMessage{}
-		s, err := Serve(MessageService, f, []string{"127.0.0.1:0"}, nil)
+		s, err := Serve(api.MessageService, f, []string{"127.0.0.1:0"}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,8 +59,8 @@ func startMessages(t *testing.T, n int) ([]*fakeMessage, []*Server) {
 	return fakes, srvs
 }
 
-func msgNode(addr string, w int) MessageNode {
-	return MessageNode{Child: addr, Data: MessageNodeData{RPC: []string{addr}, Weight: w}}
+func msgNode(addr string, w int) api.MessageNode {
+	return api.MessageNode{Child: addr, Data: api.MessageNodeData{RPC: []string{addr}, Weight: w}}
 }
 
 func newTestPool(t *testing.T) *MessagePool {
@@ -82,7 +83,7 @@ func TestPoolWeightedDistribution(t *testing.T) {
 	t.Parallel()
 	fakes, srvs := startMessages(t, 3)
 	p := newTestPool(t)
-	p.Update([]MessageNode{msgNode(srvs[0].Addrs()[0], 1), msgNode(srvs[1].Addrs()[0], 2), msgNode(srvs[2].Addrs()[0], 3)})
+	p.Update([]api.MessageNode{msgNode(srvs[0].Addrs()[0], 1), msgNode(srvs[1].Addrs()[0], 2), msgNode(srvs[2].Addrs()[0], 3)})
 	const total = 3000
 	var wg sync.WaitGroup
 	for range 4 {
@@ -107,7 +108,7 @@ func TestPoolEmptyAndClosed(t *testing.T) {
 		t.Errorf("empty pool: err = %v, want ErrNoMessageNode", err)
 	}
 	_, srvs := startMessages(t, 1)
-	p.Update([]MessageNode{msgNode(srvs[0].Addrs()[0], 1), {Child: "bad"}, msgNode("127.0.0.1:1", 0)})
+	p.Update([]api.MessageNode{msgNode(srvs[0].Addrs()[0], 1), {Child: "bad"}, msgNode("127.0.0.1:1", 0)})
 	if got := p.Live(); len(got) != 1 {
 		t.Errorf("Live = %v, want the one valid node", got)
 	}
@@ -115,7 +116,7 @@ func TestPoolEmptyAndClosed(t *testing.T) {
 	if err := p.Call(context.Background(), "MessageRPC.Hit", 1, &r); !errors.Is(err, ErrNoMessageNode) {
 		t.Errorf("closed pool: err = %v, want ErrNoMessageNode", err)
 	}
-	p.Update([]MessageNode{msgNode(srvs[0].Addrs()[0], 1)}) // ignored, no goroutine started
+	p.Update([]api.MessageNode{msgNode(srvs[0].Addrs()[0], 1)}) // ignored, no goroutine started
 	if len(p.Live()) != 0 {
 		t.Error("Update after Close revived the pool")
 	}
@@ -127,7 +128,7 @@ func TestPoolDeadNodeGetsNoCallsAndComesBack(t *testing.T) {
 	t.Parallel()
 	fakes, srvs := startMessages(t, 2)
 	p := newTestPool(t)
-	p.Update([]MessageNode{msgNode(srvs[0].Addrs()[0], 1), msgNode(srvs[1].Addrs()[0], 1)})
+	p.Update([]api.MessageNode{msgNode(srvs[0].Addrs()[0], 1), msgNode(srvs[1].Addrs()[0], 1)})
 	hitN(t, p, 50)
 	if fakes[1].hits.Load() == 0 {
 		t.Fatal("second node got no call while live")
@@ -157,7 +158,7 @@ func TestPoolRetriesTransportFailureOnAnotherNode(t *testing.T) {
 	fakes, srvs := startMessages(t, 2)
 	p := NewMessagePool(time.Hour, 50*time.Millisecond, 2*time.Second, testLog(t)) // no ping would notice
 	t.Cleanup(p.Close)
-	p.Update([]MessageNode{msgNode(srvs[0].Addrs()[0], 1), msgNode(srvs[1].Addrs()[0], 1)})
+	p.Update([]api.MessageNode{msgNode(srvs[0].Addrs()[0], 1), msgNode(srvs[1].Addrs()[0], 1)})
 	hitN(t, p, 50) // both connections are open
 	srvs[1].Close(context.Background())
 	before := fakes[0].hits.Load()
@@ -192,7 +193,7 @@ func TestPoolSkipsUnreachableNode(t *testing.T) {
 	p := NewMessagePool(time.Hour, time.Hour, 2*time.Second, testLog(t))
 	t.Cleanup(p.Close)
 	dead := testenv.FreeAddr(t)
-	p.Update([]MessageNode{msgNode(srvs[0].Addrs()[0], 1), msgNode(dead, 100)})
+	p.Update([]api.MessageNode{msgNode(srvs[0].Addrs()[0], 1), msgNode(dead, 100)})
 	hitN(t, p, 20)
 	if got := fakes[0].hits.Load(); got != 20 {
 		t.Errorf("live node got %d of 20 calls", got)
@@ -207,13 +208,13 @@ func TestPoolUpdateReconciles(t *testing.T) {
 	fakes, srvs := startMessages(t, 3)
 	a, b, c := srvs[0].Addrs()[0], srvs[1].Addrs()[0], srvs[2].Addrs()[0]
 	p := newTestPool(t)
-	p.Update([]MessageNode{msgNode(a, 1), msgNode(b, 1)})
+	p.Update([]api.MessageNode{msgNode(a, 1), msgNode(b, 1)})
 	p.mu.Lock()
 	clientA := p.nodes[a].client
 	p.mu.Unlock()
 
 	// b leaves, c joins, a changes weight and stays.
-	p.Update([]MessageNode{msgNode(a, 3), msgNode(c, 1)})
+	p.Update([]api.MessageNode{msgNode(a, 3), msgNode(c, 1)})
 	p.mu.Lock()
 	kept := p.nodes[a] != nil && p.nodes[a].client == clientA
 	p.mu.Unlock()
@@ -265,7 +266,7 @@ func TestPoolCallNeverHangs(t *testing.T) {
 	}()
 	p := NewMessagePool(time.Hour, time.Hour, 300*time.Millisecond, testLog(t))
 	defer p.Close()
-	p.Update([]MessageNode{msgNode(ln.Addr().String(), 1)})
+	p.Update([]api.MessageNode{msgNode(ln.Addr().String(), 1)})
 	for _, ctxTimeout := range []time.Duration{time.Hour, 100 * time.Millisecond} {
 		ctx, cancel := context.WithTimeout(context.Background(), ctxTimeout)
 		start := time.Now()

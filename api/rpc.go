@@ -1,11 +1,16 @@
-// Package myrpc holds what comet, web and message share on the wire: the
-// net/rpc service and method names, the argument and reply types of SPEC §4,
-// the ZooKeeper layout of SPEC §5, and the clients built on them.
+// Package api is gopush's contract, the one place where it is written down
+// in code: what comet, web, message and their clients say to each other.
 //
-// The type and field names below are part of the contract: gob matches fields
+//   - rpc.go, rpc_room.go: the RPC service and method names and the
+//     argument and reply types (docs/protocol.md §4);
+//   - zknode.go: the data of the ZooKeeper nodes (§5);
+//   - wire.go: the client protocol on comet, TCP and WebSocket (§2);
+//   - reply.go: web's reply envelope, its codes and JSONP (§3).
+//
+// The RPC type and field names are part of the contract: gob matches fields
 // by name, so a 1.0.5 node can talk to this one only while they stay as they
 // are. Add new types for new methods; never rename these.
-package myrpc
+package api
 
 import "encoding/json"
 
@@ -43,11 +48,6 @@ const (
 
 // OK is the int reply of a successful call.
 const OK = 0
-
-// MaxKeyLen is the longest key, in bytes, that gopush accepts anywhere: the
-// width of the MySQL skey column of SPEC §7. comet refuses a longer key with
-// -p, web with 65534.
-const MaxKeyLen = 64
 
 // CometNewArgs asks a comet to accept Token for Key for Expire seconds.
 type CometNewArgs struct {
@@ -126,26 +126,4 @@ type Message struct {
 	Msg     json.RawMessage `json:"msg"`
 	MsgId   int64           `json:"mid"`
 	GroupId uint            `json:"gid"`
-}
-
-// CometNodeData is the JSON a comet instance writes into its ephemeral
-// ZooKeeper node (SPEC §5). TCP and WS hold the advertised addresses
-// (host:port). WSS and TCPTLS are new in gopush (docs/tls.md): the
-// addresses of its TLS listeners, left out of the JSON when there are
-// none; a 1.0.5 web decodes the node with encoding/json, which skips
-// fields it does not know. A WSS entry is host:port or a full wss:// URL.
-type CometNodeData struct {
-	RPC    []string `json:"rpc"`
-	TCP    []string `json:"tcp"`
-	WS     []string `json:"ws"`
-	Weight int      `json:"weight"`
-	WSS    []string `json:"wss,omitempty"`
-	TCPTLS []string `json:"tcptls,omitempty"`
-}
-
-// MessageNodeData is the JSON a message instance writes into its ephemeral
-// ZooKeeper node (SPEC §5).
-type MessageNodeData struct {
-	RPC    []string `json:"rpc"`
-	Weight int      `json:"weight"`
 }
