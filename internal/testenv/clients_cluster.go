@@ -121,6 +121,7 @@ type CometNode struct {
 	*Daemon
 	Node               string
 	TCP, WS, RPC, Stat string
+	TCPTLS, WSS        string // set by StartCometTLS
 	Config             string // the TOML it was started with
 }
 
@@ -129,8 +130,21 @@ type CometNode struct {
 // It returns once its listeners accept connections.
 func (c *Cluster) StartComet(node string, weight int, extra string) *CometNode {
 	c.t.Helper()
+	return c.StartCometTLS(node, weight, extra, "")
+}
+
+// StartCometTLS is StartComet with top-level TOML in top (before any
+// table). When top sets tls.cert, the comet also serves TCP and WebSocket
+// over TLS on fresh ports (CometNode.TCPTLS, WSS).
+func (c *Cluster) StartCometTLS(node string, weight int, extra, top string) *CometNode {
+	c.t.Helper()
 	cn := &CometNode{Node: node, TCP: FreeAddr(c.t), WS: FreeAddr(c.t), RPC: FreeAddr(c.t), Stat: FreeAddr(c.t)}
-	cn.Config = fmt.Sprintf(`tcp.bind = [%q]
+	if strings.Contains(top, "tls.cert") {
+		cn.TCPTLS, cn.WSS = FreeAddr(c.t), FreeAddr(c.t)
+		top += fmt.Sprintf("\ntcp.tls.bind = [%q]\nwebsocket.tls.bind = [%q]\n", cn.TCPTLS, cn.WSS)
+	}
+	cn.Config = fmt.Sprintf(`%s
+tcp.bind = [%q]
 websocket.bind = [%q]
 stat.bind = [%q]
 pprof.bind = []
@@ -138,7 +152,7 @@ pprof.bind = []
 level = "debug"
 [channel]
 %s
-`, cn.TCP, cn.WS, cn.Stat, extra) + c.zookeeper(node, weight) + fmt.Sprintf("%sbind = [%q]\n", fastRPC, cn.RPC)
+`, top, cn.TCP, cn.WS, cn.Stat, extra) + c.zookeeper(node, weight) + fmt.Sprintf("%sbind = [%q]\n", fastRPC, cn.RPC)
 	cn.Daemon = c.startComet(cn)
 	return cn
 }
@@ -156,6 +170,10 @@ func (c *Cluster) startComet(cn *CometNode) *Daemon {
 	WaitListening(c.t, cn.TCP, 20*time.Second)
 	WaitListening(c.t, cn.WS, 20*time.Second)
 	WaitListening(c.t, cn.RPC, 20*time.Second)
+	if cn.WSS != "" {
+		WaitListening(c.t, cn.TCPTLS, 20*time.Second)
+		WaitListening(c.t, cn.WSS, 20*time.Second)
+	}
 	return d
 }
 
@@ -163,14 +181,27 @@ func (c *Cluster) startComet(cn *CometNode) *Daemon {
 type WebNode struct {
 	*Daemon
 	HTTP, Admin string
+	HTTPS       string // set by StartWebTLS
 }
 
 // StartWeb starts a web with fast pruning of dead comets. It returns once
 // both its ports listen.
 func (c *Cluster) StartWeb() *WebNode {
 	c.t.Helper()
+	return c.StartWebTLS("", "")
+}
+
+// StartWebTLS is StartWeb that also serves the public API over HTTPS
+// (WebNode.HTTPS) with the given pair, when certFile is not empty.
+func (c *Cluster) StartWebTLS(certFile, keyFile string) *WebNode {
+	c.t.Helper()
 	w := &WebNode{HTTP: FreeAddr(c.t), Admin: FreeAddr(c.t)}
-	cfg := fmt.Sprintf(`http.bind = [%q]
+	top := ""
+	if certFile != "" {
+		w.HTTPS = FreeAddr(c.t)
+		top = fmt.Sprintf("http.tls.bind = [%q]\ntls.cert = %q\ntls.key = %q\n", w.HTTPS, certFile, keyFile)
+	}
+	cfg := fmt.Sprintf(`%shttp.bind = [%q]
 admin.bind = [%q]
 pprof.bind = []
 prune.enable = true
@@ -178,10 +209,13 @@ prune.interval = "300ms"
 prune.failures = 3
 [log]
 level = "debug"
-`, w.HTTP, w.Admin) + c.zookeeper("", 0) + fastRPC
+`, top, w.HTTP, w.Admin) + c.zookeeper("", 0) + fastRPC
 	w.Daemon = StartDaemon(c.t, Binary(c.t, "web"), cfg)
 	WaitListening(c.t, w.HTTP, 20*time.Second)
 	WaitListening(c.t, w.Admin, 20*time.Second)
+	if w.HTTPS != "" {
+		WaitListening(c.t, w.HTTPS, 20*time.Second)
+	}
 	return w
 }
 
