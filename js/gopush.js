@@ -12,10 +12,13 @@
  *   sub.close();
  *
  * What it does, in a loop until close():
- *   1. asks web which comet serves the key (/1/server/get, p=1), by JSONP
- *      (works from any origin) or by fetch (same origin or CORS);
+ *   1. asks web which comet serves the key (/1/server/get), by JSONP
+ *      (works from any origin) or by fetch (same origin or CORS): p=1 for
+ *      ws://, or, on an https page (or wsScheme 'wss'), p=3 for the
+ *      comet's TLS listener, since a browser refuses ws:// from https;
  *   2. opens a WebSocket to that comet (/sub?key=&heartbeat=&token=&ver=)
- *      and waits for "+h";
+ *      and waits for "+h". web answers host:port, or for p=3 possibly a
+ *      full wss:// URL (comets behind one nginx TLS port), used as it is;
  *   3. fetches the messages it missed (stored ones newer than the last mid
  *      it delivered) and delivers them, then the online ones;
  *   4. sends a heartbeat "h" every `heartbeat` seconds; a comet silent for
@@ -47,7 +50,7 @@
     lastMid: '0',       // mid (digit string) of the newest private message already seen
     lastPublicMid: '0', // the same for public messages (gid 1)
     lookup: 'jsonp',    // 'jsonp' or 'fetch': how web is called
-    wsScheme: '',       // 'ws' or 'wss'; default: wss on https pages
+    wsScheme: '',       // 'ws' (p=1) or 'wss' (p=3); default: wss on https pages
     minBackoff: 500,    // ms
     maxBackoff: 30000,  // ms
     timeout: 10000,     // ms, for one call to web and for the subscribe
@@ -300,7 +303,7 @@
   GoPush.prototype._connect = function () {
     if (!this._running) { return; }
     var self = this, gen = ++this._gen, o = this.opts;
-    this._call('/1/server/get', { k: o.key, p: 1 }, 'cb', function (err, data) {
+    this._call('/1/server/get', { k: o.key, p: this._scheme() === 'wss' ? 3 : 1 }, 'cb', function (err, data) {
       if (gen !== self._gen) { return; }
       if (err) { return self._fail(gen, err); }
       var server = typeof data.server === 'string' ? data.server : '';
@@ -309,10 +312,15 @@
     });
   };
 
+  // _scheme is 'wss' on an https page unless wsScheme says otherwise.
+  GoPush.prototype._scheme = function () {
+    return this.opts.wsScheme || (root.location && root.location.protocol === 'https:' ? 'wss' : 'ws');
+  };
+
   GoPush.prototype._open = function (gen, server) {
     var self = this, o = this.opts;
-    var scheme = o.wsScheme || (root.location && root.location.protocol === 'https:' ? 'wss' : 'ws');
-    var url = scheme + '://' + server + '/sub?' + query({ key: o.key, heartbeat: o.heartbeat, token: o.token, ver: o.ver });
+    var base = /^wss?:\/\//.test(server) ? server : this._scheme() + '://' + server + '/sub';
+    var url = base + '?' + query({ key: o.key, heartbeat: o.heartbeat, token: o.token, ver: o.ver });
     var ws;
     try { ws = new WebSocket(url); } catch (e) { return this._fail(gen, e); }
     this._ws = ws;
