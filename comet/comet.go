@@ -100,6 +100,15 @@ func (c *Comet) wantProto(p string) bool {
 // starts watching the message nodes, and then begins accepting clients. On
 // error everything already started is stopped again.
 func (c *Comet) Start() error {
+	// The certificate first: a bad pair is the configuration's fault
+	// (daemon.Usage), reported before anything else happens.
+	cfg := c.cfg
+	if (c.wantProto("tcp") && len(cfg.TCP.TLS.Bind) > 0) || (c.wantProto("websocket") && len(cfg.WebSocket.TLS.Bind) > 0) {
+		var err error
+		if c.pair, err = cfg.TLS.Load(); err != nil {
+			return daemon.Usage(err)
+		}
+	}
 	if err := c.start(); err != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -113,11 +122,6 @@ func (c *Comet) start() error {
 	cfg := c.cfg
 	var err error
 	tcp, ws := c.wantProto("tcp"), c.wantProto("websocket")
-	if (tcp && len(cfg.TCP.TLS.Bind) > 0) || (ws && len(cfg.WebSocket.TLS.Bind) > 0) {
-		if c.pair, err = cfg.TLS.Load(); err != nil {
-			return daemon.Usage(err)
-		}
-	}
 	if tcp {
 		if c.tcpLns, err = listenAll("tcp.bind", cfg.TCP.Bind); err != nil {
 			return err

@@ -69,6 +69,14 @@ func New(cfg *conf.Web, log *slog.Logger) *Web {
 // watching comets and message nodes, and serves HTTP. It returns once it
 // serves, or with an error (having released what it took).
 func (w *Web) Start() error {
+	// The certificate first: a bad pair is the configuration's fault
+	// (daemon.Usage), reported before anything else happens.
+	if len(w.cfg.HTTP.TLS.Bind)+len(w.cfg.Admin.TLS.Bind) > 0 {
+		var err error
+		if w.pair, err = w.cfg.TLS.Load(); err != nil {
+			return daemon.Usage(err)
+		}
+	}
 	if err := w.start(); err != nil {
 		w.Close(context.Background())
 		return err
@@ -97,12 +105,6 @@ func (w *Web) start() error {
 	}
 	for _, a := range cfg.Admin.TLS.Bind {
 		todo = append(todo, serve{a, admin, &w.adminTLSAddrs, true})
-	}
-	if len(cfg.HTTP.TLS.Bind)+len(cfg.Admin.TLS.Bind) > 0 {
-		var err error
-		if w.pair, err = cfg.TLS.Load(); err != nil {
-			return daemon.Usage(err)
-		}
 	}
 	// Listen first, so that a taken port fails the start before anything
 	// else happens.
