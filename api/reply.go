@@ -76,6 +76,9 @@ func (e *ReplyError) Error() string { return fmt.Sprintf("web answered ret %d", 
 // absent), a *ReplyError when ret is not 0, or another error when body is
 // not an answer at all.
 func DecodeReply(body []byte) (data json.RawMessage, err error) {
+	if string(body) == `{"ret":0}` { // the common answer, without decoding
+		return nil, nil
+	}
 	var ans struct {
 		Ret  *int            `json:"ret"`
 		Data json.RawMessage `json:"data"`

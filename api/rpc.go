@@ -35,7 +35,7 @@ const (
 
 	// MessageSavePrivatesEach is new in gopush (not in 1.0.5): like
 	// SavePrivates, but every key carries its own mid, so that keys pushed
-	// together never share one (SPEC §9.8). A comet talking to a 1.0.5
+	// together never share one (docs/protocol.md §9.8). A comet talking to a 1.0.5
 	// message node falls back to SavePrivates.
 	MessageSavePrivatesEach = "MessageRPC.SavePrivatesEach"
 )

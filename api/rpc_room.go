@@ -4,7 +4,7 @@ import "encoding/json"
 
 // Rooms and public broadcast (issue 8, docs/rooms.md). These methods are new
 // in gopush: 1.0.5 nodes do not have them and answer "rpc: can't find
-// method" (see IsNoSuchMethod). The SPEC §4 methods above are unchanged.
+// method" (see IsNoSuchMethod). The docs/protocol.md §4 methods above are unchanged.
 const (
 	// MessageRoomJoin adds keys to a room: *MessageRoomArgs → *int.
 	// Refused whole, with an error starting with RoomFullPrefix, when the

@@ -53,7 +53,7 @@ func TestHTTPConnKeepAliveChunkedAndRedial(t *testing.T) {
 	if err != nil || st != 404 {
 		t.Fatalf("missing: %d %q %v", st, b, err)
 	}
-	if _, err := decodeAnswer(st, b); err == nil {
+	if _, _, err := decodeAnswer(st, b); err == nil {
 		t.Error("a 404 should not decode as an answer")
 	}
 	if st, b, err := c.Post("/close", nil); err != nil || st != 200 || string(b) != "bye" {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"gopush/api"
 	"net"
 	"net/http"
 	"net/url"
@@ -66,14 +67,6 @@ func NewHTTPClient(conns int, timeout time.Duration) *http.Client {
 		DisableCompression:  true,
 	}
 	return &http.Client{Transport: tr, Timeout: timeout}
-}
-
-// apiAnswer is web's JSON answer (SPEC §3).
-type apiAnswer struct {
-	Ret  int `json:"ret"`
-	Data struct {
-		FK []string `json:"fk"`
-	} `json:"data"`
 }
 
 // Push runs the pushers until Duration, Max or ctx ends, then returns what
@@ -146,7 +139,7 @@ func Push(ctx context.Context, cfg PushConfig, seq0 uint64) *PushResult {
 					u = "/1/admin/push/private?key=" + url.QueryEscape(keys[0]) + "&expire=" + strconv.Itoa(cfg.Expire)
 					body = append(body, pl...)
 				}
-				ans, err := post(conn, u, body)
+				ret, fk, err := post(conn, u, body)
 				t1 := time.Now()
 				lastEnd.Store(t1.UnixNano())
 
@@ -159,16 +152,16 @@ func Push(ctx context.Context, cfg PushConfig, seq0 uint64) *PushResult {
 					if res.FirstError == "" {
 						res.FirstError = err.Error()
 					}
-				case ans.Ret != 0:
+				case ret != api.CodeOK:
 					res.Refused++
 					if res.FirstError == "" {
-						res.FirstError = fmt.Sprintf("ret %d", ans.Ret)
+						res.FirstError = fmt.Sprintf("ret %d", ret)
 					}
 				default:
 					res.Accepted++
-					res.FailedKeys += uint64(len(ans.Data.FK))
-					failed := make(map[string]bool, len(ans.Data.FK))
-					for _, k := range ans.Data.FK {
+					res.FailedKeys += uint64(len(fk))
+					failed := make(map[string]bool, len(fk))
+					for _, k := range fk {
 						failed[k] = true
 					}
 					var exp uint32
@@ -208,27 +201,30 @@ func callKeys(cfg PushConfig, n uint64) []string {
 	return append(out, cfg.Keys[:k-len(out)]...)
 }
 
-var okAnswer = []byte(`{"ret":0}`)
-
-// post sends one admin call and decodes web's answer.
-func post(c *httpConn, target string, body []byte) (*apiAnswer, error) {
+// post sends one admin call and decodes web's answer: its ret code and the
+// keys it lists as failed.
+func post(c *httpConn, target string, body []byte) (ret int, fk []string, err error) {
 	status, raw, err := c.Post(target, body)
 	if err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	return decodeAnswer(status, raw)
 }
 
-func decodeAnswer(status int, raw []byte) (*apiAnswer, error) {
+func decodeAnswer(status int, raw []byte) (ret int, fk []string, err error) {
 	if status != http.StatusOK {
-		return nil, fmt.Errorf("HTTP %d: %s", status, truncate(raw, 120))
+		return 0, nil, fmt.Errorf("HTTP %d: %s", status, truncate(raw, 120))
 	}
-	var ans apiAnswer
-	if bytes.Equal(bytes.TrimSpace(raw), okAnswer) {
-		return &ans, nil
+	data, err := api.DecodeReply(bytes.TrimSpace(raw))
+	if ret = api.RetOf(err); ret < 0 {
+		return 0, nil, fmt.Errorf("%v: %q", err, truncate(raw, 120))
 	}
-	if err := json.Unmarshal(raw, &ans); err != nil {
-		return nil, fmt.Errorf("answer is not JSON: %q", truncate(raw, 120))
+	if len(data) > 0 {
+		var d api.FailedKeysData
+		if err := json.Unmarshal(data, &d); err != nil {
+			return 0, nil, fmt.Errorf("bad data in %q", truncate(raw, 120))
+		}
+		fk = d.FKeys
 	}
-	return &ans, nil
+	return ret, fk, nil
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// fakeComet speaks the subscriber side of SPEC §2 well enough to test the
+// fakeComet speaks the subscriber side of docs/protocol.md §2 well enough to test the
 // pool: it answers sub with +h (or -n for keys starting with "other"),
 // answers every h with +h, and pushes on demand.
 type fakeComet struct {

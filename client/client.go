@@ -68,7 +68,7 @@ type Config struct {
 	Proto string
 	// TLS, when set, makes the client subscribe over TLS: it asks web for
 	// the TLS address of Proto (p=4 for TCP, p=3 for WebSocket, see
-	// docs/tls.md) and verifies comet's certificate with this
+	// docs/protocol.md §2.4) and verifies comet's certificate with this
 	// configuration: RootCAs are the authorities trusted (nil: the
 	// system's; see RootCAs to read a PEM file). ServerName, when empty,
 	// is the host of each comet address. Unless HTTPClient is set, web's

@@ -8,7 +8,7 @@ import (
 // ServerError is an error reply of comet to a subscribe ("-a", "-n", ...).
 type ServerError struct {
 	Comet string // address of the comet that answered
-	Code  byte   // 'p', 'a', 'c' or 'n' (SPEC §2.1)
+	Code  byte   // 'p', 'a', 'c' or 'n' (docs/protocol.md §2.1)
 }
 
 func (e *ServerError) Error() string {

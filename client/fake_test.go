@@ -1,6 +1,6 @@
 package client
 
-// A fake web and a fake comet, speaking just enough of SPEC §2 and §3 for
+// A fake web and a fake comet, speaking just enough of docs/protocol.md §2 and §3 for
 // the client's tests.
 
 import (

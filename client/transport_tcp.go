@@ -11,7 +11,7 @@ import (
 	"gopush/api"
 )
 
-// tcpConn speaks comet's TCP protocol (SPEC §2.1).
+// tcpConn speaks comet's TCP protocol (docs/protocol.md §2.1).
 type tcpConn struct {
 	addr string
 	conn net.Conn

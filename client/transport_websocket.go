@@ -11,7 +11,7 @@ import (
 	"gopush/api"
 )
 
-// wsConn speaks comet's WebSocket protocol (SPEC §2.2): one text frame per
+// wsConn speaks comet's WebSocket protocol (docs/protocol.md §2.2): one text frame per
 // reply or message, no $ framing.
 type wsConn struct {
 	addr string
@@ -48,7 +48,7 @@ func dialWebSocket(ctx context.Context, cfg Config, addr string) (*wsConn, error
 }
 
 // wsURL is the subscribe URL without its query: web answers host:port, or
-// (p=3, comets behind nginx, docs/tls.md) a full wss:// URL used as it is.
+// (p=3, comets behind nginx, docs/protocol.md §2.4) a full wss:// URL used as it is.
 func wsURL(addr string, overTLS bool) string {
 	if strings.Contains(addr, "://") {
 		return addr

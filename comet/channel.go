@@ -5,7 +5,7 @@ import "time"
 // channel is the state comet keeps for one key: its connections and the
 // tokens that may subscribe to it. It is guarded by its bucket's lock.
 // A channel exists only while it has a connection or a live token
-// (SPEC §9.2); the bucket deletes it otherwise.
+// (docs/protocol.md §9.2); the bucket deletes it otherwise.
 type channel struct {
 	// conns is copy-on-write: a new slice replaces it on every change, so
 	// that a push can take the slice under the lock and use it after.

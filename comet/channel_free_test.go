@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// TestPushesToOfflineKeysKeepNoState is SPEC §9.2 for the push side: 1.0.5
+// TestPushesToOfflineKeysKeepNoState is docs/protocol.md §9.2 for the push side: 1.0.5
 // kept a channel for every key ever pushed to. Pushes (stored or not, one
 // key or many) and Close to keys with no connection leave no channel, and
 // the channel of a key goes when its last connection does.

@@ -1,4 +1,4 @@
-// Package comet is the connection daemon of gopush (SPEC §2, §4, §5, §6,
+// Package comet is the connection daemon of gopush (docs/protocol.md §2, §4, §5, §6,
 // §8): it holds the subscribers' TCP and WebSocket connections of the keys
 // the ring gives it, and delivers the messages web pushes through CometRPC.
 //
@@ -25,6 +25,7 @@ import (
 	"gopush/gobrpc"
 	"gopush/internal/certs"
 	"gopush/internal/daemon"
+	"gopush/internal/routemux"
 	"gopush/membership"
 )
 
@@ -176,12 +177,10 @@ func (c *Comet) start() error {
 		c.wg.Add(1)
 		go c.acceptTCP(ln)
 	}
-	wsMux := c.wsHandler()
+	wsMux := c.wsMux()
 	c.serve(c.wsLns, wsMux)
 	c.serve(c.wssLns, wsMux) // the same handler over TLS
-	statMux := http.NewServeMux()
-	statMux.HandleFunc("/stat", c.statHandler)
-	c.serve(c.statLns, statMux)
+	c.serve(c.statLns, c.statMux())
 	c.wg.Add(1)
 	go c.sweepTokens()
 	c.log.Info("comet started", "node", zkc.Comet.Node, "tcp", c.TCPAddrs(), "tcp_tls", c.tcpTLSAddrs,
@@ -193,16 +192,8 @@ func (c *Comet) start() error {
 	return nil
 }
 
-// wsHandler is the one handler of the WebSocket listeners, plain and TLS
-// alike: whatever is added to it is served over both.
-func (c *Comet) wsHandler() *http.ServeMux {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/sub", c.serveWS)
-	return mux
-}
-
 // nodeData is what this instance publishes in ZooKeeper: for each
-// listener its advertise list, or its binds (docs/tls.md). A protocol
+// listener its advertise list, or its binds (docs/protocol.md §2.4). A protocol
 // that is not served publishes nothing.
 func (c *Comet) nodeData() api.CometNodeData {
 	cfg := c.cfg
@@ -241,6 +232,21 @@ func (c *Comet) Reload() error {
 	}
 	c.log.Info("tls certificate reloaded", "cert", c.pair.String())
 	return nil
+}
+
+// wsMux routes the WebSocket listeners (docs/protocol.md §2.2), plain and
+// TLS alike (§2.4): whatever is added to it is served over both.
+func (c *Comet) wsMux() *routemux.Mux {
+	mux := routemux.New()
+	mux.HandleFunc("/sub", c.serveWS)
+	return mux
+}
+
+// statMux routes the stat listeners (docs/protocol.md §8).
+func (c *Comet) statMux() *routemux.Mux {
+	mux := routemux.New()
+	mux.HandleFunc("/stat", c.statHandler)
+	return mux
 }
 
 // migrate installs a new ring and closes the connections of keys that now
@@ -317,7 +323,7 @@ func (c *Comet) serve(lns []net.Listener, h http.Handler) {
 }
 
 // Close stops the comet: it leaves ZooKeeper first (deleting its node and
-// ending its session, so that web routes elsewhere at once, SPEC §9.6), then
+// ending its session, so that web routes elsewhere at once, docs/protocol.md §9.6), then
 // stops accepting, closes every client connection, stops the RPC server
 // (waiting for calls in flight until ctx ends) and the message-node pool,
 // and waits for its goroutines. It may be called more than once.

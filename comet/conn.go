@@ -12,8 +12,8 @@ import (
 type proto uint8
 
 const (
-	protoTCP proto = iota // SPEC §2.1
-	protoWS               // SPEC §2.2
+	protoTCP proto = iota // docs/protocol.md §2.1
+	protoWS               // docs/protocol.md §2.2
 )
 
 func (p proto) String() string {

@@ -4,13 +4,11 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -92,14 +90,7 @@ func startComet(t testing.TB, cfg *conf.Comet) *Comet {
 // ---- TCP client ----
 
 // subBytes builds a TCP subscribe request from its arguments.
-func subBytes(args ...string) []byte {
-	var b strings.Builder
-	fmt.Fprintf(&b, "*%d\r\n", len(args))
-	for _, a := range args {
-		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
-	}
-	return []byte(b.String())
-}
+func subBytes(args ...string) []byte { return api.AppendSubArgs(nil, args...) }
 
 type tcpClient struct {
 	t  testing.TB
@@ -162,19 +153,11 @@ func (c *tcpClient) expectClosed(wait time.Duration) {
 func (c *tcpClient) readFrame() string {
 	c.t.Helper()
 	_ = c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-	line, err := c.br.ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "$") || !strings.HasSuffix(line, "\r\n") {
-		c.t.Fatalf("frame header %q, %v", line, err)
+	kind, body, err := api.ReadTCPFrame(c.br, nil)
+	if err != nil || kind != api.FrameMessage {
+		c.t.Fatalf("read a message frame: kind %d %q, %v", kind, body, err)
 	}
-	n, err := strconv.Atoi(line[1 : len(line)-2])
-	if err != nil {
-		c.t.Fatalf("frame header %q", line)
-	}
-	body := c.readN(n + 2)
-	if !strings.HasSuffix(body, "\r\n") {
-		c.t.Fatalf("frame %q does not end in CRLF", body)
-	}
-	return body[:n]
+	return string(body)
 }
 
 // subscribeTCP opens a TCP subscriber of key that got "+h".

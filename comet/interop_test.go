@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// The argument and reply types of CometRPC exactly as SPEC §4 writes them,
+// The argument and reply types of CometRPC exactly as docs/protocol.md §4 writes them,
 // declared here rather than taken from myrpc so that a renamed or retyped
 // field in myrpc breaks this test: gob matches struct fields by name, and a
 // gopush-cluster 1.0.5 web sends these.
@@ -38,9 +38,9 @@ type stockCometMigrateArgs struct {
 	Nodes map[string]int
 }
 
-// TestStockNetRPCClientTalksToComet proves the RPC interop of SPEC §4: a
+// TestStockNetRPCClientTalksToComet proves the RPC interop of docs/protocol.md §4: a
 // plain net/rpc client (gob, one TCP connection), as a 1.0.5 web uses,
-// calls every CometRPC method by its name with the SPEC's types.
+// calls every CometRPC method by its name with the types of docs/protocol.md §4.
 func TestStockNetRPCClientTalksToComet(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t, zkRoot(t), "node1")

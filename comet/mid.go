@@ -5,10 +5,10 @@ import (
 	"time"
 )
 
-// midGen hands out message ids (SPEC §2.3): int64 counts of 100 ns since the
+// midGen hands out message ids (docs/protocol.md §2.3): int64 counts of 100 ns since the
 // Unix epoch. Every id it returns is larger than the one before, across all
 // keys, even for two calls in the same 100 ns or after the clock steps back
-// (SPEC §9.8). One generator serves the whole process.
+// (docs/protocol.md §9.8). One generator serves the whole process.
 type midGen struct {
 	last atomic.Int64
 	now  func() time.Time // replaced in tests to step the clock

@@ -8,7 +8,7 @@ import (
 
 // TestClientsWithoutVersionGetTheOldForm: clients older than 1.0 send no
 // version at all (a 3-argument TCP request, a WebSocket URL without ver,
-// as in the 1.0.5 JavaScript SDK) and get msg as a JSON string (SPEC §2.1,
+// as in the 1.0.5 JavaScript SDK) and get msg as a JSON string (docs/protocol.md §2.1,
 // §2.2); a 4-argument request (the token) is still old form.
 func TestClientsWithoutVersionGetTheOldForm(t *testing.T) {
 	t.Parallel()

@@ -177,7 +177,7 @@ const oldNodeStores = 16
 
 // storeOneByOne stores a batch on a 1.0.5 message node, which has no
 // SavePrivatesEach: its SavePrivates takes one mid for all keys, and keys
-// pushed together must not share one (SPEC §9.8), so every key gets its own
+// pushed together must not share one (docs/protocol.md §9.8), so every key gets its own
 // SavePrivate call. It returns the keys that could not be stored.
 func (c *Comet) storeOneByOne(ctx context.Context, keys []string, mids []int64, body json.RawMessage, expire uint) []string {
 	var (

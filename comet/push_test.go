@@ -190,7 +190,7 @@ func TestPushPrivatesGivesEveryKeyItsOwnMid(t *testing.T) {
 				t.Fatalf("stored %v; delivered a=%d b=%d", stored, da.Mid, db.Mid)
 			}
 			// Also with a 1.0.5 node, whose SavePrivates takes one mid
-			// for all keys: comet then stores key by key (SPEC §9.8).
+			// for all keys: comet then stores key by key (docs/protocol.md §9.8).
 			if da.Mid == db.Mid || stored["offline"] == da.Mid || stored["offline"] == db.Mid {
 				t.Fatalf("keys pushed together share a mid: %v", stored)
 			}

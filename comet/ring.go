@@ -14,7 +14,7 @@ import (
 // make comet allocate gigabytes.
 const maxRingWeight = 10000
 
-// ring decides which keys belong to this comet (SPEC §6): a key is ours when
+// ring decides which keys belong to this comet (docs/protocol.md §6): a key is ours when
 // the ketama ring over the comet nodes maps it to our node name. Readers load
 // the current ring without locking; Migrate swaps in a new one.
 type ring struct {

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// RPC is the CometRPC service (SPEC §4), served under the name "CometRPC".
+// RPC is the CometRPC service (docs/protocol.md §4), served under the name "CometRPC".
 // Its exported methods are exactly the service's methods.
 type RPC struct {
 	c *Comet

@@ -39,7 +39,7 @@ type statResponse struct {
 }
 
 // statHandler serves GET /stat?type=server|golang|memory|config|channel|message|connection
-// (SPEC §8).
+// (docs/protocol.md §8).
 func (c *Comet) statHandler(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")

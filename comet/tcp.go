@@ -123,7 +123,7 @@ func (c *Comet) handshakeTCP(cn *conn) *bufio.Reader {
 // with "+h" until the client is silent for heartbeat + 5 s, sends anything
 // else, or goes away, and then cleans the connection up. It first uses up
 // what the handshake's reader still holds (bytes sent with the request,
-// SPEC §9.1), then drops that reader and reads the socket directly, so an
+// docs/protocol.md §9.1), then drops that reader and reads the socket directly, so an
 // idle connection keeps no read buffer.
 func readHeartbeats(cn *conn, br *bufio.Reader) {
 	defer cn.comet.finish(cn)

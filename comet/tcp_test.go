@@ -14,7 +14,7 @@ func TestTCPSubscribeAndHeartbeat(t *testing.T) {
 	c := startComet(t, testConfig(t, zkRoot(t), "node1"))
 	cl := dialTCP(t, c.TCPAddrs()[0])
 	// The first heartbeat arrives in the same write as the request
-	// (SPEC §9.1): it must be answered, not lost.
+	// (docs/protocol.md §9.1): it must be answered, not lost.
 	cl.write(append(subBytes("sub", "Terry-Mao", "30", "", "1.0.5"), 'h'))
 	cl.expect("+h\r\n+h\r\n")
 	cl.write([]byte("h"))

@@ -62,7 +62,7 @@ func (c *Comet) checkOrigin(r *http.Request) bool {
 	return false
 }
 
-// serveWS upgrades GET /sub?key=K&heartbeat=S&token=T&ver=V (SPEC §2.2),
+// serveWS upgrades GET /sub?key=K&heartbeat=S&token=T&ver=V (docs/protocol.md §2.2),
 // runs the subscribe checks, and hands a subscribed connection to a new
 // goroutine that reads heartbeats. net/http's per-connection state (the
 // request, its buffers, a deep stack) is then freed when this returns; see

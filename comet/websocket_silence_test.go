@@ -6,7 +6,7 @@ import (
 )
 
 // TestWebSocketSilentSubscriberClosedAfterHeartbeatPlus5s is the WebSocket
-// side of SPEC §2.1/§2.2: a subscriber that sends no heartbeat frame for
+// side of docs/protocol.md §2.1/§2.2: a subscriber that sends no heartbeat frame for
 // heartbeat + 5 s is closed, not before, and its channel is freed. Like the
 // TCP test it lasts ~35 s, in parallel with the others.
 func TestWebSocketSilentSubscriberClosedAfterHeartbeatPlus5s(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 	"gopush/internal/testenv"
 )
 
-// TestZooKeeperLayout checks comet's part of SPEC §5 as a 1.0.5 web reads
+// TestZooKeeperLayout checks comet's part of docs/protocol.md §5 as a 1.0.5 web reads
 // it: <comet.path> and <comet.path>/<node> are persistent, the instance is
 // an ephemeral sequential child whose JSON has exactly the fields rpc, tcp,
 // ws (lists of strings) and weight (a number).

@@ -1,4 +1,4 @@
--- Schema of the message daemon's MySQL storage (SPEC §7), one copy per
+-- Schema of the message daemon's MySQL storage (docs/protocol.md §7), one copy per
 -- shard database listed in [mysql.source]. Compatible with the table of
 -- gopush-cluster 1.0.5: same name, columns and keys. skey has a binary
 -- collation: keys that differ only in case are different subscribers (as on

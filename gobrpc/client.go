@@ -35,11 +35,12 @@ type Client struct {
 	closed  bool
 }
 
-// NewClient returns a client for addr whose calls last at most timeout. It
-// does not dial.
+// NewClient returns a client for addr whose calls last at most timeout,
+// which must be positive (the daemons take it from rpc.timeout, whose
+// default lives in package conf). It does not dial.
 func NewClient(addr string, timeout time.Duration) *Client {
 	if timeout <= 0 {
-		timeout = 5 * time.Second
+		panic("gobrpc: NewClient with a timeout that is not positive")
 	}
 	return &Client{addr: addr, timeout: timeout}
 }

@@ -12,7 +12,7 @@ import (
 )
 
 // stockMessageRPC is a message node as gopush-cluster 1.0.5 serves it:
-// plain net/rpc, the methods and types of SPEC §4 only, declared here so
+// plain net/rpc, the methods and types of docs/protocol.md §4 only, declared here so
 // that a renamed field in this package's types breaks the test (exported:
 // net/rpc serves only methods whose argument types are).
 type stockMessageRPC struct {
@@ -85,7 +85,7 @@ func (s *stockMessageRPC) GetPrivate(a *StockGetArgs, r *StockGetResp) error {
 func (s *stockMessageRPC) DelPrivate(key string, r *int) error { return nil }
 
 // TestClientTalksToStockNetRPCServer: this package's client, with this
-// package's types, calls a 1.0.5 node (stock net/rpc server) by the SPEC §4
+// package's types, calls a 1.0.5 node (stock net/rpc server) by the docs/protocol.md §4
 // names, and recognises the answer to a method that node does not have, so
 // that callers can fall back (comet's SavePrivatesEach → SavePrivates).
 func TestClientTalksToStockNetRPCServer(t *testing.T) {

@@ -18,7 +18,7 @@ import (
 var ErrNoMessageNode = errors.New("gobrpc: no live message node")
 
 // MessagePool is the weighted set of message nodes that comet and web call
-// (SPEC §6). Calls pick a live node at random in proportion to its weight;
+// (docs/protocol.md §6). Calls pick a live node at random in proportion to its weight;
 // every node is pinged every ping interval, a node that fails is left out
 // until a ping, tried every retry interval, succeeds again.
 //
@@ -107,20 +107,15 @@ func (s *poolSnapshot) pickOther(not *poolNode) *poolNode {
 }
 
 // NewMessagePool returns an empty pool: ping and retry are the health-check
-// and redial intervals, timeout the deadline of one call. Feed it with
-// Update (from WatchMessages).
+// and redial intervals, timeout the deadline of one call, all positive (the
+// daemons take them from [rpc], whose defaults live in package conf). Feed
+// it with Update (from WatchMessages).
 func NewMessagePool(ping, retry, timeout time.Duration, log *slog.Logger) *MessagePool {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if ping <= 0 {
-		ping = time.Second
-	}
-	if retry <= 0 {
-		retry = time.Second
-	}
-	if timeout <= 0 {
-		timeout = 5 * time.Second
+	if ping <= 0 || retry <= 0 || timeout <= 0 {
+		panic("gobrpc: NewMessagePool with an interval or timeout that is not positive")
 	}
 	p := &MessagePool{ping: ping, retry: retry, timeout: timeout, log: log, nodes: make(map[string]*poolNode)}
 	p.snap.Store(&poolSnapshot{})

@@ -21,7 +21,7 @@ type CometInstance struct {
 // CometView is a snapshot of <comet.path>. It is never modified after it is
 // published: readers share it without locks and must not change it.
 type CometView struct {
-	// Weights is the ring membership (SPEC §6): every node name under
+	// Weights is the ring membership (docs/protocol.md §6): every node name under
 	// comet.path → weight of its serving instance. A node with no live
 	// instance keeps the last weight seen, else 1.
 	Weights map[string]int

@@ -32,7 +32,7 @@ type Daemon struct {
 }
 
 // Start opens the storage, serves MessageRPC and registers the node in
-// ZooKeeper (SPEC §5), in that order, so that peers only learn of a node
+// ZooKeeper (docs/protocol.md §5), in that order, so that peers only learn of a node
 // that answers. The registration lives until Close and comes back by
 // itself after a session expiry. ctx bounds the start-up only.
 func Start(ctx context.Context, cfg *conf.Message, log *slog.Logger) (*Daemon, error) {

@@ -12,7 +12,7 @@ import (
 	"gopush/internal/testenv"
 )
 
-// The argument and reply types of MessageRPC exactly as SPEC §4 writes them,
+// The argument and reply types of MessageRPC exactly as docs/protocol.md §4 writes them,
 // declared here rather than taken from myrpc so that a renamed or retyped
 // field in myrpc breaks this test: gob matches struct fields by name, and a
 // gopush-cluster 1.0.5 comet or web sends these.
@@ -49,9 +49,9 @@ type stockGetResp struct {
 	Msgs []*stockMessage
 }
 
-// TestStockNetRPCClientTalksToMessage proves the RPC interop of SPEC §4: a
+// TestStockNetRPCClientTalksToMessage proves the RPC interop of docs/protocol.md §4: a
 // plain net/rpc client (gob, one TCP connection), as a 1.0.5 comet or web
-// uses, calls every MessageRPC method by its name with the SPEC's types.
+// uses, calls every MessageRPC method by its name with the types of docs/protocol.md §4.
 func TestStockNetRPCClientTalksToMessage(t *testing.T) {
 	t.Parallel()
 	cfg := redisConfig(map[string]string{"node1:1": testenv.Redis(t)}, 20)

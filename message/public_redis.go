@@ -11,7 +11,7 @@ import (
 
 // Public messages live in one sorted set, public.key, on the shard that the
 // ring picks for that name. Members and scores are those of a private
-// message (SPEC §7: {"msg":..,"expire":..,"mid":..} scored by the mid), the
+// message (docs/protocol.md §7: {"msg":..,"expire":..,"mid":..} scored by the mid), the
 // set is trimmed to the newest public.store members and its TTL covers the
 // longest-lived one: the save script of private messages does all that.
 

@@ -11,7 +11,7 @@ import (
 // callTimeout bounds the storage work of one RPC call.
 const callTimeout = 5 * time.Second
 
-// RPC is the MessageRPC receiver (SPEC §4). Register it under the name
+// RPC is the MessageRPC receiver (docs/protocol.md §4). Register it under the name
 // api.MessageService. Bad input is refused with a *ParamError, whose text
 // the caller receives as an rpc.ServerError starting with "param: ".
 type RPC struct {

@@ -1,6 +1,6 @@
 // Package message is the offline-message daemon of gopush: it serves
-// MessageRPC (SPEC §4) and keeps private messages for keys that are offline
-// in sharded Redis or MySQL storage (SPEC §7).
+// MessageRPC (docs/protocol.md §4) and keeps private messages for keys that are offline
+// in sharded Redis or MySQL storage (docs/protocol.md §7).
 package message
 
 import (

@@ -10,7 +10,7 @@ import (
 )
 
 // TestKeysAreCaseSensitive: keys that differ only in case are different
-// subscribers (SPEC §7: on Redis the set is named by the key itself), so
+// subscribers (docs/protocol.md §7: on Redis the set is named by the key itself), so
 // neither storage type may hand one key's offline messages to the other.
 func TestKeysAreCaseSensitive(t *testing.T) {
 	t.Parallel()

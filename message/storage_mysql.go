@@ -43,7 +43,7 @@ func (s *mysqlShard) wrap(err error) error {
 	return fmt.Errorf("mysql shard %s (%s): %w", s.name, s.addr, err)
 }
 
-// MySQLStorage keeps messages in the private_msg table (SPEC §7), sharded
+// MySQLStorage keeps messages in the private_msg table (docs/protocol.md §7), sharded
 // by a ketama ring over the shard names. A cleaner deletes expired rows
 // every mysql.clean.
 type MySQLStorage struct {

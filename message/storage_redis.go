@@ -113,7 +113,7 @@ type staleMember struct {
 	member []byte
 }
 
-// RedisStorage keeps messages in Redis sorted sets (SPEC §7), sharded by
+// RedisStorage keeps messages in Redis sorted sets (docs/protocol.md §7), sharded by
 // a ketama ring over the shard names.
 type RedisStorage struct {
 	ring   *ketama.Ring

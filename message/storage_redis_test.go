@@ -75,7 +75,7 @@ func TestRedisPlacementFollowsKetama(t *testing.T) {
 	}
 }
 
-// TestRedisLayout checks the stored form of SPEC §7: member
+// TestRedisLayout checks the stored form of docs/protocol.md §7: member
 // {"msg":..,"expire":..,"mid":..} scored by the mid, and a TTL on the set
 // that covers the newest message and is never shortened.
 func TestRedisLayout(t *testing.T) {

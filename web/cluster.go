@@ -28,7 +28,7 @@ type cometNode struct {
 // on every change.
 type clusterView struct {
 	ring    *ketama.Ring
-	weights map[string]int        // ring membership (SPEC §6)
+	weights map[string]int        // ring membership (docs/protocol.md §6)
 	nodes   map[string]*cometNode // node → serving instance; absent: none
 }
 

@@ -1,22 +1,21 @@
 package web
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"gopush/api"
+	"gopush/internal/routemux"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 )
 
-// adminMux routes the admin API of SPEC §3.2 (admin.bind).
-func (w *Web) adminMux() *http.ServeMux {
+// adminMux routes the admin API of docs/protocol.md §3.2 (admin.bind).
+func (w *Web) adminMux() *routemux.Mux {
 	post := []string{http.MethodPost}
-	mux := http.NewServeMux()
+	mux := routemux.New()
 	mux.Handle("/1/admin/push/private", endpoint(w.log, post, "", false, w.pushPrivate))
 	mux.Handle("/1/admin/push/mprivate", endpoint(w.log, post, "", false, w.pushMPrivate))
 	mux.Handle("/1/admin/msg/del", endpoint(w.log, post, "", false, w.msgDel))
@@ -30,7 +29,7 @@ func (w *Web) adminMux() *http.ServeMux {
 
 // handleTokenAdd adds /1/token/add to mux. It takes GET (the user's notes
 // open it in a browser) and POST.
-func (w *Web) handleTokenAdd(mux *http.ServeMux) {
+func (w *Web) handleTokenAdd(mux *routemux.Mux) {
 	methods := []string{http.MethodGet, http.MethodPost}
 	mux.Handle("/1/token/add", endpoint(w.log, methods, "cb", false, w.tokenAdd))
 }
@@ -66,19 +65,7 @@ func (w *Web) pushPrivate(rw http.ResponseWriter, r *http.Request) (any, error) 
 	if !json.Valid(body) {
 		return nil, errParam("the message (request body) is not valid JSON")
 	}
-	node, comet, err := w.cluster.load().lookup(key)
-	if err != nil {
-		return nil, err
-	}
-	args := &api.CometPushPrivateArgs{Key: key, Msg: json.RawMessage(body), Expire: expire}
-	var ret int
-	if err := comet.rpc.Call(r.Context(), api.CometPushPrivate, args, &ret); err != nil {
-		return nil, fmt.Errorf("push to key %q on comet node %s: %w", key, node, err)
-	}
-	if ret != api.OK {
-		return nil, fmt.Errorf("push to key %q on comet node %s: comet answered %d", key, node, ret)
-	}
-	return nil, nil
+	return nil, w.pushOne(r.Context(), key, json.RawMessage(body), expire)
 }
 
 // mprivateBody is the body of push/mprivate: the message as a JSON string
@@ -100,7 +87,7 @@ func checkKey(param, key string) error {
 	return nil
 }
 
-// parseKeys splits a comma-separated key list, refusing empty keys (SPEC
+// parseKeys splits a comma-separated key list, refusing empty keys (docs/protocol.md
 // §9.3) and more than max distinct keys; duplicates are dropped, the first
 // occurrence keeps its place.
 func parseKeys(s string, max int) ([]string, error) {
@@ -155,65 +142,7 @@ func (w *Web) pushMPrivate(rw http.ResponseWriter, r *http.Request) (any, error)
 	if err != nil {
 		return nil, err
 	}
-	fk := w.pushKeys(r.Context(), keys, json.RawMessage(body.M), expire)
-	if len(fk) == 0 {
-		return nil, nil
-	}
-	return map[string]any{"fk": fk}, nil
-}
-
-// pushKeys pushes msg to keys (distinct, not empty): the keys are grouped
-// by the comet node that serves them, every node gets one PushPrivates
-// call, all in parallel. It returns the keys that failed anywhere, in the
-// order of keys. push/mprivate and push/room (http_room.go) share it.
-func (w *Web) pushKeys(ctx context.Context, keys []string, msg json.RawMessage, expire uint) []string {
-	view := w.cluster.load()
-	failed := make(map[string]bool)
-	groups := make(map[string][]string) // node → its keys
-	comets := make(map[string]*cometNode)
-	for _, k := range keys {
-		node, comet, err := view.lookup(k)
-		if err != nil {
-			failed[k] = true
-			continue
-		}
-		groups[node] = append(groups[node], k)
-		comets[node] = comet
-	}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for node, ks := range groups {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			args := &api.CometPushPrivatesArgs{Keys: ks, Msg: msg, Expire: expire}
-			resp := &api.CometPushPrivatesResp{}
-			err := comets[node].rpc.Call(ctx, api.CometPushPrivates, args, resp)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				w.log.Warn("push to several keys: comet call failed", "node", node, "keys", len(ks), "err", err)
-				for _, k := range ks {
-					failed[k] = true
-				}
-				return
-			}
-			for _, k := range resp.FKeys {
-				failed[k] = true
-			}
-		}()
-	}
-	wg.Wait()
-	if len(failed) == 0 {
-		return nil
-	}
-	fk := make([]string, 0, len(failed))
-	for _, k := range keys {
-		if failed[k] {
-			fk = append(fk, k)
-		}
-	}
-	return fk
+	return failedKeys(w.pushKeys(r.Context(), keys, json.RawMessage(body.M), expire)), nil
 }
 
 // msgDel deletes the offline messages of the key in the form body (key=K).
@@ -243,7 +172,7 @@ func (w *Web) msgDel(rw http.ResponseWriter, r *http.Request) (any, error) {
 	return nil, nil
 }
 
-// tokenAdd makes the comet of key k accept token t (SPEC §6 "Tokens") for
+// tokenAdd makes the comet of key k accept token t (docs/protocol.md §6.5) for
 // token.expire.
 func (w *Web) tokenAdd(rw http.ResponseWriter, r *http.Request) (any, error) {
 	r.Body = http.MaxBytesReader(rw, r.Body, w.cfg.Admin.MaxBody)

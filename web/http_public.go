@@ -4,17 +4,18 @@ import (
 	"cmp"
 	"encoding/json"
 	"gopush/api"
+	"gopush/internal/routemux"
 	"net/http"
 	"slices"
 	"strconv"
 	"time"
 )
 
-// publicMux routes the public API of SPEC §3.1 (http.bind), and
+// publicMux routes the public API of docs/protocol.md §3.1 (http.bind), and
 // /1/token/add when http.tokenadd is set.
-func (w *Web) publicMux() *http.ServeMux {
+func (w *Web) publicMux() *routemux.Mux {
 	get := []string{http.MethodGet}
-	mux := http.NewServeMux()
+	mux := routemux.New()
 	mux.Handle("/1/server/get", endpoint(w.log, get, "cb", false, w.serverGet("k", "p", false)))
 	mux.Handle("/2/server/get", endpoint(w.log, get, "cb", false, w.serverGet("k", "p", true)))
 	mux.Handle("/1/msg/get", endpoint(w.log, get, "cb", false, w.withPublic(w.msgGet("k", "m", false), "pm", false)))
@@ -30,7 +31,7 @@ func (w *Web) publicMux() *http.ServeMux {
 }
 
 // Values of the p (proto) parameter. 3 and 4 are new in gopush
-// (docs/tls.md): the TLS listeners, which a 1.0.5 client never asks for.
+// (docs/protocol.md §2.4): the TLS listeners, which a 1.0.5 client never asks for.
 const (
 	protoWebSocket    = "1"
 	protoTCP          = "2"

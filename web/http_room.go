@@ -6,11 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"gopush/api"
+	"gopush/internal/routemux"
 	"net/http"
 	"net/rpc"
-	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -34,7 +33,7 @@ import (
 var errRoomFull = errors.New("the room would hold more keys than its limit")
 
 // handleRooms adds the room and broadcast endpoints to the admin mux.
-func (w *Web) handleRooms(mux *http.ServeMux) {
+func (w *Web) handleRooms(mux *routemux.Mux) {
 	post := []string{http.MethodPost}
 	mux.Handle("/1/admin/room/join", endpoint(w.log, post, "", false, w.roomJoin))
 	mux.Handle("/1/admin/room/leave", endpoint(w.log, post, "", false, w.roomLeave))
@@ -195,18 +194,11 @@ func (w *Web) pushRoom(rw http.ResponseWriter, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	keys, err := w.keysOfRoom(r.Context(), rid)
+	fk, err := w.pushRoomKeys(r.Context(), rid, msg, expire)
 	if err != nil {
 		return nil, err
 	}
-	if len(keys) == 0 {
-		return nil, nil
-	}
-	fk := w.pushKeys(r.Context(), keys, msg, expire)
-	if len(fk) == 0 {
-		return nil, nil
-	}
-	return map[string]any{"fk": fk}, nil
+	return failedKeys(fk), nil
 }
 
 // pushAll sends the body to every connection of every serving comet as a
@@ -223,46 +215,18 @@ func (w *Web) pushAll(rw http.ResponseWriter, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	mid := w.pubMids.next()
-	if expire > 0 {
-		var ret int
-		args := &api.MessageSavePublicArgs{Msg: msg, MsgId: mid, Expire: expire}
-		if err := w.msgs.Call(r.Context(), api.MessageSavePublic, args, &ret); err != nil {
-			return nil, messageErr("keep the public message", err)
-		}
+	mid, failed, err := w.broadcast(r.Context(), msg, expire)
+	if err != nil {
+		return nil, err
 	}
-	view := w.cluster.load()
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	var failed []string
-	for name, n := range view.nodes {
-		if n.rpc == nil {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var ret int
-			err := n.rpc.Call(r.Context(), api.CometBroadcast, &api.CometBroadcastArgs{Msg: msg, MsgId: mid}, &ret)
-			if err == nil {
-				return
-			}
-			w.log.Warn("push/all: comet broadcast failed", "node", name, "mid", mid, "err", err)
-			mu.Lock()
-			failed = append(failed, name)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
 	data := map[string]any{"mid": mid}
 	if len(failed) > 0 {
-		slices.Sort(failed)
 		data["fn"] = failed
 	}
 	return data, nil
 }
 
-// midClock hands out message ids (SPEC §2.3: 100 ns units since the Unix
+// midClock hands out message ids (docs/protocol.md §2.3: 100 ns units since the Unix
 // epoch), each larger than the one before in this process, even within one
 // 100 ns or after the clock steps back. Its zero value is ready.
 type midClock struct {

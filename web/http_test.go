@@ -484,7 +484,7 @@ func TestPushMPrivateBadInput(t *testing.T) {
 		{"?expire=0", `{"m":"{}"}`},                       // no k
 		{"?expire=0", `{"m":{"a":1},"k":"a"}`},            // m not a string
 		{"?expire=0", mk(`{"a":`, "a")},                   // m not JSON
-		{"?expire=0", mk(`{}`, ",a")},                     // empty key (SPEC §9.3)
+		{"?expire=0", mk(`{}`, ",a")},                     // empty key (docs/protocol.md §9.3)
 		{"?expire=0", mk(`{}`, "a,,b")},                   // empty key
 		{"?expire=0", mk(`{}`, "a,")},                     // empty key
 		{"?expire=0", mk(`{}`, "a,"+longKey)},             // a key longer than comets accept
@@ -563,5 +563,5 @@ func TestTokenAdd(t *testing.T) {
 	expectCode(t, get(t, empty.admin.URL+"/1/token/add?k=a&t=1"), api.CodeNoNode)
 }
 
-// longKey is one byte longer than any comet accepts (SPEC §7's skey width).
+// longKey is one byte longer than any comet accepts (docs/protocol.md §7's skey width).
 var longKey = strings.Repeat("k", api.MaxKeyLen+1)

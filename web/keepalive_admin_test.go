@@ -10,7 +10,7 @@ import (
 	"testing"
 )
 
-// TestWebKeepsAdminConnectionsAlive is SPEC §9.7 on the admin port, where
+// TestWebKeepsAdminConnectionsAlive is docs/protocol.md §9.7 on the admin port, where
 // backends push: successive pushes, and answers with an error code, share
 // one TCP connection.
 func TestWebKeepsAdminConnectionsAlive(t *testing.T) {

@@ -14,7 +14,7 @@ import (
 )
 
 // lockWatchComet is a fake comet that, when web calls Migrate, records what
-// the migrate lock of SPEC §5 holds at that moment.
+// the migrate lock of docs/protocol.md §5 holds at that moment.
 type lockWatchComet struct {
 	*fakeComet
 	zc       *zk.Conn
@@ -39,7 +39,7 @@ func (c *lockWatchComet) Migrate(a *api.CometMigrateArgs, r *int) error {
 	return c.fakeComet.Migrate(a, r)
 }
 
-// TestMigrateLockLayout checks SPEC §5: while web notifies a migration the
+// TestMigrateLockLayout checks docs/protocol.md §5: while web notifies a migration the
 // lock <migrate.path> exists, is ephemeral and holds "1"; afterwards it is
 // gone.
 func TestMigrateLockLayout(t *testing.T) {

@@ -88,7 +88,7 @@ type caller interface {
 }
 
 // handlerFunc does the work of one endpoint and returns the "data" of the
-// answer (nil for none) or an error that codeOf maps to a SPEC code.
+// answer (nil for none) or an error that codeOf maps to an answer code (docs/protocol.md §3).
 type handlerFunc func(w http.ResponseWriter, r *http.Request) (data any, err error)
 
 // endpoint wraps fn with what every endpoint shares: the method check (405),

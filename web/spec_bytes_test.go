@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// TestAnswersExactBytes pins the answers of SPEC §3 byte for byte where the
+// TestAnswersExactBytes pins the answers of docs/protocol.md §3 byte for byte where the
 // spec shows them. Go's json.Unmarshal matches field names without regard
 // to case, so the tests that decode answers into structs cannot catch a
 // field spelt "Fk" or "Data": these compare the raw bodies.

@@ -1,8 +1,8 @@
-// Package web is the web daemon of SPEC §3: the public HTTP API that tells
+// Package web is the web daemon of docs/protocol.md §3: the public HTTP API that tells
 // clients which comet serves their key and hands back offline messages, and
 // the admin HTTP API that backends push through. It watches the comets and
 // message nodes in ZooKeeper, keeps the ketama ring of the comets, notifies
-// them of migrations and prunes dead comet nodes (SPEC §5–§6).
+// them of migrations and prunes dead comet nodes (docs/protocol.md §5–§6).
 package web
 
 import (

@@ -626,7 +626,7 @@ func TestWebCloseLeavesNoGoroutines(t *testing.T) {
 	goleak.VerifyNone(t, before)
 }
 
-// TestWebKeepsConnectionsAlive checks SPEC §9.7: API calls share one TCP
+// TestWebKeepsConnectionsAlive checks docs/protocol.md §9.7: API calls share one TCP
 // connection instead of paying a handshake each.
 func TestWebKeepsConnectionsAlive(t *testing.T) {
 	t.Parallel()

@@ -28,7 +28,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -187,15 +186,16 @@ func subscribe(o options, i int, key string, ws bool, onMessage func()) (*subscr
 	if o.src > 1 {
 		dialer.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i%o.src))}
 	}
+	sub := api.Subscribe{Key: key, Heartbeat: 60, Version: "1"}
 	if ws {
-		u := "ws://" + o.ws + "/sub?" + url.Values{"key": {key}, "heartbeat": {"60"}, "ver": {"1"}}.Encode()
+		u := "ws://" + o.ws + "/sub?" + sub.Query().Encode()
 		wd := websocket.Dialer{NetDial: dialer.Dial, HandshakeTimeout: 10 * time.Second}
 		c, _, err := wd.Dial(u, nil)
 		if err != nil {
 			return nil, err
 		}
 		_, p, err := c.ReadMessage()
-		if err != nil || string(p) != "+h\r\n" {
+		if kind, _ := api.ParseWSText(p); err != nil || kind != api.FrameOK {
 			c.Close()
 			return nil, fmt.Errorf("subscribe answer %q, %v", p, err)
 		}
@@ -208,41 +208,37 @@ func subscribe(o options, i int, key string, ws bool, onMessage func()) (*subscr
 				s.got()
 			}
 		}()
-		go heartbeat(func() error { return c.WriteMessage(websocket.TextMessage, []byte("h")) }, c.NetConn())
+		go heartbeat(func() error { return c.WriteMessage(websocket.TextMessage, []byte(api.Heartbeat)) }, c.NetConn())
 		return s, nil
 	}
 	nc, err := dialer.Dial("tcp", o.tcp)
 	if err != nil {
 		return nil, err
 	}
-	req := fmt.Sprintf("*5\r\n$3\r\nsub\r\n$%d\r\n%s\r\n$2\r\n60\r\n$0\r\n\r\n$1\r\n1\r\n", len(key), key)
-	if _, err := nc.Write([]byte(req)); err != nil {
+	if _, err := nc.Write(sub.AppendTCP(nil)); err != nil {
 		nc.Close()
 		return nil, err
 	}
 	br := bufio.NewReaderSize(nc, 256)
-	line, err := br.ReadString('\n')
-	if err != nil || line != "+h\r\n" {
+	if kind, body, err := api.ReadTCPFrame(br, nil); err != nil || kind != api.FrameOK {
 		nc.Close()
-		return nil, fmt.Errorf("subscribe answer %q, %v", line, err)
+		return nil, fmt.Errorf("subscribe answer %d %q, %v", kind, body, err)
 	}
 	s.close = func() { nc.Close() }
 	go func() {
+		var scratch []byte
 		for {
-			line, err := br.ReadString('\n')
+			kind, body, err := api.ReadTCPFrame(br, scratch)
 			if err != nil {
 				return
 			}
-			if strings.HasPrefix(line, "$") {
-				n, _ := strconv.Atoi(strings.TrimSpace(line[1:]))
-				if _, err := br.Discard(n + 2); err != nil {
-					return
-				}
+			if kind == api.FrameMessage {
+				scratch = body[:0]
 				s.got()
 			}
 		}
 	}()
-	go heartbeat(func() error { _, err := nc.Write([]byte("h")); return err }, nc)
+	go heartbeat(func() error { _, err := nc.Write([]byte(api.Heartbeat)); return err }, nc)
 	return s, nil
 }
 

@@ -11,7 +11,7 @@
 //	gopush-sub -web localhost:8090 -key Terry-Mao -proto websocket -n 10
 //	gopush-sub -web https://push.example.com -key Terry-Mao -proto websocket -tls -ca ca.pem
 //
-// -tls subscribes over TLS (wss, or TCP over TLS: docs/tls.md); -ca names a
+// -tls subscribes over TLS (wss, or TCP over TLS: docs/protocol.md §2.4); -ca names a
 // PEM file of the authorities to trust instead of the system's, and also
 // implies -tls.
 package main

@@ -7,6 +7,7 @@ package testenv
 import (
 	"encoding/json"
 	"fmt"
+	"gopush/api"
 	"io"
 	"net/http"
 	"net/url"
@@ -257,11 +258,12 @@ func decodeAnswer(resp *http.Response) (*WebAnswer, error) {
 	if err != nil {
 		return nil, err
 	}
-	var a WebAnswer
-	if err := json.Unmarshal(b, &a); err != nil {
-		return nil, fmt.Errorf("HTTP %s, answer not JSON: %q", resp.Status, b)
+	data, err := api.DecodeReply(b)
+	ret := api.RetOf(err)
+	if ret < 0 {
+		return nil, fmt.Errorf("HTTP %s: %v: %q", resp.Status, err, b)
 	}
-	return &a, nil
+	return &WebAnswer{Ret: ret, Data: data}, nil
 }
 
 // ServerOf asks web at base which comet serves key (p: "1" websocket,
@@ -274,9 +276,7 @@ func ServerOf(base, key, p string) (string, int, error) {
 	if a.Ret != 0 {
 		return "", a.Ret, nil
 	}
-	var d struct {
-		Server string `json:"server"`
-	}
+	var d api.ServerData
 	if err := json.Unmarshal(a.Data, &d); err != nil {
 		return "", a.Ret, err
 	}

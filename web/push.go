@@ -1,0 +1,146 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+
+	"gopush/api"
+)
+
+// The work behind the admin push endpoints (docs/protocol.md §3.2, §3.3),
+// without HTTP: the handlers in http_admin.go and http_room.go parse the
+// request, call one of these, and answer.
+
+// pushOne pushes msg to key through the comet node that serves it.
+func (w *Web) pushOne(ctx context.Context, key string, msg json.RawMessage, expire uint) error {
+	node, comet, err := w.cluster.load().lookup(key)
+	if err != nil {
+		return err
+	}
+	args := &api.CometPushPrivateArgs{Key: key, Msg: msg, Expire: expire}
+	var ret int
+	if err := comet.rpc.Call(ctx, api.CometPushPrivate, args, &ret); err != nil {
+		return fmt.Errorf("push to key %q on comet node %s: %w", key, node, err)
+	}
+	if ret != api.OK {
+		return fmt.Errorf("push to key %q on comet node %s: comet answered %d", key, node, ret)
+	}
+	return nil
+}
+
+// pushKeys pushes msg to keys (distinct, not empty): the keys are grouped
+// by the comet node that serves them, every node gets one PushPrivates
+// call, all in parallel. It returns the keys that failed anywhere, in the
+// order of keys. push/mprivate and push/room (http_room.go) share it.
+func (w *Web) pushKeys(ctx context.Context, keys []string, msg json.RawMessage, expire uint) []string {
+	view := w.cluster.load()
+	failed := make(map[string]bool)
+	groups := make(map[string][]string) // node → its keys
+	comets := make(map[string]*cometNode)
+	for _, k := range keys {
+		node, comet, err := view.lookup(k)
+		if err != nil {
+			failed[k] = true
+			continue
+		}
+		groups[node] = append(groups[node], k)
+		comets[node] = comet
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for node, ks := range groups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			args := &api.CometPushPrivatesArgs{Keys: ks, Msg: msg, Expire: expire}
+			resp := &api.CometPushPrivatesResp{}
+			err := comets[node].rpc.Call(ctx, api.CometPushPrivates, args, resp)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				w.log.Warn("push to several keys: comet call failed", "node", node, "keys", len(ks), "err", err)
+				for _, k := range ks {
+					failed[k] = true
+				}
+				return
+			}
+			for _, k := range resp.FKeys {
+				failed[k] = true
+			}
+		}()
+	}
+	wg.Wait()
+	if len(failed) == 0 {
+		return nil
+	}
+	fk := make([]string, 0, len(failed))
+	for _, k := range keys {
+		if failed[k] {
+			fk = append(fk, k)
+		}
+	}
+	return fk
+}
+
+// pushRoomKeys pushes msg to every key of room rid as a private message,
+// as pushKeys does, and returns the keys that failed. A room that does not
+// exist, or is empty, gets nothing.
+func (w *Web) pushRoomKeys(ctx context.Context, rid string, msg json.RawMessage, expire uint) ([]string, error) {
+	keys, err := w.keysOfRoom(ctx, rid)
+	if err != nil || len(keys) == 0 {
+		return nil, err
+	}
+	return w.pushKeys(ctx, keys, msg, expire), nil
+}
+
+// broadcast sends msg to every connection of every serving comet as a
+// public message (gid 1) under one new mid, which it returns. With expire
+// > 0 the message is first kept by a message node (a failure there fails
+// the push, and nothing is sent). It returns the comet nodes whose
+// Broadcast failed, sorted; the others delivered.
+func (w *Web) broadcast(ctx context.Context, msg json.RawMessage, expire uint) (mid int64, failed []string, err error) {
+	mid = w.pubMids.next()
+	if expire > 0 {
+		var ret int
+		args := &api.MessageSavePublicArgs{Msg: msg, MsgId: mid, Expire: expire}
+		if err := w.msgs.Call(ctx, api.MessageSavePublic, args, &ret); err != nil {
+			return 0, nil, messageErr("keep the public message", err)
+		}
+	}
+	view := w.cluster.load()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for name, n := range view.nodes {
+		if n.rpc == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var ret int
+			err := n.rpc.Call(ctx, api.CometBroadcast, &api.CometBroadcastArgs{Msg: msg, MsgId: mid}, &ret)
+			if err == nil {
+				return
+			}
+			w.log.Warn("push/all: comet broadcast failed", "node", name, "mid", mid, "err", err)
+			mu.Lock()
+			failed = append(failed, name)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	slices.Sort(failed)
+	return mid, failed, nil
+}
+
+// failedKeys is the data of an answer listing the keys that failed: nil
+// (no data) when none did.
+func failedKeys(fk []string) any {
+	if len(fk) == 0 {
+		return nil
+	}
+	return api.FailedKeysData{FKeys: fk}
+}
