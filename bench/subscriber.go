@@ -3,9 +3,9 @@ package bench
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
-	"gopush/api"
 	"io"
 	"net"
 	"sort"
@@ -15,11 +15,14 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"gopush/api"
 )
 
 // SubConfig says how subscribers connect.
 type SubConfig struct {
-	Proto       string        // "tcp" or "ws"
+	Proto       string        // "tcp", "ws" or "wss" (WebSocket over TLS)
+	TLS         *tls.Config   // for "wss": the CA that signed comet's certificate
 	Heartbeat   int           // seconds, sent in the subscribe request (≥ 30)
 	Token       string        // sent as is; "" when comet has auth off
 	Version     string        // "" asks comet for the old message form
@@ -157,7 +160,7 @@ func (p *Pool) dial(ctx context.Context, idx int, t Target) (subConn, error) {
 	defer cancel()
 	d := &net.Dialer{LocalAddr: p.localAddr(idx)}
 	deadline, _ := ctx.Deadline()
-	if p.cfg.Proto == "ws" {
+	if p.cfg.Proto == "ws" || p.cfg.Proto == "wss" {
 		return p.dialWS(ctx, d, deadline, idx, t)
 	}
 	nc, err := d.DialContext(ctx, "tcp", t.Addr)
@@ -199,8 +202,16 @@ func (p *Pool) dialWS(ctx context.Context, d *net.Dialer, deadline time.Time, id
 		HandshakeTimeout: p.cfg.Timeout,
 		ReadBufferSize:   512,
 		WriteBufferSize:  256,
+		TLSClientConfig:  p.cfg.TLS,
 	}
-	u := "ws://" + t.Addr + "/sub?" + p.subscription(t).Query().Encode()
+	base := "ws://" + t.Addr + "/sub"
+	switch {
+	case strings.Contains(t.Addr, "://"):
+		base = t.Addr // a wss:// URL from web (docs/protocol.md §2.4)
+	case p.cfg.Proto == "wss":
+		base = "wss://" + t.Addr + "/sub"
+	}
+	u := base + "?" + p.subscription(t).Query().Encode()
 	ws, resp, err := dialer.DialContext(ctx, u, nil)
 	if err != nil {
 		if resp != nil {
