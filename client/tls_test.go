@@ -21,9 +21,9 @@ func TestClusterTLS(t *testing.T) {
 	dir := t.TempDir()
 	cert, key := ca.Issue(t, "comet", certtest.Options{}).Write(t, dir)
 	c := testenv.NewCluster(t)
-	c.StartMessage(1, 0)
-	c.StartCometTLS("node1", 1, "", fmt.Sprintf("tls.cert = %q\ntls.key = %q\n", cert, key))
-	w := c.StartWebTLS(cert, key)
+	c.StartMessage()
+	c.StartComet("node1", 1, testenv.CometTLS(t, cert, key))
+	w := c.StartWeb(testenv.WebTLS(t, cert, key))
 	waitServed(t, w.HTTP, "tls-tcp", "")
 
 	for _, proto := range []string{TCP, WebSocket} {

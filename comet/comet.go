@@ -27,6 +27,7 @@ import (
 	"gopush/internal/daemon"
 	"gopush/internal/routemux"
 	"gopush/membership"
+	"gopush/mid"
 )
 
 // Comet is one comet daemon.
@@ -37,7 +38,7 @@ type Comet struct {
 	stats    *stats
 	hub      *hub
 	ring     *ring
-	mids     *midGen
+	mids     *mid.Generator
 	order    *orderLocks
 	upgrader *websocket.Upgrader
 	conns    connSet
@@ -78,7 +79,7 @@ func New(cfg *conf.Comet, log *slog.Logger) *Comet {
 		log:   log,
 		stats: &stats{start: time.Now()},
 		ring:  newRing(cfg.ZooKeeper.Comet.Node),
-		mids:  newMidGen(),
+		mids:  mid.New(nil),
 		order: &orderLocks{},
 	}
 	c.hub = newHub(cfg.Channel.Bucket, c.stats)
@@ -287,7 +288,7 @@ func (c *Comet) finish(cn *conn) {
 	cn.close()
 	if cn.subscribed {
 		c.hub.remove(cn)
-		c.stats.subscribed.Add(-1)
+		c.stats.subsRemoved.Add(1)
 	}
 	if cn.proto == protoWS {
 		c.stats.wsConns.Add(-1)

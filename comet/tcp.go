@@ -91,7 +91,7 @@ func (c *Comet) serveTCP(cn *conn) {
 func (c *Comet) handshakeTCP(cn *conn) *bufio.Reader {
 	nc := cn.nc
 	c.setSockOpts(nc)
-	deadline := time.Now().Add(c.cfg.Channel.Handshake.Timeout.D())
+	deadline := time.Now().Add(cn.handshake)
 	if tc, ok := nc.(*tls.Conn); ok {
 		// The TLS handshake and the subscribe request share the
 		// handshake timeout, like a slow plain-text client.
@@ -128,7 +128,7 @@ func (c *Comet) handshakeTCP(cn *conn) *bufio.Reader {
 func readHeartbeats(cn *conn, br *bufio.Reader) {
 	defer cn.comet.finish(cn)
 	for {
-		_ = cn.nc.SetReadDeadline(time.Now().Add(cn.timeout))
+		_ = cn.nc.SetReadDeadline(time.Now().Add(cn.readTimeout))
 		var err error
 		if br != nil && br.Buffered() > 0 {
 			cn.rbuf[0], err = br.ReadByte()

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -15,40 +16,10 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"gopush/conf"
 	"gopush/internal/certs/certtest"
 	"gopush/internal/testenv"
 )
-
-// tlsComet starts a comet serving wss and TCP over TLS with the pair in
-// certFile/keyFile; it returns the comet and its wss address.
-func (c *cluster) tlsComet(node, certFile, keyFile string) (*comet, string) {
-	c.t.Helper()
-	wss, tcpTLS := testenv.FreeAddr(c.t), testenv.FreeAddr(c.t)
-	cm := c.launchComet(node, func(cm *comet) string {
-		return fmt.Sprintf(`
-tcp.bind = [%q]
-tcp.tls.bind = [%q]
-websocket.bind = [%q]
-websocket.tls.bind = [%q]
-tls.cert = %q
-tls.key = %q
-stat.bind = []
-pprof.bind = []
-[log]
-level = "debug"
-[channel]
-handshake.timeout = "2s"
-[rpc]
-bind = [%q]
-ping = "200ms"
-retry = "200ms"
-timeout = "2s"
-`, cm.tcp, tcpTLS, cm.ws, wss, certFile, keyFile, cm.rpc) + c.zkTOML() + fmt.Sprintf("comet.node = %q\n", node)
-	})
-	testenv.WaitListening(c.t, wss, startTimeout)
-	testenv.WaitListening(c.t, tcpTLS, startTimeout)
-	return cm, wss
-}
 
 // peerName returns the common name of the certificate served at addr.
 func peerName(t *testing.T, addr string, ca *certtest.CA) string {
@@ -73,14 +44,14 @@ func TestTLSSIGHUPReloadKeepsConnections(t *testing.T) {
 	ca := certtest.NewCA(t, "e2e CA")
 	dir := t.TempDir()
 	certFile, keyFile := ca.Issue(t, "first", certtest.Options{}).Write(t, dir)
-	c := newCluster(t)
-	msg := c.startMessage()
-	cm, wss := c.tlsComet("node1", certFile, keyFile)
-	https := testenv.FreeAddr(t)
-	w := c.startWeb(fmt.Sprintf("http.tls.bind = [%q]\ntls.cert = %q\ntls.key = %q\n", https, certFile, keyFile))
-	testenv.WaitListening(t, https, startTimeout)
+	c := testenv.NewCluster(t)
+	msg := c.StartMessage()
+	cm := c.StartComet("node1", 1, testenv.CometTLS(t, certFile, keyFile))
+	wss := cm.WSS
+	w := c.StartWeb(testenv.WebTLS(t, certFile, keyFile))
+	https := w.HTTPS
 	waitFor(t, "web to hand out the wss address", func() bool {
-		s, ret := w.serverGet(t, "k-0", 3)
+		s, ret := serverGet(t, w, "k-0", 3)
 		return ret == 0 && s == wss
 	})
 
@@ -106,7 +77,7 @@ func TestTLSSIGHUPReloadKeepsConnections(t *testing.T) {
 	}
 
 	ca.Issue(t, "second", certtest.Options{}).Write(t, dir)
-	for _, p := range []*testenv.Daemon{cm.Daemon, w.Daemon, msg} {
+	for _, p := range []*testenv.Daemon{cm.Daemon, w.Daemon, msg.Daemon} {
 		if err := syscall.Kill(p.Pid(), syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
@@ -130,7 +101,7 @@ func TestTLSSIGHUPReloadKeepsConnections(t *testing.T) {
 	if got := peerName(t, wss, ca); got != "second" {
 		t.Fatalf("certificate %q after a refused reload, want second", got)
 	}
-	for _, p := range []*testenv.Daemon{cm.Daemon, w.Daemon, msg} {
+	for _, p := range []*testenv.Daemon{cm.Daemon, w.Daemon, msg.Daemon} {
 		if p.Exited() {
 			t.Fatalf("pid %d exited after SIGHUP:\n%s", p.Pid(), p.Log())
 		}
@@ -138,7 +109,7 @@ func TestTLSSIGHUPReloadKeepsConnections(t *testing.T) {
 
 	// None of the 1 000 was dropped: each gets a push.
 	body, _ := json.Marshal(map[string]string{"m": `{"after":"reload"}`, "k": strings.Join(keys, ",")})
-	if a := httpPost(t, "http://"+w.admin+"/1/admin/push/mprivate?expire=0", string(body)); a.ret(t) != 0 {
+	if a := httpPost(t, "http://"+w.Admin+"/1/admin/push/mprivate?expire=0", string(body)); a.ret(t) != 0 {
 		t.Fatalf("mprivate: %s", a.Body)
 	}
 	var wg sync.WaitGroup
@@ -167,41 +138,34 @@ func TestTLSSIGHUPReloadKeepsConnections(t *testing.T) {
 // advertised ones, for p=1 and p=2 as for the TLS p=3.
 func TestAdvertisedAddressFromServerGet(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t)
-	c.startMessage()
-	cm := c.launchComet("node1", func(cm *comet) string {
-		_, tcpPort, _ := strings.Cut(cm.tcp, ":")
-		_, wsPort, _ := strings.Cut(cm.ws, ":")
-		return fmt.Sprintf(`
-tcp.bind = ["0.0.0.0:%s"]
-tcp.advertise = ["push1.example.test:%s"]
-websocket.bind = ["0.0.0.0:%s"]
-websocket.advertise = ["push1.example.test:%s"]
-websocket.tls.advertise = ["wss://push.example.test/c/node1/sub"]
-stat.bind = []
-pprof.bind = []
-[rpc]
-bind = [%q]
-`, tcpPort, tcpPort, wsPort, wsPort, cm.rpc) + c.zkTOML() + "comet.node = \"node1\"\n"
+	c := testenv.NewCluster(t)
+	c.StartMessage()
+	var tcpPort, wsPort string
+	c.StartComet("node1", 1, func(cfg *conf.Comet) {
+		_, tcpPort, _ = net.SplitHostPort(cfg.TCP.Bind[0])
+		_, wsPort, _ = net.SplitHostPort(cfg.WebSocket.Bind[0])
+		cfg.TCP.Bind = conf.AddrList{"0.0.0.0:" + tcpPort}
+		cfg.TCP.Advertise = conf.AddrList{"push1.example.test:" + tcpPort}
+		cfg.WebSocket.Bind = conf.AddrList{"0.0.0.0:" + wsPort}
+		cfg.WebSocket.Advertise = conf.AddrList{"push1.example.test:" + wsPort}
+		cfg.WebSocket.TLS.Advertise = conf.AddrList{"wss://push.example.test/c/node1/sub"}
 	})
-	w := c.startWeb("")
-	_, tcpPort, _ := strings.Cut(cm.tcp, ":")
+	w := c.StartWeb()
 	waitFor(t, "web to route to the comet", func() bool {
-		s, ret := w.serverGet(t, "alice", 2)
+		s, ret := serverGet(t, w, "alice", 2)
 		return ret == 0 && s == "push1.example.test:"+tcpPort
 	})
-	_, wsPort, _ := strings.Cut(cm.ws, ":")
-	if s, _ := w.serverGet(t, "alice", 1); s != "push1.example.test:"+wsPort {
+	if s, _ := serverGet(t, w, "alice", 1); s != "push1.example.test:"+wsPort {
 		t.Errorf("p=1 answers %q", s)
 	}
-	if s, _ := w.serverGet(t, "alice", 3); s != "wss://push.example.test/c/node1/sub" {
+	if s, _ := serverGet(t, w, "alice", 3); s != "wss://push.example.test/c/node1/sub" {
 		t.Errorf("p=3 answers %q", s)
 	}
-	if _, ret := w.serverGet(t, "alice", 4); ret != 1001 {
+	if _, ret := serverGet(t, w, "alice", 4); ret != 1001 {
 		t.Errorf("p=4 without a TLS-TCP address: ret %d, want 1001", ret)
 	}
 	// The bind is 0.0.0.0: subscribing on loopback works.
-	sub, reply := subscribeTCP(t, cm.tcp, "alice", "")
+	sub, reply := subscribeTCP(t, "127.0.0.1:"+tcpPort, "alice", "")
 	if sub == nil {
 		t.Fatalf("subscribe: %s", reply)
 	}
@@ -222,7 +186,7 @@ func TestTLSBadCertificateAtStartExits2(t *testing.T) {
 	otherKey := filepath.Join(dir, "other-key.pem")
 	os.WriteFile(otherKey, ca.Issue(t, "other", certtest.Options{}).KeyPEM, 0o600)
 	missing := filepath.Join(dir, "missing.pem")
-	c := newCluster(t)
+	c := testenv.NewCluster(t)
 
 	for _, tc := range []struct{ cert, key, want string }{
 		{missing, keyFile, "tls.cert: " + missing + ": no such file"},
@@ -230,13 +194,17 @@ func TestTLSBadCertificateAtStartExits2(t *testing.T) {
 		{certFile, otherKey, "tls.key: " + otherKey + ": private key does not match the certificate in " + certFile},
 	} {
 		for _, daemon := range []string{"comet", "web"} {
-			var cfg string
+			var cfg any
 			if daemon == "comet" {
-				cfg = fmt.Sprintf("websocket.tls.bind = [%q]\ntls.cert = %q\ntls.key = %q\n", testenv.FreeAddr(t), tc.cert, tc.key)
+				cm := c.CometConfig("node1", 1)
+				testenv.CometTLS(t, tc.cert, tc.key)(cm)
+				cfg = cm
 			} else {
-				cfg = fmt.Sprintf("http.tls.bind = [%q]\ntls.cert = %q\ntls.key = %q\n", testenv.FreeAddr(t), tc.cert, tc.key)
+				w := c.WebConfig()
+				testenv.WebTLS(t, tc.cert, tc.key)(w)
+				cfg = w
 			}
-			d := testenv.StartDaemon(t, testenv.Binary(t, daemon), cfg+c.zkTOML())
+			d := testenv.StartConfigured(t, daemon, cfg)
 			code := make(chan int, 1)
 			go func() { code <- d.Wait() }()
 			select {

@@ -2,7 +2,6 @@ package js
 
 import (
 	"crypto/tls"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"gopush/client"
+	"gopush/conf"
 	"gopush/internal/certs/certtest"
 	"gopush/internal/testenv"
 )
@@ -100,9 +100,9 @@ func (s *tlsSite) subscribeAndReceive(t *testing.T, webURL, admin, key, server s
 func TestBrowserTLSDirectToComet(t *testing.T) {
 	s := newTLSSite(t)
 	cl := testenv.NewCluster(t)
-	cl.StartMessage(1, 0)
-	comet := cl.StartCometTLS("node1", 1, "", fmt.Sprintf("tls.cert = %q\ntls.key = %q\n", s.cert, s.key))
-	web := cl.StartWebTLS(s.cert, s.key)
+	cl.StartMessage()
+	comet := cl.StartComet("node1", 1, testenv.CometTLS(t, s.cert, s.key))
+	web := cl.StartWeb(testenv.WebTLS(t, s.cert, s.key))
 	key := testenv.Unique(t)
 	testenv.WaitFor(t, 30*time.Second, "web to know the comet", func() bool {
 		srv, _, err := testenv.ServerOf("http://"+web.HTTP, key, "3")
@@ -127,8 +127,8 @@ func TestBrowserTLSThroughNginx(t *testing.T) {
 	public := testenv.FreeAddr(t)
 	wssURL := "wss://" + public + "/c/node1/sub"
 	cl := testenv.NewCluster(t)
-	cl.StartMessage(1, 0)
-	comet := cl.StartCometTLS("node1", 1, "", fmt.Sprintf("websocket.tls.advertise = [%q]\n", wssURL))
+	cl.StartMessage()
+	comet := cl.StartComet("node1", 1, func(cfg *conf.Comet) { cfg.WebSocket.TLS.Advertise = conf.AddrList{wssURL} })
 	web := cl.StartWeb()
 	shipped, err := os.ReadFile("../deploy/nginx/gopush-tls.conf")
 	if err != nil {

@@ -1,0 +1,27 @@
+package testenv
+
+import (
+	"testing"
+
+	"gopush/conf"
+)
+
+// CometTLS is an edit for StartComet: the comet also serves TCP and
+// WebSocket over TLS on fresh ports (CometNode.TCPTLS, WSS) with the pair
+// certFile/keyFile.
+func CometTLS(t testing.TB, certFile, keyFile string) func(*conf.Comet) {
+	return func(c *conf.Comet) {
+		c.TCP.TLS.Bind = conf.AddrList{FreeAddr(t)}
+		c.WebSocket.TLS.Bind = conf.AddrList{FreeAddr(t)}
+		c.TLS = conf.TLSFiles{Cert: certFile, Key: keyFile}
+	}
+}
+
+// WebTLS is an edit for StartWeb: web also serves its public API over
+// HTTPS on a fresh port (WebNode.HTTPS) with the pair certFile/keyFile.
+func WebTLS(t testing.TB, certFile, keyFile string) func(*conf.Web) {
+	return func(w *conf.Web) {
+		w.HTTP.TLS.Bind = conf.AddrList{FreeAddr(t)}
+		w.TLS = conf.TLSFiles{Cert: certFile, Key: keyFile}
+	}
+}
