@@ -63,24 +63,26 @@ func TestClusterTLS(t *testing.T) {
 
 	// A client that trusts only another CA: every attempt fails on comet's
 	// certificate (web is asked over plain http here), none subscribes.
-	errs := make(chan error, 16)
-	cl, err := New(Config{
-		Web: "http://" + w.HTTP, Key: "stranger", Proto: WebSocket,
-		TLS:        &tls.Config{RootCAs: certtest.NewCA(t, "another CA").Pool()},
-		OnConnect:  func(string) { errs <- fmt.Errorf("subscribed with a certificate of another CA") },
-		OnError:    func(err error) { errs <- err },
-		MinBackoff: 50 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	select {
-	case err := <-errs:
-		if !strings.Contains(err.Error(), "certificate") {
-			t.Fatalf("first error %v, want a certificate error", err)
+	for _, proto := range []string{TCP, WebSocket} {
+		errs := make(chan error, 16)
+		cl, err := New(Config{
+			Web: "http://" + w.HTTP, Key: "stranger", Proto: proto,
+			TLS:        &tls.Config{RootCAs: certtest.NewCA(t, "another CA").Pool()},
+			OnConnect:  func(string) { errs <- fmt.Errorf("subscribed with a certificate of another CA") },
+			OnError:    func(err error) { errs <- err },
+			MinBackoff: 50 * time.Millisecond,
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("no error within 20 s")
+		select {
+		case err := <-errs:
+			if !strings.Contains(err.Error(), "certificate") {
+				t.Errorf("%s: first error %v, want a certificate error", proto, err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Errorf("%s: no error within 20 s", proto)
+		}
+		cl.Close()
 	}
 }
