@@ -24,6 +24,7 @@ import (
 	"gopush/conf"
 	"gopush/gobrpc"
 	"gopush/internal/certs"
+	"gopush/internal/connlimit"
 	"gopush/internal/daemon"
 	"gopush/internal/routemux"
 	"gopush/membership"
@@ -43,6 +44,10 @@ type Comet struct {
 	upgrader *websocket.Upgrader
 	conns    connSet
 	connIDs  atomic.Uint64
+
+	budget      daemon.Budget      // caps derived from the open-file limit
+	clientLimit *connlimit.Limiter // TCP and WebSocket ports together
+	verifier    *tokenVerifier     // channel.token.mode = jwt; nil otherwise
 
 	ctx    context.Context // ends when Close starts
 	cancel context.CancelFunc
@@ -104,10 +109,9 @@ func (c *Comet) wantProto(p string) bool {
 func (c *Comet) Start() error {
 	// The certificate first: a bad pair is the configuration's fault
 	// (daemon.Usage), reported before anything else happens.
-	cfg := c.cfg
-	if (c.wantProto("tcp") && len(cfg.TCP.TLS.Bind) > 0) || (c.wantProto("websocket") && len(cfg.WebSocket.TLS.Bind) > 0) {
+	if c.cfg.ServesTLS() {
 		var err error
-		if c.pair, err = cfg.TLS.Load(); err != nil {
+		if c.pair, err = c.cfg.TLS.Load(); err != nil {
 			return daemon.Usage(err)
 		}
 	}
@@ -124,11 +128,23 @@ func (c *Comet) start() error {
 	cfg := c.cfg
 	var err error
 	tcp, ws := c.wantProto("tcp"), c.wantProto("websocket")
-	if tcp {
-		if c.tcpLns, err = listenAll("tcp.bind", cfg.TCP.Bind); err != nil {
+	if cfg.Channel.Token.Mode == "jwt" {
+		if c.verifier, err = newTokenVerifier(cfg.Channel.Token.Alg, cfg.Channel.Token.Secret, cfg.Channel.Token.KeyFile); err != nil {
 			return err
 		}
-		tlsLns, err := listenAll("tcp.tls.bind", cfg.TCP.TLS.Bind)
+	}
+	c.budget = daemon.FileBudget(cfg.Limit)
+	// TCP refuses over-limit clients by closing, WebSocket with HTTP 429
+	// before the upgrade: the limiter hands them on marked (Defer).
+	c.clientLimit = connlimit.New("clients", daemon.ClientRules(cfg.Limit, c.budget, true), c.log)
+	statLimit := connlimit.New("stat", connlimit.Rules{Max: c.budget.Internal}, c.log)
+	if tcp {
+		if c.tcpLns, err = listenAll("tcp.bind", cfg.TCP.Bind, c.clientLimit); err != nil {
+			return err
+		}
+		// TLS over the connection caps, so a refused client costs no
+		// handshake.
+		tlsLns, err := listenAll("tcp.tls.bind", cfg.TCP.TLS.Bind, c.clientLimit)
 		if err != nil {
 			return err
 		}
@@ -138,24 +154,27 @@ func (c *Comet) start() error {
 		}
 	}
 	if ws {
-		if c.wsLns, err = listenAll("websocket.bind", cfg.WebSocket.Bind); err != nil {
+		if c.wsLns, err = listenAll("websocket.bind", cfg.WebSocket.Bind, c.clientLimit); err != nil {
 			return err
 		}
-		if c.wssLns, err = listenAll("websocket.tls.bind", cfg.WebSocket.TLS.Bind); err != nil {
+		if c.wssLns, err = listenAll("websocket.tls.bind", cfg.WebSocket.TLS.Bind, c.clientLimit); err != nil {
 			return err
 		}
 		for i, ln := range c.wssLns {
 			c.wssLns[i] = c.pair.Listener(ln, "http/1.1")
 		}
 	}
-	if c.statLns, err = listenAll("stat.bind", cfg.Stat.Bind); err != nil {
+	if c.statLns, err = listenAll("stat.bind", cfg.Stat.Bind, statLimit); err != nil {
 		return err
 	}
 	if c.pprof, err = daemon.ServePprof(cfg.Pprof.Bind, c.log); err != nil {
 		return err
 	}
-	if c.rpc, err = gobrpc.Serve(api.CometService, &RPC{c: c}, cfg.RPC.Bind, c.log); err != nil {
+	if c.rpc, err = gobrpc.ServeWith(api.CometService, &RPC{c: c}, cfg.RPC.Bind, daemon.RPCOptions(cfg.RPC, c.budget.Internal), c.log); err != nil {
 		return fmt.Errorf("rpc.bind: %w", err)
+	}
+	if cfg.RPC.Secret == "" {
+		daemon.WarnIfExposed(c.log, "rpc.bind", cfg.RPC.Bind, "rpc.secret: any host in rpc.allow can push, migrate and add tokens")
 	}
 
 	zkc := cfg.ZooKeeper
@@ -310,6 +329,7 @@ func (c *Comet) serve(lns []net.Listener, h http.Handler) {
 		IdleTimeout:       time.Minute,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(c.log.Handler(), slog.LevelDebug),
+		ConnContext:       connlimit.ConnContext,
 	}
 	c.servers = append(c.servers, srv)
 	for _, ln := range lns {
@@ -404,7 +424,9 @@ func (c *Comet) RPCAddrs() []string {
 	return c.rpc.Addrs()
 }
 
-func listenAll(key string, binds []string) ([]net.Listener, error) {
+// listenAll listens on every address of binds, each listener wrapped by
+// lim (first, so that TLS or anything else wraps on top of it).
+func listenAll(key string, binds []string, lim *connlimit.Limiter) ([]net.Listener, error) {
 	var lns []net.Listener
 	for _, b := range binds {
 		ln, err := net.Listen("tcp", b)
@@ -414,9 +436,26 @@ func listenAll(key string, binds []string) ([]net.Listener, error) {
 			}
 			return nil, fmt.Errorf("%s: %w", key, err)
 		}
-		lns = append(lns, ln)
+		lns = append(lns, lim.Wrap(ln))
 	}
 	return lns, nil
+}
+
+// ClientCounts returns the counters of the client listeners' limiter
+// (connections open, accepted, refused by reason).
+func (c *Comet) ClientCounts() connlimit.Counts {
+	if c.clientLimit == nil {
+		return connlimit.Counts{}
+	}
+	return c.clientLimit.Counts()
+}
+
+// RPCCounts returns the RPC server's refusal counters.
+func (c *Comet) RPCCounts() gobrpc.Counts {
+	if c.rpc == nil {
+		return gobrpc.Counts{}
+	}
+	return c.rpc.Counts()
 }
 
 func addrsOf(lns []net.Listener) []string {

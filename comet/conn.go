@@ -6,6 +6,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"gopush/internal/connlimit"
 )
 
 // proto is the client protocol of a connection.
@@ -150,7 +152,7 @@ func (c *conn) writeLoop() {
 		n := len(batch)
 		_ = c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 		bufs := net.Buffers(batch)
-		_, err := bufs.WriteTo(c.nc)
+		_, err := bufs.WriteTo(connlimit.Raw(c.nc))
 		clear(batch)
 		if err != nil {
 			c.comet.stats.msgsFailed.Add(int64(msgs))
@@ -177,8 +179,11 @@ func (c *conn) replyAndClose(frame []byte) {
 	if _, err := c.nc.Write(frame); err != nil {
 		return
 	}
-	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
-		_ = cw.CloseWrite() // TCP: FIN; TLS: close_notify
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		_ = tc.CloseWrite() // close_notify
+	}
+	if tc := connlimit.TCPConn(c.nc); tc != nil {
+		_ = tc.CloseWrite()
 	}
 	_ = c.nc.SetReadDeadline(time.Now().Add(lingerTime))
 	_, _ = io.Copy(io.Discard, io.LimitReader(c.nc, lingerBytes))

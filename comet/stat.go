@@ -17,25 +17,26 @@ import (
 type stats struct {
 	start time.Time
 
-	tcpConns      atomic.Int64 // open TCP connections (subscribed or in handshake)
-	wsConns       atomic.Int64 // open WebSocket connections
-	tcpAccepted   atomic.Int64 // TCP connections accepted since start
-	wsAccepted    atomic.Int64 // WebSocket connections upgraded since start
-	subsAdded     atomic.Int64 // connections added to a channel since start
-	subsRemoved   atomic.Int64 // connections taken out of a channel since start
-	refused       atomic.Int64 // handshakes answered with an error reply
-	chanCreated   atomic.Int64 // channels (keys) created since start
-	chanDeleted   atomic.Int64 // channels freed since start
-	chanAccess    atomic.Int64 // lookups that found a key's channel
-	pushed        atomic.Int64 // messages pushed to a key (one per key)
-	pushFailed    atomic.Int64 // pushes that failed (storage failure)
-	stored        atomic.Int64 // messages stored through MessageRPC
-	framesQueued  atomic.Int64 // message frames queued to connections
-	framesWritten atomic.Int64 // frames (messages and replies) written
-	msgsWritten   atomic.Int64 // message frames written to a connection
-	msgsFailed    atomic.Int64 // message frames lost: connection closed or failed first
-	slowClosed    atomic.Int64 // connections closed because their queue was full
-	heartbeats    atomic.Int64 // heartbeats answered
+	tcpConns       atomic.Int64 // open TCP connections (subscribed or in handshake)
+	wsConns        atomic.Int64 // open WebSocket connections
+	tcpAccepted    atomic.Int64 // TCP connections accepted since start
+	wsAccepted     atomic.Int64 // WebSocket connections upgraded since start
+	subsAdded      atomic.Int64 // connections added to a channel since start
+	subsRemoved    atomic.Int64 // connections taken out of a channel since start
+	refused        atomic.Int64 // handshakes answered with an error reply
+	chanCreated    atomic.Int64 // channels (keys) created since start
+	chanDeleted    atomic.Int64 // channels freed since start
+	chanAccess     atomic.Int64 // lookups that found a key's channel
+	pushed         atomic.Int64 // messages pushed to a key (one per key)
+	pushFailed     atomic.Int64 // pushes that failed (storage failure)
+	stored         atomic.Int64 // messages stored through MessageRPC
+	framesQueued   atomic.Int64 // message frames queued to connections
+	framesWritten  atomic.Int64 // frames (messages and replies) written
+	msgsWritten    atomic.Int64 // message frames written to a connection
+	msgsFailed     atomic.Int64 // message frames lost: connection closed or failed first
+	slowClosed     atomic.Int64 // connections closed because their queue was full
+	heartbeats     atomic.Int64 // heartbeats answered
+	migrateRefused atomic.Int64 // Migrate calls refused (node map not ZooKeeper's)
 }
 
 // subscribed is the number of connections in a channel now.
@@ -65,7 +66,7 @@ func (c *Comet) statHandler(w http.ResponseWriter, r *http.Request) {
 	case "memory":
 		data = memoryStat()
 	case "config":
-		data = config105{Comet: c.cfg, MaxProc: runtime.GOMAXPROCS(0)}.fill()
+		data = config105{Comet: c.cfg.Redacted(), MaxProc: runtime.GOMAXPROCS(0)}.fill()
 	case "channel":
 		if key := q.Get("key"); key != "" {
 			// Exactly 1.0.5's answer; a key without a channel has 0.

@@ -38,6 +38,22 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 type Log struct {
 	Level  string `toml:"level"`  // debug, info, warn, error
 	Format string `toml:"format"` // text or json
+	// Lines of one message (same level and text) written per window at
+	// most; the others are counted and the count is logged as
+	// "suppressed" with the next line of that message. 0: no limit.
+	Repeat int      `toml:"repeat"`
+	Window Duration `toml:"window"`
+}
+
+// Limit bounds a daemon's client connections (comet's TCP and WebSocket
+// ports together, web's public port): a cap that keeps a reserve of file
+// descriptors for everything else, and per-client-address limits.
+type Limit struct {
+	Conns   int     `toml:"conns"`   // client connections at most; 0: the open-file limit minus reserve
+	Reserve int     `toml:"reserve"` // descriptors kept for the rest; 0: a tenth of the open-file limit (100 .. half of it)
+	PerAddr int     `toml:"peraddr"` // connections from one IP address at most; 0: no limit
+	Rate    float64 `toml:"rate"`    // new connections per second from one IP address; 0: no limit
+	Burst   int     `toml:"burst"`   // new connections one IP address may open at once above rate
 }
 
 // Bind is a list of listen addresses. In TOML it is an array of strings or
@@ -69,6 +85,21 @@ type TLSFiles struct {
 
 // Set reports whether a pair is configured.
 func (t TLSFiles) Set() bool { return t.Cert != "" || t.Key != "" }
+
+// ServesTLS reports whether comet has a TLS listener of a protocol it
+// serves, and so needs tls.cert and tls.key.
+func (c *Comet) ServesTLS() bool {
+	for _, p := range c.Channel.Proto {
+		if (p == "tcp" && len(c.TCP.TLS.Bind) > 0) || (p == "websocket" && len(c.WebSocket.TLS.Bind) > 0) {
+			return true
+		}
+	}
+	return false
+}
+
+// ServesTLS reports whether web has an HTTPS listener, and so needs
+// tls.cert and tls.key.
+func (w *Web) ServesTLS() bool { return len(w.HTTP.TLS.Bind)+len(w.Admin.TLS.Bind) > 0 }
 
 // Load reads and checks the pair (internal/certs). Its error is one line
 // naming the key, the file and the problem.
@@ -110,6 +141,12 @@ type RPC struct {
 	Ping      Duration `toml:"ping"`      // how often each peer is pinged
 	Retry     Duration `toml:"retry"`     // how often a failed peer is redialled
 	Timeout   Duration `toml:"timeout"`   // deadline of one call
+
+	MaxMsg int      `toml:"maxmsg"` // largest gob message read, bytes
+	Idle   Duration `toml:"idle"`   // a served connection silent this long is closed
+	Allow  AddrList `toml:"allow"`  // networks peers may connect from; [] any
+	Secret string   `toml:"secret"` // shared secret of the node handshake; "" off
+	Legacy AddrList `toml:"legacy"` // networks of 1.0.5 peers, exempt from the handshake
 }
 
 // Comet is comet's configuration.
@@ -142,12 +179,17 @@ type Comet struct {
 		} `toml:"handshake"`
 		Auth  bool `toml:"auth"`
 		Token struct {
-			Expire Duration `toml:"expire"` // unused tokens expire after this
-			Max    int      `toml:"max"`    // tokens kept per key
+			Mode    string   `toml:"mode"`    // "rpc" (1.0.5: added through CometRPC.New) or "jwt" (signed)
+			Expire  Duration `toml:"expire"`  // unused tokens expire after this (rpc mode)
+			Max     int      `toml:"max"`     // tokens kept per key (rpc mode)
+			Alg     string   `toml:"alg"`     // jwt mode: HS256, EdDSA or RS256
+			Secret  string   `toml:"secret"`  // jwt mode, HS256: the shared secret
+			KeyFile string   `toml:"keyfile"` // jwt mode, EdDSA and RS256: PEM public key
 		} `toml:"token"`
 		Origins []string `toml:"origins"` // WebSocket Origin allow-list; empty: any
 	} `toml:"channel"`
 
+	Limit     Limit     `toml:"limit"`
 	ZooKeeper ZooKeeper `toml:"zookeeper"`
 	RPC       RPC       `toml:"rpc"`
 }
@@ -158,6 +200,7 @@ type Web struct {
 	HTTP struct {
 		Bind          AddrList `toml:"bind"`
 		ServerTimeout Duration `toml:"servertimeout"` // read and write timeout
+		IdleTimeout   Duration `toml:"idletimeout"`   // keep-alive connections idle this long are closed
 		TokenAdd      bool     `toml:"tokenadd"`      // also serve /1/token/add publicly
 		TLS           struct {
 			Bind AddrList `toml:"bind"` // HTTPS listen addresses of the public API
@@ -168,8 +211,9 @@ type Web struct {
 		TLS  struct {
 			Bind AddrList `toml:"bind"` // HTTPS listen addresses of the admin API
 		} `toml:"tls"`
-		MaxBody int64 `toml:"maxbody"` // bytes
-		MaxKeys int   `toml:"maxkeys"` // keys in one push/mprivate call
+		Token   string `toml:"token"`   // bearer token the admin API requires; "" none
+		MaxBody int64  `toml:"maxbody"` // bytes
+		MaxKeys int    `toml:"maxkeys"` // keys in one push/mprivate call
 	} `toml:"admin"`
 	Pprof Bind     `toml:"pprof"`
 	TLS   TLSFiles `toml:"tls"` // for http.tls.bind and admin.tls.bind
@@ -177,6 +221,8 @@ type Web struct {
 	Token struct {
 		Expire Duration `toml:"expire"` // lifetime of a token added through /1/token/add
 	} `toml:"token"`
+
+	Limit Limit `toml:"limit"` // the public port
 
 	Prune struct {
 		Enable   bool     `toml:"enable"`
@@ -215,6 +261,9 @@ type Message struct {
 		// the TTL gopush set runs out.
 		KeyTTL bool              `toml:"keyttl"`
 		Source map[string]string `toml:"source"` // "name:weight" = "tcp@host:port#password"
+		// Database (SELECT index) of rooms and public messages, apart from
+		// the subscriber keys in database 0 so that no key can name them.
+		RoomDB int `toml:"roomdb"`
 	} `toml:"redis"`
 
 	MySQL struct {

@@ -3,36 +3,39 @@ package conf
 import (
 	"io"
 	"log/slog"
+
+	"gopush/internal/logthrottle"
 )
 
 // NewLogger builds the daemon's logger from [log]: text or JSON lines at
-// the configured level.
+// the configured level, repeated lines limited to log.repeat per
+// log.window.
 func (l Log) NewLogger(w io.Writer) *slog.Logger {
 	return l.NewLoggerLevel(w, l.SlogLevel())
 }
 
 // NewLoggerLevel is NewLogger at a level that may change later (a
-// *slog.LevelVar) or is fixed (a slog.Level).
+// *slog.LevelVar, as SIGHUP does) or is fixed (a slog.Level).
 func (l Log) NewLoggerLevel(w io.Writer, level slog.Leveler) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
 	if l.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
+	} else {
+		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(logthrottle.New(h, l.Repeat, l.Window.D()))
 }
 
 // SlogLevel is log.level as a slog.Level (info when unknown).
 func (l Log) SlogLevel() slog.Level {
-	var level slog.Level
 	switch l.Level {
 	case "debug":
-		level = slog.LevelDebug
+		return slog.LevelDebug
 	case "warn":
-		level = slog.LevelWarn
+		return slog.LevelWarn
 	case "error":
-		level = slog.LevelError
-	default:
-		level = slog.LevelInfo
+		return slog.LevelError
 	}
-	return level
+	return slog.LevelInfo
 }

@@ -14,11 +14,13 @@ import (
 	"net/http"
 	"path"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gopush/conf"
 	"gopush/gobrpc"
 	"gopush/internal/certs"
+	"gopush/internal/connlimit"
 	"gopush/internal/daemon"
 	"gopush/membership"
 	"gopush/mid"
@@ -43,6 +45,9 @@ type Web struct {
 	lns     []net.Listener
 	pprof   *daemon.Pprof
 
+	publicLimit *connlimit.Limiter // the public port's caps
+	adminDenied atomic.Int64       // admin requests refused for a missing or wrong token
+
 	pair                      *certs.Pair // nil without TLS binds
 	httpAddrs, adminAddrs     []string
 	httpsAddrs, adminTLSAddrs []string
@@ -59,11 +64,13 @@ func New(cfg *conf.Web, log *slog.Logger) *Web {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Web{
+	w := &Web{
 		cfg:     cfg,
 		log:     log,
 		cluster: newCluster(log, cfg.RPC.Timeout.D()),
 	}
+	w.cluster.opts = daemon.RPCOptions(cfg.RPC, 0)
+	return w
 }
 
 // Start listens on every bind address, connects to ZooKeeper, starts
@@ -72,7 +79,7 @@ func New(cfg *conf.Web, log *slog.Logger) *Web {
 func (w *Web) Start() error {
 	// The certificate first: a bad pair is the configuration's fault
 	// (daemon.Usage), reported before anything else happens.
-	if len(w.cfg.HTTP.TLS.Bind)+len(w.cfg.Admin.TLS.Bind) > 0 {
+	if w.cfg.ServesTLS() {
 		var err error
 		if w.pair, err = w.cfg.TLS.Load(); err != nil {
 			return daemon.Usage(err)
@@ -87,25 +94,40 @@ func (w *Web) Start() error {
 
 func (w *Web) start() error {
 	cfg := w.cfg
-	public, admin := w.publicMux(), w.adminMux()
+	public, admin := w.publicHandler(), w.adminHandler()
+	// The public port is capped below the open-file limit so that the
+	// admin port, ZooKeeper and the RPC clients always find descriptors;
+	// clients over the per-address limits get HTTP 429 (Defer).
+	budget := daemon.FileBudget(cfg.Limit)
+	w.publicLimit = connlimit.New("public", daemon.ClientRules(cfg.Limit, budget, true), w.log)
+	adminLimit := connlimit.New("admin", connlimit.Rules{Max: budget.Internal}, w.log)
 	type serve struct {
 		addr string
 		h    http.Handler
 		out  *[]string
+		lim  *connlimit.Limiter
 		tls  bool
 	}
 	var todo []serve
 	for _, a := range cfg.HTTP.Bind {
-		todo = append(todo, serve{a, public, &w.httpAddrs, false})
+		todo = append(todo, serve{a, public, &w.httpAddrs, w.publicLimit, false})
 	}
 	for _, a := range cfg.HTTP.TLS.Bind {
-		todo = append(todo, serve{a, public, &w.httpsAddrs, true})
+		todo = append(todo, serve{a, public, &w.httpsAddrs, w.publicLimit, true})
 	}
 	for _, a := range cfg.Admin.Bind {
-		todo = append(todo, serve{a, admin, &w.adminAddrs, false})
+		todo = append(todo, serve{a, admin, &w.adminAddrs, adminLimit, false})
 	}
 	for _, a := range cfg.Admin.TLS.Bind {
-		todo = append(todo, serve{a, admin, &w.adminTLSAddrs, true})
+		todo = append(todo, serve{a, admin, &w.adminTLSAddrs, adminLimit, true})
+	}
+	if cfg.Admin.Token == "" {
+		daemon.WarnIfExposed(w.log, "admin.bind", cfg.Admin.Bind, "admin.token: anyone who reaches it can push")
+		daemon.WarnIfExposed(w.log, "admin.tls.bind", cfg.Admin.TLS.Bind, "admin.token: anyone who reaches it can push")
+		if cfg.HTTP.TokenAdd {
+			daemon.WarnIfExposed(w.log, "http.bind", cfg.HTTP.Bind, "admin.token while http.tokenadd is on: anyone can add tokens")
+			daemon.WarnIfExposed(w.log, "http.tls.bind", cfg.HTTP.TLS.Bind, "admin.token while http.tokenadd is on: anyone can add tokens")
+		}
 	}
 	// Listen first, so that a taken port fails the start before anything
 	// else happens.
@@ -117,9 +139,10 @@ func (w *Web) start() error {
 		if s.out != nil {
 			*s.out = append(*s.out, ln.Addr().String())
 		}
+		ln = s.lim.Wrap(ln)
 		if s.tls {
-			// HTTP/1.1 only, as on the plain ports; the handshake is
-			// bounded by the server's timeouts.
+			// Over the connection caps; HTTP/1.1 only, as on the plain
+			// ports; the handshake is bounded by the server's timeouts.
 			ln = w.pair.Listener(ln, "http/1.1")
 		}
 		w.lns = append(w.lns, ln)
@@ -129,8 +152,9 @@ func (w *Web) start() error {
 			ReadHeaderTimeout: timeout,
 			ReadTimeout:       timeout,
 			WriteTimeout:      timeout,
-			IdleTimeout:       4 * timeout,
+			IdleTimeout:       cfg.HTTP.IdleTimeout.D(),
 			ErrorLog:          slog.NewLogLogger(w.log.Handler(), slog.LevelWarn),
+			ConnContext:       connlimit.ConnContext,
 		})
 	}
 	var err error
@@ -151,7 +175,7 @@ func (w *Web) start() error {
 			return fmt.Errorf("zookeeper: create %s: %w", p, err)
 		}
 	}
-	w.pool = gobrpc.NewMessagePool(cfg.RPC.Ping.D(), cfg.RPC.Retry.D(), cfg.RPC.Timeout.D(), w.log)
+	w.pool = gobrpc.NewMessagePoolWith(cfg.RPC.Ping.D(), cfg.RPC.Retry.D(), cfg.RPC.Timeout.D(), w.cluster.opts, w.log)
 	w.msgs = w.pool
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -270,3 +294,16 @@ func (w *Web) close(ctx context.Context) error {
 	w.log.Info("web stopped")
 	return errors.Join(errs...)
 }
+
+// PublicCounts returns the public listener's counters (connections open,
+// accepted, refused by reason).
+func (w *Web) PublicCounts() connlimit.Counts {
+	if w.publicLimit == nil {
+		return connlimit.Counts{}
+	}
+	return w.publicLimit.Counts()
+}
+
+// AdminDenied returns how many admin requests were refused for a missing
+// or wrong bearer token.
+func (w *Web) AdminDenied() int64 { return w.adminDenied.Load() }

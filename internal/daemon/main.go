@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"gopush/conf"
+	"gopush/internal/connlimit"
 )
 
 // Exit statuses of a daemon.
@@ -71,6 +72,11 @@ type Program[C any] struct {
 	// Load reads and validates the configuration file ("" means defaults
 	// only). Its error is printed as one line.
 	Load func(path string) (C, error)
+	// Check, when set, checks what the loaded configuration names outside
+	// itself (certificate files) before anything starts or logs; its
+	// error too is one line and ExitUsage. Load is also used on SIGHUP,
+	// Check only at start.
+	Check func(cfg C) error
 	// Log returns the logging settings of a loaded configuration.
 	Log func(cfg C) conf.Log
 	// Start starts the daemon; ctx bounds the start-up only. On error it
@@ -112,9 +118,22 @@ func (p Program[C]) Run(ctx context.Context, args []string, stderr io.Writer) in
 		fmt.Fprintf(stderr, "%s: %v\n", p.Name, err)
 		return ExitUsage
 	}
+	if p.Check != nil {
+		if err := p.Check(cfg); err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", p.Name, err)
+			return ExitUsage
+		}
+	}
 	level := new(slog.LevelVar)
 	level.Set(p.Log(cfg).SlogLevel())
 	log := p.Log(cfg).NewLoggerLevel(stderr, level)
+	// Client connections are capped below the open-file limit (a reserve
+	// stays for admin, RPC, ZooKeeper and storage), so use all of it.
+	if n, err := connlimit.RaiseFileLimit(); err != nil {
+		log.Warn("cannot raise the open-file limit", "err", err, "limit", n)
+	} else {
+		log.Info("open-file limit", "limit", n)
+	}
 
 	// Listen for signals before starting, so that one sent while the
 	// daemon starts is not lost (nor kills it half started).

@@ -233,3 +233,24 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// Check refuses a configuration before anything starts or logs: one line,
+// status 2.
+func TestRunCheckIsStatus2(t *testing.T) {
+	t.Parallel()
+	started := make(chan *fakeDaemon, 1)
+	p := program(nil, started)
+	p.Check = func(*fakeCfg) error { return errors.New("tls.cert: /etc/x.pem: certificate expired at 2026-01-01T00:00:00Z") }
+	var stderr bytes.Buffer
+	if code := p.Run(context.Background(), nil, &stderr); code != ExitUsage {
+		t.Fatalf("status %d, want %d", code, ExitUsage)
+	}
+	if out := stderr.String(); out != "fake: tls.cert: /etc/x.pem: certificate expired at 2026-01-01T00:00:00Z\n" {
+		t.Fatalf("stderr %q, want exactly one line", out)
+	}
+	select {
+	case <-started:
+		t.Fatal("started despite Check")
+	default:
+	}
+}
