@@ -154,7 +154,7 @@ func TestRunStartUsageErrorIsStatus2(t *testing.T) {
 	}
 	// Start runs after the logger exists (its start-up lines may come
 	// first); the refusal itself is one plain line, not a logged error.
-	if out := stderr.String(); !strings.HasSuffix(out, "\nfake: tls.cert: /etc/x.pem: no such file\n") || strings.Contains(out, "failed to start") {
+	if out := stderr.String(); !strings.HasSuffix(out, "fake: tls.cert: /etc/x.pem: no such file\n") || strings.Contains(out, "failed to start") {
 		t.Fatalf("stderr %q, want it to end with one line naming the file", out)
 	}
 }
