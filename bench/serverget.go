@@ -23,7 +23,7 @@ type serverAnswer struct {
 func serverGet(ctx context.Context, c *http.Client, httpAddr, key, proto string) (string, int, error) {
 	p := "2"
 	switch proto {
-	case "ws":
+	case "ws", "sse": // SSE is served on the WebSocket address
 		p = "1"
 	case "wss":
 		p = "3"

@@ -44,6 +44,9 @@ type Comet struct {
 	upgrader *websocket.Upgrader
 	conns    connSet
 	connIDs  atomic.Uint64
+	// sseBeat, when set (by tests), replaces the client's heartbeat as the
+	// period of SSE heartbeat comments.
+	sseBeat time.Duration
 
 	budget      daemon.Budget      // caps derived from the open-file limit
 	clientLimit *connlimit.Limiter // TCP and WebSocket ports together
@@ -254,11 +257,13 @@ func (c *Comet) Reload() error {
 	return nil
 }
 
-// wsMux routes the WebSocket listeners (docs/protocol.md §2.2), plain and
-// TLS alike (§2.4): whatever is added to it is served over both.
+// wsMux routes the WebSocket listeners: WebSocket subscribers on /sub
+// (docs/protocol.md §2.2) and Server-Sent Events subscribers on /sse
+// (§2.5). The plain and the TLS listeners (§2.4) serve this one handler.
 func (c *Comet) wsMux() *routemux.Mux {
 	mux := routemux.New()
 	mux.HandleFunc("/sub", c.serveWS)
+	mux.HandleFunc(api.SSEPath, c.serveSSE)
 	return mux
 }
 
@@ -309,11 +314,7 @@ func (c *Comet) finish(cn *conn) {
 		c.hub.remove(cn)
 		c.stats.subsRemoved.Add(1)
 	}
-	if cn.proto == protoWS {
-		c.stats.wsConns.Add(-1)
-	} else {
-		c.stats.tcpConns.Add(-1)
-	}
+	c.stats.open(cn.proto).Add(-1)
 	c.conns.remove(cn)
 	c.wg.Done()
 }

@@ -316,7 +316,7 @@ func statInt(t testing.TB, c *Comet, query, field string) int {
 func waitIdle(t testing.TB, c *Comet) {
 	t.Helper()
 	testenv.WaitFor(t, 15*time.Second, "no connection and no channel left", func() bool {
-		return c.stats.tcpConns.Load() == 0 && c.stats.wsConns.Load() == 0 &&
+		return c.stats.tcpConns.Load() == 0 && c.stats.wsConns.Load() == 0 && c.stats.sseConns.Load() == 0 &&
 			c.stats.channels() == 0 && c.hub.numChannels() == 0 && c.stats.subscribed() == 0
 	})
 }

@@ -331,8 +331,11 @@ func TestPerAddressLimits(t *testing.T) {
 	if err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("WebSocket over the per-address limit: %v, %v; want 429", err, resp)
 	}
-	if n := c.ClientCounts().RefusedAddr; n != 2 {
-		t.Fatalf("RefusedAddr = %d, want 2", n)
+	if sse := dialSSE(t, c.WSAddrs()[0], sseQuery("k8", "30", "", "1")); sse.status != http.StatusTooManyRequests {
+		t.Fatalf("SSE over the per-address limit: status %d, want 429", sse.status)
+	}
+	if n := c.ClientCounts().RefusedAddr; n != 3 {
+		t.Fatalf("RefusedAddr = %d, want 3", n)
 	}
 	// Another source address is not affected.
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}

@@ -186,7 +186,7 @@ type Comet struct {
 			Secret  string   `toml:"secret"`  // jwt mode, HS256: the shared secret
 			KeyFile string   `toml:"keyfile"` // jwt mode, EdDSA and RS256: PEM public key
 		} `toml:"token"`
-		Origins []string `toml:"origins"` // WebSocket Origin allow-list; empty: any
+		Origins []string `toml:"origins"` // WebSocket and SSE Origin allow-list; empty: any
 	} `toml:"channel"`
 
 	Limit     Limit     `toml:"limit"`

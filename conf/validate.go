@@ -3,8 +3,8 @@ package conf
 import (
 	"fmt"
 	"net"
-	"net/url"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 )

@@ -24,7 +24,8 @@ func (w *Web) adminMux() *routemux.Mux {
 	mux.Handle("/admin/push", endpoint(w.log, post, "", true, w.pushPrivate))
 	mux.Handle("/admin/msg/clean", endpoint(w.log, post, "", true, w.msgDel))
 	w.handleTokenAdd(mux)
-	w.handleRooms(mux) // rooms and push/all (http_room.go)
+	w.handleRooms(mux)  // rooms and push/all (http_room.go)
+	w.handleOnline(mux) // presence (http_online.go)
 	return mux
 }
 

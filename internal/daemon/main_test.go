@@ -242,7 +242,9 @@ func TestRunCheckIsStatus2(t *testing.T) {
 	t.Parallel()
 	started := make(chan *fakeDaemon, 1)
 	p := program(nil, started)
-	p.Check = func(*fakeCfg) error { return errors.New("tls.cert: /etc/x.pem: certificate expired at 2026-01-01T00:00:00Z") }
+	p.Check = func(*fakeCfg) error {
+		return errors.New("tls.cert: /etc/x.pem: certificate expired at 2026-01-01T00:00:00Z")
+	}
 	var stderr bytes.Buffer
 	if code := p.Run(context.Background(), nil, &stderr); code != ExitUsage {
 		t.Fatalf("status %d, want %d", code, ExitUsage)

@@ -5,22 +5,23 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 )
 
-// StartNginx runs the real nginx with site (the text of a conf.d file,
-// addresses already replaced) inside a minimal main config of its own, as
-// Debian's nginx.conf includes conf.d/*.conf. It returns once every
-// address in listen accepts connections; nginx stops when the test ends.
-func StartNginx(t testing.TB, site string, listen ...string) {
+// StartNginx runs the real nginx with conf (what goes into the http {}
+// context, as Debian's nginx.conf includes conf.d/*.conf) inside a minimal
+// main configuration of its own, under a temporary prefix. It fails the
+// test when nginx is missing or refuses conf, waits until every address in
+// listen accepts connections, and stops nginx when the test ends (printing
+// its error log if the test failed).
+func StartNginx(t testing.TB, conf string, listen ...string) {
 	t.Helper()
 	bin, err := exec.LookPath("nginx")
 	if err != nil {
 		bin = "/usr/sbin/nginx"
 		if _, err := os.Stat(bin); err != nil {
-			t.Fatal("nginx is not installed (Debian package nginx); this test needs it")
+			t.Fatal("nginx is not installed (Debian package nginx)")
 		}
 	}
 	dir := t.TempDir()
@@ -29,14 +30,14 @@ func StartNginx(t testing.TB, site string, listen ...string) {
 			t.Fatal(err)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(dir, "site.conf"), []byte(site), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "site.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	main := fmt.Sprintf(`daemon off;
 worker_processes 1;
 pid %[1]s/logs/nginx.pid;
 error_log %[1]s/logs/error.log info;
-events { worker_connections 1024; }
+events { worker_connections 256; }
 http {
     access_log %[1]s/logs/access.log;
     client_body_temp_path %[1]s/tmp/body;
@@ -48,14 +49,15 @@ http {
 }
 `, dir)
 	if os.Getuid() == 0 {
-		main = "user root;\n" + main // workers as "nobody" could not write here
+		// As root, workers would switch to "nobody", who cannot write here.
+		main = "user root;\n" + main
 	}
 	mainPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(mainPath, []byte(main), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := exec.Command(bin, "-t", "-p", dir, "-e", dir+"/logs/error.log", "-c", mainPath).CombinedOutput(); err != nil {
-		t.Fatalf("nginx -t refuses the config: %v\n%s\n%s", err, out, site)
+		t.Fatalf("nginx -t refuses the configuration: %v\n%s", err, out)
 	}
 	cmd := exec.Command(bin, "-p", dir, "-e", dir+"/logs/error.log", "-c", mainPath)
 	out, err := os.Create(filepath.Join(dir, "logs", "stdout.log"))
@@ -84,18 +86,4 @@ http {
 	for _, a := range listen {
 		WaitListening(t, a, 20*time.Second)
 	}
-}
-
-// ReplaceAll replaces each key of pairs (in the order given, from, to,
-// from, to, ...) in s, failing the test when one is not there: a shipped
-// file that changed must fail its test rather than be tested unchanged.
-func ReplaceAll(t testing.TB, s string, pairs ...string) string {
-	t.Helper()
-	for i := 0; i+1 < len(pairs); i += 2 {
-		if !strings.Contains(s, pairs[i]) {
-			t.Fatalf("the file no longer contains %q; update the test", pairs[i])
-		}
-		s = strings.ReplaceAll(s, pairs[i], pairs[i+1])
-	}
-	return s
 }

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"strings"
 	"testing"
 
 	"gopush/conf"
@@ -24,4 +25,18 @@ func WebTLS(t testing.TB, certFile, keyFile string) func(*conf.Web) {
 		w.HTTP.TLS.Bind = conf.AddrList{FreeAddr(t)}
 		w.TLS = conf.TLSFiles{Cert: certFile, Key: keyFile}
 	}
+}
+
+// ReplaceAll replaces each key of pairs (in the order given, from, to,
+// from, to, ...) in s, failing the test when one is not there: a shipped
+// file that changed must fail its test rather than be tested unchanged.
+func ReplaceAll(t testing.TB, s string, pairs ...string) string {
+	t.Helper()
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if !strings.Contains(s, pairs[i]) {
+			t.Fatalf("the file no longer contains %q; update the test", pairs[i])
+		}
+		s = strings.ReplaceAll(s, pairs[i], pairs[i+1])
+	}
+	return s
 }
