@@ -49,6 +49,7 @@ rpc.advertise = ["10.0.0.5:6970"]
 		{"comet.toml", `tcp.tls.advertise = ["wss://push.example.com/sub"]`, "tcp.tls.advertise"},
 		{"comet.toml", `websocket.tls.advertise = ["https://push.example.com/sub"]`, "websocket.tls.advertise"},
 		{"comet.toml", `websocket.tls.advertise = ["wss://push.example.com/sub?x=1"]`, "websocket.tls.advertise"},
+		{"comet.toml", `websocket.tls.advertise = ["wss://push.example.com/c/node1"]`, "websocket.tls.advertise"},
 		{"comet.toml", "tcp.bind = []\nchannel.proto = [\"tcp\"]\n", "tcp.bind"},
 		{"web.toml", `http.tls.bind = ["localhost:8443"]`, "tls.cert"},
 		{"web.toml", "http.bind = []\n", "http.bind"},

@@ -50,8 +50,8 @@ func (v *validator) advertised(key string, list AddrList, urls bool) {
 			switch {
 			case !urls:
 				v.fail(key, "%q: only host:port here (old clients build the URL themselves)", a)
-			case err != nil || u.Scheme != "wss" || u.Host == "" || u.RawQuery != "" || u.Fragment != "":
-				v.fail(key, "%q: must be host:port or a URL wss://host[:port]/path without query", a)
+			case err != nil || u.Scheme != "wss" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || !strings.HasSuffix(u.Path, "/sub"):
+				v.fail(key, "%q: must be host:port or a URL wss://host[:port]/.../sub without query", a)
 			}
 			continue
 		}
