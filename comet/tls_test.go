@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -341,6 +342,46 @@ func TestTLSBadPairAtStart(t *testing.T) {
 		var usage *daemon.UsageError
 		if !errors.As(err, &usage) || !strings.HasPrefix(err.Error(), tc.want) {
 			t.Errorf("start with %s / %s: %v, want a usage error %q", tc.cert, tc.key, err, tc.want)
+		}
+	}
+}
+
+// Server-Sent Events come over TLS for free: the wss listener serves the
+// same handler, so https://host:port/sse streams pushes, named sse+tls.
+func TestTLSServesSSE(t *testing.T) {
+	t.Parallel()
+	cfg, ca, _ := tlsConfig(t, zkRoot(t), "node1")
+	c := startComet(t, cfg)
+	cl := dialTLS(t, c.WSSAddrs()[0], ca)
+	cl.write([]byte("GET /sse?" + url.Values{"key": {"sse-tls"}, "heartbeat": {"30"}, "ver": {"1"}}.Encode() +
+		" HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n"))
+	_ = cl.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(cl.br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("answer %d %v", resp.StatusCode, resp.Header)
+	}
+	testenv.WaitFor(t, 10*time.Second, "the stream to be subscribed", func() bool {
+		for _, cn := range c.hub.connsWhere(func(string) bool { return true }) {
+			if cn.protoName() == "sse+tls" {
+				return true
+			}
+		}
+		return false
+	})
+	push(t, rpcClient(t, c), "sse-tls", `{"over":"https"}`, 0)
+	for {
+		line, err := cl.br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading the stream: %v", err)
+		}
+		if strings.HasPrefix(line, "data:") {
+			if !strings.Contains(line, `{"over":"https"}`) {
+				t.Fatalf("event %q", line)
+			}
+			return
 		}
 	}
 }
