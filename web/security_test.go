@@ -147,6 +147,9 @@ func TestPublicCapKeepsAdminAnswering(t *testing.T) {
 	w := c.startWeb(func(cfg *conf.Web) {
 		cfg.Limit.Conns = 40
 		cfg.Limit.PerAddr = 30
+		// The held connections never send a request: keep the server
+		// from closing them (after http.servertimeout) on a slow machine.
+		cfg.HTTP.ServerTimeout = conf.Duration(time.Minute)
 	})
 	var held []net.Conn
 	defer func() {
