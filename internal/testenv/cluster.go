@@ -174,6 +174,7 @@ type CometNode struct {
 	*Daemon
 	Node               string // comet.node
 	TCP, WS, RPC, Stat string // its first address of each ("" when off)
+	TCPTLS, WSS        string // tcp.tls.bind, websocket.tls.bind (see CometTLS)
 	Metrics            string // /metrics, /healthz, /readyz ("" when off)
 	Config             *conf.Comet
 }
@@ -209,6 +210,7 @@ func (c *Cluster) StartComet(node string, weight int, edits ...func(*conf.Comet)
 		Node: cfg.ZooKeeper.Comet.Node,
 		TCP:  first(cfg.TCP.Bind), WS: first(cfg.WebSocket.Bind),
 		RPC: first(cfg.RPC.Bind), Stat: first(cfg.Stat.Bind),
+		TCPTLS: first(cfg.TCP.TLS.Bind), WSS: first(cfg.WebSocket.TLS.Bind),
 		Metrics: first(cfg.Metrics.Bind),
 		Config:  cfg,
 	}
@@ -232,13 +234,14 @@ func (c *Cluster) RestartComet(cn *CometNode) {
 func (c *Cluster) startComet(cn *CometNode) {
 	c.t.Helper()
 	cn.Daemon = StartConfigured(c.t, "comet", cn.Config)
-	waitAll(c.t, []string{cn.RPC, cn.TCP, cn.WS, cn.Stat, cn.Metrics})
+	waitAll(c.t, []string{cn.RPC, cn.TCP, cn.WS, cn.Stat, cn.TCPTLS, cn.WSS, cn.Metrics})
 }
 
 // WebNode is a running web daemon.
 type WebNode struct {
 	*Daemon
 	HTTP, Admin string // public and admin API
+	HTTPS       string // http.tls.bind (see WebTLS)
 	Metrics     string // /metrics, /healthz, /readyz ("" when off)
 	Config      *conf.Web
 }
@@ -269,9 +272,9 @@ func (c *Cluster) StartWeb(edits ...func(*conf.Web)) *WebNode {
 	for _, e := range edits {
 		e(cfg)
 	}
-	w := &WebNode{HTTP: first(cfg.HTTP.Bind), Admin: first(cfg.Admin.Bind), Metrics: first(cfg.Metrics.Bind), Config: cfg}
+	w := &WebNode{HTTP: first(cfg.HTTP.Bind), Admin: first(cfg.Admin.Bind), HTTPS: first(cfg.HTTP.TLS.Bind), Metrics: first(cfg.Metrics.Bind), Config: cfg}
 	w.Daemon = StartConfigured(c.t, "web", cfg)
-	waitAll(c.t, []string{w.HTTP, w.Admin, w.Metrics})
+	waitAll(c.t, []string{w.HTTP, w.Admin, w.HTTPS, w.Metrics})
 	return w
 }
 
