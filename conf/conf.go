@@ -158,6 +158,11 @@ type Message struct {
 		Timeout     Duration          `toml:"timeout"`     // idle connection timeout
 		DialTimeout Duration          `toml:"dialtimeout"` // connect, read and write deadline
 		Source      map[string]string `toml:"source"`      // "name:weight" = "tcp@host:port#password"
+		// Wait, when above 0, has every save wait until that many replicas
+		// acknowledged it (Redis WAIT), at most WaitTimeout; a save they do
+		// not all acknowledge fails (docs/reliability.md).
+		Wait        int      `toml:"wait"`
+		WaitTimeout Duration `toml:"waittimeout"`
 	} `toml:"redis"`
 
 	MySQL struct {

@@ -86,6 +86,8 @@ func DefaultMessage() *Message {
 	m.Redis.Timeout = Duration(4 * time.Minute)
 	m.Redis.DialTimeout = Duration(3 * time.Second)
 	m.Redis.Source = map[string]string{"node1:1": "tcp@localhost:6379"}
+	m.Redis.Wait = 0
+	m.Redis.WaitTimeout = Duration(time.Second)
 	m.MySQL.Idle = 4
 	m.MySQL.Active = 32
 	m.MySQL.Clean = Duration(time.Hour)

@@ -2,6 +2,7 @@ package conf
 
 import (
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 )
@@ -181,6 +182,10 @@ func (m *Message) validate(file string) error {
 		}
 		v.duration("redis.timeout", m.Redis.Timeout)
 		v.duration("redis.dialtimeout", m.Redis.DialTimeout)
+		if m.Redis.Wait < 0 {
+			v.fail("redis.wait", "must not be negative")
+		}
+		v.duration("redis.waittimeout", m.Redis.WaitTimeout)
 	case "mysql":
 		if len(m.MySQL.Source) == 0 {
 			v.fail("mysql.source", "needs at least one shard")
@@ -233,13 +238,19 @@ func ParseShardName(s string) (name string, weight int, err error) {
 
 // RedisAddr is a parsed redis.source address.
 type RedisAddr struct {
-	Network  string // tcp or unix
-	Address  string // host:port or socket path
+	Network  string // tcp, unix or sentinel
+	Address  string // host:port or socket path; for sentinel the list as written
 	Password string
+
+	// For "sentinel": the Sentinels to ask (host:port each) and the name
+	// under which they watch the shard's master.
+	Sentinels []string
+	Master    string
 }
 
-// ParseRedisAddr parses "tcp@host:port", "unix@/path", each with an optional
-// "#password".
+// ParseRedisAddr parses "tcp@host:port", "unix@/path" and
+// "sentinel@host:port,host:port,.../mastername", each with an optional
+// "#password" (the password of the Redis servers, not of the Sentinels).
 func ParseRedisAddr(s string) (RedisAddr, error) {
 	var a RedisAddr
 	rest := s
@@ -249,9 +260,21 @@ func ParseRedisAddr(s string) (RedisAddr, error) {
 	}
 	network, addr, ok := strings.Cut(rest, "@")
 	if !ok || addr == "" {
-		return a, fmt.Errorf("address %q must be tcp@host:port or unix@/path", s)
+		return a, fmt.Errorf("address %q must be tcp@host:port, unix@/path or sentinel@host:port,.../master", s)
 	}
 	switch network {
+	case "sentinel":
+		list, master, ok := strings.Cut(addr, "/")
+		if !ok || master == "" {
+			return a, fmt.Errorf("address %q names no master (sentinel@host:port,.../master)", s)
+		}
+		for _, hp := range strings.Split(list, ",") {
+			if _, port, err := net.SplitHostPort(hp); err != nil || port == "" {
+				return a, fmt.Errorf("address %q: Sentinel %q is not host:port", s, hp)
+			}
+			a.Sentinels = append(a.Sentinels, hp)
+		}
+		a.Master = master
 	case "tcp":
 		if !strings.Contains(addr, ":") {
 			return a, fmt.Errorf("address %q has no port", s)
