@@ -2,7 +2,7 @@ package comet
 
 import "time"
 
-// token is one token accepted for a key (docs/protocol.md §6 "Tokens"): web adds it
+// token is one token accepted for a key (docs/protocol.md §6.5): web adds it
 // through CometRPC.New, a subscriber presents it. It expires when unused for
 // life, and each use pushes the expiry back by life.
 type token struct {

@@ -172,7 +172,7 @@ func (w *Web) msgDel(rw http.ResponseWriter, r *http.Request) (any, error) {
 	return nil, nil
 }
 
-// tokenAdd makes the comet of key k accept token t (docs/protocol.md §6 "Tokens") for
+// tokenAdd makes the comet of key k accept token t (docs/protocol.md §6.5) for
 // token.expire.
 func (w *Web) tokenAdd(rw http.ResponseWriter, r *http.Request) (any, error) {
 	r.Body = http.MaxBytesReader(rw, r.Body, w.cfg.Admin.MaxBody)

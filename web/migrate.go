@@ -18,7 +18,7 @@ import (
 )
 
 // migrator keeps every serving comet holding the current node→weight map
-// (docs/protocol.md §6 "Migration").
+// (docs/protocol.md §6.2).
 //
 // When the map changes, the web that creates the ephemeral migrate.path lock
 // calls Migrate on every serving comet and deletes the lock; a web that finds

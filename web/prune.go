@@ -15,7 +15,7 @@ import (
 	"github.com/go-zookeeper/zk"
 )
 
-// pruner deletes comet nodes whose comet is dead (docs/protocol.md §6 "Dead comets",
+// pruner deletes comet nodes whose comet is dead (docs/protocol.md §6.4,
 // §9.5). Every interval it pings the serving instance of every node on the
 // ring; a node with no serving instance counts as failing too (after a
 // SIGKILL its ephemeral child goes away, its persistent node stays). After
