@@ -131,6 +131,9 @@ type Web struct {
 		Enable   bool     `toml:"enable"`
 		Interval Duration `toml:"interval"` // how often every comet is pinged
 		Failures int      `toml:"failures"` // failures in a row before a node is deleted
+		// Path is where the webs register and record their votes, so that
+		// a node is pruned only when most live webs see it failing.
+		Path string `toml:"path"`
 	} `toml:"prune"`
 
 	ZooKeeper ZooKeeper `toml:"zookeeper"`

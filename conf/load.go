@@ -67,6 +67,7 @@ func DefaultWeb() *Web {
 	w.Prune.Enable = true
 	w.Prune.Interval = Duration(5 * time.Second)
 	w.Prune.Failures = 3
+	w.Prune.Path = "/gopush-prune"
 	w.ZooKeeper = defaultZooKeeper()
 	w.RPC = defaultRPC()
 	return w

@@ -142,6 +142,7 @@ func (w *Web) validate(file string) error {
 	v.duration("token.expire", w.Token.Expire)
 	v.duration("prune.interval", w.Prune.Interval)
 	v.positive("prune.failures", w.Prune.Failures)
+	v.zkPath("prune.path", w.Prune.Path)
 	v.zookeeper(w.ZooKeeper)
 	v.zkPath("zookeeper.comet.path", w.ZooKeeper.Comet.Path)
 	v.zkPath("zookeeper.message.path", w.ZooKeeper.Message.Path)

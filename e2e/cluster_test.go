@@ -153,6 +153,7 @@ admin.bind = [%q]
 pprof.bind = []
 prune.interval = %q
 prune.failures = %d
+prune.path = %q
 %s
 [log]
 level = "debug"
@@ -160,7 +161,7 @@ level = "debug"
 ping = "200ms"
 retry = "200ms"
 timeout = "2s"
-`, w.http, w.admin, pruneInterval.String(), pruneFailures, extra) + c.zkTOML()
+`, w.http, w.admin, pruneInterval.String(), pruneFailures, c.root+"/prune", extra) + c.zkTOML()
 	w.Daemon = testenv.StartDaemon(c.t, testenv.Binary(c.t, "web"), cfg)
 	c.checkRaces(w.Daemon)
 	testenv.WaitListening(c.t, w.http, startTimeout)

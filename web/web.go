@@ -146,6 +146,9 @@ func (w *Web) start() error {
 	if cfg.Prune.Enable {
 		pr := newPruner(w.log, z, cfg.ZooKeeper.Comet.Path, w.cluster,
 			cfg.Prune.Interval.D(), cfg.Prune.Failures, cfg.RPC.Timeout.D())
+		if pr.votes, err = newPruneVotes(ctx, z, cfg.Prune.Path, w.log); err != nil {
+			return err
+		}
 		w.goRun(func() { pr.run(ctx) })
 	}
 	select {

@@ -26,6 +26,7 @@ type Cluster struct {
 	CometPath   string
 	MessagePath string
 	MigratePath string
+	PrunePath   string // web's prune.path
 	// SessionTimeout is the ZooKeeper session timeout of every daemon: how
 	// long a killed daemon stays registered.
 	SessionTimeout time.Duration
@@ -51,6 +52,7 @@ func NewCluster(t testing.TB) *Cluster {
 		CometPath:      root + "/comet",
 		MessagePath:    root + "/message",
 		MigratePath:    root + "/migrate",
+		PrunePath:      root + "/prune",
 		SessionTimeout: 4 * time.Second,
 	}
 }
@@ -177,9 +179,10 @@ pprof.bind = []
 prune.enable = true
 prune.interval = "300ms"
 prune.failures = 3
+prune.path = %q
 [log]
 level = "debug"
-`, w.HTTP, w.Admin) + c.zookeeper("", 0) + fastRPC
+`, w.HTTP, w.Admin, c.PrunePath) + c.zookeeper("", 0) + fastRPC
 	w.Daemon = StartDaemon(c.t, Binary(c.t, "web"), cfg)
 	WaitListening(c.t, w.HTTP, 20*time.Second)
 	WaitListening(c.t, w.Admin, 20*time.Second)
