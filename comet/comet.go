@@ -41,6 +41,7 @@ type Comet struct {
 	upgrader *websocket.Upgrader
 	conns    connSet
 	connIDs  atomic.Uint64
+	lostW    lostWatch
 
 	ctx    context.Context // ends when Close starts
 	cancel context.CancelFunc
@@ -148,6 +149,7 @@ func (c *Comet) start() error {
 	c.loadRing()
 
 	c.watchMessageNodes()
+	c.startLostWatch()
 
 	for _, ln := range c.tcpLns {
 		c.wg.Add(1)

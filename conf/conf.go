@@ -104,6 +104,13 @@ type Comet struct {
 		Origins []string `toml:"origins"` // WebSocket Origin allow-list; empty: any
 	} `toml:"channel"`
 
+	// Lost: a comet out of touch with ZooKeeper for longer than its session
+	// timeout plus Grace closes its clients and refuses new ones until it
+	// is registered again (docs/reliability.md).
+	Lost struct {
+		Grace Duration `toml:"grace"`
+	} `toml:"lost"`
+
 	ZooKeeper ZooKeeper `toml:"zookeeper"`
 	RPC       RPC       `toml:"rpc"`
 }

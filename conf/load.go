@@ -47,6 +47,7 @@ func DefaultComet() *Comet {
 	c.Channel.Handshake.Timeout = Duration(5 * time.Second)
 	c.Channel.Token.Expire = Duration(30 * 24 * time.Hour)
 	c.Channel.Token.Max = 16
+	c.Lost.Grace = Duration(5 * time.Second)
 	c.ZooKeeper = defaultZooKeeper()
 	c.RPC = defaultRPC()
 	c.RPC.Bind = AddrList{"localhost:6970"}

@@ -105,6 +105,9 @@ func (c *Comet) validate(file string) error {
 		v.fail("channel.bucket", "must be a power of two, got %d", b)
 	}
 	v.positive("channel.maxsubscriber", c.Channel.MaxSubscriber)
+	if c.Lost.Grace < 0 {
+		v.fail("lost.grace", "must not be negative")
+	}
 	v.positive("channel.msgbuf.num", c.Channel.Msgbuf.Num)
 	if c.Channel.Sndbuf.Size < 0 {
 		v.fail("channel.sndbuf.size", "must not be negative")
