@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"gopush/conf"
 	"gopush/internal/testenv"
 	"gopush/ketama"
 )
@@ -85,13 +86,13 @@ func TestClusterCometKilled(t *testing.T) {
 		t.Run(proto, func(t *testing.T) {
 			t.Parallel()
 			cl := testenv.NewCluster(t)
-			cl.StartMessage(1, 300)
-			serving := cl.StartComet("node1", 1, "")
+			cl.StartMessage(func(cfg *conf.Message) { cfg.Storage.Store = 300 })
+			serving := cl.StartComet("node1", 1)
 			web := cl.StartWeb()
 			key := testenv.Unique(t)
 			waitServed(t, web.HTTP, key, serving.TCP)
 			// The standby registers after the serving one, so it sorts last.
-			standby := cl.StartComet("node1", 1, "")
+			standby := cl.StartComet("node1", 1)
 
 			// While the gate is closed the client cannot find a comet, so
 			// what is pushed meanwhile can only reach it offline.
@@ -227,9 +228,9 @@ func TestClusterCometKilled(t *testing.T) {
 func TestClusterTwoMessageNodes(t *testing.T) {
 	t.Parallel()
 	cl := testenv.NewCluster(t)
-	cl.StartMessage(1, 300)
-	heavy := cl.StartMessage(3, 300)
-	comet := cl.StartComet("node1", 1, "")
+	cl.StartMessage(func(cfg *conf.Message) { cfg.Storage.Store = 300 })
+	heavy := cl.StartMessage(func(cfg *conf.Message) { cfg.Node.Weight = 3; cfg.Storage.Store = 300 })
+	comet := cl.StartComet("node1", 1)
 	web := cl.StartWeb()
 	key := testenv.Unique(t)
 	waitServed(t, web.HTTP, key, comet.TCP)
@@ -303,8 +304,8 @@ func TestClusterTwoMessageNodes(t *testing.T) {
 func TestClusterToken(t *testing.T) {
 	t.Parallel()
 	cl := testenv.NewCluster(t)
-	cl.StartMessage(1, 0)
-	comet := cl.StartComet("node1", 1, "auth = true")
+	cl.StartMessage()
+	comet := cl.StartComet("node1", 1, func(cfg *conf.Comet) { cfg.Channel.Auth = true })
 	web := cl.StartWeb()
 	key := testenv.Unique(t)
 	waitServed(t, web.HTTP, key, comet.TCP)
@@ -356,8 +357,8 @@ func TestClusterToken(t *testing.T) {
 func TestClusterMigration(t *testing.T) {
 	t.Parallel()
 	cl := testenv.NewCluster(t)
-	cl.StartMessage(1, 0)
-	old := cl.StartComet("node1", 1, "")
+	cl.StartMessage()
+	old := cl.StartComet("node1", 1)
 	web := cl.StartWeb()
 	// A key that the ring of both nodes gives to node2.
 	ring := ketama.FromWeights(ketama.DefaultBase, map[string]int{"node1": 1, "node2": 3})
@@ -374,7 +375,7 @@ func TestClusterMigration(t *testing.T) {
 	testenv.WaitFor(t, 30*time.Second, "the client to subscribe", func() bool { return c.Comet() == old.TCP })
 
 	accepted, _ := pushAll(t, web.Admin, key, 10, nil)
-	newer := cl.StartComet("node2", 3, "")
+	newer := cl.StartComet("node2", 3)
 	testenv.WaitFor(t, 30*time.Second, "the client to follow its key to node2", func() bool { return c.Comet() == newer.TCP })
 	more, _ := pushAll(t, web.Admin, key, 10, nil) // n 0..9 again
 	accepted = append(accepted, more...)

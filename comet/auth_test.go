@@ -79,7 +79,7 @@ func TestExpiredTokensFreeTheirChannel(t *testing.T) {
 		var r int
 		call(t, rc, api.CometNew, &api.CometNewArgs{Key: k, Token: "t"}, &r)
 	}
-	if n := statInt(t, c, "type=channel", "channels"); n != 3 {
+	if n := statInt(t, c, "type=channel", "current"); n != 3 {
 		t.Fatalf("%d channels with three tokens, want 3", n)
 	}
 	cl := subscribeTCP(t, c, "a", "t", "1")

@@ -48,13 +48,16 @@ func (h *hub) add(c *conn, admit func(ch *channel) bool) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	ch := b.chans[c.key]
+	if ch != nil {
+		h.stats.chanAccess.Add(1)
+	}
 	if !admit(ch) {
 		return false
 	}
 	if ch == nil {
 		ch = &channel{}
 		b.chans[c.key] = ch
-		h.stats.channels.Add(1)
+		h.stats.chanCreated.Add(1)
 	}
 	ch.addConn(c)
 	return true
@@ -72,7 +75,7 @@ func (h *hub) remove(c *conn) {
 	}
 	if ch.unused(time.Now()) {
 		delete(b.chans, c.key)
-		h.stats.channels.Add(-1)
+		h.stats.chanDeleted.Add(1)
 	}
 }
 
@@ -82,6 +85,7 @@ func (h *hub) conns(key string) []*conn {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if ch := b.chans[key]; ch != nil {
+		h.stats.chanAccess.Add(1)
 		return ch.conns
 	}
 	return nil
@@ -101,7 +105,7 @@ func (h *hub) forget(key string) []*conn {
 		return nil
 	}
 	delete(b.chans, key)
-	h.stats.channels.Add(-1)
+	h.stats.chanDeleted.Add(1)
 	return ch.conns
 }
 
@@ -114,7 +118,9 @@ func (h *hub) addToken(key, value string, life time.Duration, max int) {
 	if ch == nil {
 		ch = &channel{}
 		b.chans[key] = ch
-		h.stats.channels.Add(1)
+		h.stats.chanCreated.Add(1)
+	} else {
+		h.stats.chanAccess.Add(1)
 	}
 	ch.tokens.add(value, life, time.Now(), max)
 }
@@ -127,7 +133,7 @@ func (h *hub) sweep(now time.Time) {
 		for key, ch := range b.chans {
 			if ch.unused(now) {
 				delete(b.chans, key)
-				h.stats.channels.Add(-1)
+				h.stats.chanDeleted.Add(1)
 			}
 		}
 		b.mu.Unlock()

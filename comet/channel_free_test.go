@@ -31,7 +31,7 @@ func TestPushesToOfflineKeysKeepNoState(t *testing.T) {
 	if n := c.hub.numChannels(); n != 0 {
 		t.Fatalf("%d channels after pushes to keys nobody holds, want 0", n)
 	}
-	if n := statInt(t, c, "type=channel", "channels"); n != 0 {
+	if n := statInt(t, c, "type=channel", "current"); n != 0 {
 		t.Fatalf("stat: %d channels, want 0", n)
 	}
 

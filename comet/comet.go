@@ -26,6 +26,7 @@ import (
 	"gopush/internal/daemon"
 	"gopush/internal/routemux"
 	"gopush/membership"
+	"gopush/mid"
 )
 
 // Comet is one comet daemon.
@@ -36,7 +37,7 @@ type Comet struct {
 	stats    *stats
 	hub      *hub
 	ring     *ring
-	mids     *midGen
+	mids     *mid.Generator
 	order    *orderLocks
 	upgrader *websocket.Upgrader
 	conns    connSet
@@ -74,7 +75,7 @@ func New(cfg *conf.Comet, log *slog.Logger) *Comet {
 		log:   log,
 		stats: &stats{start: time.Now()},
 		ring:  newRing(cfg.ZooKeeper.Comet.Node),
-		mids:  newMidGen(),
+		mids:  mid.New(nil),
 		order: &orderLocks{},
 	}
 	c.hub = newHub(cfg.Channel.Bucket, c.stats)
@@ -216,7 +217,7 @@ func (c *Comet) finish(cn *conn) {
 	cn.close()
 	if cn.subscribed {
 		c.hub.remove(cn)
-		c.stats.subscribed.Add(-1)
+		c.stats.subsRemoved.Add(1)
 	}
 	if cn.proto == protoWS {
 		c.stats.wsConns.Add(-1)

@@ -32,19 +32,24 @@ func (p proto) String() string {
 // the client is too slow: the connection is closed rather than letting it
 // hold up anyone else.
 type conn struct {
-	nc         net.Conn
-	id         uint64 // accept order, spreads connections over connSet shards
-	proto      proto
-	key        string // set once subscribed
-	oldForm    bool   // the client wants the old message form (empty version)
-	timeout    time.Duration
-	maxQueue   int
-	comet      *Comet
-	subscribed bool    // true once added to its channel (written by the reader only)
-	rbuf       [1]byte // the reader's buffer for heartbeats
+	nc      net.Conn
+	id      uint64 // accept order, spreads connections over connSet shards
+	proto   proto
+	key     string // set once subscribed
+	oldForm bool   // the client wants the old message form (empty version)
+	// The connection's three deadlines, each for one job (set before the
+	// connection is in a channel, read-only after):
+	handshake    time.Duration // channel.handshake.timeout: the subscribe request must arrive within it
+	readTimeout  time.Duration // once subscribed: heartbeat + heartbeatGrace of silence closes it
+	writeTimeout time.Duration // a batch of frames not written within it closes the connection
+	maxQueue     int
+	comet        *Comet
+	subscribed   bool    // true once added to its channel (written by the reader only)
+	rbuf         [1]byte // the reader's buffer for heartbeats
 
 	mu      sync.Mutex
 	queue   [][]byte // frames waiting for the writer; at most maxQueue
+	msgs    int      // how many of queue are messages (the rest are replies)
 	spare   [][]byte // the writer's previous batch, reused
 	writing bool     // a writer goroutine is running
 	closed  bool
@@ -57,27 +62,46 @@ func newConn(c *Comet, nc net.Conn, p proto) *conn {
 		proto:    p,
 		comet:    c,
 		maxQueue: c.cfg.Channel.Msgbuf.Num,
-		timeout:  c.cfg.Channel.Handshake.Timeout.D(),
+		// Until subscribe sets the heartbeat's deadlines, nothing may take
+		// longer than the handshake.
+		handshake:    c.cfg.Channel.Handshake.Timeout.D(),
+		readTimeout:  c.cfg.Channel.Handshake.Timeout.D(),
+		writeTimeout: c.cfg.Channel.Handshake.Timeout.D(),
 	}
 }
 
-// send queues one frame. The frame is shared with other connections and must
-// not be modified. It returns false if the connection is closed, or was
-// closed now because its queue is full.
-func (c *conn) send(frame []byte) bool {
+// send queues one reply frame (+h, a pong). The frame is shared with other
+// connections and must not be modified. It returns false if the connection
+// is closed, or was closed now because its queue is full.
+func (c *conn) send(frame []byte) bool { return c.enqueue(frame, false) }
+
+// sendMsg queues one message frame, as send does, and counts it in the
+// message stats (written, or failed when the connection ends first).
+func (c *conn) sendMsg(frame []byte) bool { return c.enqueue(frame, true) }
+
+func (c *conn) enqueue(frame []byte, msg bool) bool {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
+		if msg {
+			c.comet.stats.msgsFailed.Add(1)
+		}
 		return false
 	}
 	if len(c.queue) >= c.maxQueue {
 		c.mu.Unlock()
+		if msg {
+			c.comet.stats.msgsFailed.Add(1)
+		}
 		c.comet.stats.slowClosed.Add(1)
 		c.comet.log.Debug("closing a slow connection: its send queue is full", "key", c.key, "proto", c.proto, "addr", c.nc.RemoteAddr())
 		c.close()
 		return false
 	}
 	c.queue = append(c.queue, frame)
+	if msg {
+		c.msgs++
+	}
 	start := !c.writing
 	c.writing = true
 	c.mu.Unlock()
@@ -101,20 +125,22 @@ func (c *conn) writeLoop() {
 			c.mu.Unlock()
 			return
 		}
-		batch := c.queue
-		c.queue, c.spare = c.spare, nil
+		batch, msgs := c.queue, c.msgs
+		c.queue, c.spare, c.msgs = c.spare, nil, 0
 		c.mu.Unlock()
 
 		n := len(batch)
-		_ = c.nc.SetWriteDeadline(time.Now().Add(c.timeout))
+		_ = c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 		bufs := net.Buffers(batch)
 		_, err := bufs.WriteTo(c.nc)
 		clear(batch)
 		if err != nil {
+			c.comet.stats.msgsFailed.Add(int64(msgs))
 			c.close()
 			return
 		}
 		c.comet.stats.framesWritten.Add(int64(n))
+		c.comet.stats.msgsWritten.Add(int64(msgs))
 		c.mu.Lock()
 		if c.spare == nil {
 			c.spare = batch[:0]
@@ -155,8 +181,10 @@ func (c *conn) close() {
 		return
 	}
 	c.closed = true
-	c.queue, c.spare = nil, nil
+	dropped := c.msgs
+	c.queue, c.spare, c.msgs = nil, nil, 0
 	c.mu.Unlock()
+	c.comet.stats.msgsFailed.Add(int64(dropped))
 	_ = c.nc.Close()
 }
 

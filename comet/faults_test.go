@@ -244,30 +244,6 @@ func TestStartFailsCleanlyOnBusyPort(t *testing.T) {
 	}
 }
 
-func TestStatTypes(t *testing.T) {
-	t.Parallel()
-	c := startComet(t, testConfig(t, zkRoot(t), "node1"))
-	subscribeTCP(t, c, "k", "", "1")
-	for _, typ := range []string{"server", "golang", "memory", "config", "channel", "message", "connection"} {
-		if d := stat(t, c, "type="+typ); len(d) == 0 {
-			t.Errorf("stat type=%s: empty", typ)
-		}
-	}
-	if n := statInt(t, c, "type=connection", "tcp"); n != 1 {
-		t.Errorf("tcp connections %d", n)
-	}
-	if n := statInt(t, c, "type=channel", "channels"); n != 1 {
-		t.Errorf("channels %d", n)
-	}
-	if n := statInt(t, c, "type=channel&key=nobody", "connections"); n != 0 {
-		t.Errorf("connections of an unknown key: %d", n)
-	}
-	resp, err := httpGetJSON("http://" + c.StatAddrs()[0] + "/stat?type=bogus")
-	if err != nil || resp["ret"] != float64(65534) {
-		t.Errorf("unknown type: %v %v", resp, err)
-	}
-}
-
 // ZooKeeper unreachable for longer than the session timeout (as when it is
 // restarted): comet keeps serving its clients meanwhile, then gets a new
 // session, registers again and stores through the message nodes again.

@@ -280,17 +280,25 @@ func stat(t testing.TB, c *Comet, query string) map[string]any {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var out struct {
-		Ret  int            `json:"ret"`
-		Data map[string]any `json:"data"`
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("stat %s: status %d", query, resp.StatusCode)
 	}
+	var out map[string]any
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
 		t.Fatal(err)
 	}
-	if out.Ret != 0 {
-		t.Fatalf("stat %s: ret %d", query, out.Ret)
+	return out
+}
+
+// keyConns is the connection count of key, from /stat?type=channel&key=.
+func keyConns(t testing.TB, c *Comet, key string) int {
+	t.Helper()
+	ch, _ := stat(t, c, "type=channel&key="+url.QueryEscape(key))["channel"].(map[string]any)
+	n, ok := ch["conn"].(float64)
+	if !ok {
+		t.Fatalf("stat channel of %q: no channel.conn", key)
 	}
-	return out.Data
+	return int(n)
 }
 
 func statInt(t testing.TB, c *Comet, query, field string) int {
@@ -307,7 +315,7 @@ func waitIdle(t testing.TB, c *Comet) {
 	t.Helper()
 	testenv.WaitFor(t, 15*time.Second, "no connection and no channel left", func() bool {
 		return c.stats.tcpConns.Load() == 0 && c.stats.wsConns.Load() == 0 &&
-			c.stats.channels.Load() == 0 && c.hub.numChannels() == 0 && c.stats.subscribed.Load() == 0
+			c.stats.channels() == 0 && c.hub.numChannels() == 0 && c.stats.subscribed() == 0
 	})
 }
 

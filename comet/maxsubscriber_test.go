@@ -26,7 +26,7 @@ func TestMaxSubscriberCountsBothProtocols(t *testing.T) {
 	extraTCP.expect("-c\r\n")
 	extraTCP.expectClosed(5 * time.Second)
 
-	if n := statInt(t, c, "type=channel&key=full", "connections"); n != 2 {
+	if n := keyConns(t, c, "full"); n != 2 {
 		t.Fatalf("stat: %d connections of the key, want 2", n)
 	}
 	// Another key is not affected by this one's limit.

@@ -2,12 +2,14 @@ package comet
 
 import (
 	"encoding/json"
-	"gopush/api"
 	"net/http"
 	"os"
+	"os/user"
 	"runtime"
 	"sync/atomic"
 	"time"
+
+	"gopush/conf"
 )
 
 // stats are comet's counters. Each is an atomic, so updating one never takes
@@ -19,116 +21,270 @@ type stats struct {
 	wsConns       atomic.Int64 // open WebSocket connections
 	tcpAccepted   atomic.Int64 // TCP connections accepted since start
 	wsAccepted    atomic.Int64 // WebSocket connections upgraded since start
-	subscribed    atomic.Int64 // connections currently in a channel
+	subsAdded     atomic.Int64 // connections added to a channel since start
+	subsRemoved   atomic.Int64 // connections taken out of a channel since start
 	refused       atomic.Int64 // handshakes answered with an error reply
-	channels      atomic.Int64 // channels (keys) in memory
+	chanCreated   atomic.Int64 // channels (keys) created since start
+	chanDeleted   atomic.Int64 // channels freed since start
+	chanAccess    atomic.Int64 // lookups that found a key's channel
 	pushed        atomic.Int64 // messages pushed to a key (one per key)
 	pushFailed    atomic.Int64 // pushes that failed (storage failure)
 	stored        atomic.Int64 // messages stored through MessageRPC
 	framesQueued  atomic.Int64 // message frames queued to connections
 	framesWritten atomic.Int64 // frames (messages and replies) written
+	msgsWritten   atomic.Int64 // message frames written to a connection
+	msgsFailed    atomic.Int64 // message frames lost: connection closed or failed first
 	slowClosed    atomic.Int64 // connections closed because their queue was full
 	heartbeats    atomic.Int64 // heartbeats answered
 }
 
-// statResponse is the JSON of every /stat answer: ret 0 and data, or an
-// error code (65534: unknown type or missing parameter).
-type statResponse struct {
-	Ret  int `json:"ret"`
-	Data any `json:"data,omitempty"`
-}
+// subscribed is the number of connections in a channel now.
+func (s *stats) subscribed() int64 { return s.subsAdded.Load() - s.subsRemoved.Load() }
+
+// channels is the number of channels in memory now.
+func (s *stats) channels() int64 { return s.chanCreated.Load() - s.chanDeleted.Load() }
 
 // statHandler serves GET /stat?type=server|golang|memory|config|channel|message|connection
-// (docs/protocol.md §8).
+// (docs/protocol.md §8) in gopush-cluster 1.0.5's shapes, so that scripts
+// written for 1.0.5 read it: the same JSON object with the same field
+// names, indented by four spaces as 1.0.5 writes it, no envelope. Fields
+// gopush adds stand beside 1.0.5's. An unknown type is 404, as in 1.0.5.
 func (c *Comet) statHandler(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
 		return
 	}
 	var data any
 	q := r.URL.Query()
-	st := c.stats
 	switch q.Get("type") {
 	case "server":
-		host, _ := os.Hostname()
-		data = map[string]any{
-			"node":       c.cfg.ZooKeeper.Comet.Node,
-			"pid":        os.Getpid(),
-			"host":       host,
-			"start_time": st.start.Unix(),
-			"uptime":     int64(time.Since(st.start).Seconds()),
-			"ring":       c.ring.weights(),
-		}
+		data = c.serverStat()
 	case "golang":
-		data = map[string]any{
-			"version":    runtime.Version(),
-			"goroutines": runtime.NumGoroutine(),
-			"gomaxprocs": runtime.GOMAXPROCS(0),
-			"numcpu":     runtime.NumCPU(),
-			"os":         runtime.GOOS,
-			"arch":       runtime.GOARCH,
-		}
+		data = golangStat()
 	case "memory":
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		data = map[string]any{
-			"alloc":       m.Alloc,
-			"total_alloc": m.TotalAlloc,
-			"sys":         m.Sys,
-			"heap_alloc":  m.HeapAlloc,
-			"heap_inuse":  m.HeapInuse,
-			"heap_sys":    m.HeapSys,
-			"heap_objs":   m.HeapObjects,
-			"stack_inuse": m.StackInuse,
-			"stack_sys":   m.StackSys,
-			"mallocs":     m.Mallocs,
-			"frees":       m.Frees,
-			"num_gc":      m.NumGC,
-			"pause_total": m.PauseTotalNs,
-		}
+		data = memoryStat()
 	case "config":
-		data = c.cfg
+		data = config105{Comet: c.cfg, MaxProc: runtime.GOMAXPROCS(0)}.fill()
 	case "channel":
 		if key := q.Get("key"); key != "" {
-			data = map[string]any{"key": key, "connections": c.hub.count(key)}
+			// Exactly 1.0.5's answer; a key without a channel has 0.
+			data = map[string]any{"channel": map[string]any{"conn": c.hub.count(key)}}
 		} else {
-			data = map[string]any{"channels": st.channels.Load(), "buckets": len(c.hub.buckets)}
+			data = c.channelStat()
 		}
 	case "message":
-		data = map[string]any{
-			"pushed":         st.pushed.Load(),
-			"push_failed":    st.pushFailed.Load(),
-			"stored":         st.stored.Load(),
-			"frames_queued":  st.framesQueued.Load(),
-			"frames_written": st.framesWritten.Load(),
-		}
+		data = c.messageStat()
 	case "connection":
-		tcp, ws := st.tcpConns.Load(), st.wsConns.Load()
-		data = map[string]any{
-			"tcp":          tcp,
-			"websocket":    ws,
-			"total":        tcp + ws,
-			"subscribed":   st.subscribed.Load(),
-			"tcp_accepted": st.tcpAccepted.Load(),
-			"ws_accepted":  st.wsAccepted.Load(),
-			"refused":      st.refused.Load(),
-			"slow_closed":  st.slowClosed.Load(),
-			"heartbeats":   st.heartbeats.Load(),
-		}
+		data = c.connectionStat()
 	default:
-		writeStat(w, r, statResponse{Ret: api.CodeParamErr})
+		http.Error(w, "Not Found", http.StatusNotFound)
 		return
 	}
-	writeStat(w, r, statResponse{Ret: 0, Data: data})
-}
-
-func writeStat(w http.ResponseWriter, r *http.Request, resp statResponse) {
-	b, err := json.Marshal(resp)
+	b, err := json.MarshalIndent(data, "", "    ")
 	if err != nil {
+		c.log.Error("stat: marshal", "type", q.Get("type"), "err", err)
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	_, _ = w.Write(b)
+}
+
+// serverStat: 1.0.5's uptime (nanoseconds), hostname, wd, ppid, pid,
+// pagesize, user and group (numeric ids), then gopush's node, start_time
+// (unix seconds) and ring (node → weight).
+func (c *Comet) serverStat() map[string]any {
+	st := c.stats
+	host, _ := os.Hostname()
+	wd, _ := os.Getwd()
+	uid, gid := "", ""
+	if u, err := user.Current(); err == nil {
+		uid, gid = u.Uid, u.Gid
+	}
+	return map[string]any{
+		"uptime":     time.Since(st.start).Nanoseconds(),
+		"hostname":   host,
+		"wd":         wd,
+		"ppid":       os.Getppid(),
+		"pid":        os.Getpid(),
+		"pagesize":   os.Getpagesize(),
+		"user":       uid,
+		"group":      gid,
+		"node":       c.cfg.ZooKeeper.Comet.Node,
+		"start_time": st.start.Unix(),
+		"ring":       c.ring.weights(),
+	}
+}
+
+// golangStat: 1.0.5's fields, then gopush's numcpu.
+func golangStat() map[string]any {
+	return map[string]any{
+		"compiler":      runtime.Compiler,
+		"arch":          runtime.GOARCH,
+		"os":            runtime.GOOS,
+		"max_procs":     runtime.GOMAXPROCS(0),
+		"root":          runtime.GOROOT(), // deprecated in Go; 1.0.5 reports it ("" in a binary built with -trimpath)
+		"cgo_call":      runtime.NumCgoCall(),
+		"goroutine_num": runtime.NumGoroutine(),
+		"version":       runtime.Version(),
+		"numcpu":        runtime.NumCPU(),
+	}
+}
+
+// memoryStat: 1.0.5's fields, from runtime.MemStats.
+func memoryStat() map[string]any {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return map[string]any{
+		"alloc":          m.Alloc,
+		"total_alloc":    m.TotalAlloc,
+		"sys":            m.Sys,
+		"lookups":        m.Lookups,
+		"mallocs":        m.Mallocs,
+		"frees":          m.Frees,
+		"heap_alloc":     m.HeapAlloc,
+		"heap_sys":       m.HeapSys,
+		"heap_idle":      m.HeapIdle,
+		"heap_inuse":     m.HeapInuse,
+		"heap_released":  m.HeapReleased,
+		"heap_objects":   m.HeapObjects,
+		"stack_inuse":    m.StackInuse,
+		"stack_sys":      m.StackSys,
+		"mspan_inuse":    m.MSpanInuse,
+		"mspan_sys":      m.MSpanSys,
+		"mcache_inuse":   m.MCacheInuse,
+		"mcache_sys":     m.MCacheSys,
+		"buckhash_sys":   m.BuckHashSys,
+		"next_gc":        m.NextGC,
+		"last_gc":        m.LastGC,
+		"pause_total_ns": m.PauseTotalNs,
+		"pause_ns":       m.PauseNs,
+		"num_gc":         m.NumGC,
+		"enable_gc":      m.EnableGC,
+		"debug_gc":       m.DebugGC,
+		"by_size":        m.BySize,
+	}
+}
+
+// channelStat: 1.0.5's access (lookups that found a channel), create,
+// delete and current, then gopush's buckets.
+func (c *Comet) channelStat() map[string]any {
+	st := c.stats
+	return map[string]any{
+		"access":  st.chanAccess.Load(),
+		"create":  st.chanCreated.Load(),
+		"delete":  st.chanDeleted.Load(),
+		"current": st.channels(),
+		"buckets": len(c.hub.buckets),
+	}
+}
+
+// messageStat: 1.0.5's succeed and failed (message frames written to a
+// connection, and lost because the connection failed or closed first) and
+// their total, then gopush's push counters.
+func (c *Comet) messageStat() map[string]any {
+	st := c.stats
+	ok, failed := st.msgsWritten.Load(), st.msgsFailed.Load()
+	return map[string]any{
+		"succeed":        ok,
+		"failed":         failed,
+		"total":          ok + failed,
+		"pushed":         st.pushed.Load(),
+		"push_failed":    st.pushFailed.Load(),
+		"stored":         st.stored.Load(),
+		"frames_queued":  st.framesQueued.Load(),
+		"frames_written": st.framesWritten.Load(),
+	}
+}
+
+// connectionStat: 1.0.5's add, remove and current (subscribed
+// connections), then gopush's per-protocol counters.
+func (c *Comet) connectionStat() map[string]any {
+	st := c.stats
+	added, removed := st.subsAdded.Load(), st.subsRemoved.Load()
+	tcp, ws := st.tcpConns.Load(), st.wsConns.Load()
+	return map[string]any{
+		"add":          added,
+		"remove":       removed,
+		"current":      added - removed,
+		"tcp":          tcp,
+		"websocket":    ws,
+		"total":        tcp + ws,
+		"tcp_accepted": st.tcpAccepted.Load(),
+		"ws_accepted":  st.wsAccepted.Load(),
+		"refused":      st.refused.Load(),
+		"slow_closed":  st.slowClosed.Load(),
+		"heartbeats":   st.heartbeats.Load(),
+	}
+}
+
+// config105 is the answer of type=config: 1.0.5's configuration fields,
+// by 1.0.5's names and in its order (durations in nanoseconds, as 1.0.5's
+// time.Duration fields marshal), filled from gopush's configuration, then
+// gopush's own configuration, whose top-level names (Log, TCP, Channel,
+// ...) differ from all of 1.0.5's. User, PidFile, Dir, BufioInstance and
+// BufioNum are 1.0.5 settings gopush does not have: they are empty.
+type config105 struct {
+	User                    string
+	PidFile                 string
+	Dir                     string
+	MaxProc                 int
+	TCPBind                 []string
+	WebsocketBind           []string
+	RPCBind                 []string
+	PprofBind               []string
+	StatBind                []string
+	ZookeeperAddr           []string
+	ZookeeperTimeout        time.Duration
+	ZookeeperCometPath      string
+	ZookeeperCometNode      string
+	ZookeeperMessagePath    string
+	RPCPing                 time.Duration
+	RPCRetry                time.Duration
+	SndbufSize              int
+	RcvbufSize              int
+	Proto                   []string
+	BufioInstance           int
+	BufioNum                int
+	TCPKeepalive            bool
+	MaxSubscriberPerChannel int
+	ChannelBucket           int
+	Auth                    bool
+	TokenExpire             time.Duration
+	MsgBufNum               int
+	*conf.Comet
+}
+
+func (x config105) fill() config105 {
+	c := x.Comet
+	ch := &c.Channel
+	orEmpty := func(l []string) []string {
+		if l == nil {
+			return []string{}
+		}
+		return l
+	}
+	x.TCPBind = orEmpty(c.TCP.Bind)
+	x.WebsocketBind = orEmpty(c.WebSocket.Bind)
+	x.RPCBind = orEmpty(c.RPC.Bind)
+	x.PprofBind = orEmpty(c.Pprof.Bind)
+	x.StatBind = orEmpty(c.Stat.Bind)
+	x.ZookeeperAddr = orEmpty(c.ZooKeeper.Addr)
+	x.ZookeeperTimeout = c.ZooKeeper.Timeout.D()
+	x.ZookeeperCometPath = c.ZooKeeper.Comet.Path
+	x.ZookeeperCometNode = c.ZooKeeper.Comet.Node
+	x.ZookeeperMessagePath = c.ZooKeeper.Message.Path
+	x.RPCPing = c.RPC.Ping.D()
+	x.RPCRetry = c.RPC.Retry.D()
+	x.SndbufSize = ch.Sndbuf.Size
+	x.RcvbufSize = ch.Rcvbuf.Size
+	x.Proto = orEmpty(ch.Proto)
+	x.TCPKeepalive = ch.TCP.Keepalive
+	x.MaxSubscriberPerChannel = ch.MaxSubscriber
+	x.ChannelBucket = ch.Bucket
+	x.Auth = ch.Auth
+	x.TokenExpire = ch.Token.Expire.D()
+	x.MsgBufNum = ch.Msgbuf.Num
+	return x
 }

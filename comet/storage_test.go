@@ -16,7 +16,7 @@ import (
 func TestPushStoredByTheRealMessageDaemon(t *testing.T) {
 	t.Parallel()
 	cluster := testenv.NewCluster(t)
-	node := cluster.StartMessage(1, 0)
+	node := cluster.StartMessage()
 	cfg := testConfig(t, zkRoot(t), "node1")
 	cfg.ZooKeeper.Comet.Path = cluster.CometPath
 	cfg.ZooKeeper.Message.Path = cluster.MessagePath

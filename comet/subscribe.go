@@ -6,8 +6,13 @@ import (
 )
 
 // heartbeatGrace is how long past its heartbeat a client may stay silent
-// before comet closes the connection.
+// before comet closes the connection (docs/protocol.md §2.1).
 const heartbeatGrace = 5 * time.Second
+
+// writeTimeoutFor is how long one write to a subscribed client may take: as
+// long as the client may stay silent. A client that has not read for that
+// long is treated as gone.
+func writeTimeoutFor(heartbeat time.Duration) time.Duration { return heartbeat + heartbeatGrace }
 
 // subscribe adds cn to the channel of req.Key. It returns nil on success,
 // after queueing "+h", or the error reply to send before closing:
@@ -21,7 +26,9 @@ const heartbeatGrace = 5 * time.Second
 func (c *Comet) subscribe(cn *conn, req api.Subscribe) *reply {
 	cn.key = req.Key
 	cn.oldForm = req.Version == ""
-	cn.timeout = time.Duration(req.Heartbeat)*time.Second + heartbeatGrace
+	hb := time.Duration(req.Heartbeat) * time.Second
+	cn.readTimeout = hb + heartbeatGrace
+	cn.writeTimeout = writeTimeoutFor(hb)
 	auth := c.cfg.Channel.Auth
 	max := c.cfg.Channel.MaxSubscriber
 	now := time.Now()
@@ -44,7 +51,7 @@ func (c *Comet) subscribe(cn *conn, req api.Subscribe) *reply {
 		return refused
 	}
 	cn.subscribed = true
-	c.stats.subscribed.Add(1)
+	c.stats.subsAdded.Add(1)
 	cn.send(replyOK.frame(cn.proto))
 	return nil
 }

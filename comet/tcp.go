@@ -87,7 +87,7 @@ func (c *Comet) serveTCP(cn *conn) {
 func (c *Comet) handshakeTCP(cn *conn) *bufio.Reader {
 	nc := cn.nc
 	c.setSockOpts(nc)
-	_ = nc.SetReadDeadline(time.Now().Add(c.cfg.Channel.Handshake.Timeout.D()))
+	_ = nc.SetReadDeadline(time.Now().Add(cn.handshake))
 	br := bufio.NewReaderSize(nc, tcpReadBuffer)
 	req, err := api.ReadSubscribe(br)
 	if err != nil {
@@ -113,7 +113,7 @@ func (c *Comet) handshakeTCP(cn *conn) *bufio.Reader {
 func readHeartbeats(cn *conn, br *bufio.Reader) {
 	defer cn.comet.finish(cn)
 	for {
-		_ = cn.nc.SetReadDeadline(time.Now().Add(cn.timeout))
+		_ = cn.nc.SetReadDeadline(time.Now().Add(cn.readTimeout))
 		var err error
 		if br != nil && br.Buffered() > 0 {
 			cn.rbuf[0], err = br.ReadByte()

@@ -21,7 +21,7 @@ func TestTCPSubscribeAndHeartbeat(t *testing.T) {
 	cl.expect("+h\r\n")
 	cl.write([]byte("hh"))
 	cl.expect("+h\r\n+h\r\n")
-	if n := statInt(t, c, "type=channel&key=Terry-Mao", "connections"); n != 1 {
+	if n := keyConns(t, c, "Terry-Mao"); n != 1 {
 		t.Fatalf("stat: %d connections of the key, want 1", n)
 	}
 	// Any other byte closes the connection.

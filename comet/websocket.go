@@ -112,7 +112,7 @@ func (c *Comet) serveWS(w http.ResponseWriter, r *http.Request) {
 func readWS(cn *conn) {
 	defer cn.comet.finish(cn)
 	for {
-		_ = cn.nc.SetReadDeadline(time.Now().Add(cn.timeout))
+		_ = cn.nc.SetReadDeadline(time.Now().Add(cn.readTimeout))
 		op, payload, err := readWSFrame(cn)
 		if err != nil {
 			return

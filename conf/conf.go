@@ -154,7 +154,7 @@ type Message struct {
 		Weight int `toml:"weight"`
 	} `toml:"node"`
 	Pprof Bind `toml:"pprof"`
-	RPC   RPC  `toml:"rpc"` // only rpc.bind is used
+	RPC   RPC  `toml:"rpc"` // rpc.bind and rpc.timeout (a call's storage work); ping and retry are not used
 
 	Storage struct {
 		Type    string `toml:"type"`    // redis or mysql
@@ -163,11 +163,17 @@ type Message struct {
 	} `toml:"storage"`
 
 	Redis struct {
-		Idle        int               `toml:"idle"`        // idle connections per shard
-		Active      int               `toml:"active"`      // connections per shard, 0: unlimited
-		Timeout     Duration          `toml:"timeout"`     // idle connection timeout
-		DialTimeout Duration          `toml:"dialtimeout"` // connect, read and write deadline
-		Source      map[string]string `toml:"source"`      // "name:weight" = "tcp@host:port#password"
+		Idle        int      `toml:"idle"`        // idle connections per shard
+		Active      int      `toml:"active"`      // connections per shard, 0: unlimited
+		Timeout     Duration `toml:"timeout"`     // idle connection timeout
+		DialTimeout Duration `toml:"dialtimeout"` // connect, read and write deadline
+		// KeyTTL gives each key's sorted set a TTL that covers its newest
+		// message. Turn it off while gopush-cluster 1.0.5 message nodes
+		// write to the same Redis: they add to a set without extending its
+		// TTL, so the set (and their longer-lived message) would go when
+		// the TTL gopush set runs out.
+		KeyTTL bool              `toml:"keyttl"`
+		Source map[string]string `toml:"source"` // "name:weight" = "tcp@host:port#password"
 		// Wait, when above 0, has every save wait until that many replicas
 		// acknowledged it (Redis WAIT), at most WaitTimeout; a save they do
 		// not all acknowledge fails (docs/reliability.md).

@@ -25,7 +25,7 @@ var examples = []struct {
 	{"web.toml", func(p string) (any, error) { return LoadWeb(p) }, func() any { return DefaultWeb() },
 		map[string]bool{"rpc.bind": true}}, // web serves no RPC
 	{"message.toml", func(p string) (any, error) { return LoadMessage(p) }, func() any { return DefaultMessage() },
-		map[string]bool{"rpc.ping": true, "rpc.retry": true, "rpc.timeout": true}}, // message calls no peer
+		map[string]bool{"rpc.ping": true, "rpc.retry": true}}, // message calls no peer
 }
 
 func TestExampleFilesAreTheDefaults(t *testing.T) {

@@ -79,6 +79,7 @@ func DefaultMessage() *Message {
 	m := &Message{}
 	m.Log = Log{Level: "info", Format: "text"}
 	m.RPC.Bind = AddrList{"localhost:8070"}
+	m.RPC.Timeout = Duration(5 * time.Second)
 	m.Node.Weight = 1
 	m.Storage.Type = "redis"
 	m.Storage.Store = 20
@@ -87,6 +88,7 @@ func DefaultMessage() *Message {
 	m.Redis.Active = 128
 	m.Redis.Timeout = Duration(4 * time.Minute)
 	m.Redis.DialTimeout = Duration(3 * time.Second)
+	m.Redis.KeyTTL = true
 	m.Redis.Source = map[string]string{"node1:1": "tcp@localhost:6379"}
 	m.Redis.Wait = 0
 	m.Redis.WaitTimeout = Duration(time.Second)

@@ -127,6 +127,21 @@ ping = "250ms"
 	}
 }
 
+// redis.keyttl is on by default and a file turns it off (for a cluster
+// that still has 1.0.5 message nodes).
+func TestRedisKeyTTL(t *testing.T) {
+	if !DefaultMessage().Redis.KeyTTL {
+		t.Fatal("redis.keyttl is off by default, want on")
+	}
+	m, err := LoadMessage(write(t, "message.toml", "[redis]\nkeyttl = false\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Redis.KeyTTL {
+		t.Error("keyttl = false read as true")
+	}
+}
+
 // A [redis.source] table in the file is the list of shards: the default
 // shard must not stay beside it, or a quarter of the keys would land on a
 // Redis the operator never named.
@@ -226,6 +241,7 @@ func TestBadFiles(t *testing.T) {
 		{"redis unix socket not absolute", "message", "[redis.source]\n\"node1:1\" = \"unix@redis.sock\"\n", "redis.source.node1:1", "absolute"},
 		{"redis address not a string", "message", "[redis.source]\n\"node1:1\" = 6379\n", `redis.source."node1:1"`, "type"},
 		{"no redis shard", "message", "[redis]\nsource = {}\n", "redis.source", "at least one shard"},
+		{"redis.keyttl not a bool", "message", "[redis]\nkeyttl = \"no\"\n", "redis.keyttl", "bool"},
 		{"mysql without shards", "message", "[storage]\ntype = \"mysql\"\n", "mysql.source", "at least one shard"},
 		{"unknown storage", "message", "[storage]\ntype = \"postgres\"\n", "storage.type", "redis or mysql"},
 		{"bucket not a power of two", "comet", "[channel]\nbucket = 12\n", "channel.bucket", "power of two"},
@@ -234,6 +250,7 @@ func TestBadFiles(t *testing.T) {
 		{"zero duration", "web", "prune.interval = \"0s\"\n", "prune.interval", "positive"},
 		{"log level", "message", "[log]\nlevel = \"verbose\"\n", "log.level", "debug, info"},
 		{"rpc.bind on web", "web", "[rpc]\nbind = \"localhost:1\"\n", "rpc.bind", "no RPC"},
+		{"message rpc.timeout zero", "message", "[rpc]\ntimeout = \"0s\"\n", "rpc.timeout", "positive"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

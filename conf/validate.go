@@ -163,6 +163,7 @@ func (m *Message) validate(file string) error {
 	v := &validator{file: file}
 	v.logConf(m.Log)
 	v.binds("rpc.bind", m.RPC.Bind, true)
+	v.duration("rpc.timeout", m.RPC.Timeout)
 	v.binds("pprof.bind", m.Pprof.Bind, false)
 	v.positive("node.weight", m.Node.Weight)
 	v.positive("storage.store", m.Storage.Store)

@@ -14,8 +14,8 @@ import (
 // reached through the public server, only through the loopback one.
 func TestNginxInFrontOfTwoWebs(t *testing.T) {
 	cl := testenv.NewCluster(t)
-	cl.StartMessage(1, 0)
-	comet := cl.StartComet("node1", 1, "")
+	cl.StartMessage()
+	comet := cl.StartComet("node1", 1)
 	webs := [2]*testenv.WebNode{cl.StartWeb(), cl.StartWeb()}
 	key := testenv.Unique(t)
 	for _, w := range webs {

@@ -16,14 +16,14 @@ import (
 // and then checks that none of them pushed or stored anything.
 func TestClusterBadInput(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t)
-	c.startMessage()
-	n1 := c.startComet("node1", 1, false)
-	w := c.startWeb("")
+	c := testenv.NewCluster(t)
+	c.StartMessage()
+	n1 := c.StartComet("node1", 1)
+	w := c.StartWeb()
 	key := testenv.Unique(t)
-	waitRouted(t, w, key, n1.tcp)
-	sub := subscribeWhenReady(t, 2, n1.tcp, key, "")
-	pub, admin := "http://"+w.http, "http://"+w.admin
+	waitRouted(t, w, key, n1.TCP)
+	sub := subscribeWhenReady(t, 2, n1.TCP, key, "")
+	pub, admin := "http://"+w.HTTP, "http://"+w.Admin
 	k := url.QueryEscape(key)
 
 	type check struct {
@@ -49,6 +49,8 @@ func TestClusterBadInput(t *testing.T) {
 		{"msg/get without k", "GET", pub + "/1/msg/get?m=0", "", 200, param},
 		{"msg/get with m not a number", "GET", pub + "/1/msg/get?m=abc&k=" + k, "", 200, param},
 		{"msg/get with m negative", "GET", pub + "/1/msg/get?m=-1&k=" + k, "", 200, param},
+		{"msg/get without m (1.0.5 refuses it)", "GET", pub + "/1/msg/get?k=" + k, "", 200, param},
+		{"old msg/get without mid (1.0.5 refuses it)", "GET", pub + "/msg/get?key=" + k, "", 200, `{"ret":65534,"msg":"ok"}`},
 		{"msg/get by POST", "POST", pub + "/1/msg/get?k=" + k, "", 405, param},
 		{"time/get by POST", "POST", pub + "/1/time/get", "", 405, param},
 
@@ -100,16 +102,16 @@ func TestClusterBadInput(t *testing.T) {
 
 	// Nothing was pushed or stored: the first message the subscriber sees
 	// is the good push below, and only it is stored.
-	if _, a := w.offline(t, key, 0); a.Body != `{"ret":0}` {
+	if _, a := offline(t, w, key, 0); a.Body != `{"ret":0}` {
 		t.Fatalf("bad requests stored something: %s", a.Body)
 	}
-	if a := w.push(t, key, 60, `{"good":1}`); a.Body != `{"ret":0}` {
+	if a := push(t, w, key, 60, `{"good":1}`); a.Body != `{"ret":0}` {
 		t.Fatalf("good push: %s", a.Body)
 	}
 	if m := sub.next(t); string(m.Msg) != `{"good":1}` {
 		t.Fatalf("the subscriber got %s first: a bad request was pushed", m.Msg)
 	}
-	if got, _ := w.offline(t, key, 0); len(got) != 1 {
+	if got, _ := offline(t, w, key, 0); len(got) != 1 {
 		t.Fatalf("stored after one good push: %+v", got)
 	}
 	if a := httpGet(t, pub+"/1/msg/get?k=&m=0"); a.Body != param {
@@ -117,19 +119,19 @@ func TestClusterBadInput(t *testing.T) {
 	}
 
 	// Duplicate keys in mprivate: each key pushed once.
-	if a := w.mpush(t, []string{key, key, key}, 60, `{"dup":1}`); a.Body != `{"ret":0}` {
+	if a := mpush(t, w, []string{key, key, key}, 60, `{"dup":1}`); a.Body != `{"ret":0}` {
 		t.Fatalf("mprivate with duplicates: %s", a.Body)
 	}
 	if m := sub.next(t); string(m.Msg) != `{"dup":1}` {
 		t.Fatalf("got %s", m.Msg)
 	}
-	if a := w.push(t, key, 0, `{"marker":1}`); a.Body != `{"ret":0}` {
+	if a := push(t, w, key, 0, `{"marker":1}`); a.Body != `{"ret":0}` {
 		t.Fatalf("marker push: %s", a.Body)
 	}
 	if m := sub.next(t); string(m.Msg) != `{"marker":1}` {
 		t.Fatalf("a duplicate key was pushed twice: got %s", m.Msg)
 	}
-	if got, _ := w.offline(t, key, 0); len(got) != 2 {
+	if got, _ := offline(t, w, key, 0); len(got) != 2 {
 		t.Fatalf("stored after the duplicate push: %+v", got)
 	}
 
@@ -138,10 +140,10 @@ func TestClusterBadInput(t *testing.T) {
 	for i := range keys {
 		keys[i] = "x" + strconv.Itoa(i)
 	}
-	if a := w.mpush(t, keys[:100000], 0, `{"many":1}`); a.Status != 200 || a.ret(t) != 0 {
+	if a := mpush(t, w, keys[:100000], 0, `{"many":1}`); a.Status != 200 || a.ret(t) != 0 {
 		t.Fatalf("100 000 keys: %d %.200s", a.Status, a.Body)
 	}
-	if a := w.mpush(t, keys, 0, `{"many":1}`); a.Status != 200 || a.Body != param {
+	if a := mpush(t, w, keys, 0, `{"many":1}`); a.Status != 200 || a.Body != param {
 		t.Fatalf("100 001 keys: %d %.200s", a.Status, a.Body)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"gopush/api"
 	"gopush/internal/testenv"
 	"gopush/ketama"
 )
@@ -34,7 +35,7 @@ type benchSubs struct {
 // subscribeMany opens n subscribers spread over the comets by the ring,
 // key prefix+i each, heartbeat 600 s so that none times out while the
 // others connect.
-func subscribeMany(b *testing.B, byNode map[string]*comet, ring *ketama.Ring, prefix string, n int) *benchSubs {
+func subscribeMany(b *testing.B, byNode map[string]*testenv.CometNode, ring *ketama.Ring, prefix string, n int) *benchSubs {
 	b.Helper()
 	s := &benchSubs{conns: make([]net.Conn, n), readers: make([]*bufio.Reader, n), keys: make([]string, n)}
 	b.Cleanup(func() {
@@ -55,12 +56,12 @@ func subscribeMany(b *testing.B, byNode map[string]*comet, ring *ketama.Ring, pr
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			c, reply, err := subscribeOnce(byNode[ring.Get(key)].tcp, key)
+			c, r, reply, err := subscribeOnce(byNode[ring.Get(key)].TCP, key)
 			if c == nil {
 				errs <- fmt.Errorf("subscribe %s: %q %v", key, reply, err)
 				return
 			}
-			s.conns[i], s.readers[i] = c, bufio.NewReader(c)
+			s.conns[i], s.readers[i] = c, r
 		}()
 	}
 	wg.Wait()
@@ -85,15 +86,20 @@ func (s *benchSubs) waitAll(b *testing.B, marker string) time.Time {
 		go func() {
 			defer wg.Done()
 			c.SetReadDeadline(time.Now().Add(time.Minute))
+			var scratch []byte
 			for {
-				line, err := r.ReadBytes('\n')
+				kind, body, err := api.ReadTCPFrame(r, scratch)
+				if err == nil && kind == api.FrameError {
+					err = fmt.Errorf("comet answered -%s", body)
+				}
 				if err != nil {
 					mu.Lock()
 					failed = err
 					mu.Unlock()
 					return
 				}
-				if bytes.Contains(line, []byte(marker)) {
+				scratch = body[:0]
+				if kind == api.FrameMessage && bytes.Contains(body, []byte(marker)) {
 					now := time.Now()
 					mu.Lock()
 					if now.After(last) {
@@ -112,39 +118,22 @@ func (s *benchSubs) waitAll(b *testing.B, marker string) time.Time {
 	return last
 }
 
-// newBenchCluster is newCluster for a benchmark.
-func newBenchCluster(b *testing.B) *cluster {
-	b.Helper()
-	root := testenv.ZKRoot(b)
-	c := &cluster{
-		t:         b,
-		zkAddr:    testenv.ZK(b),
-		root:      root,
-		cometPath: root + "/comet",
-		msgPath:   root + "/message",
-		lockPath:  root + "/migrate-lock",
-		zc:        testenv.ZKConn(b),
-	}
-	b.Cleanup(func() { testenv.ZKDeleteAll(b, c.zc, root) })
-	return c
-}
-
 // benchCluster starts a message node, two comets of equal weight and a web.
-func benchCluster(b *testing.B) (map[string]*comet, *ketama.Ring, *web) {
-	c := newBenchCluster(b)
-	c.startRoomMessage(map[string]string{"a:1": testenv.Redis(b)}, 100000, "gopush-bench-public:"+testenv.Unique(b))
-	n1 := c.startComet("node1", 1, false)
-	n2 := c.startComet("node2", 1, false)
-	w := c.startWeb("")
-	byNode := map[string]*comet{"node1": n1, "node2": n2}
+func benchCluster(b *testing.B) (map[string]*testenv.CometNode, *ketama.Ring, *testenv.WebNode) {
+	c := testenv.NewCluster(b)
+	c.StartMessage(roomMessage(map[string]string{"a:1": testenv.Redis(b)}, 100000))
+	n1 := c.StartComet("node1", 1)
+	n2 := c.StartComet("node2", 1)
+	w := c.StartWeb()
+	byNode := map[string]*testenv.CometNode{"node1": n1, "node2": n2}
 	ring := ketama.FromWeights(ketama.DefaultBase, map[string]int{"node1": 1, "node2": 1})
 	// Wait until web routes to both comets and both comets own their keys.
 	deadline := time.Now().Add(30 * time.Second)
 	for _, node := range []string{"node1", "node2"} {
 		key := keyOn(ring, node, "warmup-")
 		for {
-			a, err := httpPostB(fmt.Sprintf("http://%s/1/admin/push/private?expire=0&key=%s", w.admin, key), `{}`)
-			c, _, _ := subscribeOnce(byNode[node].tcp, key)
+			a, err := httpPostB(fmt.Sprintf("http://%s/1/admin/push/private?expire=0&key=%s", w.Admin, key), `{}`)
+			c, _, _, _ := subscribeOnce(byNode[node].TCP, key)
 			if c != nil {
 				c.Close()
 			}
@@ -172,25 +161,27 @@ func httpPostB(u, body string) (string, error) {
 }
 
 // subscribeOnce subscribes key on addr over TCP with heartbeat 600 s and
-// returns the connection once comet answered +h (else nil and the reply).
-func subscribeOnce(addr, key string) (net.Conn, string, error) {
+// returns the connection and its reader once comet answered +h (else nil
+// and the reply).
+func subscribeOnce(addr, key string) (net.Conn, *bufio.Reader, string, error) {
 	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
-	req := fmt.Sprintf("*5\r\n$3\r\nsub\r\n$%d\r\n%s\r\n$3\r\n600\r\n$0\r\n\r\n$5\r\n1.0.5\r\n", len(key), key)
+	req := api.Subscribe{Key: key, Heartbeat: 600, Version: ver}.AppendTCP(nil)
 	c.SetDeadline(time.Now().Add(20 * time.Second))
-	if _, err := c.Write([]byte(req)); err != nil {
+	if _, err := c.Write(req); err != nil {
 		c.Close()
-		return nil, "", err
+		return nil, nil, "", err
 	}
-	buf := make([]byte, 4)
-	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "+h\r\n" {
+	r := bufio.NewReader(c)
+	kind, body, err := api.ReadTCPFrame(r, nil)
+	if err != nil || kind != api.FrameOK {
 		c.Close()
-		return nil, string(buf), err
+		return nil, nil, reply(kind, body), err
 	}
 	c.SetDeadline(time.Time{})
-	return c, "+h", nil
+	return c, r, "+h", nil
 }
 
 func BenchmarkClusterPushRoom10k(b *testing.B) {
@@ -198,7 +189,7 @@ func BenchmarkClusterPushRoom10k(b *testing.B) {
 	prefix := testenv.Unique(b) + "-"
 	subs := subscribeMany(b, byNode, ring, prefix, 10000)
 	rid := "bench." + testenv.Unique(b)
-	if a, err := httpPostB("http://"+w.admin+"/1/admin/room/join?rid="+rid, keysBody(subs.keys)); a != `{"ret":0}` {
+	if a, err := httpPostB("http://"+w.Admin+"/1/admin/room/join?rid="+rid, keysBody(subs.keys)); a != `{"ret":0}` {
 		b.Fatalf("join: %s %v", a, err)
 	}
 	for _, expire := range []int{0, 600} {
@@ -207,7 +198,7 @@ func BenchmarkClusterPushRoom10k(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				marker := fmt.Sprintf(`"room-%d-%d"`, expire, i)
 				start := time.Now()
-				a, err := httpPostB(fmt.Sprintf("http://%s/1/admin/push/room?expire=%d&rid=%s", w.admin, expire, rid), `{"m":`+marker+`}`)
+				a, err := httpPostB(fmt.Sprintf("http://%s/1/admin/push/room?expire=%d&rid=%s", w.Admin, expire, rid), `{"m":`+marker+`}`)
 				call += time.Since(start)
 				if a != `{"ret":0}` {
 					b.Fatalf("push/room: %s %v", a, err)
@@ -230,7 +221,7 @@ func BenchmarkClusterPushAll18k(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				marker := fmt.Sprintf(`"all-%d-%d"`, expire, i)
 				start := time.Now()
-				a, err := httpPostB(fmt.Sprintf("http://%s/1/admin/push/all?expire=%d", w.admin, expire), `{"m":`+marker+`}`)
+				a, err := httpPostB(fmt.Sprintf("http://%s/1/admin/push/all?expire=%d", w.Admin, expire), `{"m":`+marker+`}`)
 				call += time.Since(start)
 				if !strings.HasPrefix(a, `{"ret":0,"data":{"mid":`) || strings.Contains(a, `"fn"`) {
 					b.Fatalf("push/all: %s %v", a, err)

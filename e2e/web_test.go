@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gopush/internal/testenv"
 )
 
 // TestWebBinaryConfigErrorAndSignal checks cmd/web's contract: a bad
@@ -12,8 +14,8 @@ import (
 // running web with status 0 and closes its ports.
 func TestWebBinaryConfigErrorAndSignal(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t)
-	bad := c.startWebRaw(`http.bind = ["127.0.0.1:notaport"]`)
+	c := testenv.NewCluster(t)
+	bad := testenv.StartDaemon(t, testenv.Binary(t, "web"), `http.bind = ["127.0.0.1:notaport"]`)
 	if code := bad.Wait(); code != 2 {
 		t.Fatalf("bad config: exit %d, want 2; log:\n%s", code, bad.Log())
 	}
@@ -21,11 +23,11 @@ func TestWebBinaryConfigErrorAndSignal(t *testing.T) {
 		t.Fatalf("bad config: want one line naming http.bind, got:\n%s", log)
 	}
 
-	w := c.startWeb("")
+	w := c.StartWeb()
 	if code := w.Stop(); code != 0 {
 		t.Fatalf("SIGTERM: exit %d, want 0; log:\n%s", code, w.Log())
 	}
-	for _, a := range []string{w.http, w.admin} {
+	for _, a := range []string{w.HTTP, w.Admin} {
 		if conn, err := net.DialTimeout("tcp", a, time.Second); err == nil {
 			conn.Close()
 			t.Fatalf("%s still open after exit", a)

@@ -59,8 +59,8 @@ return {Status: document.getElementById('status').textContent,
 // across the restart, each message once.
 func TestBrowserExamplePage(t *testing.T) {
 	cl := testenv.NewCluster(t)
-	cl.StartMessage(1, 0)
-	comet := cl.StartComet("node1", 1, "")
+	cl.StartMessage()
+	comet := cl.StartComet("node1", 1)
 	web := cl.StartWeb()
 	key := testenv.Unique(t)
 	testenv.WaitFor(t, 30*time.Second, "web to know the comet", func() bool {
@@ -175,8 +175,8 @@ func TestBrowserExamplePage(t *testing.T) {
 // from the offline fetch, the next one online, both with exact mids.
 func TestBrowserFetchSameOrigin(t *testing.T) {
 	cl := testenv.NewCluster(t)
-	cl.StartMessage(1, 0)
-	comet := cl.StartComet("node1", 1, "")
+	cl.StartMessage()
+	comet := cl.StartComet("node1", 1)
 	web := cl.StartWeb()
 	key := testenv.Unique(t)
 	testenv.WaitFor(t, 30*time.Second, "web to know the comet", func() bool {

@@ -52,7 +52,7 @@ func Start(ctx context.Context, cfg *conf.Message, log *slog.Logger) (*Daemon, e
 	for _, err := range store.Check(ctx) {
 		log.Warn("storage shard not ready at start", "err", err)
 	}
-	d.srv, err = gobrpc.Serve(api.MessageService, withRooms(newRPC(store, limitsFor(cfg), log), cfg, store), cfg.RPC.Bind, log)
+	d.srv, err = gobrpc.Serve(api.MessageService, withRooms(newRPC(store, cfg, log), cfg, store), cfg.RPC.Bind, log)
 	if err != nil {
 		return fail(err)
 	}

@@ -74,7 +74,7 @@ func openStorage(t testing.TB, cfg *conf.Message) Storage {
 // client connected to it over TCP.
 func serve(t testing.TB, cfg *conf.Message, store Storage) *caller {
 	t.Helper()
-	return serveRPC(t, newRPC(store, limitsFor(cfg), testLogger(t)))
+	return serveRPC(t, newRPC(store, cfg, testLogger(t)))
 }
 
 // serveRPC serves rcvr as MessageRPC on a loopback port, stopped when the

@@ -56,7 +56,7 @@ func TestStockNetRPCClientTalksToMessage(t *testing.T) {
 	t.Parallel()
 	cfg := redisConfig(map[string]string{"node1:1": testenv.Redis(t)}, 20)
 	store := openStorage(t, cfg)
-	srv, err := gobrpc.Serve(api.MessageService, newRPC(store, limitsFor(cfg), testLogger(t)),
+	srv, err := gobrpc.Serve(api.MessageService, newRPC(store, cfg, testLogger(t)),
 		[]string{"127.0.0.1:0"}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)

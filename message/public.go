@@ -1,7 +1,6 @@
 package message
 
 import (
-	"context"
 	"encoding/json"
 	"gopush/api"
 )
@@ -15,7 +14,7 @@ func (r *RPC) SavePublic(args *api.MessageSavePublicArgs, reply *int) error {
 	if err := r.checkPublic(args.MsgId, args.Msg, args.Expire); err != nil {
 		return r.refused("SavePublic", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	ctx, cancel := r.callCtx()
 	defer cancel()
 	e := Entry{MsgId: args.MsgId, Msg: args.Msg, Expire: expireAt(r.now(), args.Expire)}
 	if err := r.roomsOf().SavePublic(ctx, e); err != nil {
@@ -45,7 +44,7 @@ func (r *RPC) GetPublic(args *api.MessageGetPublicArgs, reply *api.MessageGetRes
 	if err := r.lim.checkMid(args.MsgId); err != nil {
 		return r.refused("GetPublic", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	ctx, cancel := r.callCtx()
 	defer cancel()
 	msgs, err := r.roomsOf().GetPublic(ctx, args.MsgId)
 	if err != nil {

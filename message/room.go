@@ -156,7 +156,7 @@ func (r *RPC) RoomJoin(args *api.MessageRoomArgs, reply *int) error {
 	if err != nil {
 		return r.refused("RoomJoin", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	ctx, cancel := r.callCtx()
 	defer cancel()
 	if err := r.roomsOf().Join(ctx, args.Room, keys); err != nil {
 		var full *roomFullError
@@ -176,7 +176,7 @@ func (r *RPC) RoomLeave(args *api.MessageRoomArgs, reply *int) error {
 	if err != nil {
 		return r.refused("RoomLeave", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	ctx, cancel := r.callCtx()
 	defer cancel()
 	if err := r.roomsOf().Leave(ctx, args.Room, keys); err != nil {
 		r.log.Warn("room leave failed", "room", args.Room, "keys", len(keys), "err", err)
@@ -192,7 +192,7 @@ func (r *RPC) RoomKeys(room string, reply *api.MessageRoomKeysResp) error {
 	if err := checkRoom(room); err != nil {
 		return r.refused("RoomKeys", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	ctx, cancel := r.callCtx()
 	defer cancel()
 	keys, err := r.roomsOf().Keys(ctx, room)
 	if err != nil {
@@ -209,7 +209,7 @@ func (r *RPC) RoomDel(room string, reply *int) error {
 	if err := checkRoom(room); err != nil {
 		return r.refused("RoomDel", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	ctx, cancel := r.callCtx()
 	defer cancel()
 	if err := r.roomsOf().Del(ctx, room); err != nil {
 		r.log.Warn("room delete failed", "room", room, "err", err)

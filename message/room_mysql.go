@@ -107,7 +107,7 @@ func lockRoom(ctx context.Context, conn *sql.Conn, s *mysqlShard, room string) (
 		return nil, s.wrap(fmt.Errorf("room %q is busy: another join held it for %d s", room, roomLockWait))
 	}
 	return func() {
-		rctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+		rctx, cancel := context.WithTimeout(context.Background(), backgroundTimeout)
 		defer cancel()
 		if _, err := conn.ExecContext(rctx, `SELECT RELEASE_LOCK(?)`, name); err != nil {
 			conn.Raw(func(any) error { return driver.ErrBadConn })

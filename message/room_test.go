@@ -43,7 +43,7 @@ func forRoomBackends(t *testing.T, max int, test func(t *testing.T, cfg *conf.Me
 // client.
 func serveRooms(t *testing.T, cfg *conf.Message, store Storage) *caller {
 	t.Helper()
-	return serveRPC(t, withRooms(newRPC(store, limitsFor(cfg), testLogger(t)), cfg, store))
+	return serveRPC(t, withRooms(newRPC(store, cfg, testLogger(t)), cfg, store))
 }
 
 func (c *caller) join(room string, keys ...string) error {

@@ -4,27 +4,34 @@ import (
 	"context"
 	"encoding/json"
 	"gopush/api"
+	"gopush/conf"
 	"log/slog"
 	"time"
 )
-
-// callTimeout bounds the storage work of one RPC call.
-const callTimeout = 5 * time.Second
 
 // RPC is the MessageRPC receiver (docs/protocol.md §4). Register it under the name
 // api.MessageService. Bad input is refused with a *ParamError, whose text
 // the caller receives as an rpc.ServerError starting with "param: ".
 type RPC struct {
-	store Storage
-	rooms roomStore // rooms and public messages (room.go); nil: none
-	lim   limits
-	log   *slog.Logger
-	now   func() time.Time
+	store   Storage
+	rooms   roomStore // rooms and public messages (room.go); nil: none
+	lim     limits
+	timeout time.Duration // rpc.timeout: bounds the storage work of one call
+	log     *slog.Logger
+	now     func() time.Time
 }
 
-// newRPC returns the MessageRPC receiver over store.
-func newRPC(store Storage, lim limits, log *slog.Logger) *RPC {
-	return &RPC{store: store, lim: lim, log: log, now: time.Now}
+// newRPC returns the MessageRPC receiver over store, with cfg's input
+// limits and rpc.timeout.
+func newRPC(store Storage, cfg *conf.Message, log *slog.Logger) *RPC {
+	return &RPC{store: store, lim: limitsFor(cfg), timeout: cfg.RPC.Timeout.D(), log: log, now: time.Now}
+}
+
+// callCtx bounds the storage work of one call by rpc.timeout: a caller
+// (comet, web) gives up after its own rpc.timeout, and work it no longer
+// waits for should not hold connections.
+func (r *RPC) callCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), r.timeout)
 }
 
 // Ping answers 0; comet and web use it to tell live message nodes.
@@ -38,7 +45,7 @@ func (r *RPC) SavePrivate(args *api.MessageSavePrivateArgs, reply *int) error {
 	if err := r.checkOne(args.Key, args.MsgId, args.Msg, args.Expire); err != nil {
 		return r.refused("SavePrivate", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	ctx, cancel := r.callCtx()
 	defer cancel()
 	e := Entry{Key: args.Key, MsgId: args.MsgId, Msg: args.Msg, Expire: expireAt(r.now(), args.Expire)}
 	if err := r.store.Save(ctx, e); err != nil {
@@ -97,7 +104,7 @@ func (r *RPC) saveMany(method string, keys []string, mids []int64, msg json.RawM
 	for i, k := range keys {
 		es[i] = Entry{Key: k, MsgId: mids[i], Msg: msg, Expire: at}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	ctx, cancel := r.callCtx()
 	defer cancel()
 	errs := r.store.SaveMany(ctx, es)
 	var fkeys []string
@@ -125,7 +132,7 @@ func (r *RPC) GetPrivate(args *api.MessageGetPrivateArgs, reply *api.MessageGetR
 	if err := r.lim.checkMid(args.MsgId); err != nil {
 		return r.refused("GetPrivate", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	ctx, cancel := r.callCtx()
 	defer cancel()
 	msgs, err := r.store.Get(ctx, args.Key, args.MsgId)
 	if err != nil {
@@ -141,7 +148,7 @@ func (r *RPC) DelPrivate(key string, reply *int) error {
 	if err := r.lim.checkKey(key); err != nil {
 		return r.refused("DelPrivate", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	ctx, cancel := r.callCtx()
 	defer cancel()
 	if err := r.store.Del(ctx, key); err != nil {
 		r.log.Warn("del private failed", "key", key, "err", err)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"gopush/api"
 	"gopush/internal/testenv"
@@ -171,7 +172,7 @@ func TestBadInput(t *testing.T) {
 			big := `"` + strings.Repeat("x", 1023) + `"` // 1025 bytes
 
 			wantParamError(t, "empty key", c.save("", base, `{}`, 60))
-			wantParamError(t, "key of 5000 characters", c.save(strings.Repeat("k", 5000), base, `{}`, 60))
+			wantParamError(t, "key of 5000 bytes", c.save(strings.Repeat("k", 5000), base, `{}`, 60))
 			wantParamError(t, "nil message", c.save(key, base, "", 60))
 			wantParamError(t, "message not JSON", c.save(key, base, `{"a":`, 60))
 			wantParamError(t, "message plain text", c.save(key, base, `hello`, 60))
@@ -221,5 +222,40 @@ func TestPing(t *testing.T) {
 	reply := -1
 	if err := c.call(api.MessagePing, 0, &reply); err != nil || reply != 0 {
 		t.Fatalf("Ping: reply %d, err %v; want 0, nil", reply, err)
+	}
+}
+
+// A key's length is counted in bytes, as comet and web count it: a key of
+// multi-byte characters at the limit is stored and read back, one
+// character more is refused, though it has far fewer characters than the
+// limit's number (MySQL: 64 bytes; Redis: 4096).
+func TestKeyLengthInBytes(t *testing.T) {
+	t.Parallel()
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := b.cfg(t, 20)
+			limit := limitsFor(cfg).maxKey
+			c := serve(t, cfg, openStorage(t, cfg))
+			base := baseMid()
+			// "鍵" is 3 bytes in UTF-8; the prefix keeps keys apart between runs.
+			prefix := fmt.Sprintf("%x-", base%(1<<16))
+			fill := (limit - len(prefix)) / 3
+			atLimit := prefix + strings.Repeat("鍵", fill) + strings.Repeat("k", (limit-len(prefix))%3)
+			if len(atLimit) != limit {
+				t.Fatalf("test key of %d bytes, want %d", len(atLimit), limit)
+			}
+			t.Cleanup(func() { c.del(atLimit) })
+			c.mustSave(atLimit, base, `{"at":"limit"}`, 60)
+			if got := c.mustGet(atLimit, 0); len(got) != 1 || string(got[0].Msg) != `{"at":"limit"}` {
+				t.Fatalf("key of %d bytes (%d characters): read back %v", limit, utf8.RuneCountInString(atLimit), got)
+			}
+			over := prefix + strings.Repeat("鍵", fill+1)
+			wantParamError(t, fmt.Sprintf("key of %d bytes, %d characters", len(over), utf8.RuneCountInString(over)),
+				c.save(over, base, `{}`, 60))
+			_, err := c.get(over, 0)
+			wantParamError(t, "get with a key over the limit", err)
+			wantParamError(t, "del with a key over the limit", c.del(over))
+		})
 	}
 }

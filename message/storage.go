@@ -82,7 +82,7 @@ func expireAt(now time.Time, expire uint) int64 {
 // limits are the input checks shared by both storage types.
 type limits struct {
 	maxSize  int  // largest message, in bytes
-	maxKey   int  // longest key, in characters
+	maxKey   int  // longest key, in bytes (as comet and web count it)
 	utf8Keys bool // keys must be valid UTF-8 (a MySQL column)
 }
 
@@ -93,8 +93,8 @@ func (l limits) checkKey(key string) error {
 	if l.utf8Keys && !utf8.ValidString(key) {
 		return paramErr("key %q is not valid UTF-8", key)
 	}
-	if n := utf8.RuneCountInString(key); n > l.maxKey {
-		return paramErr("key of %d characters is over the limit of %d", n, l.maxKey)
+	if n := len(key); n > l.maxKey {
+		return paramErr("key of %d bytes is over the limit of %d bytes", n, l.maxKey)
 	}
 	return nil
 }
@@ -126,7 +126,12 @@ func (l limits) checkExpire(expire uint) error {
 	return nil
 }
 
-// redisMaxKey bounds key length on Redis, which has no limit of its own.
+// backgroundTimeout bounds storage work that no call waits for: removing
+// an expired member, releasing a room's lock.
+const backgroundTimeout = 5 * time.Second
+
+// redisMaxKey bounds key length on Redis, which has no limit of its own, in
+// bytes.
 const redisMaxKey = 4096
 
 // OpenStorage builds the storage that [storage] type names.
@@ -141,7 +146,8 @@ func OpenStorage(cfg *conf.Message, log *slog.Logger) (Storage, error) {
 }
 
 // limitsFor returns the input checks for cfg's storage type: MySQL's
-// columns hold at most 64 characters of key and 65535 bytes of message.
+// columns hold at most 64 bytes of key (the most comet and web accept) and
+// 65535 bytes of message.
 func limitsFor(cfg *conf.Message) limits {
 	l := limits{maxSize: cfg.Storage.MaxSize, maxKey: redisMaxKey}
 	if cfg.Storage.Type == "mysql" {

@@ -20,8 +20,8 @@ import (
 
 // MySQL column limits of private_msg (conf/mysql.sql).
 const (
-	mysqlMaxKey = 64    // skey varchar(64), in characters
-	mysqlMaxMsg = 65535 // msg blob, in bytes
+	mysqlMaxKey = api.MaxKeyLen // bytes; skey varchar(64) holds 64 characters, so always 64 bytes
+	mysqlMaxMsg = 65535         // msg blob, in bytes
 )
 
 // mysqlTimeout is the connect, read and write timeout given to a DSN that

@@ -59,7 +59,7 @@ func TestMySQLCleaner(t *testing.T) {
 	})
 }
 
-// TestMySQLLimits: keys longer than the skey column or not UTF-8, and
+// TestMySQLLimits: keys longer than 64 bytes or not UTF-8, and
 // messages longer than the blob column, are parameter errors, not
 // truncated rows; the largest that fit are stored whole.
 func TestMySQLLimits(t *testing.T) {
@@ -69,16 +69,17 @@ func TestMySQLLimits(t *testing.T) {
 	c := serve(t, cfg, openStorage(t, cfg))
 	mid := baseMid()
 
-	wantParamError(t, "65-character key", c.save(strings.Repeat("k", 65), mid, `{}`, 60))
+	wantParamError(t, "65-byte key", c.save(strings.Repeat("k", 65), mid, `{}`, 60))
+	wantParamError(t, "64-character key of 128 bytes", c.save(strings.Repeat("é", 64), mid, `{}`, 60))
 	wantParamError(t, "key not UTF-8", c.save("k\xff", mid, `{}`, 60))
 	long := `"` + strings.Repeat("x", 65534) + `"` // 65536 bytes
 	wantParamError(t, "message over the blob column", c.save("k", mid, long, 60))
 
-	key := strings.Repeat("é", 64)
+	key := strings.Repeat("é", 32) // 64 bytes
 	fits := long[:65534] + `"`
 	c.mustSave(key, mid, fits, 60)
 	if got := c.mustGet(key, 0); len(got) != 1 || string(got[0].Msg) != fits {
-		t.Errorf("64-character key with a 65535-byte message: got %d messages", len(got))
+		t.Errorf("64-byte key with a 65535-byte message: got %d messages", len(got))
 	}
 }
 

@@ -54,6 +54,16 @@ end
 return 0
 `)
 
+// saveNoTTLScript is saveScript for redis.keyttl = false: it adds and
+// trims, and leaves the set's TTL alone (none on a set written by 1.0.5 or
+// by gopush in this mode), as a 1.0.5 message node does. Same KEYS and
+// ARGV as saveScript; the last two are not used.
+var saveNoTTLScript = redis.NewScript(1, `
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[3]) + 1))
+return 0
+`)
+
 // cleanQueue is how many expired members may wait for removal; more are
 // dropped (the next read finds them again, and the set's TTL ends them).
 const cleanQueue = 1024
@@ -144,6 +154,7 @@ type RedisStorage struct {
 	ring   *ketama.Ring
 	shards map[string]*redisShard
 	store  int
+	save   *redis.Script // saveScript, or saveNoTTLScript when redis.keyttl is off
 	log    *slog.Logger
 	now    func() time.Time
 
@@ -163,6 +174,7 @@ func NewRedisStorage(cfg *conf.Message, log *slog.Logger) (*RedisStorage, error)
 	rs := &RedisStorage{
 		shards: make(map[string]*redisShard),
 		store:  cfg.Storage.Store,
+		save:   saveScript,
 		log:    log,
 		now:    time.Now,
 		clean:  make(chan staleMember, cleanQueue),
@@ -192,6 +204,12 @@ func NewRedisStorage(cfg *conf.Message, log *slog.Logger) (*RedisStorage, error)
 		b.Add(name, weight)
 	}
 	rs.ring = b.Build()
+	if cfg.Redis.KeyTTL {
+		log.Info("redis key sets get a TTL that covers their newest message (redis.keyttl = true)")
+	} else {
+		rs.save = saveNoTTLScript
+		log.Info("redis key sets get no TTL, as 1.0.5 message nodes write them (redis.keyttl = false)")
+	}
 	rs.wg.Add(1)
 	go rs.cleaner()
 	return rs, nil
@@ -274,7 +292,7 @@ func (rs *RedisStorage) Save(ctx context.Context, e Entry) error {
 	if err != nil {
 		return s.wrap(err)
 	}
-	if _, err := saveScript.Do(tc, rs.saveArgs(e, rs.now().Unix())...); err != nil {
+	if _, err := rs.save.Do(tc, rs.saveArgs(e, rs.now().Unix())...); err != nil {
 		return s.wrap(err)
 	}
 	if err := s.acknowledge(conn); err != nil {
@@ -350,7 +368,7 @@ func (rs *RedisStorage) sendBatch(ctx context.Context, conn redis.Conn, s *redis
 	todo := batch
 	for attempt := 0; attempt < 2 && len(todo) > 0; attempt++ {
 		for _, i := range todo {
-			saveScript.SendHash(conn, rs.saveArgs(es[i], now)...)
+			rs.save.SendHash(conn, rs.saveArgs(es[i], now)...)
 		}
 		if err := conn.Flush(); err != nil {
 			for _, i := range todo {
@@ -381,7 +399,7 @@ func (rs *RedisStorage) sendBatch(ctx context.Context, conn redis.Conn, s *redis
 		}
 		// The shard does not know the script yet (first use, or it was
 		// restarted): load it and send those entries again.
-		if err := saveScript.Load(conn); err != nil {
+		if err := rs.save.Load(conn); err != nil {
 			for _, i := range noScript {
 				errs[i] = s.wrap(err)
 			}
@@ -548,7 +566,7 @@ func (rs *RedisStorage) cleaner() {
 		case <-rs.done:
 			return
 		case m := <-rs.clean:
-			ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), backgroundTimeout)
 			conn, err := m.shard.pool.GetContext(ctx)
 			if err == nil {
 				_, err = redis.DoContext(conn, ctx, "ZREM", m.key, m.member)

@@ -60,3 +60,35 @@ func TestRedisSaveBoundedByDeadline(t *testing.T) {
 		t.Errorf("stored mids %v, want 1 first and 4 last", mids(msgs))
 	}
 }
+
+// rpc.timeout in message.toml bounds the storage work of one call: with a
+// shard that stopped answering, SavePrivate and GetPrivate fail after
+// rpc.timeout (here 300ms), not after a fixed 5 s or the 20 s redis
+// timeout.
+func TestRPCTimeoutBoundsACall(t *testing.T) {
+	t.Parallel()
+	r := testenv.StartRedis(t)
+	cfg := redisConfig(map[string]string{"a:1": r.Addr()}, 20)
+	cfg.Redis.DialTimeout.UnmarshalText([]byte("20s"))
+	cfg.RPC.Timeout.UnmarshalText([]byte("300ms"))
+	c := serve(t, cfg, openStorage(t, cfg))
+	key := testenv.Unique(t)
+	c.mustSave(key, baseMid(), `{"n":1}`, 600) // leaves a pooled connection
+
+	r.Pause()
+	defer r.Resume()
+	for name, call := range map[string]func() error{
+		"SavePrivate": func() error { return c.save(key, baseMid()+1, `{"n":2}`, 600) },
+		"GetPrivate":  func() error { _, err := c.get(key, 0); return err },
+	} {
+		start := time.Now()
+		err := call()
+		took := time.Since(start)
+		if err == nil {
+			t.Errorf("%s on a paused shard succeeded", name)
+		}
+		if took < 250*time.Millisecond || took > 2500*time.Millisecond {
+			t.Errorf("%s on a paused shard failed after %v, want about rpc.timeout (300ms)", name, took)
+		}
+	}
+}

@@ -75,7 +75,8 @@ type oldMessage struct {
 	GroupId uint   `json:"gid"`
 }
 
-// msgGet returns the offline messages of a key newer than mid, ascending.
+// msgGet returns the offline messages of a key newer than mid (required),
+// ascending.
 // With none the answer carries no data, as in 1.0.5. old selects the
 // unversioned form: msgs as old-form JSON strings, plus an empty pmsgs.
 func (w *Web) msgGet(keyParam, midParam string, old bool) handlerFunc {
@@ -85,13 +86,16 @@ func (w *Web) msgGet(keyParam, midParam string, old bool) handlerFunc {
 		if err := checkKey(keyParam, key); err != nil {
 			return nil, err
 		}
-		var mid int64
-		if s := q.Get(midParam); s != "" {
-			var err error
-			mid, err = strconv.ParseInt(s, 10, 64)
-			if err != nil || mid < 0 {
-				return nil, errParam("%s must be a message id >= 0, got %q", midParam, s)
-			}
+		// 1.0.5 refuses a request without the mid (65534), on both paths;
+		// a client that relied on it being optional would break on a 1.0.5
+		// web in a mixed cluster, so gopush refuses it too.
+		s := q.Get(midParam)
+		if s == "" {
+			return nil, errParam("%s (the last message id the client has, 0 for none) is required", midParam)
+		}
+		mid, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || mid < 0 {
+			return nil, errParam("%s must be a message id >= 0, got %q", midParam, s)
 		}
 		args := &api.MessageGetPrivateArgs{MsgId: mid, Key: key}
 		resp := &api.MessageGetResp{}

@@ -10,8 +10,6 @@ import (
 	"net/http"
 	"net/rpc"
 	"strings"
-	"sync/atomic"
-	"time"
 )
 
 // Rooms and public broadcast (issue 8, docs/rooms.md), on admin.bind:
@@ -224,27 +222,4 @@ func (w *Web) pushAll(rw http.ResponseWriter, r *http.Request) (any, error) {
 		data["fn"] = failed
 	}
 	return data, nil
-}
-
-// midClock hands out message ids (docs/protocol.md §2.3: 100 ns units since the Unix
-// epoch), each larger than the one before in this process, even within one
-// 100 ns or after the clock steps back. Its zero value is ready.
-type midClock struct {
-	last atomic.Int64
-	now  func() time.Time // nil: time.Now
-}
-
-func (c *midClock) next() int64 {
-	now := time.Now
-	if c.now != nil {
-		now = c.now
-	}
-	t := now().UnixNano() / 100
-	for {
-		last := c.last.Load()
-		next := max(t, last+1)
-		if c.last.CompareAndSwap(last, next) {
-			return next
-		}
-	}
 }

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"gopush/api"
 	"gopush/conf"
@@ -326,21 +325,5 @@ func TestMsgGetPublic(t *testing.T) {
 	publicDown = true
 	if a := get(t, u+"/1/msg/get?k=full&m=0&pm=0"); a.body != `{"ret":0,"data":{"msgs":[{"msg":{"p":1},"mid":17000000000000005,"gid":0}]}}` {
 		t.Errorf("public read failing: %s", a.body)
-	}
-}
-
-func TestMidClockIncreases(t *testing.T) {
-	now := time.Unix(1800000000, 0)
-	c := &midClock{now: func() time.Time { return now }}
-	a := c.next()
-	b := c.next() // same 100 ns
-	now = now.Add(-time.Hour)
-	d := c.next() // clock stepped back
-	if a != now.Add(time.Hour).UnixNano()/100 || b != a+1 || d != a+2 {
-		t.Fatalf("mids %d %d %d", a, b, d)
-	}
-	now = now.Add(2 * time.Hour)
-	if e := c.next(); e != now.UnixNano()/100 {
-		t.Fatalf("after the clock moved on: %d", e)
 	}
 }

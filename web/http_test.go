@@ -279,12 +279,23 @@ func TestMsgGet(t *testing.T) {
 	if a := get(t, tw.public.URL+"/msg/get?key=none&mid=0"); a.body != `{"ret":0,"msg":"ok"}` {
 		t.Fatalf("got %s", a.body)
 	}
-	// m defaults to 0.
-	expectCode(t, get(t, tw.public.URL+"/1/msg/get?k=none"), api.CodeOK)
 	// The message node failing: 65535.
 	expectCode(t, get(t, tw.public.URL+"/1/msg/get?k=broken&m=0"), api.CodeInternalErr)
 
 	before := len(tw.msgs.Calls())
+	// Without the mid, 65534 as from a 1.0.5 web, on both paths, so that a
+	// client that forgets it fails against gopush as it would against 1.0.5.
+	for q, want := range map[string]string{
+		"/1/msg/get?k=full":                 `{"ret":65534}`,
+		"/1/msg/get?k=full&m=":              `{"ret":65534}`,
+		"/1/msg/get?k=full&cb=f":            `f({"ret":65534})`,
+		"/msg/get?key=full":                 `{"ret":65534,"msg":"ok"}`,
+		"/msg/get?key=full&mid=&callback=f": `f({"ret":65534,"msg":"ok"})`,
+	} {
+		if a := get(t, tw.public.URL+q); a.status != http.StatusOK || a.body != want {
+			t.Errorf("%s: %d %s, want 200 %s", q, a.status, a.body, want)
+		}
+	}
 	for _, q := range []string{"", "?m=0", "?k=&m=0", "?k=a&m=x", "?k=a&m=-1", "?k=a&m=1.5", "?k=a&m=99999999999999999999", "?m=0&k=" + longKey} {
 		expectCode(t, get(t, tw.public.URL+"/1/msg/get"+q), api.CodeParamErr)
 	}

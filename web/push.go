@@ -102,7 +102,7 @@ func (w *Web) pushRoomKeys(ctx context.Context, rid string, msg json.RawMessage,
 // the push, and nothing is sent). It returns the comet nodes whose
 // Broadcast failed, sorted; the others delivered.
 func (w *Web) broadcast(ctx context.Context, msg json.RawMessage, expire uint) (mid int64, failed []string, err error) {
-	mid = w.pubMids.next()
+	mid = w.pubMids.Next()
 	if expire > 0 {
 		var ret int
 		args := &api.MessageSavePublicArgs{Msg: msg, MsgId: mid, Expire: expire}

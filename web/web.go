@@ -20,6 +20,7 @@ import (
 	"gopush/gobrpc"
 	"gopush/internal/daemon"
 	"gopush/membership"
+	"gopush/mid"
 )
 
 // startWait bounds how long Start waits for the first comet view before it
@@ -33,7 +34,7 @@ type Web struct {
 	cluster *cluster
 	msgs    caller // the message-node pool
 
-	pubMids midClock // mids of push/all (http_room.go)
+	pubMids mid.Generator // mids of push/all (http_room.go)
 
 	zk      *membership.ZK
 	pool    *gobrpc.MessagePool

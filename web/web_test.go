@@ -359,7 +359,7 @@ func TestWebClusterRoutesPushesAndMigrates(t *testing.T) {
 			`{"ret":0,"data":{"msgs":[{"msg":{"x":2},"mid":9,"gid":0}]}}`
 	})
 	expectCode(t, post(t, admin+"/1/admin/msg/del", "key=offline-key"), api.CodeOK)
-	if a := get(t, "http://"+w.HTTPAddrs()[0]+"/1/msg/get?k=offline-key"); a.body != `{"ret":0}` {
+	if a := get(t, "http://"+w.HTTPAddrs()[0]+"/1/msg/get?k=offline-key&m=0"); a.body != `{"ret":0}` {
 		t.Fatalf("after del: %s", a.body)
 	}
 	expectCode(t, get(t, admin+"/1/token/add?k="+keys[0]+"&t=tok"), api.CodeOK)
@@ -568,7 +568,7 @@ func TestWebCloseFinishesInFlightRequests(t *testing.T) {
 	}
 	defer reg.Close()
 	w := c.startWeb(func(cfg *conf.Web) { cfg.RPC.Timeout = conf.Duration(5 * time.Second) })
-	u := "http://" + w.HTTPAddrs()[0] + "/1/msg/get?k=a"
+	u := "http://" + w.HTTPAddrs()[0] + "/1/msg/get?k=a&m=0"
 	waitFor(t, "the message node in the pool", func() bool {
 		res := make(chan answer, 1)
 		go func() { res <- get(t, u) }()

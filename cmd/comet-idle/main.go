@@ -255,23 +255,22 @@ func heartbeat(send func() error, nc net.Conn) {
 	}
 }
 
+// statData reads comet's /stat?type=typ: one JSON object, in 1.0.5's
+// shape with gopush's fields beside.
 func statData(addr, typ string) (map[string]any, error) {
 	resp, err := http.Get("http://" + addr + "/stat?type=" + typ)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	var out struct {
-		Ret  int            `json:"ret"`
-		Data map[string]any `json:"data"`
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("stat %s: status %d", typ, resp.StatusCode)
 	}
+	var out map[string]any
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out); err != nil {
 		return nil, err
 	}
-	if out.Ret != 0 {
-		return nil, fmt.Errorf("stat %s: ret %d", typ, out.Ret)
-	}
-	return out.Data, nil
+	return out, nil
 }
 
 func cometPid(stat string) (int, error) {

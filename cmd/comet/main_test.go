@@ -13,6 +13,8 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"gopush/api"
+	"gopush/conf"
 	"gopush/internal/testenv"
 )
 
@@ -33,26 +35,10 @@ func TestBadConfigExits2(t *testing.T) {
 // closes their connections, then exits 0.
 func TestServeAndStop(t *testing.T) {
 	t.Parallel()
-	root := testenv.ZKRoot(t)
-	zc := testenv.ZKConn(t)
-	t.Cleanup(func() { testenv.ZKDeleteAll(t, zc, root) })
-	tcp, ws, rpc, stat := testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t)
-	d := testenv.StartDaemon(t, testenv.Binary(t, "comet"), fmt.Sprintf(`
-tcp.bind = %q
-websocket.bind = %q
-stat.bind = %q
-pprof.bind = []
-[rpc]
-bind = %q
-[zookeeper]
-addr = %q
-timeout = "4s"
-comet.path = %q
-comet.node = "node1"
-message.path = %q
-`, tcp, ws, stat, rpc, testenv.ZK(t), root+"/comet", root+"/message"))
-	testenv.WaitListening(t, tcp, 20*time.Second)
-	nodePath := root + "/comet/node1"
+	c := testenv.NewCluster(t)
+	d := c.StartComet("node1", 1)
+	zc, tcp := c.ZKConn, d.TCP
+	nodePath := c.CometPath + "/node1"
 	testenv.WaitFor(t, 10*time.Second, "registration", func() bool {
 		kids, _, _ := zc.Children(nodePath)
 		return len(kids) == 1
@@ -63,7 +49,7 @@ message.path = %q
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	if _, err := nc.Write([]byte("*3\r\n$3\r\nsub\r\n$1\r\nk\r\n$2\r\n30\r\n")); err != nil {
+	if _, err := nc.Write(api.AppendSubArgs(nil, "sub", "k", "30")); err != nil {
 		t.Fatal(err)
 	}
 	br := bufio.NewReader(nc)
@@ -107,13 +93,14 @@ func statMemory(t *testing.T, stat, pprof string) map[string]float64 {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var out struct {
-		Data map[string]float64 `json:"data"`
+	var out struct { // two of 1.0.5's memory fields
+		StackInuse float64 `json:"stack_inuse"`
+		HeapInuse  float64 `json:"heap_inuse"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
 		t.Fatal(err)
 	}
-	return out.Data
+	return map[string]float64{"stack_inuse": out.StackInuse, "heap_inuse": out.HeapInuse}
 }
 
 // Idle subscribers must cost little: each one's reader parks on a minimal
@@ -122,25 +109,13 @@ func statMemory(t *testing.T, stat, pprof string) map[string]float64 {
 // which would double every stack).
 func TestIdleConnectionsStayLean(t *testing.T) {
 	t.Parallel()
-	root := testenv.ZKRoot(t)
-	zc := testenv.ZKConn(t)
-	t.Cleanup(func() { testenv.ZKDeleteAll(t, zc, root) })
-	tcp, ws, rpc, stat, pprof := testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t)
-	testenv.StartDaemon(t, testenv.Binary(t, "comet"), fmt.Sprintf(`
-tcp.bind = %q
-websocket.bind = %q
-stat.bind = %q
-pprof.bind = %q
-[rpc]
-bind = %q
-[zookeeper]
-addr = %q
-timeout = "4s"
-comet.path = %q
-message.path = %q
-`, tcp, ws, stat, pprof, rpc, testenv.ZK(t), root+"/comet", root+"/message"))
-	testenv.WaitListening(t, stat, 20*time.Second)
-	testenv.WaitListening(t, ws, 20*time.Second)
+	pprof := testenv.FreeAddr(t)
+	d := testenv.NewCluster(t).StartComet("node1", 1, func(cfg *conf.Comet) {
+		cfg.Pprof.Bind = conf.AddrList{pprof}
+		cfg.Log.Level = "info" // one debug line per connection would blur the heap
+	})
+	tcp, ws, stat := d.TCP, d.WS, d.Stat
+	testenv.WaitListening(t, pprof, testenv.StartTimeout)
 
 	const n = 500
 	var keep []io.Closer
@@ -172,7 +147,8 @@ message.path = %q
 			t.Fatal(err)
 		}
 		key := fmt.Sprintf("tcp-%d", i)
-		fmt.Fprintf(nc, "*3\r\n$3\r\nsub\r\n$%d\r\n%s\r\n$2\r\n30\r\nh", len(key), key)
+		// The request (three arguments, no version) and a heartbeat in one write.
+		nc.Write(append(api.AppendSubArgs(nil, "sub", key, "30"), api.Heartbeat...))
 		want := "+h\r\n+h\r\n" // a heartbeat must not grow the stack either
 		got := make([]byte, len(want))
 		_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"gopush/api"
 	"io"
 	"net"
 	"net/http"
@@ -63,7 +64,7 @@ func TestPrintsMessages(t *testing.T) {
 		subs <- req.String()
 		// 2^53+3: a float64 would round it.
 		msg := `{"msg":{"b":2},"mid":9007199254740995,"gid":0}`
-		fmt.Fprintf(conn, "+h\r\n$%d\r\n%s\r\n", len(msg), msg)
+		conn.Write(api.AppendBulk([]byte(api.ReplyOK), []byte(msg)))
 		io.Copy(io.Discard, conn)
 	}()
 	mux := http.NewServeMux()

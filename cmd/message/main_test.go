@@ -3,12 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"gopush/api"
+	"gopush/conf"
 	"gopush/gobrpc"
 	"gopush/internal/testenv"
 )
@@ -32,29 +32,9 @@ func TestBadConfigExits2(t *testing.T) {
 // returns messages over RPC, and on SIGTERM removes its node and exits 0.
 func TestServeAndStop(t *testing.T) {
 	t.Parallel()
-	bin := testenv.Binary(t, "message")
-	rpcAddr := testenv.FreeAddr(t)
-	root := testenv.ZKRoot(t)
-	conn := testenv.ZKConn(t)
-	t.Cleanup(func() { testenv.ZKDeleteAll(t, conn, root) })
-	parent := root + "/message"
-	d := testenv.StartDaemon(t, bin, fmt.Sprintf(`
-[log]
-level = "debug"
-[rpc]
-bind = %s
-[node]
-weight = 2
-[storage]
-type = "redis"
-[redis.source]
-"node1:1" = "tcp@%s"
-[zookeeper]
-addr = %s
-timeout = "4s"
-[zookeeper.message]
-path = %q
-`, testenv.TOMLList(rpcAddr), testenv.Redis(t), testenv.TOMLList(testenv.ZK(t)), parent))
+	c := testenv.NewCluster(t)
+	d := c.StartMessage(func(cfg *conf.Message) { cfg.Node.Weight = 2 })
+	rpcAddr, conn, parent := d.RPC, c.ZKConn, c.MessagePath
 
 	var child string
 	testenv.WaitFor(t, 30*time.Second, "the message node in ZooKeeper", func() bool {
@@ -74,25 +54,25 @@ path = %q
 		t.Errorf("node data %s (%v), want rpc [%s] weight 2", raw, err, rpcAddr)
 	}
 
-	c := gobrpc.NewClient(rpcAddr, 10*time.Second)
-	defer c.Close()
+	rc := gobrpc.NewClient(rpcAddr, 10*time.Second)
+	defer rc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	key := testenv.Unique(t)
 	mid := time.Now().UnixNano() / 100
 	var ok int
-	if err := c.Call(ctx, api.MessageSavePrivate, &api.MessageSavePrivateArgs{
+	if err := rc.Call(ctx, api.MessageSavePrivate, &api.MessageSavePrivateArgs{
 		Key: key, Msg: json.RawMessage(`{"hi":1}`), MsgId: mid, Expire: 60}, &ok); err != nil {
 		t.Fatal(err)
 	}
 	var resp api.MessageGetResp
-	if err := c.Call(ctx, api.MessageGetPrivate, &api.MessageGetPrivateArgs{Key: key}, &resp); err != nil {
+	if err := rc.Call(ctx, api.MessageGetPrivate, &api.MessageGetPrivateArgs{Key: key}, &resp); err != nil {
 		t.Fatal(err)
 	}
 	if len(resp.Msgs) != 1 || resp.Msgs[0].MsgId != mid || string(resp.Msgs[0].Msg) != `{"hi":1}` {
 		t.Errorf("GetPrivate: %+v, want the saved message", resp.Msgs)
 	}
-	if err := c.Call(ctx, api.MessageDelPrivate, key, &ok); err != nil {
+	if err := rc.Call(ctx, api.MessageDelPrivate, key, &ok); err != nil {
 		t.Fatal(err)
 	}
 

@@ -149,7 +149,8 @@ type Daemon struct {
 // StartDaemon writes configTOML to a file and starts `bin -c file`, with
 // stdout and stderr going to a log file. The log is printed with t.Log when
 // the test fails. The process is killed when the test ends, if it is still
-// running.
+// running; then a log that reports a data race (a binary built with
+// GOPUSH_E2E_RACE=1) fails the test.
 func StartDaemon(t testing.TB, bin string, configTOML string) *Daemon {
 	t.Helper()
 	dir := t.TempDir()
@@ -179,6 +180,9 @@ func StartDaemon(t testing.TB, bin string, configTOML string) *Daemon {
 	}()
 	t.Cleanup(func() {
 		d.Kill()
+		if strings.Contains(d.Log(), "WARNING: DATA RACE") {
+			t.Errorf("%s (pid %d) reported a data race", name, cmd.Process.Pid)
+		}
 		if t.Failed() {
 			t.Logf("--- log of %s (pid %d) ---\n%s", name, cmd.Process.Pid, d.Log())
 		}
@@ -284,13 +288,4 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// TOMLList renders addresses as a TOML array: ["a", "b"].
-func TOMLList(addrs ...string) string {
-	q := make([]string, len(addrs))
-	for i, a := range addrs {
-		q[i] = strconv.Quote(a)
-	}
-	return "[" + strings.Join(q, ", ") + "]"
 }

@@ -1,4 +1,4 @@
-package comet
+package mid
 
 import (
 	"sync"
@@ -7,7 +7,7 @@ import (
 )
 
 func TestMidIsTimeIn100ns(t *testing.T) {
-	g := newMidGen()
+	var g Generator
 	before := time.Now().UnixNano() / 100
 	mid := g.Next()
 	after := time.Now().UnixNano() / 100
@@ -16,20 +16,27 @@ func TestMidIsTimeIn100ns(t *testing.T) {
 	}
 }
 
+// The same 100 ns twice, then a clock stepped back an hour, then a clock
+// that has moved on past the last id: ids go up by one until the clock
+// catches up, then follow the clock again.
 func TestMidStrictlyIncreasesWhenClockStandsStillOrStepsBack(t *testing.T) {
-	g := newMidGen()
-	now := time.Unix(1700000000, 0)
-	g.now = func() time.Time { return now }
-	a, b := g.Next(), g.Next()
-	now = now.Add(-time.Hour) // clock steps back
-	c := g.Next()
-	if !(a < b && b < c) {
-		t.Fatalf("mids not strictly increasing: %d %d %d", a, b, c)
+	now := time.Unix(1800000000, 0)
+	g := New(func() time.Time { return now })
+	a := g.Next()
+	b := g.Next() // same 100 ns
+	now = now.Add(-time.Hour)
+	c := g.Next() // clock stepped back
+	if a != time.Unix(1800000000, 0).UnixNano()/100 || b != a+1 || c != a+2 {
+		t.Fatalf("mids %d %d %d, want the clock's then +1 and +2", a, b, c)
+	}
+	now = now.Add(2 * time.Hour)
+	if d := g.Next(); d != now.UnixNano()/100 {
+		t.Fatalf("after the clock moved on: %d, want %d", d, now.UnixNano()/100)
 	}
 }
 
 func TestMidUniqueAcrossGoroutines(t *testing.T) {
-	g := newMidGen()
+	g := New(nil)
 	const workers, each = 8, 2000
 	out := make([][]int64, workers)
 	var wg sync.WaitGroup
