@@ -267,6 +267,8 @@ func (c *Comet) close(ctx context.Context) error {
 	if c.reg != nil {
 		if err := c.reg.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("leaving zookeeper: %w", err))
+		} else {
+			c.leaveRing()
 		}
 	}
 	if c.zk != nil {

@@ -110,3 +110,22 @@ func (c *Comet) closeAll() int {
 	}
 	return len(all)
 }
+
+// leaveRing deletes this comet's node on a clean stop when no other
+// instance (a standby) is registered under it: a comet stopped on purpose
+// leaves the ring at once and the webs move its keys now, rather than
+// after the prune window (docs/reliability.md, "Planned removal").
+func (c *Comet) leaveRing() {
+	zkc := c.cfg.ZooKeeper
+	nodePath := zkc.Comet.Path + "/" + zkc.Comet.Node
+	err := c.zk.Conn().Delete(nodePath, -1)
+	switch {
+	case err == nil:
+		c.log.Info("left the ring: comet node deleted", "zk_path", nodePath)
+	case errors.Is(err, zk.ErrNotEmpty):
+		c.log.Info("another instance of this node is registered; node kept", "zk_path", nodePath)
+	case errors.Is(err, zk.ErrNoNode):
+	default:
+		c.log.Warn("could not delete the comet node; the webs will prune it", "zk_path", nodePath, "err", err)
+	}
+}

@@ -1,6 +1,7 @@
 package comet
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -50,4 +51,33 @@ func TestLostCometClosesClientsUntilRegisteredAgain(t *testing.T) {
 		cl.write(subBytes("sub", "k", "30", "", "1"))
 		return cl.readN(4) == "+h\r\n"
 	})
+}
+
+// A comet stopped on purpose (Close, as on SIGTERM) deletes its node when
+// no other instance is registered under it, so that the webs move its
+// keys at once; with a standby registered the node stays.
+func TestCleanStopLeavesTheRing(t *testing.T) {
+	t.Parallel()
+	root := zkRoot(t)
+	zc := testenv.ZKConn(t)
+	cfg := testConfig(t, root, "node1")
+	nodePath := cfg.ZooKeeper.Comet.Path + "/node1"
+
+	serving := New(cfg, newTestLogger(t))
+	if err := serving.Start(); err != nil {
+		t.Fatal(err)
+	}
+	standby := startComet(t, testConfig(t, root, "node1"))
+	if err := serving.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _, _ := zc.Exists(nodePath); !ok || len(children(t, zc, nodePath)) != 1 {
+		t.Fatalf("node %s gone (or standby missing) after the serving instance stopped: %v", nodePath, children(t, zc, nodePath))
+	}
+	if err := standby.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _, _ := zc.Exists(nodePath); ok {
+		t.Fatalf("node %s still there after its last instance stopped", nodePath)
+	}
 }

@@ -8,27 +8,56 @@ import (
 	"sync"
 
 	"gopush/api"
+	"gopush/gobrpc"
 )
 
 // The work behind the admin push endpoints (docs/protocol.md §3.2, §3.3),
 // without HTTP: the handlers in http_admin.go and http_room.go parse the
 // request, call one of these, and answer.
 
-// pushOne pushes msg to key through the comet node that serves it.
-func (w *Web) pushOne(ctx context.Context, key string, msg json.RawMessage, expire uint) error {
+// pushOne pushes msg to key through the comet node that serves it. When
+// that comet is absent (no serving instance) or cannot be reached (the
+// call was never sent) and expire > 0, the message is kept through a
+// message node all the same and the answer's data says so (*api.PushStored;
+// nil when the comet took the push).
+func (w *Web) pushOne(ctx context.Context, key string, msg json.RawMessage, expire uint) (*api.PushStored, error) {
 	node, comet, err := w.cluster.load().lookup(key)
 	if err != nil {
-		return err
+		if expire > 0 {
+			return w.storeOnly(ctx, key, msg, expire, err)
+		}
+		return nil, err
 	}
 	args := &api.CometPushPrivateArgs{Key: key, Msg: msg, Expire: expire}
 	var ret int
 	if err := comet.rpc.Call(ctx, api.CometPushPrivate, args, &ret); err != nil {
-		return fmt.Errorf("push to key %q on comet node %s: %w", key, node, err)
+		err = fmt.Errorf("push to key %q on comet node %s: %w", key, node, err)
+		if expire > 0 && gobrpc.NotSent(err) {
+			return w.storeOnly(ctx, key, msg, expire, err)
+		}
+		return nil, err
 	}
 	if ret != api.OK {
-		return fmt.Errorf("push to key %q on comet node %s: comet answered %d", key, node, ret)
+		return nil, fmt.Errorf("push to key %q on comet node %s: comet answered %d", key, node, ret)
 	}
-	return nil
+	return nil, nil
+}
+
+// storeOnly keeps msg for key through a message node under a mid of this
+// web, because no comet could take it (why). A failure to store fails the
+// push with both reasons.
+func (w *Web) storeOnly(ctx context.Context, key string, msg json.RawMessage, expire uint, why error) (*api.PushStored, error) {
+	m := w.pubMids.Next()
+	var ret int
+	args := &api.MessageSavePrivateArgs{Key: key, Msg: msg, MsgId: m, Expire: expire}
+	if err := w.msgs.Call(ctx, api.MessageSavePrivate, args, &ret); err != nil {
+		return nil, fmt.Errorf("%w; keeping it instead failed: %w", why, err)
+	}
+	if ret != api.OK {
+		return nil, fmt.Errorf("%w; keeping it instead failed: message node answered %d", why, ret)
+	}
+	w.log.Debug("push stored, not delivered: no comet took it", "key", key, "mid", m, "why", why)
+	return &api.PushStored{Stored: true, Mid: m}, nil
 }
 
 // pushKeys pushes msg to keys (distinct, not empty): the keys are grouped

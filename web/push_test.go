@@ -4,10 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"gopush/api"
+	"gopush/gobrpc"
+	"gopush/internal/testenv"
 )
 
 // The push work is called without HTTP: one PushPrivates per comet node
@@ -63,11 +68,11 @@ func TestPushFailuresAreNamed(t *testing.T) {
 			liveKey = k
 		}
 	}
-	if err := tw.w.pushOne(context.Background(), deadKey, json.RawMessage(`1`), 0); !errors.Is(err, errNoNode) || codeOf(err) != api.CodeNoNode {
+	if _, err := tw.w.pushOne(context.Background(), deadKey, json.RawMessage(`1`), 0); !errors.Is(err, errNoNode) || codeOf(err) != api.CodeNoNode {
 		t.Fatalf("push to a key of a node without comet: %v", err)
 	}
 	tw.comets["a"].fn = func(string, any, any) error { return errors.New("comet down") }
-	if err := tw.w.pushOne(context.Background(), liveKey, json.RawMessage(`1`), 0); err == nil || codeOf(err) != api.CodeInternalErr {
+	if _, err := tw.w.pushOne(context.Background(), liveKey, json.RawMessage(`1`), 0); err == nil || codeOf(err) != api.CodeInternalErr {
 		t.Fatalf("push through a failing comet: %v", err)
 	}
 	fk := tw.w.pushKeys(context.Background(), []string{liveKey, deadKey}, json.RawMessage(`1`), 0)
@@ -102,5 +107,72 @@ func TestBroadcastNamesFailedNodes(t *testing.T) {
 	}
 	if n := len(tw.comets["a"].Calls()); n != 1 {
 		t.Fatalf("comet a got %d broadcasts, want still 1", n)
+	}
+}
+
+// A push with expire > 0 to a key whose comet node has no serving
+// instance, or whose comet cannot be dialled, is kept through a message
+// node all the same: ret 0 with data {"stored":true,"delivered":false,
+// "mid":M}. With expire 0 it fails as before (1001, 65535), and a comet
+// call that may have been carried out (an error after sending) is not
+// stored a second time.
+func TestPushStoredWhenCometAbsent(t *testing.T) {
+	tw := newTestWeb(t, map[string]int{"a": 1, "dead": 1}, []string{"a"}, nil)
+	// Comet "a" has an address nothing listens on: the call is never sent.
+	closed := gobrpc.NewClient(testenv.FreeAddr(t), time.Second)
+	t.Cleanup(func() { closed.Close() })
+	view := tw.w.cluster.load()
+	view.nodes["a"].rpc = closed
+	var deadKey, downKey string
+	for i := 0; deadKey == "" || downKey == ""; i++ {
+		k := fmt.Sprintf("sk%d", i)
+		if _, _, err := view.lookup(k); err != nil {
+			deadKey = k
+		} else {
+			downKey = k
+		}
+	}
+	for _, key := range []string{deadKey, downKey} {
+		a := post(t, tw.admin.URL+"/1/admin/push/private?expire=60&key="+key, `{"n":1}`)
+		var got struct {
+			Ret  int             `json:"ret"`
+			Data *api.PushStored `json:"data"`
+		}
+		if err := json.Unmarshal([]byte(a.body), &got); err != nil || got.Ret != 0 || got.Data == nil ||
+			!got.Data.Stored || got.Data.Delivered || got.Data.Mid <= 0 {
+			t.Fatalf("push to %s: %s, want ret 0 and stored-not-delivered", key, a.body)
+		}
+		calls := tw.msgs.Calls()
+		last := calls[len(calls)-1]
+		args, ok := last.args.(*api.MessageSavePrivateArgs)
+		if last.method != api.MessageSavePrivate || !ok || args.Key != key || args.MsgId != got.Data.Mid ||
+			args.Expire != 60 || string(args.Msg) != `{"n":1}` {
+			t.Fatalf("message node got %s %+v, want the push kept for %s under mid %d", last.method, last.args, key, got.Data.Mid)
+		}
+	}
+	before := len(tw.msgs.Calls())
+	if a := post(t, tw.admin.URL+"/1/admin/push/private?expire=0&key="+deadKey, `1`); !strings.Contains(a.body, `"ret":1001`) {
+		t.Errorf("online-only push to an absent comet: %s, want 1001", a.body)
+	}
+	if a := post(t, tw.admin.URL+"/1/admin/push/private?expire=0&key="+downKey, `1`); !strings.Contains(a.body, `"ret":65535`) {
+		t.Errorf("online-only push to an unreachable comet: %s, want 65535", a.body)
+	}
+	// A comet that failed after the call was sent may have stored it.
+	view.nodes["a"].rpc = &fakeRPC{fn: func(string, any, any) error { return gobrpc.ErrTimeout }}
+	if a := post(t, tw.admin.URL+"/1/admin/push/private?expire=60&key="+downKey, `1`); !strings.Contains(a.body, `"ret":65535`) {
+		t.Errorf("push whose comet call timed out: %s, want 65535", a.body)
+	}
+	if n := len(tw.msgs.Calls()); n != before {
+		t.Errorf("message node got %d calls for pushes that must not be stored by web", n-before)
+	}
+	// The message node failing too: the push fails as it did without the
+	// fallback (1001: no comet; 65535: the comet could not be reached).
+	tw.msgs.fn = func(string, any, any) error { return errors.New("redis down") }
+	if a := post(t, tw.admin.URL+"/1/admin/push/private?expire=60&key="+deadKey, `1`); !strings.Contains(a.body, `"ret":1001`) {
+		t.Errorf("push kept nowhere: %s, want 1001", a.body)
+	}
+	view.nodes["a"].rpc = closed
+	if a := post(t, tw.admin.URL+"/1/admin/push/private?expire=60&key="+downKey, `1`); !strings.Contains(a.body, `"ret":65535`) {
+		t.Errorf("push kept nowhere: %s, want 65535", a.body)
 	}
 }

@@ -34,7 +34,7 @@ type Web struct {
 	cluster *cluster
 	msgs    caller // the message-node pool
 
-	pubMids mid.Generator // mids of push/all (http_room.go)
+	pubMids mid.Generator // mids web makes: push/all (http_room.go), pushes stored for an absent comet (push.go)
 
 	zk      *membership.ZK
 	pool    *gobrpc.MessagePool
