@@ -18,6 +18,8 @@ import (
 type fakeMessage struct {
 	mu     sync.Mutex
 	saved  []api.Message // Msg, MsgId; GroupId unused
+	// deadline is the Deadline of the last SavePrivate.
+	deadline int64
 	keys   []string      // key of saved[i]
 	fail   error         // returned by every save when set
 	stall  chan struct{} // when set, saves wait for it to close
@@ -68,6 +70,7 @@ func (s *oldMessageRPC) SavePrivate(a *api.MessageSavePrivateArgs, r *int) error
 	s.f.mu.Lock()
 	defer s.f.mu.Unlock()
 	s.f.record(a.Key, a.Msg, a.MsgId)
+	s.f.deadline = a.Deadline
 	return nil
 }
 

@@ -28,9 +28,11 @@ func (w *Web) pushOne(ctx context.Context, key string, msg json.RawMessage, expi
 		}
 		return nil, err
 	}
-	args := &api.CometPushPrivateArgs{Key: key, Msg: msg, Expire: expire}
+	cctx, cancel := w.callCtx(ctx)
+	defer cancel()
+	args := &api.CometPushPrivateArgs{Key: key, Msg: msg, Expire: expire, Deadline: api.DeadlineOf(cctx)}
 	var ret int
-	if err := comet.rpc.Call(ctx, api.CometPushPrivate, args, &ret); err != nil {
+	if err := comet.rpc.Call(cctx, api.CometPushPrivate, args, &ret); err != nil {
 		err = fmt.Errorf("push to key %q on comet node %s: %w", key, node, err)
 		if expire > 0 && gobrpc.NotSent(err) {
 			return w.storeOnly(ctx, key, msg, expire, err)
@@ -43,14 +45,23 @@ func (w *Web) pushOne(ctx context.Context, key string, msg json.RawMessage, expi
 	return nil, nil
 }
 
+// callCtx bounds one push call by rpc.timeout, as the RPC client does: its
+// deadline travels with the call so that a comet or message node that gets
+// it late drops it (api/deadline.go).
+func (w *Web) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, w.cfg.RPC.Timeout.D())
+}
+
 // storeOnly keeps msg for key through a message node under a mid of this
 // web, because no comet could take it (why). A failure to store fails the
 // push with both reasons.
 func (w *Web) storeOnly(ctx context.Context, key string, msg json.RawMessage, expire uint, why error) (*api.PushStored, error) {
 	m := w.pubMids.Next()
+	cctx, cancel := w.callCtx(ctx)
+	defer cancel()
 	var ret int
-	args := &api.MessageSavePrivateArgs{Key: key, Msg: msg, MsgId: m, Expire: expire}
-	if err := w.msgs.Call(ctx, api.MessageSavePrivate, args, &ret); err != nil {
+	args := &api.MessageSavePrivateArgs{Key: key, Msg: msg, MsgId: m, Expire: expire, Deadline: api.DeadlineOf(cctx)}
+	if err := w.msgs.Call(cctx, api.MessageSavePrivate, args, &ret); err != nil {
 		return nil, fmt.Errorf("%w; keeping it instead failed: %w", why, err)
 	}
 	if ret != api.OK {
@@ -80,13 +91,15 @@ func (w *Web) pushKeys(ctx context.Context, keys []string, msg json.RawMessage, 
 	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
+	cctx, cancel := w.callCtx(ctx)
+	defer cancel()
 	for node, ks := range groups {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			args := &api.CometPushPrivatesArgs{Keys: ks, Msg: msg, Expire: expire}
+			args := &api.CometPushPrivatesArgs{Keys: ks, Msg: msg, Expire: expire, Deadline: api.DeadlineOf(cctx)}
 			resp := &api.CometPushPrivatesResp{}
-			err := comets[node].rpc.Call(ctx, api.CometPushPrivates, args, resp)
+			err := comets[node].rpc.Call(cctx, api.CometPushPrivates, args, resp)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {

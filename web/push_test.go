@@ -176,3 +176,28 @@ func TestPushStoredWhenCometAbsent(t *testing.T) {
 		t.Errorf("push kept nowhere: %s, want 65535", a.body)
 	}
 }
+
+// Every push call carries web's deadline for it (now + rpc.timeout), so
+// that a comet getting it after web gave up drops it.
+func TestPushCarriesDeadline(t *testing.T) {
+	tw := newTestWeb(t, map[string]int{"a": 1}, []string{"a"}, nil)
+	start := time.Now()
+	if _, err := tw.w.pushOne(context.Background(), "k1", json.RawMessage(`1`), 60); err != nil {
+		t.Fatal(err)
+	}
+	tw.w.pushKeys(context.Background(), []string{"k1", "k2"}, json.RawMessage(`1`), 60)
+	calls := tw.comets["a"].Calls()
+	if len(calls) != 2 {
+		t.Fatalf("%d comet calls, want 2", len(calls))
+	}
+	max := time.Now().Add(tw.w.cfg.RPC.Timeout.D()).UnixNano()
+	min := start.Add(tw.w.cfg.RPC.Timeout.D()).UnixNano()
+	for _, dl := range []int64{
+		calls[0].args.(*api.CometPushPrivateArgs).Deadline,
+		calls[1].args.(*api.CometPushPrivatesArgs).Deadline,
+	} {
+		if dl < min || dl > max {
+			t.Errorf("deadline %d, want now + rpc.timeout (%d..%d)", dl, min, max)
+		}
+	}
+}
