@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 type dcCluster struct {
 	dc                 *testenv.Datacenter
 	zk                 []string
+	zkProcs            []*testenv.Proc
 	comet1, comet2     *testenv.Host
 	web1, web2         *testenv.Host
 	zkConn             *zk.Conn
@@ -25,14 +28,20 @@ type dcCluster struct {
 	web2Admin          string
 }
 
-func startDCCluster(t *testing.T) *dcCluster {
+// startDCCluster starts the cluster with zkServers ZooKeeper servers (one
+// ensemble) on hosts of their own.
+func startDCCluster(t *testing.T, zkServers int) *dcCluster {
 	start := time.Now()
 	dc := testenv.NewDatacenter(t)
 	c := &dcCluster{dc: dc}
-	zkHost, store := dc.AddHost("zk"), dc.AddHost("store")
+	var zkHosts []*testenv.Host
+	for i := range zkServers {
+		zkHosts = append(zkHosts, dc.AddHost(fmt.Sprintf("zk%d", i+1)))
+	}
+	store := dc.AddHost("store")
 	c.comet1, c.comet2 = dc.AddHost("comet1"), dc.AddHost("comet2")
 	c.web1, c.web2 = dc.AddHost("web1"), dc.AddHost("web2")
-	_, c.zk = dc.StartZooKeeper(zkHost)
+	c.zkProcs, c.zk = dc.StartZooKeeper(zkHosts...)
 	t.Logf("ZooKeeper serving after %v", time.Since(start).Round(time.Millisecond))
 	_, redis := dc.StartRedisOn(store)
 
@@ -95,6 +104,51 @@ func startDCCluster(t *testing.T) *dcCluster {
 	return c
 }
 
+// waitRing waits until web2 places keys on both comets.
+func (c *dcCluster) waitRing(t *testing.T) {
+	t.Helper()
+	testenv.WaitFor(t, 30*time.Second, "both comets on web2's ring", func() bool {
+		seen := map[string]bool{}
+		for i := range 50 {
+			if s, _, err := testenv.ServerOf(c.web2API, fmt.Sprintf("probe%d", i), "2"); err == nil {
+				seen[s] = true
+			}
+		}
+		return len(seen) == 2
+	})
+}
+
+// routing returns which comet web2 names for each of n keys.
+func (c *dcCluster) routing(t *testing.T, n int) map[string]string {
+	t.Helper()
+	r := make(map[string]string, n)
+	for i := range n {
+		k := fmt.Sprintf("route%d", i)
+		s, ret, err := testenv.ServerOf(c.web2API, k, "2")
+		if err != nil || ret != 0 {
+			t.Fatalf("server/get %s: ret %d, %v", k, ret, err)
+		}
+		r[k] = s
+	}
+	return r
+}
+
+// instances returns the registered instance children of both comets.
+func (c *dcCluster) instances(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	for _, n := range []string{"comet1", "comet2"} {
+		kids, _, err := c.zkConn.Children(c.cometPath + "/" + n)
+		if err != nil {
+			t.Fatalf("children of %s: %v", n, err)
+		}
+		for _, k := range kids {
+			out = append(out, n+"/"+k)
+		}
+	}
+	return out
+}
+
 type quietLogger struct{}
 
 func (quietLogger) Printf(string, ...any) {}
@@ -118,17 +172,9 @@ func (c *dcCluster) keyOn(t *testing.T, tcp string) string {
 // web's view is no majority of two), pushes through the cut web to that
 // comet's keys fail with 65535, and succeed through the other web.
 func TestDatacenterWebCutFromOneComet(t *testing.T) {
-	c := startDCCluster(t)
+	c := startDCCluster(t, 1)
 	tcp1 := c.comet1.Addr(6969)
-	testenv.WaitFor(t, 30*time.Second, "both comets on web2's ring", func() bool {
-		seen := map[string]bool{}
-		for i := range 50 {
-			if s, _, err := testenv.ServerOf(c.web2API, fmt.Sprintf("probe%d", i), "2"); err == nil {
-				seen[s] = true
-			}
-		}
-		return len(seen) == 2
-	})
+	c.waitRing(t)
 	key := c.keyOn(t, tcp1)
 	if ret, err := testenv.Push(c.web1Admin, key, `"before"`, 0); err != nil || ret != 0 {
 		t.Fatalf("push through web1 before the cut: %d, %v", ret, err)
@@ -164,4 +210,72 @@ func TestDatacenterWebCutFromOneComet(t *testing.T) {
 		ret, err := testenv.Push(c.web1Admin, key, `"healed"`, 0)
 		return err == nil && ret == 0
 	})
+}
+
+// Scenario 1 of docs/reliability.md: the ZooKeeper leader of a three-server
+// ensemble is killed, then (after it came back) a follower. The daemons'
+// sessions survive (every comet keeps its registration, no new instance
+// child), routing never changes, and stored pushes keep succeeding.
+func TestDatacenterZooKeeperLeaderThenFollowerKilled(t *testing.T) {
+	c := startDCCluster(t, 3)
+	c.waitRing(t)
+	route := c.routing(t, 20)
+	regs := c.instances(t)
+	if len(regs) != 2 {
+		t.Fatalf("registered instances %v, want one per comet", regs)
+	}
+	keys := []string{c.keyOn(t, c.comet1.Addr(6969)), c.keyOn(t, c.comet2.Addr(6969))}
+	failed, pushed := 0, 0
+	pushFor := func(d time.Duration) {
+		for end := time.Now().Add(d); time.Now().Before(end); {
+			for _, k := range keys {
+				pushed++
+				if ret, err := testenv.Push(c.web2Admin, k, `"m"`, 60); err != nil || ret != 0 {
+					failed++
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	find := func(mode string) int {
+		for i, a := range c.zk {
+			if testenv.ZKMode(a) == mode {
+				return i
+			}
+		}
+		return -1
+	}
+	check := func(what string) {
+		t.Helper()
+		if got := c.instances(t); !slices.Equal(got, regs) {
+			t.Errorf("%s: registered instances %v, want %v (a session was lost)", what, got, regs)
+		}
+		if got := c.routing(t, 20); !maps.Equal(got, route) {
+			t.Errorf("%s: routing changed", what)
+		}
+	}
+
+	leader := find("leader")
+	if leader < 0 {
+		t.Fatal("no leader")
+	}
+	killed := time.Now()
+	c.zkProcs[leader].Kill()
+	testenv.WaitFor(t, 30*time.Second, "a new leader", func() bool { return find("leader") >= 0 })
+	t.Logf("new leader elected %v after the leader was killed", time.Since(killed).Round(10*time.Millisecond))
+	pushFor(6 * time.Second) // longer than the 4 s session timeout
+	check("after the leader was killed")
+
+	c.zkProcs[leader] = c.zkProcs[leader].Restart()
+	testenv.WaitFor(t, 60*time.Second, "the old leader back as follower", func() bool {
+		return testenv.ZKMode(c.zk[leader]) == "follower"
+	})
+	follower := find("follower")
+	c.zkProcs[follower].Kill()
+	pushFor(6 * time.Second)
+	check("after a follower was killed")
+	if failed > 0 {
+		t.Errorf("%d of %d stored pushes failed while ZooKeeper servers died", failed, pushed)
+	}
+	t.Logf("%d stored pushes, %d failed", pushed, failed)
 }

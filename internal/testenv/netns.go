@@ -231,6 +231,8 @@ func (h *Host) Dial(addr string, timeout time.Duration) (net.Conn, error) {
 // Proc is a process running on a host.
 type Proc struct {
 	Host *Host
+	bin  string
+	args []string
 	cmd  *exec.Cmd
 	done chan struct{}
 	log  *os.File
@@ -250,12 +252,19 @@ func (h *Host) Start(bin string, args ...string) *Proc {
 	if err := cmd.Start(); err != nil {
 		h.dc.t.Fatalf("start %s on %s: %v", bin, h.Name, err)
 	}
-	p := &Proc{Host: h, cmd: cmd, done: make(chan struct{}), log: lf}
+	p := &Proc{Host: h, bin: bin, args: args, cmd: cmd, done: make(chan struct{}), log: lf}
 	go func() { cmd.Wait(); close(p.done) }()
 	h.dc.mu.Lock()
 	h.dc.procs = append(h.dc.procs, p)
 	h.dc.mu.Unlock()
 	return p
+}
+
+// Restart starts the same command again on the same host (after Kill or
+// Stop) and returns the new process.
+func (p *Proc) Restart() *Proc {
+	p.Host.dc.t.Helper()
+	return p.Host.Start(p.bin, p.args...)
 }
 
 // Signal sends sig to the process (SIGSTOP pauses it, SIGCONT continues).
