@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-zookeeper/zk"
 
+	"gopush/client"
 	"gopush/conf"
 	"gopush/internal/testenv"
 )
@@ -20,6 +22,7 @@ type dcCluster struct {
 	dc                 *testenv.Datacenter
 	zk                 []string
 	zkProcs            []*testenv.Proc
+	zkHosts            []*testenv.Host
 	comet1, comet2     *testenv.Host
 	web1, web2         *testenv.Host
 	zkConn             *zk.Conn
@@ -41,6 +44,7 @@ func startDCCluster(t *testing.T, zkServers int) *dcCluster {
 	store := dc.AddHost("store")
 	c.comet1, c.comet2 = dc.AddHost("comet1"), dc.AddHost("comet2")
 	c.web1, c.web2 = dc.AddHost("web1"), dc.AddHost("web2")
+	c.zkHosts = zkHosts
 	c.zkProcs, c.zk = dc.StartZooKeeper(zkHosts...)
 	t.Logf("ZooKeeper serving after %v", time.Since(start).Round(time.Millisecond))
 	_, redis := dc.StartRedisOn(store)
@@ -59,6 +63,7 @@ func startDCCluster(t *testing.T, zkServers int) *dcCluster {
 	m.RPC.Bind = conf.AddrList{store.Addr(8070)}
 	m.Pprof.Bind = conf.AddrList{}
 	m.Redis.Source = map[string]string{"node1:1": "tcp@" + redis}
+	m.Storage.Store = 1000 // a client away for seconds must find every push kept
 	zkc(&m.ZooKeeper)
 	fast(&m.RPC)
 	m.RPC.Bind = conf.AddrList{store.Addr(8070)}
@@ -72,6 +77,7 @@ func startDCCluster(t *testing.T, zkServers int) *dcCluster {
 		cc.Pprof.Bind = conf.AddrList{}
 		zkc(&cc.ZooKeeper)
 		cc.ZooKeeper.Comet.Node = fmt.Sprintf("comet%d", i+1)
+		cc.Lost.Grace = conf.Duration(time.Second)
 		fast(&cc.RPC)
 		cc.RPC.Bind = conf.AddrList{h.Addr(6970)}
 		dc.StartDaemonOn(h, "comet", cc, h.Addr(6969))
@@ -278,4 +284,93 @@ func TestDatacenterZooKeeperLeaderThenFollowerKilled(t *testing.T) {
 		t.Errorf("%d of %d stored pushes failed while ZooKeeper servers died", failed, pushed)
 	}
 	t.Logf("%d stored pushes, %d failed", pushed, failed)
+}
+
+// Scenario 2 of docs/reliability.md: a comet cut off from ZooKeeper and
+// from both webs, but not from its clients. Its keys move to the other
+// comet, it closes its clients (lost.grace after its session ended), they
+// reconnect to the new owner, and every push accepted (ret 0) with
+// expire > 0 reaches the client exactly once, online or through the
+// offline fetch, as the Go client sees it.
+func TestDatacenterCometCutOffFromCluster(t *testing.T) {
+	c := startDCCluster(t, 1)
+	c.waitRing(t)
+	tcp1, tcp2 := c.comet1.Addr(6969), c.comet2.Addr(6969)
+	key := c.keyOn(t, tcp1)
+	cl, err := client.New(client.Config{Web: c.web2API, Key: key,
+		MinBackoff: 200 * time.Millisecond, MaxBackoff: time.Second, Buffer: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	testenv.WaitFor(t, 20*time.Second, "the client on comet1", func() bool { return cl.Comet() == tcp1 })
+
+	var mu sync.Mutex
+	got := map[string]int{}
+	go func() {
+		for m := range cl.Messages() {
+			mu.Lock()
+			got[string(m.Msg)]++
+			mu.Unlock()
+		}
+	}()
+	var accepted []string
+	refused := 0
+	n := 0
+	push := func() {
+		n++
+		msg := fmt.Sprintf(`{"n":%d}`, n)
+		ret, err := testenv.Push(c.web2Admin, key, msg, 60)
+		if err == nil && ret == 0 {
+			accepted = append(accepted, msg)
+		} else {
+			refused++
+		}
+	}
+	for range 5 {
+		push()
+	}
+
+	cut := time.Now()
+	c.comet1.Cut(append([]*testenv.Host{c.web1, c.web2}, c.zkHosts...)...)
+	var moved time.Duration
+	for moved == 0 || time.Since(cut) < moved+time.Second {
+		push()
+		if moved == 0 && cl.Comet() == tcp2 {
+			moved = time.Since(cut)
+		}
+		if time.Since(cut) > 40*time.Second {
+			t.Fatalf("the client is not on comet2 40 s after comet1 was cut off (on %q)", cl.Comet())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("client on comet2 %v after the cut; %d pushes accepted, %d refused", moved.Round(10*time.Millisecond), len(accepted), refused)
+
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mu.Lock()
+		var missing []string
+		for _, m := range accepted {
+			if got[m] == 0 {
+				missing = append(missing, m)
+			}
+		}
+		mu.Unlock()
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d accepted pushes never reached the client: %v", len(missing), len(accepted), missing)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // room for a duplicate to show up
+	mu.Lock()
+	defer mu.Unlock()
+	for m, k := range got {
+		if k > 1 {
+			t.Errorf("message %s delivered %d times", m, k)
+		}
+	}
+	c.comet1.Heal(append([]*testenv.Host{c.web1, c.web2}, c.zkHosts...)...)
 }
