@@ -5,9 +5,11 @@ package routemux
 
 import (
 	"net/http"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
+	"testing"
 )
 
 // Mux is an http.ServeMux that records its patterns.
@@ -52,4 +54,22 @@ func Undocumented(doc []byte, patterns []string) []string {
 		}
 	}
 	return out
+}
+
+// CheckDocumented fails t for every route of muxes (named for the message)
+// whose path is not in the file doc, and for a mux without routes.
+func CheckDocumented(t testing.TB, doc string, muxes map[string]*Mux) {
+	t.Helper()
+	text, err := os.ReadFile(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, mux := range muxes {
+		if len(mux.Patterns()) == 0 {
+			t.Errorf("%s mux has no routes", name)
+		}
+		for _, p := range Undocumented(text, mux.Patterns()) {
+			t.Errorf("%s route %q is not in %s", name, p, doc)
+		}
+	}
 }
