@@ -23,6 +23,7 @@ type dcCluster struct {
 	zk                 []string
 	zkProcs            []*testenv.Proc
 	zkHosts            []*testenv.Host
+	comets             [2]*testenv.Proc
 	comet1, comet2     *testenv.Host
 	web1, web2         *testenv.Host
 	zkConn             *zk.Conn
@@ -80,7 +81,7 @@ func startDCCluster(t *testing.T, zkServers int) *dcCluster {
 		cc.Lost.Grace = conf.Duration(time.Second)
 		fast(&cc.RPC)
 		cc.RPC.Bind = conf.AddrList{h.Addr(6970)}
-		dc.StartDaemonOn(h, "comet", cc, h.Addr(6969))
+		c.comets[i] = dc.StartDaemonOn(h, "comet", cc, h.Addr(6969))
 	}
 	for _, h := range []*testenv.Host{c.web1, c.web2} {
 		w := conf.DefaultWeb()
@@ -373,4 +374,151 @@ func TestDatacenterCometCutOffFromCluster(t *testing.T) {
 		}
 	}
 	c.comet1.Heal(append([]*testenv.Host{c.web1, c.web2}, c.zkHosts...)...)
+}
+
+// pushLog pushes numbered messages to keys through web2 and records which
+// were accepted (ret 0) for each key.
+type pushLog struct {
+	c        *dcCluster
+	n        int
+	accepted map[string][]string
+	refused  int
+}
+
+func (l *pushLog) push(keys ...string) {
+	for _, k := range keys {
+		l.n++
+		msg := fmt.Sprintf(`{"n":%d}`, l.n)
+		if ret, err := testenv.Push(l.c.web2Admin, k, msg, 60); err == nil && ret == 0 {
+			l.accepted[k] = append(l.accepted[k], msg)
+		} else {
+			l.refused++
+		}
+	}
+}
+
+// receiver is a Go client that counts what it receives.
+type receiver struct {
+	cl  *client.Client
+	mu  sync.Mutex
+	got map[string]int
+}
+
+func (c *dcCluster) receive(t *testing.T, key string) *receiver {
+	cl, err := client.New(client.Config{Web: c.web2API, Key: key,
+		MinBackoff: 200 * time.Millisecond, MaxBackoff: time.Second, Buffer: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	r := &receiver{cl: cl, got: map[string]int{}}
+	go func() {
+		for m := range cl.Messages() {
+			r.mu.Lock()
+			r.got[string(m.Msg)]++
+			r.mu.Unlock()
+		}
+	}()
+	return r
+}
+
+// exactlyOnce waits until r has every message of want, then checks that
+// none came twice.
+func (r *receiver) exactlyOnce(t *testing.T, what string, want []string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r.mu.Lock()
+		var missing []string
+		for _, m := range want {
+			if r.got[m] == 0 {
+				missing = append(missing, m)
+			}
+		}
+		var dups []string
+		for m, k := range r.got {
+			if k > 1 {
+				dups = append(dups, m)
+			}
+		}
+		r.mu.Unlock()
+		if len(dups) > 0 {
+			t.Fatalf("%s: delivered more than once: %v", what, dups)
+		}
+		if len(missing) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d of %d accepted pushes never arrived: %v", what, len(missing), len(want), missing)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Scenario 7 of docs/reliability.md: a comet stopped with SIGTERM leaves
+// the ring at once (its keys move without waiting for the prune), and one
+// killed with SIGKILL has its pushes stored meanwhile: every push answered
+// ret 0 with expire > 0 reaches its client exactly once.
+func TestDatacenterCometsStoppedAndKilled(t *testing.T) {
+	c := startDCCluster(t, 1)
+	c.waitRing(t)
+	tcp1, tcp2 := c.comet1.Addr(6969), c.comet2.Addr(6969)
+	key1, key2 := c.keyOn(t, tcp1), c.keyOn(t, tcp2)
+	r1, r2 := c.receive(t, key1), c.receive(t, key2)
+	testenv.WaitFor(t, 20*time.Second, "both clients connected", func() bool {
+		return r1.cl.Comet() == tcp1 && r2.cl.Comet() == tcp2
+	})
+	l := &pushLog{c: c, accepted: map[string][]string{}}
+	l.push(key1, key2)
+
+	// SIGTERM: comet1's node is gone as soon as it has stopped, and web2
+	// routes its key to comet2 right away.
+	stopped := time.Now()
+	c.comets[0].Stop(10 * time.Second)
+	if ok, _, err := c.zkConn.Exists(c.cometPath + "/comet1"); err != nil || ok {
+		t.Fatalf("comet1's node after SIGTERM: exists %v (%v), want gone", ok, err)
+	}
+	for {
+		l.push(key1, key2)
+		if s, _, _ := testenv.ServerOf(c.web2API, key1, "2"); s == tcp2 {
+			break
+		}
+		if time.Since(stopped) > 5*time.Second {
+			t.Fatal("comet1's key not moved 5 s after SIGTERM")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("key moved %v after SIGTERM", time.Since(stopped).Round(time.Millisecond))
+	for range 10 {
+		l.push(key1, key2)
+		time.Sleep(50 * time.Millisecond)
+	}
+	r1.exactlyOnce(t, "key of the comet stopped with SIGTERM", l.accepted[key1])
+
+	// comet1 comes back; then comet2 is killed outright.
+	c.comets[0] = c.comets[0].Restart()
+	testenv.WaitFor(t, 20*time.Second, "comet1 back on the ring", func() bool {
+		s, _, _ := testenv.ServerOf(c.web2API, key1, "2")
+		return s == tcp1
+	})
+	killed := time.Now()
+	c.comets[1].Kill()
+	for {
+		l.push(key1, key2)
+		if s, _, _ := testenv.ServerOf(c.web2API, key2, "2"); s == tcp1 {
+			break
+		}
+		if time.Since(killed) > 30*time.Second {
+			t.Fatal("comet2's key not moved 30 s after SIGKILL")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("key moved %v after SIGKILL (pruned after 3 failed pings)", time.Since(killed).Round(time.Millisecond))
+	for range 10 {
+		l.push(key1, key2)
+		time.Sleep(50 * time.Millisecond)
+	}
+	r1.exactlyOnce(t, "key of the comet that came back", l.accepted[key1])
+	r2.exactlyOnce(t, "key of the comet killed with SIGKILL", l.accepted[key2])
+	t.Logf("%d pushes accepted, %d refused", len(l.accepted[key1])+len(l.accepted[key2]), l.refused)
 }
