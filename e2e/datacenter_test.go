@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,6 +25,7 @@ type dcCluster struct {
 	zkProcs            []*testenv.Proc
 	zkHosts            []*testenv.Host
 	comets             [2]*testenv.Proc
+	webs               [2]*testenv.Proc
 	comet1, comet2     *testenv.Host
 	web1, web2         *testenv.Host
 	zkConn             *zk.Conn
@@ -83,7 +85,7 @@ func startDCCluster(t *testing.T, zkServers int) *dcCluster {
 		cc.RPC.Bind = conf.AddrList{h.Addr(6970)}
 		c.comets[i] = dc.StartDaemonOn(h, "comet", cc, h.Addr(6969))
 	}
-	for _, h := range []*testenv.Host{c.web1, c.web2} {
+	for i, h := range []*testenv.Host{c.web1, c.web2} {
 		w := conf.DefaultWeb()
 		w.HTTP.Bind = conf.AddrList{h.Addr(8090)}
 		w.Admin.Bind = conf.AddrList{h.Addr(8091)}
@@ -92,7 +94,7 @@ func startDCCluster(t *testing.T, zkServers int) *dcCluster {
 		w.Prune.Failures = 3
 		zkc(&w.ZooKeeper)
 		fast(&w.RPC)
-		dc.StartDaemonOn(h, "web", w, h.Addr(8091))
+		c.webs[i] = dc.StartDaemonOn(h, "web", w, h.Addr(8091))
 	}
 	t.Logf("cluster started after %v", time.Since(start).Round(time.Millisecond))
 	c.cometPath = conf.DefaultWeb().ZooKeeper.Comet.Path
@@ -521,4 +523,57 @@ func TestDatacenterCometsStoppedAndKilled(t *testing.T) {
 	r1.exactlyOnce(t, "key of the comet that came back", l.accepted[key1])
 	r2.exactlyOnce(t, "key of the comet killed with SIGKILL", l.accepted[key2])
 	t.Logf("%d pushes accepted, %d refused", len(l.accepted[key1])+len(l.accepted[key2]), l.refused)
+}
+
+// Scenario 6 of docs/reliability.md: a whole host's daemons (comet1 and
+// web1) paused with SIGSTOP for longer than the ZooKeeper session, then
+// continued. They rejoin cleanly: comet1 registered once again, both webs
+// route to both comets, and pushes through either web reach the client
+// exactly once with increasing mids.
+func TestDatacenterHostPausedPastSession(t *testing.T) {
+	c := startDCCluster(t, 1)
+	c.waitRing(t)
+	tcp1 := c.comet1.Addr(6969)
+	key := c.keyOn(t, tcp1)
+	r := c.receive(t, key)
+	testenv.WaitFor(t, 20*time.Second, "the client on comet1", func() bool { return r.cl.Comet() == tcp1 })
+	l := &pushLog{c: c, accepted: map[string][]string{}}
+	l.push(key)
+
+	c.comets[0].Signal(syscall.SIGSTOP)
+	c.webs[0].Signal(syscall.SIGSTOP)
+	for range 60 { // 6 s: past the 4 s session timeout
+		l.push(key)
+		time.Sleep(100 * time.Millisecond)
+	}
+	continued := time.Now()
+	c.comets[0].Signal(syscall.SIGCONT)
+	c.webs[0].Signal(syscall.SIGCONT)
+	web1API := "http://" + c.web1.Addr(8090)
+	testenv.WaitFor(t, 30*time.Second, "comet1 registered again and routed to by both webs", func() bool {
+		kids, _, err := c.zkConn.Children(c.cometPath + "/comet1")
+		if err != nil || len(kids) != 1 {
+			return false
+		}
+		s1, _, _ := testenv.ServerOf(web1API, key, "2")
+		s2, _, _ := testenv.ServerOf(c.web2API, key, "2")
+		return s1 == tcp1 && s2 == tcp1
+	})
+	t.Logf("rejoined %v after SIGCONT", time.Since(continued).Round(10*time.Millisecond))
+	for i := range 20 {
+		admin := c.web2Admin
+		if i%2 == 0 {
+			admin = c.web1Admin
+		}
+		msg := fmt.Sprintf(`{"after":%d}`, i)
+		ret, err := testenv.Push(admin, key, msg, 60)
+		if err != nil || ret != 0 {
+			t.Fatalf("push %d after the pause: ret %d, %v", i, ret, err)
+		}
+		l.accepted[key] = append(l.accepted[key], msg)
+	}
+	// The Go client drops a message whose mid is not above the last one
+	// it got: every message arriving means the mids kept increasing.
+	r.exactlyOnce(t, "key of the paused comet", l.accepted[key])
+	t.Logf("%d pushes accepted, %d refused", len(l.accepted[key]), l.refused)
 }
