@@ -146,7 +146,7 @@ func (w *Web) pushMPrivate(rw http.ResponseWriter, r *http.Request) (any, error)
 	if err != nil {
 		return nil, err
 	}
-	return failedKeys(w.pushKeys(r.Context(), keys, json.RawMessage(body.M), expire)), nil
+	return failedKeys(w.pushKeys(r.Context(), keys, json.RawMessage(body.M), expire)), nil // fk, sk
 }
 
 // msgDel deletes the offline messages of the key in the form body (key=K).

@@ -28,7 +28,7 @@ func TestPushKeysOneCallPerNode(t *testing.T) {
 	for i := range keys {
 		keys[i] = "pk" + string(rune('A'+i))
 	}
-	fk := tw.w.pushKeys(context.Background(), keys, json.RawMessage(`{"x":1}`), 60)
+	fk, _ := tw.w.pushKeys(context.Background(), keys, json.RawMessage(`{"x":1}`), 60)
 
 	view := tw.w.cluster.load()
 	want := map[string][]string{}
@@ -75,7 +75,7 @@ func TestPushFailuresAreNamed(t *testing.T) {
 	if _, err := tw.w.pushOne(context.Background(), liveKey, json.RawMessage(`1`), 0); err == nil || codeOf(err) != api.CodeInternalErr {
 		t.Fatalf("push through a failing comet: %v", err)
 	}
-	fk := tw.w.pushKeys(context.Background(), []string{liveKey, deadKey}, json.RawMessage(`1`), 0)
+	fk, _ := tw.w.pushKeys(context.Background(), []string{liveKey, deadKey}, json.RawMessage(`1`), 0)
 	if !slices.Equal(fk, []string{liveKey, deadKey}) {
 		t.Fatalf("failed keys %v", fk)
 	}
@@ -199,5 +199,42 @@ func TestPushCarriesDeadline(t *testing.T) {
 		if dl < min || dl > max {
 			t.Errorf("deadline %d, want now + rpc.timeout (%d..%d)", dl, min, max)
 		}
+	}
+}
+
+// push/mprivate with expire > 0: keys whose comet is absent or cannot be
+// dialled are kept through a message node and listed in sk; with expire 0
+// they fail (fk) as before.
+func TestMprivateStoresKeysOfAbsentComets(t *testing.T) {
+	tw := newTestWeb(t, map[string]int{"a": 1, "b": 1, "dead": 1}, []string{"a", "b"}, nil)
+	closed := gobrpc.NewClient(testenv.FreeAddr(t), time.Second)
+	t.Cleanup(func() { closed.Close() })
+	view := tw.w.cluster.load()
+	view.nodes["b"].rpc = closed
+	byNode := map[string]string{}
+	for i := 0; len(byNode) < 3; i++ {
+		k := fmt.Sprintf("mk%d", i)
+		node := view.ring.Get(k)
+		if _, ok := byNode[node]; !ok {
+			byNode[node] = k
+		}
+	}
+	keys := []string{byNode["a"], byNode["b"], byNode["dead"]}
+	fk, sk := tw.w.pushKeys(context.Background(), keys, json.RawMessage(`1`), 60)
+	if len(fk) != 0 || !slices.Equal(sk, keys[1:]) {
+		t.Fatalf("fk %v sk %v, want no failure and %v kept", fk, sk, keys[1:])
+	}
+	calls := tw.msgs.Calls()
+	args, ok := calls[len(calls)-1].args.(*api.MessageSavePrivatesEachArgs)
+	if !ok || len(args.Keys) != 2 || len(args.MsgIds) != 2 || args.MsgIds[0] == args.MsgIds[1] {
+		t.Fatalf("message node got %+v, want the two keys under their own mids", calls[len(calls)-1].args)
+	}
+	fk, sk = tw.w.pushKeys(context.Background(), keys, json.RawMessage(`1`), 0)
+	if !slices.Equal(fk, keys[1:]) || len(sk) != 0 {
+		t.Fatalf("expire 0: fk %v sk %v, want %v failed", fk, sk, keys[1:])
+	}
+	a := post(t, tw.admin.URL+"/1/admin/push/mprivate?expire=60", fmt.Sprintf(`{"m":"1","k":"%s"}`, strings.Join(keys, ",")))
+	if want := fmt.Sprintf(`{"ret":0,"data":{"fk":[],"sk":["%s","%s"]}}`, keys[1], keys[2]); strings.TrimSpace(a.body) != want {
+		t.Errorf("mprivate answer %s, want %s", a.body, want)
 	}
 }
