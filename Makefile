@@ -4,7 +4,7 @@
 GO ?= go
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build run stop test vet bench services-test datacenter-test clean
+.PHONY: all build run stop test vet bench services-test datacenter datacenter-test clean
 
 all: build
 
@@ -37,6 +37,11 @@ services-test:
 ## (needs root; docs/reliability.md)
 datacenter-test:
 	$(GO) test -count=1 -v -run 'Datacenter' ./internal/testenv ./e2e
+
+## datacenter: start a cluster in network namespaces to explore by hand;
+## Ctrl-C removes it (needs root)
+datacenter:
+	$(GO) test -count=1 -v -timeout 0 -run 'TestDatacenterExplore' ./e2e -args -dc.explore
 
 ## bench: the standard load scenarios on a private cluster (scripts/bench.sh)
 bench:

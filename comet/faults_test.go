@@ -164,10 +164,11 @@ func TestZooKeeperSessionExpiryAndNodeDeletion(t *testing.T) {
 		kids := children(t, zc, nodePath)
 		return len(kids) == 1 && kids[0] != first[0]
 	})
-	// The session expiry did not disturb the clients (the node stayed, so
-	// no key moved).
-	cl.write([]byte("h"))
-	cl.expect("+h\r\n")
+	// The registration was lost meanwhile: webs may have kept pushes for
+	// its keys without delivering them, so the clients are closed (they
+	// reconnect and fetch what was kept).
+	cl.expectClosed(10 * time.Second)
+	cl = subscribeTCP(t, c, "k", "", "1")
 
 	// Deleting the node (what web does to comets that stop answering):
 	// the webs gave its keys to other comets, so its clients are closed
@@ -248,7 +249,9 @@ func TestStartFailsCleanlyOnBusyPort(t *testing.T) {
 // restarted): comet keeps serving its clients meanwhile, then gets a new
 // session, registers again and stores through the message nodes again.
 // An outage shorter than the session timeout plus lost.grace (here an hour)
-// leaves the clients alone; lost_test.go has the longer one.
+// leaves the clients alone until the comet is registered again (then they
+// are closed, to fetch what was kept meanwhile); lost_test.go has the
+// longer one.
 func TestZooKeeperOutage(t *testing.T) {
 	t.Parallel()
 	root := zkRoot(t)
@@ -283,6 +286,10 @@ func TestZooKeeperOutage(t *testing.T) {
 		kids := children(t, zc, nodePath)
 		return len(kids) == 1 && kids[0] != first[0]
 	})
+	// Registered again after losing the registration: the clients are
+	// closed (pushes may have been kept for them meanwhile) and come back.
+	cl.expectClosed(10 * time.Second)
+	cl = subscribeTCP(t, c, "k", "", "1")
 	waitStorage(t, rc)
 	push(t, rc, "k", `"after"`, 60)
 	if d := decode(t, cl.readFrame()); string(d.Msg) != `"after"` {

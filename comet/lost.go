@@ -17,6 +17,10 @@ import (
 //     seen as gone or created anew): the webs moved its keys. It closes
 //     every client connection at once; its registration is made again by
 //     membership, and the webs send it the ring when they see it.
+//   - Its registration was made again (its session expired, or its
+//     instance was deleted): while it had no instance the webs kept the
+//     pushes for its keys without delivering them (docs/reliability.md).
+//     It closes every client, which reconnect and fetch them.
 //   - ZooKeeper has been unreachable for longer than the session timeout
 //     plus lost.grace: the session has certainly expired on the servers, so
 //     its registration is gone, and the webs prune a node without instance.
@@ -48,6 +52,7 @@ func (c *Comet) watchLost(czxid int64) {
 	zkc := c.cfg.ZooKeeper
 	nodePath := zkc.Comet.Path + "/" + zkc.Comet.Node
 	limit := zkc.Timeout.D() + c.cfg.Lost.Grace.D()
+	regPath := c.reg.Path()
 	var downSince time.Time
 	t := time.NewTicker(lostCheck)
 	defer t.Stop()
@@ -70,6 +75,15 @@ func (c *Comet) watchLost(czxid int64) {
 			continue
 		}
 		downSince = time.Time{}
+		if p := c.reg.Path(); p != regPath {
+			// The registration was made again (session expired, or the
+			// instance deleted): while it was missing the webs kept the
+			// pushes for our keys without delivering them.
+			regPath = p
+			n := c.closeAll()
+			c.log.Warn("registered again after losing the registration: pushes meanwhile were only stored; clients closed so that they fetch them",
+				"zk_path", p, "closed_connections", n)
+		}
 		ok, st, err := conn.Exists(nodePath)
 		if err != nil {
 			if !errors.Is(err, zk.ErrConnectionClosed) {

@@ -122,6 +122,16 @@ func (dc *Datacenter) AddHost(name string) *Host {
 	return h
 }
 
+// Bridge is the name of the datacenter's bridge.
+func (dc *Datacenter) Bridge() string { return dc.bridge }
+
+// Hosts returns the hosts in the order they were added.
+func (dc *Datacenter) Hosts() []*Host {
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	return append([]*Host(nil), dc.hosts...)
+}
+
 // GatewayIP is the test process's own address on the bridge.
 func (dc *Datacenter) GatewayIP() string { return dc.gw }
 
