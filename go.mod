@@ -11,4 +11,7 @@ require (
 	go.uber.org/goleak v1.3.0
 )
 
-require filippo.io/edwards25519 v1.2.0 // indirect
+require (
+	filippo.io/edwards25519 v1.2.0 // indirect
+	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
+)

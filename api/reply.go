@@ -7,14 +7,17 @@ import (
 )
 
 // Answer codes of web's HTTP API (docs/protocol.md §3), carried in the "ret"
-// field of every answer. 0, 1001, 65534 and 65535 are 1.0.5's; 1002 is
-// gopush's (rooms).
+// field of every answer. 0, 1001, 65534 and 65535 are 1.0.5's; 1002 (rooms),
+// 1003 and 1004 (docs/security.md) and 1005 (presence) are gopush's.
 const (
-	CodeOK          = 0
-	CodeNoNode      = 1001  // no comet serves the key
-	CodeRoomFull    = 1002  // a room join would pass the room's key limit
-	CodeParamErr    = 65534 // the request is wrong
-	CodeInternalErr = 65535 // an RPC failed or timed out
+	CodeOK           = 0
+	CodeNoNode       = 1001  // no comet serves the key
+	CodeRoomFull     = 1002  // a room join would pass the room's key limit
+	CodeUnauthorized = 1003  // admin request without the bearer token (HTTP 401)
+	CodeTooMany      = 1004  // too many connections from the address (HTTP 429)
+	CodeTooManyKeys  = 1005  // a presence question names more keys than allowed
+	CodeParamErr     = 65534 // the request is wrong
+	CodeInternalErr  = 65535 // an RPC failed or timed out
 )
 
 // Reply is web's answer envelope {"ret":..,"msg":"ok","data":{..}}. Msg is

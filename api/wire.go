@@ -47,6 +47,14 @@ const Heartbeat = "h"
 // ErrFraming is a TCP subscribe request that breaks the framing of §2.1.
 var ErrFraming = errors.New("bad subscribe request framing")
 
+// ErrTokenTooLong is a TCP subscribe request whose token argument is
+// longer than MaxSubArgLen; it wraps ErrFraming. A comet with auth on
+// answers it -a (a failed token check), without reading the token.
+var ErrTokenTooLong = fmt.Errorf("%w: token longer than %d bytes", ErrFraming, MaxSubArgLen)
+
+// errArgTooLong is a bulk string length over its limit.
+var errArgTooLong = fmt.Errorf("%w: argument too long", ErrFraming)
+
 // ErrSubParam is a subscribe request whose values are wrong (empty or too
 // long key, heartbeat not a number or out of range).
 var ErrSubParam = errors.New("bad subscribe parameter")
@@ -119,6 +127,9 @@ func ReadSubscribe(br *bufio.Reader) (Subscribe, error) {
 	for i := 0; i < n; i++ {
 		size, err := readCount(br, '$', MaxSubArgLen)
 		if err != nil {
+			if i == 3 && errors.Is(err, errArgTooLong) {
+				return Subscribe{}, ErrTokenTooLong
+			}
 			return Subscribe{}, err
 		}
 		buf := make([]byte, size+2)
@@ -158,7 +169,7 @@ func readCount(br *bufio.Reader, prefix byte, limit int) (int, error) {
 			n = n*10 + int(b-'0')
 			digits++
 			if n > limit || digits > 6 {
-				return 0, ErrFraming
+				return 0, errArgTooLong
 			}
 		case b == '\r' && digits > 0:
 			b, err := br.ReadByte()

@@ -22,7 +22,7 @@ type serverAnswer struct {
 
 func serverGet(ctx context.Context, c *http.Client, httpAddr, key, proto string) (string, int, error) {
 	p := "2"
-	if proto == "ws" {
+	if proto == "ws" || proto == "sse" { // SSE is served on the WebSocket address
 		p = "1"
 	}
 	u := "http://" + httpAddr + "/1/server/get?k=" + url.QueryEscape(key) + "&p=" + p

@@ -2,12 +2,14 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"gopush/api"
 	"io"
 	"net"
+	"net/http"
 	"sort"
 	"strings"
 	"sync"
@@ -19,7 +21,7 @@ import (
 
 // SubConfig says how subscribers connect.
 type SubConfig struct {
-	Proto       string        // "tcp" or "ws"
+	Proto       string        // "tcp", "ws" or "sse"
 	Heartbeat   int           // seconds, sent in the subscribe request (≥ 30)
 	Token       string        // sent as is; "" when comet has auth off
 	Version     string        // "" asks comet for the old message form
@@ -157,8 +159,11 @@ func (p *Pool) dial(ctx context.Context, idx int, t Target) (subConn, error) {
 	defer cancel()
 	d := &net.Dialer{LocalAddr: p.localAddr(idx)}
 	deadline, _ := ctx.Deadline()
-	if p.cfg.Proto == "ws" {
+	switch p.cfg.Proto {
+	case "ws":
 		return p.dialWS(ctx, d, deadline, idx, t)
+	case "sse":
+		return p.dialSSE(ctx, d, deadline, idx, t)
 	}
 	nc, err := d.DialContext(ctx, "tcp", t.Addr)
 	if err != nil {
@@ -229,6 +234,69 @@ func (p *Pool) dialWS(ctx context.Context, d *net.Dialer, deadline time.Time, id
 	p.wg.Add(1)
 	go p.readWS(idx, c)
 	return c, nil
+}
+
+// dialSSE opens a Server-Sent Events stream (docs/protocol.md §2.5) on the
+// WebSocket address: GET /sse, a 200 answer and ":+h".
+func (p *Pool) dialSSE(ctx context.Context, d *net.Dialer, deadline time.Time, idx int, t Target) (subConn, error) {
+	nc, err := d.DialContext(ctx, "tcp", t.Addr)
+	if err != nil {
+		return nil, err
+	}
+	nc.SetDeadline(deadline)
+	req := "GET " + api.SSEPath + "?" + p.subscription(t).Query().Encode() + " HTTP/1.1\r\nHost: " + t.Addr + "\r\n\r\n"
+	r := bufio.NewReaderSize(nc, 512)
+	var resp *http.Response
+	if _, err = io.WriteString(nc, req); err == nil {
+		resp, err = http.ReadResponse(r, nil)
+	}
+	if err == nil && resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64))
+		err = fmt.Errorf("sse: HTTP %d %q", resp.StatusCode, body)
+		if b := bytes.TrimSpace(body); len(b) == 2 && b[0] == '-' {
+			err = &refusedError{code: string(b[1:])}
+		}
+	}
+	if err == nil {
+		var first string
+		if first, err = r.ReadString('\n'); err == nil && first+"\n" != api.SSESubscribed {
+			err = fmt.Errorf("sse: first line %q, not :+h", first)
+		}
+	}
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	nc.SetDeadline(time.Time{})
+	c := &sseSub{nc: nc}
+	p.connected.Add(1)
+	p.wg.Add(1)
+	go p.readSSE(idx, r)
+	return c, nil
+}
+
+// readSSE reads events: each "data: " line is one message; comments are
+// heartbeats.
+func (p *Pool) readSSE(idx int, r *bufio.Reader) {
+	defer p.wg.Done()
+	for {
+		line, err := r.ReadSlice('\n')
+		if err != nil {
+			p.drop(idx, err)
+			return
+		}
+		switch {
+		case bytes.HasPrefix(line, []byte("data: ")):
+			now := time.Now()
+			if pl, err := ParseDelivery(bytes.TrimSpace(line[6:])); err == nil {
+				p.tracker.Deliver(idx, pl, now)
+			} else {
+				p.tracker.Bad()
+			}
+		case bytes.HasPrefix(line, []byte(":")):
+			p.heartbeats.Add(1)
+		}
+	}
 }
 
 func (p *Pool) readTCP(idx int, c *tcpSub, r *bufio.Reader) {
@@ -431,6 +499,13 @@ func (c *tcpSub) heartbeat(deadline time.Time) error {
 }
 
 func (c *tcpSub) close() { c.nc.Close() }
+
+// sseSub is an SSE stream: the client sends nothing; comet sends the
+// heartbeat comments.
+type sseSub struct{ nc net.Conn }
+
+func (c *sseSub) heartbeat(time.Time) error { return nil }
+func (c *sseSub) close()                    { c.nc.Close() }
 
 type wsSub struct{ ws *websocket.Conn }
 

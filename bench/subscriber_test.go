@@ -23,6 +23,7 @@ type fakeComet struct {
 	mu   sync.Mutex
 	tcp  map[string]net.Conn
 	ws   map[string]*websocket.Conn
+	sse  map[string]net.Conn
 	wg   sync.WaitGroup
 	subs chan string
 }
@@ -32,7 +33,46 @@ func newFakeComet(t *testing.T, proto string) *fakeComet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeComet{t: t, ln: ln, tcp: map[string]net.Conn{}, ws: map[string]*websocket.Conn{}, subs: make(chan string, 100)}
+	f := &fakeComet{t: t, ln: ln, tcp: map[string]net.Conn{}, ws: map[string]*websocket.Conn{}, sse: map[string]net.Conn{}, subs: make(chan string, 100)}
+	if proto == "sse" {
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			key := r.URL.Query().Get("key")
+			if strings.HasPrefix(key, "other") {
+				http.Error(w, "-n\r\n", http.StatusMisdirectedRequest)
+				return
+			}
+			c, _, err := w.(http.Hijacker).Hijack()
+			if err != nil {
+				return
+			}
+			f.mu.Lock()
+			f.sse[key] = c
+			c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n:+h\n\n"))
+			f.mu.Unlock()
+			f.subs <- key
+			go func() { // heartbeat comments
+				for {
+					time.Sleep(300 * time.Millisecond)
+					f.mu.Lock()
+					_, err := c.Write([]byte(":h\n\n"))
+					f.mu.Unlock()
+					if err != nil {
+						return
+					}
+				}
+			}()
+		})}
+		go srv.Serve(ln)
+		t.Cleanup(func() {
+			srv.Close()
+			f.mu.Lock()
+			for _, c := range f.sse {
+				c.Close()
+			}
+			f.mu.Unlock()
+		})
+		return f
+	}
 	if proto == "ws" {
 		up := websocket.Upgrader{}
 		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -134,6 +174,9 @@ func (f *fakeComet) push(key string, p Payload) {
 	if c := f.ws[key]; c != nil {
 		c.WriteMessage(websocket.TextMessage, []byte(js))
 	}
+	if c := f.sse[key]; c != nil {
+		c.Write([]byte("id: 1\ndata: " + js + "\n\n"))
+	}
 }
 
 func (f *fakeComet) kill(key string) {
@@ -145,10 +188,13 @@ func (f *fakeComet) kill(key string) {
 	if c := f.ws[key]; c != nil {
 		c.NetConn().Close()
 	}
+	if c := f.sse[key]; c != nil {
+		c.Close()
+	}
 }
 
 func TestPoolDeliversCountsRefusalsAndDrops(t *testing.T) {
-	for _, proto := range []string{"tcp", "ws"} {
+	for _, proto := range []string{"tcp", "ws", "sse"} {
 		t.Run(proto, func(t *testing.T) {
 			f := newFakeComet(t, proto)
 			tr := NewTracker()

@@ -27,7 +27,7 @@ func (c *Comet) broadcast(msg json.RawMessage, mid int64) (int, error) {
 	conns := c.hub.connsWhere(func(string) bool { return true })
 	n := 0
 	for _, cn := range conns {
-		if cn.sendMsg(m.frame(cn.proto, cn.oldForm)) {
+		if cn.sendMessage(m) {
 			n++
 		}
 	}

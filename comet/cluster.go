@@ -1,7 +1,12 @@
 package comet
 
 import (
+	"errors"
+	"fmt"
+	"maps"
+
 	"gopush/gobrpc"
+	"gopush/internal/daemon"
 	"gopush/membership"
 )
 
@@ -29,11 +34,36 @@ func (c *Comet) loadRing() {
 // <message.path> until Close.
 func (c *Comet) watchMessageNodes() {
 	rpcc := c.cfg.RPC
-	pool := gobrpc.NewMessagePool(rpcc.Ping.D(), rpcc.Retry.D(), rpcc.Timeout.D(), c.log)
+	pool := gobrpc.NewMessagePoolWith(rpcc.Ping.D(), rpcc.Retry.D(), rpcc.Timeout.D(), daemon.RPCOptions(rpcc, 0), c.log)
 	c.pool, c.store = pool, pool
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
 		membership.WatchMessages(c.ctx, c.zk, c.cfg.ZooKeeper.Message.Path, c.log, pool.Update)
 	}()
+}
+
+// checkMigrate refuses a Migrate whose node map is not exactly the comets
+// registered in ZooKeeper now (same names, same weights; docs/security.md):
+// web builds the map from the same registrations, so a genuine Migrate
+// matches, while a forged one ({"evil":1}) cannot make this comet drop its
+// clients or answer -n for its own keys. A web whose view lags retries,
+// and so does one that catches the comet while ZooKeeper is unreachable.
+func (c *Comet) checkMigrate(nodes map[string]int) error {
+	path := c.cfg.ZooKeeper.Comet.Path
+	if c.zk == nil {
+		return errors.New("not connected to zookeeper yet")
+	}
+	// Sync first, so that this read is at least as fresh as web's.
+	if _, err := c.zk.Conn().Sync(path); err != nil {
+		return fmt.Errorf("cannot check the node map against zookeeper: %w", err)
+	}
+	view, err := membership.ReadComets(c.zk, path)
+	if err != nil {
+		return fmt.Errorf("cannot check the node map against zookeeper: %w", err)
+	}
+	if !maps.Equal(nodes, view.Weights) {
+		return fmt.Errorf("node map %v is not the comets registered in zookeeper %v", nodes, view.Weights)
+	}
+	return nil
 }

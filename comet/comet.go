@@ -23,6 +23,7 @@ import (
 	"gopush/api"
 	"gopush/conf"
 	"gopush/gobrpc"
+	"gopush/internal/connlimit"
 	"gopush/internal/daemon"
 	"gopush/internal/routemux"
 	"gopush/membership"
@@ -43,6 +44,13 @@ type Comet struct {
 	conns    connSet
 	connIDs  atomic.Uint64
 	lostW    lostWatch
+	// sseBeat, when set (by tests), replaces the client's heartbeat as the
+	// period of SSE heartbeat comments.
+	sseBeat time.Duration
+
+	budget      daemon.Budget      // caps derived from the open-file limit
+	clientLimit *connlimit.Limiter // TCP and WebSocket ports together
+	verifier    *tokenVerifier     // channel.token.mode = jwt; nil otherwise
 
 	ctx    context.Context // ends when Close starts
 	cancel context.CancelFunc
@@ -110,24 +118,37 @@ func (c *Comet) Start() error {
 func (c *Comet) start() error {
 	cfg := c.cfg
 	var err error
+	if cfg.Channel.Token.Mode == "jwt" {
+		if c.verifier, err = newTokenVerifier(cfg.Channel.Token.Alg, cfg.Channel.Token.Secret, cfg.Channel.Token.KeyFile); err != nil {
+			return err
+		}
+	}
+	c.budget = daemon.FileBudget(cfg.Limit)
+	// TCP refuses over-limit clients by closing, WebSocket with HTTP 429
+	// before the upgrade: the limiter hands them on marked (Defer).
+	c.clientLimit = connlimit.New("clients", daemon.ClientRules(cfg.Limit, c.budget, true), c.log)
+	statLimit := connlimit.New("stat", connlimit.Rules{Max: c.budget.Internal}, c.log)
 	if c.wantProto("tcp") {
-		if c.tcpLns, err = listenAll("tcp.bind", cfg.TCP.Bind); err != nil {
+		if c.tcpLns, err = listenAll("tcp.bind", cfg.TCP.Bind, c.clientLimit); err != nil {
 			return err
 		}
 	}
 	if c.wantProto("websocket") {
-		if c.wsLns, err = listenAll("websocket.bind", cfg.WebSocket.Bind); err != nil {
+		if c.wsLns, err = listenAll("websocket.bind", cfg.WebSocket.Bind, c.clientLimit); err != nil {
 			return err
 		}
 	}
-	if c.statLns, err = listenAll("stat.bind", cfg.Stat.Bind); err != nil {
+	if c.statLns, err = listenAll("stat.bind", cfg.Stat.Bind, statLimit); err != nil {
 		return err
 	}
 	if c.pprof, err = daemon.ServePprof(cfg.Pprof.Bind, c.log); err != nil {
 		return err
 	}
-	if c.rpc, err = gobrpc.Serve(api.CometService, &RPC{c: c}, cfg.RPC.Bind, c.log); err != nil {
+	if c.rpc, err = gobrpc.ServeWith(api.CometService, &RPC{c: c}, cfg.RPC.Bind, daemon.RPCOptions(cfg.RPC, c.budget.Internal), c.log); err != nil {
 		return fmt.Errorf("rpc.bind: %w", err)
+	}
+	if cfg.RPC.Secret == "" {
+		daemon.WarnIfExposed(c.log, "rpc.bind", cfg.RPC.Bind, "rpc.secret: any host in rpc.allow can push, migrate and add tokens")
 	}
 
 	zkc := cfg.ZooKeeper
@@ -165,10 +186,13 @@ func (c *Comet) start() error {
 	return nil
 }
 
-// wsMux routes the WebSocket listeners (docs/protocol.md §2.2).
+// wsMux routes the WebSocket listeners: WebSocket subscribers on /sub
+// (docs/protocol.md §2.2) and Server-Sent Events subscribers on /sse
+// (§2.5). Whatever serves those listeners (plain or TLS) serves both.
 func (c *Comet) wsMux() *routemux.Mux {
 	mux := routemux.New()
 	mux.HandleFunc("/sub", c.serveWS)
+	mux.HandleFunc(api.SSEPath, c.serveSSE)
 	return mux
 }
 
@@ -219,11 +243,7 @@ func (c *Comet) finish(cn *conn) {
 		c.hub.remove(cn)
 		c.stats.subsRemoved.Add(1)
 	}
-	if cn.proto == protoWS {
-		c.stats.wsConns.Add(-1)
-	} else {
-		c.stats.tcpConns.Add(-1)
-	}
+	c.stats.open(cn.proto).Add(-1)
 	c.conns.remove(cn)
 	c.wg.Done()
 }
@@ -239,6 +259,7 @@ func (c *Comet) serve(lns []net.Listener, h http.Handler) {
 		IdleTimeout:       time.Minute,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(c.log.Handler(), slog.LevelDebug),
+		ConnContext:       connlimit.ConnContext,
 	}
 	c.servers = append(c.servers, srv)
 	for _, ln := range lns {
@@ -327,7 +348,9 @@ func (c *Comet) RPCAddrs() []string {
 	return c.rpc.Addrs()
 }
 
-func listenAll(key string, binds []string) ([]net.Listener, error) {
+// listenAll listens on every address of binds, each listener wrapped by
+// lim (first, so that TLS or anything else wraps on top of it).
+func listenAll(key string, binds []string, lim *connlimit.Limiter) ([]net.Listener, error) {
 	var lns []net.Listener
 	for _, b := range binds {
 		ln, err := net.Listen("tcp", b)
@@ -337,9 +360,26 @@ func listenAll(key string, binds []string) ([]net.Listener, error) {
 			}
 			return nil, fmt.Errorf("%s: %w", key, err)
 		}
-		lns = append(lns, ln)
+		lns = append(lns, lim.Wrap(ln))
 	}
 	return lns, nil
+}
+
+// ClientCounts returns the counters of the client listeners' limiter
+// (connections open, accepted, refused by reason).
+func (c *Comet) ClientCounts() connlimit.Counts {
+	if c.clientLimit == nil {
+		return connlimit.Counts{}
+	}
+	return c.clientLimit.Counts()
+}
+
+// RPCCounts returns the RPC server's refusal counters.
+func (c *Comet) RPCCounts() gobrpc.Counts {
+	if c.rpc == nil {
+		return gobrpc.Counts{}
+	}
+	return c.rpc.Counts()
 }
 
 func addrsOf(lns []net.Listener) []string {

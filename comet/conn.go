@@ -5,26 +5,35 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"gopush/api"
+	"gopush/internal/connlimit"
 )
 
 // proto is the client protocol of a connection.
 type proto uint8
 
 const (
-	protoTCP proto = iota // docs/protocol.md §2.1
-	protoWS               // docs/protocol.md §2.2
+	protoTCP  proto = iota // docs/protocol.md §2.1
+	protoWS                // docs/protocol.md §2.2
+	protoSSE               // docs/protocol.md §2.5
+	numProtos              // the number of protocols
 )
 
+// String names the protocol in logs, stats and metrics.
 func (p proto) String() string {
-	if p == protoWS {
+	switch p {
+	case protoWS:
 		return "websocket"
+	case protoSSE:
+		return "sse"
 	}
 	return "tcp"
 }
 
 // conn is one subscriber connection after (or during) its handshake.
 //
-// Its reader goroutine (tcp.go, websocket.go) owns it: it reads heartbeats,
+// Its reader goroutine (tcp.go, websocket.go, sse.go) owns it: it reads heartbeats,
 // and when it stops it closes the connection and removes it from its channel.
 // Everything sent to the client goes through send, into a bounded queue that
 // a writer goroutine drains. The writer exists only while the queue is not
@@ -53,6 +62,23 @@ type conn struct {
 	spare   [][]byte // the writer's previous batch, reused
 	writing bool     // a writer goroutine is running
 	closed  bool
+	// holding is true while an SSE connection has not sent its response
+	// header yet (sse.go): frames wait in queue without a writer, and
+	// messages wait in held with their mids, so that the stored messages
+	// fetched for Last-Event-ID can go first and duplicates be dropped.
+	holding bool
+	held    []heldMsg
+	// floor: private messages with a mid at or below it were sent from the
+	// store when the SSE stream started, and are not sent again when a
+	// push that stored one before the read delivers it only now.
+	floor int64
+}
+
+// heldMsg is a message queued to a holding connection.
+type heldMsg struct {
+	mid   int64
+	gid   int64
+	frame []byte
 }
 
 func newConn(c *Comet, nc net.Conn, p proto) *conn {
@@ -68,6 +94,51 @@ func newConn(c *Comet, nc net.Conn, p proto) *conn {
 		readTimeout:  c.cfg.Channel.Handshake.Timeout.D(),
 		writeTimeout: c.cfg.Channel.Handshake.Timeout.D(),
 	}
+}
+
+// sendMessage queues m in the form and protocol the connection wants, as
+// sendMsg does. The frame is built by m (once per form and protocol); like
+// m.frame it must not be called for one message from several goroutines at
+// once.
+func (c *conn) sendMessage(m *message) bool {
+	f := m.frame(c.proto, c.oldForm)
+	if c.proto != protoSSE {
+		return c.sendMsg(f)
+	}
+	c.mu.Lock()
+	if m.gid == api.PrivateGroupId && m.mid <= c.floor {
+		closed := c.closed // a duplicate of a resumed message: not sent again
+		c.mu.Unlock()
+		return !closed
+	}
+	if !c.holding {
+		c.mu.Unlock()
+		return c.sendMsg(f)
+	}
+	if c.closed {
+		c.mu.Unlock()
+		c.comet.stats.msgsFailed.Add(1)
+		return false
+	}
+	if len(c.held) >= c.maxQueue {
+		c.mu.Unlock()
+		c.closeSlow(true)
+		return false
+	}
+	c.held = append(c.held, heldMsg{mid: m.mid, gid: m.gid, frame: f})
+	c.mu.Unlock()
+	return true
+}
+
+// closeSlow closes a connection whose queue is full; msg tells whether
+// what did not fit was a message.
+func (c *conn) closeSlow(msg bool) {
+	if msg {
+		c.comet.stats.msgsFailed.Add(1)
+	}
+	c.comet.stats.slowClosed.Add(1)
+	c.comet.log.Debug("closing a slow connection: its send queue is full", "key", c.key, "proto", c.proto, "addr", c.nc.RemoteAddr())
+	c.close()
 }
 
 // send queues one reply frame (+h, a pong). The frame is shared with other
@@ -90,20 +161,15 @@ func (c *conn) enqueue(frame []byte, msg bool) bool {
 	}
 	if len(c.queue) >= c.maxQueue {
 		c.mu.Unlock()
-		if msg {
-			c.comet.stats.msgsFailed.Add(1)
-		}
-		c.comet.stats.slowClosed.Add(1)
-		c.comet.log.Debug("closing a slow connection: its send queue is full", "key", c.key, "proto", c.proto, "addr", c.nc.RemoteAddr())
-		c.close()
+		c.closeSlow(msg)
 		return false
 	}
 	c.queue = append(c.queue, frame)
 	if msg {
 		c.msgs++
 	}
-	start := !c.writing
-	c.writing = true
+	start := !c.writing && !c.holding // a holding connection starts its writer in startSSE
+	c.writing = c.writing || start
 	c.mu.Unlock()
 	if start {
 		// The reader goroutine of this connection is still running (it
@@ -132,7 +198,7 @@ func (c *conn) writeLoop() {
 		n := len(batch)
 		_ = c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 		bufs := net.Buffers(batch)
-		_, err := bufs.WriteTo(c.nc)
+		_, err := bufs.WriteTo(connlimit.Raw(c.nc))
 		clear(batch)
 		if err != nil {
 			c.comet.stats.msgsFailed.Add(int64(msgs))
@@ -159,7 +225,7 @@ func (c *conn) replyAndClose(frame []byte) {
 	if _, err := c.nc.Write(frame); err != nil {
 		return
 	}
-	if tc, ok := c.nc.(*net.TCPConn); ok {
+	if tc := connlimit.TCPConn(c.nc); tc != nil {
 		_ = tc.CloseWrite()
 	}
 	_ = c.nc.SetReadDeadline(time.Now().Add(lingerTime))
@@ -181,8 +247,8 @@ func (c *conn) close() {
 		return
 	}
 	c.closed = true
-	dropped := c.msgs
-	c.queue, c.spare, c.msgs = nil, nil, 0
+	dropped := c.msgs + len(c.held)
+	c.queue, c.spare, c.msgs, c.held = nil, nil, 0, nil
 	c.mu.Unlock()
 	c.comet.stats.msgsFailed.Add(int64(dropped))
 	_ = c.nc.Close()

@@ -1,12 +1,14 @@
 package comet
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"gopush/api"
 	"gopush/gobrpc"
 	"gopush/membership"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -16,14 +18,14 @@ import (
 // like a real one. It records what it is asked to store and can be told to
 // fail or to stall.
 type fakeMessage struct {
-	mu     sync.Mutex
-	saved  []api.Message // Msg, MsgId; GroupId unused
+	mu    sync.Mutex
+	saved []api.Message // Msg, MsgId; GroupId unused
 	// deadline is the Deadline of the last SavePrivate.
 	deadline int64
-	keys   []string      // key of saved[i]
-	fail   error         // returned by every save when set
-	stall  chan struct{} // when set, saves wait for it to close
-	stalls chan struct{} // receives one value per stalled save
+	keys     []string      // key of saved[i]
+	fail     error         // returned by every save when set
+	stall    chan struct{} // when set, saves wait for it to close
+	stalls   chan struct{} // receives one value per stalled save
 }
 
 func (f *fakeMessage) record(key string, msg json.RawMessage, mid int64) {
@@ -164,4 +166,21 @@ func startFakeMessage(t testing.TB, zkAddr, messagePath string, old bool) *runni
 	r := &runningFake{fakeMessage: f, srv: srv, reg: reg, zk: z}
 	t.Cleanup(r.stop)
 	return r
+}
+
+// GetPrivate returns what was saved for the key after the mid, ascending,
+// as a message node does (SPEC §4).
+func (s *oldMessageRPC) GetPrivate(a *api.MessageGetPrivateArgs, r *api.MessageGetResp) error {
+	if err := s.f.gate(); err != nil {
+		return err
+	}
+	s.f.mu.Lock()
+	defer s.f.mu.Unlock()
+	for i, m := range s.f.saved {
+		if s.f.keys[i] == a.Key && m.MsgId > a.MsgId {
+			r.Msgs = append(r.Msgs, &api.Message{Msg: m.Msg, MsgId: m.MsgId})
+		}
+	}
+	slices.SortFunc(r.Msgs, func(x, y *api.Message) int { return cmp.Compare(x.MsgId, y.MsgId) })
+	return nil
 }

@@ -15,16 +15,31 @@ import (
 // connections it goes to; gorilla/websocket handles the upgrade, reading,
 // and control frames.
 
-// reply is a fixed answer in both protocols.
-type reply struct{ tcp, ws []byte }
+// reply is a fixed answer in every protocol. On SSE (§2.5) "+h" is the
+// comment ":+h" that follows the response header, and an error is an HTTP
+// error answer with status and the TCP reply as its body, sent before any
+// stream starts.
+type reply struct {
+	tcp, ws, sse []byte
+	status       int // HTTP status of the error on SSE; 0 for +h
+}
 
 func newReply(s string) reply {
-	return reply{tcp: []byte(s), ws: api.AppendWSText(nil, []byte(s))}
+	r := reply{tcp: []byte(s), ws: api.AppendWSText(nil, []byte(s))}
+	if s == api.ReplyOK {
+		r.sse = []byte(api.SSESubscribed)
+	} else {
+		r.status = api.SSEStatus(s)
+	}
+	return r
 }
 
 func (r reply) frame(p proto) []byte {
-	if p == protoWS {
+	switch p {
+	case protoWS:
 		return r.ws
+	case protoSSE:
+		return r.sse
 	}
 	return r.tcp
 }
@@ -45,8 +60,8 @@ var (
 type message struct {
 	msg    json.RawMessage // compact JSON
 	mid    int64
-	gid    int64        // api.PrivateGroupId or api.PublicGroupId
-	frames [2][2][]byte // [old form][proto]
+	gid    int64                // api.PrivateGroupId or api.PublicGroupId
+	frames [2][numProtos][]byte // [old form][proto]
 }
 
 // compactJSON checks that msg is JSON and returns it without insignificant
@@ -72,9 +87,12 @@ func (m *message) frame(p proto, old bool) []byte {
 	}
 	body := api.AppendMessage(make([]byte, 0, len(m.msg)+48), m.msg, m.mid, uint(m.gid), old)
 	var f []byte
-	if p == protoWS {
+	switch p {
+	case protoWS:
 		f = api.AppendWSText(make([]byte, 0, len(body)+10), body)
-	} else {
+	case protoSSE:
+		f = api.AppendSSEMessage(make([]byte, 0, len(body)+40), body, m.mid, uint(m.gid))
+	default:
 		f = api.AppendBulk(make([]byte, 0, len(body)+16), body)
 	}
 	m.frames[o][p] = f

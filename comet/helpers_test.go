@@ -14,12 +14,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-zookeeper/zk"
 	"github.com/gorilla/websocket"
 
 	"gopush/api"
 	"gopush/conf"
 	"gopush/gobrpc"
 	"gopush/internal/testenv"
+	"gopush/membership"
 )
 
 // testLog is a slog writer that goes to t.Log while the test runs and is
@@ -314,7 +316,7 @@ func statInt(t testing.TB, c *Comet, query, field string) int {
 func waitIdle(t testing.TB, c *Comet) {
 	t.Helper()
 	testenv.WaitFor(t, 15*time.Second, "no connection and no channel left", func() bool {
-		return c.stats.tcpConns.Load() == 0 && c.stats.wsConns.Load() == 0 &&
+		return c.stats.tcpConns.Load() == 0 && c.stats.wsConns.Load() == 0 && c.stats.sseConns.Load() == 0 &&
 			c.stats.channels() == 0 && c.hub.numChannels() == 0 && c.stats.subscribed() == 0
 	})
 }
@@ -338,4 +340,40 @@ func zkRoot(t testing.TB) string {
 	conn := testenv.ZKConn(t)
 	t.Cleanup(func() { testenv.ZKDeleteAll(t, conn, root) })
 	return root
+}
+
+// registerComet registers a fake instance of node with weight in c's
+// ZooKeeper comet path (what a real comet of that name would do), so that
+// a Migrate naming it matches ZooKeeper. It is removed at cleanup.
+func registerComet(t testing.TB, c *Comet, node string, weight int) {
+	t.Helper()
+	dir := c.cfg.ZooKeeper.Comet.Path + "/" + node
+	if err := membership.EnsurePath(c.zk.Conn(), dir); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := json.Marshal(api.CometNodeData{RPC: []string{"127.0.0.1:1"}, Weight: weight})
+	p, err := c.zk.Conn().Create(dir+"/fake", data, zk.FlagEphemeral, zk.WorldACL(zk.PermAll))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.zk.Conn().Delete(p, -1); c.zk.Conn().Delete(dir, -1) })
+}
+
+// setRegisteredWeight changes the weight c published in ZooKeeper.
+func setRegisteredWeight(t testing.TB, c *Comet, weight int) {
+	t.Helper()
+	conn := c.zk.Conn()
+	raw, st, err := conn.Get(c.reg.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d api.CometNodeData
+	if err := json.Unmarshal(raw, &d); err != nil {
+		t.Fatal(err)
+	}
+	d.Weight = weight
+	raw, _ = json.Marshal(d)
+	if _, err := conn.Set(c.reg.Path(), raw, st.Version); err != nil {
+		t.Fatal(err)
+	}
 }

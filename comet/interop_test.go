@@ -98,6 +98,7 @@ func TestStockNetRPCClientTalksToComet(t *testing.T) {
 	ws.expectClosed(10 * time.Second)
 
 	// Migrate with a second node: keys of that node are refused with -n.
+	registerComet(t, c, "other", 1)
 	stockCall("CometRPC.Migrate", &stockCometMigrateArgs{Nodes: map[string]int{"node1": 1, "other": 1}}, &r)
 	var foreign string
 	for i := 0; foreign == ""; i++ {

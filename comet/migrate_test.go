@@ -93,6 +93,9 @@ func TestMigrationClosesOnlyKeysThatMoved(t *testing.T) {
 		s.cl.expect("+h\r\n")
 	}
 
+	// node2's weight goes to 4 in ZooKeeper, as an operator would do it;
+	// web then sends the new map.
+	setRegisteredWeight(t, c2, 4)
 	migrate(after)
 	for _, s := range subs {
 		if s.moves {

@@ -228,7 +228,7 @@ func (c *Comet) callStore(ctx context.Context, method string, args, reply any) e
 func (c *Comet) deliver(key string, m *message) {
 	c.stats.pushed.Add(1)
 	for _, cn := range c.hub.conns(key) {
-		if cn.sendMsg(m.frame(cn.proto, cn.oldForm)) {
+		if cn.sendMessage(m) {
 			c.stats.framesQueued.Add(1)
 		}
 	}

@@ -38,6 +38,9 @@ func (r *RPC) New(args *api.CometNewArgs, reply *int) error {
 	if life == 0 {
 		life = c.cfg.Channel.Token.Expire.D()
 	}
+	if c.verifier != nil {
+		return errors.New("CometRPC.New: this comet takes signed tokens (channel.token.mode = jwt), not tokens added by RPC")
+	}
 	if c.cfg.Channel.Auth {
 		c.hub.addToken(args.Key, args.Token, life, c.cfg.Channel.Token.Max)
 	}
@@ -102,6 +105,11 @@ func (r *RPC) PushPrivates(args *api.CometPushPrivatesArgs, reply *api.CometPush
 func (r *RPC) Migrate(args *api.CometMigrateArgs, reply *int) error {
 	if args == nil {
 		return errors.New("CometRPC.Migrate: no arguments")
+	}
+	if err := r.c.checkMigrate(args.Nodes); err != nil {
+		r.c.stats.migrateRefused.Add(1)
+		r.c.log.Warn("Migrate refused", "err", err)
+		return fmt.Errorf("CometRPC.Migrate refused: %w", err)
 	}
 	if err := r.c.migrate(args.Nodes); err != nil {
 		return fmt.Errorf("CometRPC.Migrate: %w", err)

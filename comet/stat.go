@@ -21,6 +21,9 @@ type stats struct {
 	wsConns       atomic.Int64 // open WebSocket connections
 	tcpAccepted   atomic.Int64 // TCP connections accepted since start
 	wsAccepted    atomic.Int64 // WebSocket connections upgraded since start
+	sseConns      atomic.Int64 // open Server-Sent Events connections
+	sseAccepted   atomic.Int64 // SSE requests taken on since start
+	resumed       atomic.Int64 // stored messages sent to SSE clients for their Last-Event-ID
 	subsAdded     atomic.Int64 // connections added to a channel since start
 	subsRemoved   atomic.Int64 // connections taken out of a channel since start
 	refused       atomic.Int64 // handshakes answered with an error reply
@@ -35,7 +38,19 @@ type stats struct {
 	msgsWritten   atomic.Int64 // message frames written to a connection
 	msgsFailed    atomic.Int64 // message frames lost: connection closed or failed first
 	slowClosed    atomic.Int64 // connections closed because their queue was full
-	heartbeats    atomic.Int64 // heartbeats answered
+	heartbeats    atomic.Int64 // heartbeats answered, and SSE heartbeat comments sent
+	migrateRefused atomic.Int64 // Migrate calls refused (node map not ZooKeeper's)
+}
+
+// open returns the counter of open connections of protocol p.
+func (s *stats) open(p proto) *atomic.Int64 {
+	switch p {
+	case protoWS:
+		return &s.wsConns
+	case protoSSE:
+		return &s.sseConns
+	}
+	return &s.tcpConns
 }
 
 // subscribed is the number of connections in a channel now.
@@ -65,7 +80,7 @@ func (c *Comet) statHandler(w http.ResponseWriter, r *http.Request) {
 	case "memory":
 		data = memoryStat()
 	case "config":
-		data = config105{Comet: c.cfg, MaxProc: runtime.GOMAXPROCS(0)}.fill()
+		data = config105{Comet: c.cfg.Redacted(), MaxProc: runtime.GOMAXPROCS(0)}.fill()
 	case "channel":
 		if key := q.Get("key"); key != "" {
 			// Exactly 1.0.5's answer; a key without a channel has 0.
@@ -203,16 +218,19 @@ func (c *Comet) messageStat() map[string]any {
 func (c *Comet) connectionStat() map[string]any {
 	st := c.stats
 	added, removed := st.subsAdded.Load(), st.subsRemoved.Load()
-	tcp, ws := st.tcpConns.Load(), st.wsConns.Load()
+	tcp, ws, sse := st.tcpConns.Load(), st.wsConns.Load(), st.sseConns.Load()
 	return map[string]any{
 		"add":          added,
 		"remove":       removed,
 		"current":      added - removed,
 		"tcp":          tcp,
 		"websocket":    ws,
-		"total":        tcp + ws,
+		"sse":          sse,
+		"total":        tcp + ws + sse,
 		"tcp_accepted": st.tcpAccepted.Load(),
 		"ws_accepted":  st.wsAccepted.Load(),
+		"sse_accepted": st.sseAccepted.Load(),
+		"sse_resumed":  st.resumed.Load(),
 		"refused":      st.refused.Load(),
 		"slow_closed":  st.slowClosed.Load(),
 		"heartbeats":   st.heartbeats.Load(),

@@ -3,9 +3,11 @@ package comet
 import (
 	"bufio"
 	"errors"
-	"gopush/api"
 	"net"
 	"time"
+
+	"gopush/api"
+	"gopush/internal/connlimit"
 )
 
 // tcpReadBuffer is the size of a connection's read buffer. The subscribe
@@ -36,6 +38,12 @@ func (c *Comet) acceptTCP(ln net.Listener) {
 			continue
 		}
 		backoff = 0
+		if err := connlimit.RefusalOf(nc); err != nil {
+			// Over the per-address limits: TCP clients are refused by
+			// closing (the limiter logged and counted it).
+			nc.Close()
+			continue
+		}
 		cn := newConn(c, nc, protoTCP)
 		if !c.conns.add(cn, &c.wg) {
 			nc.Close()
@@ -47,8 +55,8 @@ func (c *Comet) acceptTCP(ln net.Listener) {
 
 // setSockOpts applies [channel] sndbuf.size, rcvbuf.size and tcp.keepalive.
 func (c *Comet) setSockOpts(nc net.Conn) {
-	tc, ok := nc.(*net.TCPConn)
-	if !ok {
+	tc := connlimit.TCPConn(nc)
+	if tc == nil {
 		return
 	}
 	ch := &c.cfg.Channel
@@ -91,7 +99,13 @@ func (c *Comet) handshakeTCP(cn *conn) *bufio.Reader {
 	br := bufio.NewReaderSize(nc, tcpReadBuffer)
 	req, err := api.ReadSubscribe(br)
 	if err != nil {
-		if errors.Is(err, api.ErrFraming) || errors.Is(err, api.ErrSubParam) {
+		switch {
+		case errors.Is(err, api.ErrTokenTooLong) && c.cfg.Channel.Auth:
+			// With auth on, a token over the argument limit is a failed
+			// token check (-a), refused before its bytes are read.
+			c.stats.refused.Add(1)
+			cn.replyAndClose(replyAuth.tcp)
+		case errors.Is(err, api.ErrFraming) || errors.Is(err, api.ErrSubParam):
 			cn.replyAndClose(c.refuse().tcp)
 		}
 		c.log.Debug("tcp subscribe failed", "addr", nc.RemoteAddr(), "err", err)

@@ -72,6 +72,7 @@ func TestTCPErrorReplies(t *testing.T) {
 	// -n: the ring gives the key to another node.
 	rc := rpcClient(t, c)
 	var r int
+	registerComet(t, c, "other", 1)
 	call(t, rc, api.CometMigrate, &api.CometMigrateArgs{Nodes: map[string]int{"node1": 1, "other": 1}}, &r)
 	var foreign string
 	for i := 0; foreign == ""; i++ {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"gopush/internal/connlimit"
 )
 
 // maxWSRead is the largest frame payload comet reads from a WebSocket
@@ -71,6 +73,14 @@ func (c *Comet) serveWS(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", "GET")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	if err := connlimit.Refusal(r.Context()); err != nil {
+		// Over the per-address limits (limit.peraddr, limit.rate): refused
+		// before the upgrade; the limiter logged and counted it.
+		w.Header().Set("Connection", "close")
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, err.Error(), http.StatusTooManyRequests)
 		return
 	}
 	q := r.URL.Query()

@@ -49,15 +49,19 @@ func TestWebSocketErrorReplies(t *testing.T) {
 		}
 		cl.expectClosed(5 * time.Second)
 	}
-	// -n: the ring gives the key to another node.
-	var r int
-	call(t, rpcClient(t, c), api.CometMigrate, &api.CometMigrateArgs{Nodes: map[string]int{"other": 1}}, &r)
+	// -n: the ring gives the key to another node (set directly: a
+	// Migrate must match ZooKeeper, where this comet is registered).
+	if err := c.migrate(map[string]int{"other": 1}); err != nil {
+		t.Fatal(err)
+	}
 	cl := dialWS(t, addr, wsQuery("k", "30", "", "1"))
 	if got := cl.read(); got != "-n\r\n" {
 		t.Errorf("key of another node: got %q, want -n", got)
 	}
 	cl.expectClosed(5 * time.Second)
-	call(t, rpcClient(t, c), api.CometMigrate, &api.CometMigrateArgs{Nodes: map[string]int{"node1": 1}}, &r)
+	if err := c.migrate(map[string]int{"node1": 1}); err != nil {
+		t.Fatal(err)
+	}
 
 	// Raw bytes of an error reply: one unmasked text frame "-p\r\n".
 	raw := dialRawWS(t, addr, wsQuery("", "30", "", "1"))

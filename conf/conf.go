@@ -35,6 +35,22 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 type Log struct {
 	Level  string `toml:"level"`  // debug, info, warn, error
 	Format string `toml:"format"` // text or json
+	// Lines of one message (same level and text) written per window at
+	// most; the others are counted and the count is logged as
+	// "suppressed" with the next line of that message. 0: no limit.
+	Repeat int      `toml:"repeat"`
+	Window Duration `toml:"window"`
+}
+
+// Limit bounds a daemon's client connections (comet's TCP and WebSocket
+// ports together, web's public port): a cap that keeps a reserve of file
+// descriptors for everything else, and per-client-address limits.
+type Limit struct {
+	Conns   int     `toml:"conns"`   // client connections at most; 0: the open-file limit minus reserve
+	Reserve int     `toml:"reserve"` // descriptors kept for the rest; 0: a tenth of the open-file limit (100 .. half of it)
+	PerAddr int     `toml:"peraddr"` // connections from one IP address at most; 0: no limit
+	Rate    float64 `toml:"rate"`    // new connections per second from one IP address; 0: no limit
+	Burst   int     `toml:"burst"`   // new connections one IP address may open at once above rate
 }
 
 // Bind is a list of listen addresses. In TOML it is an array of strings or
@@ -67,6 +83,12 @@ type RPC struct {
 	Ping    Duration `toml:"ping"`    // how often each peer is pinged
 	Retry   Duration `toml:"retry"`   // how often a failed peer is redialled
 	Timeout Duration `toml:"timeout"` // deadline of one call
+
+	MaxMsg int      `toml:"maxmsg"` // largest gob message read, bytes
+	Idle   Duration `toml:"idle"`   // a served connection silent this long is closed
+	Allow  AddrList `toml:"allow"`  // networks peers may connect from; [] any
+	Secret string   `toml:"secret"` // shared secret of the node handshake; "" off
+	Legacy AddrList `toml:"legacy"` // networks of 1.0.5 peers, exempt from the handshake
 }
 
 // Comet is comet's configuration.
@@ -98,10 +120,14 @@ type Comet struct {
 		} `toml:"handshake"`
 		Auth  bool `toml:"auth"`
 		Token struct {
-			Expire Duration `toml:"expire"` // unused tokens expire after this
-			Max    int      `toml:"max"`    // tokens kept per key
+			Mode    string   `toml:"mode"`    // "rpc" (1.0.5: added through CometRPC.New) or "jwt" (signed)
+			Expire  Duration `toml:"expire"`  // unused tokens expire after this (rpc mode)
+			Max     int      `toml:"max"`     // tokens kept per key (rpc mode)
+			Alg     string   `toml:"alg"`     // jwt mode: HS256, EdDSA or RS256
+			Secret  string   `toml:"secret"`  // jwt mode, HS256: the shared secret
+			KeyFile string   `toml:"keyfile"` // jwt mode, EdDSA and RS256: PEM public key
 		} `toml:"token"`
-		Origins []string `toml:"origins"` // WebSocket Origin allow-list; empty: any
+		Origins []string `toml:"origins"` // WebSocket and SSE Origin allow-list; empty: any
 	} `toml:"channel"`
 
 	// Lost: a comet out of touch with ZooKeeper for longer than its session
@@ -111,6 +137,7 @@ type Comet struct {
 		Grace Duration `toml:"grace"`
 	} `toml:"lost"`
 
+	Limit     Limit     `toml:"limit"`
 	ZooKeeper ZooKeeper `toml:"zookeeper"`
 	RPC       RPC       `toml:"rpc"`
 }
@@ -121,10 +148,12 @@ type Web struct {
 	HTTP struct {
 		Bind          AddrList `toml:"bind"`
 		ServerTimeout Duration `toml:"servertimeout"` // read and write timeout
+		IdleTimeout   Duration `toml:"idletimeout"`   // keep-alive connections idle this long are closed
 		TokenAdd      bool     `toml:"tokenadd"`      // also serve /1/token/add publicly
 	} `toml:"http"`
 	Admin struct {
 		Bind    AddrList `toml:"bind"`
+		Token   string   `toml:"token"`   // bearer token the admin API requires; "" none
 		MaxBody int64    `toml:"maxbody"` // bytes
 		MaxKeys int      `toml:"maxkeys"` // keys in one push/mprivate call
 	} `toml:"admin"`
@@ -133,6 +162,8 @@ type Web struct {
 	Token struct {
 		Expire Duration `toml:"expire"` // lifetime of a token added through /1/token/add
 	} `toml:"token"`
+
+	Limit Limit `toml:"limit"` // the public port
 
 	Prune struct {
 		Enable   bool     `toml:"enable"`
@@ -179,6 +210,9 @@ type Message struct {
 		// not all acknowledge fails (docs/reliability.md).
 		Wait        int      `toml:"wait"`
 		WaitTimeout Duration `toml:"waittimeout"`
+		// Database (SELECT index) of rooms and public messages, apart from
+		// the subscriber keys in database 0 so that no key can name them.
+		RoomDB int `toml:"roomdb"`
 	} `toml:"redis"`
 
 	MySQL struct {

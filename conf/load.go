@@ -35,7 +35,7 @@ func (e *Error) Error() string {
 // DefaultComet returns comet's configuration with every default set.
 func DefaultComet() *Comet {
 	c := &Comet{}
-	c.Log = Log{Level: "info", Format: "text"}
+	c.Log = defaultLog()
 	c.TCP.Bind = AddrList{"localhost:6969"}
 	c.WebSocket.Bind = AddrList{"localhost:6968"}
 	c.Stat.Bind = AddrList{"localhost:6972"}
@@ -45,9 +45,12 @@ func DefaultComet() *Comet {
 	c.Channel.MaxSubscriber = 64
 	c.Channel.Msgbuf.Num = 120
 	c.Channel.Handshake.Timeout = Duration(5 * time.Second)
+	c.Channel.Token.Mode = "rpc"
+	c.Channel.Token.Alg = "HS256"
 	c.Channel.Token.Expire = Duration(30 * 24 * time.Hour)
 	c.Channel.Token.Max = 16
 	c.Lost.Grace = Duration(5 * time.Second)
+	c.Limit = defaultLimit()
 	c.ZooKeeper = defaultZooKeeper()
 	c.RPC = defaultRPC()
 	c.RPC.Bind = AddrList{"localhost:6970"}
@@ -57,14 +60,16 @@ func DefaultComet() *Comet {
 // DefaultWeb returns web's configuration with every default set.
 func DefaultWeb() *Web {
 	w := &Web{}
-	w.Log = Log{Level: "info", Format: "text"}
+	w.Log = defaultLog()
 	w.HTTP.Bind = AddrList{"localhost:8090"}
 	w.HTTP.ServerTimeout = Duration(10 * time.Second)
+	w.HTTP.IdleTimeout = Duration(120 * time.Second)
 	w.Admin.Bind = AddrList{"localhost:8091"}
 	w.Admin.MaxBody = 1 << 20
 	w.Admin.MaxKeys = 100000
 	w.Pprof.Bind = AddrList{"localhost:8190"}
 	w.Token.Expire = Duration(30 * 24 * time.Hour)
+	w.Limit = defaultLimit()
 	w.Prune.Enable = true
 	w.Prune.Interval = Duration(5 * time.Second)
 	w.Prune.Failures = 3
@@ -77,9 +82,7 @@ func DefaultWeb() *Web {
 // DefaultMessage returns message's configuration with every default set.
 func DefaultMessage() *Message {
 	m := &Message{}
-	m.Log = Log{Level: "info", Format: "text"}
-	m.RPC.Bind = AddrList{"localhost:8070"}
-	m.RPC.Timeout = Duration(5 * time.Second)
+	m.Log = defaultLog()
 	m.Node.Weight = 1
 	m.Storage.Type = "redis"
 	m.Storage.Store = 20
@@ -92,6 +95,7 @@ func DefaultMessage() *Message {
 	m.Redis.Source = map[string]string{"node1:1": "tcp@localhost:6379"}
 	m.Redis.Wait = 0
 	m.Redis.WaitTimeout = Duration(time.Second)
+	m.Redis.RoomDB = 1
 	m.MySQL.Idle = 4
 	m.MySQL.Active = 32
 	m.MySQL.Clean = Duration(time.Hour)
@@ -101,6 +105,9 @@ func DefaultMessage() *Message {
 	m.Public.Key = "gopush:public"
 	m.Public.Store = 20
 	m.ZooKeeper = defaultZooKeeper()
+	m.RPC = defaultRPC()
+	m.RPC.Bind = AddrList{"localhost:8070"}
+	m.RPC.Timeout = Duration(5 * time.Second) // bounds the storage work of one call
 	return m
 }
 
@@ -121,7 +128,18 @@ func defaultRPC() RPC {
 		Ping:    Duration(time.Second),
 		Retry:   Duration(3 * time.Second),
 		Timeout: Duration(3 * time.Second),
+		MaxMsg:  32 << 20,
+		Idle:    Duration(5 * time.Minute),
+		Allow:   AddrList{"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"},
 	}
+}
+
+func defaultLog() Log {
+	return Log{Level: "info", Format: "text", Repeat: 10, Window: Duration(10 * time.Second)}
+}
+
+func defaultLimit() Limit {
+	return Limit{Burst: 10}
 }
 
 // LoadComet reads comet's configuration from path ("" means defaults only).

@@ -3,10 +3,13 @@ package conf
 import (
 	"io"
 	"log/slog"
+
+	"gopush/internal/logthrottle"
 )
 
 // NewLogger builds the daemon's logger from [log]: text or JSON lines at
-// the configured level.
+// the configured level, repeated lines limited to log.repeat per
+// log.window.
 func (l Log) NewLogger(w io.Writer) *slog.Logger {
 	var level slog.Level
 	switch l.Level {
@@ -20,8 +23,11 @@ func (l Log) NewLogger(w io.Writer) *slog.Logger {
 		level = slog.LevelInfo
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
 	if l.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
+	} else {
+		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(logthrottle.New(h, l.Repeat, l.Window.D()))
 }

@@ -3,6 +3,7 @@ package conf
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 )
@@ -72,6 +73,48 @@ func (v *validator) logConf(l Log) {
 	default:
 		v.fail("log.format", "must be text or json, got %q", l.Format)
 	}
+	if l.Repeat < 0 {
+		v.fail("log.repeat", "must not be negative")
+	}
+	if l.Repeat > 0 {
+		v.duration("log.window", l.Window)
+	}
+}
+
+func (v *validator) limit(l Limit) {
+	for key, n := range map[string]int{"limit.conns": l.Conns, "limit.reserve": l.Reserve, "limit.peraddr": l.PerAddr} {
+		if n < 0 {
+			v.fail(key, "must not be negative (0 picks the default)")
+		}
+	}
+	if l.Rate < 0 {
+		v.fail("limit.rate", "must not be negative (0: no limit)")
+	}
+	if l.Rate > 0 && l.Burst < 1 {
+		v.fail("limit.burst", "must be at least 1 when limit.rate is set")
+	}
+}
+
+// rpc checks the hardening keys of [rpc]; serves is false for web, which
+// only dials.
+func (v *validator) rpc(r RPC, serves bool) {
+	if r.MaxMsg < 64<<10 {
+		v.fail("rpc.maxmsg", "must be at least 65536 bytes, got %d", r.MaxMsg)
+	}
+	v.duration("rpc.idle", r.Idle)
+	if serves {
+		v.nets("rpc.allow", r.Allow)
+	}
+	v.nets("rpc.legacy", r.Legacy)
+	if r.Secret != "" && len(r.Secret) < 16 {
+		v.fail("rpc.secret", "must be at least 16 bytes long (or empty: no handshake)")
+	}
+}
+
+func (v *validator) nets(key string, list AddrList) {
+	if _, err := ParseNets(list); err != nil {
+		v.fail(key, "%v", err)
+	}
 }
 
 func (v *validator) zookeeper(z ZooKeeper) {
@@ -118,6 +161,29 @@ func (c *Comet) validate(file string) error {
 	v.duration("channel.handshake.timeout", c.Channel.Handshake.Timeout)
 	v.duration("channel.token.expire", c.Channel.Token.Expire)
 	v.positive("channel.token.max", c.Channel.Token.Max)
+	tk := c.Channel.Token
+	switch tk.Mode {
+	case "rpc":
+	case "jwt":
+		switch tk.Alg {
+		case "HS256":
+			if len(tk.Secret) < 32 {
+				v.fail("channel.token.secret", "HS256 needs a secret of at least 32 bytes")
+			}
+		case "EdDSA", "RS256":
+			if tk.KeyFile == "" {
+				v.fail("channel.token.keyfile", "%s needs the PEM file of the public key", tk.Alg)
+			}
+		default:
+			v.fail("channel.token.alg", "must be HS256, EdDSA or RS256, got %q", tk.Alg)
+		}
+		if !c.Channel.Auth {
+			v.fail("channel.auth", "must be true with channel.token.mode = \"jwt\"")
+		}
+	default:
+		v.fail("channel.token.mode", "must be rpc or jwt, got %q", tk.Mode)
+	}
+	v.limit(c.Limit)
 	v.zookeeper(c.ZooKeeper)
 	v.zkPath("zookeeper.comet.path", c.ZooKeeper.Comet.Path)
 	v.zkPath("zookeeper.message.path", c.ZooKeeper.Message.Path)
@@ -128,6 +194,7 @@ func (c *Comet) validate(file string) error {
 	v.duration("rpc.ping", c.RPC.Ping)
 	v.duration("rpc.retry", c.RPC.Retry)
 	v.duration("rpc.timeout", c.RPC.Timeout)
+	v.rpc(c.RPC, true)
 	return v.result()
 }
 
@@ -136,6 +203,11 @@ func (w *Web) validate(file string) error {
 	v.logConf(w.Log)
 	v.binds("http.bind", w.HTTP.Bind, true)
 	v.duration("http.servertimeout", w.HTTP.ServerTimeout)
+	v.duration("http.idletimeout", w.HTTP.IdleTimeout)
+	if t := w.Admin.Token; t != "" && (len(t) < 16 || strings.TrimSpace(t) != t || strings.ContainsAny(t, " \t\r\n")) {
+		v.fail("admin.token", "must be at least 16 characters without spaces (or empty: none)")
+	}
+	v.limit(w.Limit)
 	v.binds("admin.bind", w.Admin.Bind, true)
 	v.binds("pprof.bind", w.Pprof.Bind, false)
 	if w.Admin.MaxBody < 1 {
@@ -156,6 +228,7 @@ func (w *Web) validate(file string) error {
 	v.duration("rpc.ping", w.RPC.Ping)
 	v.duration("rpc.retry", w.RPC.Retry)
 	v.duration("rpc.timeout", w.RPC.Timeout)
+	v.rpc(w.RPC, false)
 	return v.result()
 }
 
@@ -164,6 +237,7 @@ func (m *Message) validate(file string) error {
 	v.logConf(m.Log)
 	v.binds("rpc.bind", m.RPC.Bind, true)
 	v.duration("rpc.timeout", m.RPC.Timeout)
+	v.rpc(m.RPC, true)
 	v.binds("pprof.bind", m.Pprof.Bind, false)
 	v.positive("node.weight", m.Node.Weight)
 	v.positive("storage.store", m.Storage.Store)
@@ -191,6 +265,9 @@ func (m *Message) validate(file string) error {
 			v.fail("redis.wait", "must not be negative")
 		}
 		v.duration("redis.waittimeout", m.Redis.WaitTimeout)
+		if m.Redis.RoomDB < 1 {
+			v.fail("redis.roomdb", "must be 1 or more (database 0 holds the subscriber keys), got %d", m.Redis.RoomDB)
+		}
 	case "mysql":
 		if len(m.MySQL.Source) == 0 {
 			v.fail("mysql.source", "needs at least one shard")
@@ -293,4 +370,28 @@ func ParseRedisAddr(s string) (RedisAddr, error) {
 	}
 	a.Network, a.Address = network, addr
 	return a, nil
+}
+
+// ParseNets parses a list of networks ("10.0.0.0/8") and single addresses
+// ("192.0.2.7", taken as one address).
+func ParseNets(list []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(list))
+	for _, s := range list {
+		s = strings.TrimSpace(s)
+		if strings.Contains(s, "/") {
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				return nil, fmt.Errorf("%q is not a network like 10.0.0.0/8", s)
+			}
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an IP address or network", s)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }

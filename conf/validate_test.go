@@ -73,3 +73,21 @@ admin.bind = ["localhost:8091,localhost:9091", "localhost:10091"]
 		t.Errorf("admin.bind = %q", got)
 	}
 }
+
+func TestParseNets(t *testing.T) {
+	for _, s := range []string{"", "10.0.0.0/33", "host.example", "1.2.3"} {
+		if _, err := ParseNets([]string{s}); err == nil {
+			t.Errorf("ParseNets(%q) accepted it", s)
+		}
+	}
+	p, err := ParseNets([]string{"::1", "10.1.2.3/8", "::ffff:127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"::1/128", "10.0.0.0/8", "127.0.0.1/32"}
+	for i, w := range want {
+		if p[i].String() != w {
+			t.Errorf("ParseNets[%d] = %v, want %s", i, p[i], w)
+		}
+	}
+}

@@ -134,10 +134,11 @@ func TestClusterRooms(t *testing.T) {
 	if got := roomKeys(t, w, rid); !slices.Equal(got, sorted) {
 		t.Fatalf("room/keys holds %d keys, want the 1000 joined", len(got))
 	}
-	// The set is on the shard the ring over the shard names gives rid.
+	// The set is on the shard the ring over the shard names gives rid, in
+	// the room database (redis.roomdb, docs/security.md).
 	want := shardRing.Get(rid)
 	for name, s := range map[string]*testenv.RedisServer{"a": shardA, "b": shardB} {
-		conn, err := redis.Dial("tcp", s.Addr())
+		conn, err := redis.Dial("tcp", s.Addr(), redis.DialDatabase(conf.DefaultMessage().Redis.RoomDB))
 		if err != nil {
 			t.Fatal(err)
 		}

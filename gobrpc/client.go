@@ -27,9 +27,11 @@ var ErrTimeout = errors.New("gobrpc: call timed out")
 type Client struct {
 	addr    string
 	timeout time.Duration
+	opts    Options
 
 	mu      sync.Mutex
 	rc      *rpc.Client   // current connection; nil when none
+	used    time.Time     // when rc was last handed to a call
 	dialing chan struct{} // closed when the dial in progress ends; nil when none
 	dialErr error         // outcome of the last dial
 	closed  bool
@@ -39,10 +41,18 @@ type Client struct {
 // which must be positive (the daemons take it from rpc.timeout, whose
 // default lives in package conf). It does not dial.
 func NewClient(addr string, timeout time.Duration) *Client {
+	return NewClientWith(addr, timeout, Options{})
+}
+
+// NewClientWith is NewClient with hardening options: answers over
+// o.MaxMsg break the connection, a connection unused for o.Idle/2 is
+// redialled, and with o.Secret the client does the node handshake unless
+// the peer's address is in o.Legacy. Allow and MaxConns are ignored.
+func NewClientWith(addr string, timeout time.Duration, o Options) *Client {
 	if timeout <= 0 {
 		panic("gobrpc: NewClient with a timeout that is not positive")
 	}
-	return &Client{addr: addr, timeout: timeout}
+	return &Client{addr: addr, timeout: timeout, opts: o}
 }
 
 // Addr returns the peer's address.
@@ -114,8 +124,16 @@ func (c *Client) conn(ctx context.Context) (*rpc.Client, error) {
 		return nil, ErrClientClosed
 	}
 	if rc := c.rc; rc != nil {
-		c.mu.Unlock()
-		return rc, nil
+		now := time.Now()
+		if c.opts.Idle <= 0 || now.Sub(c.used) < c.opts.Idle/2 {
+			c.used = now
+			c.mu.Unlock()
+			return rc, nil
+		}
+		// Unused for long: the peer may be closing it for idleness just
+		// as a call goes out on it. Start afresh.
+		c.rc = nil
+		rc.Close()
 	}
 	wait := c.dialing
 	if wait == nil {
@@ -136,6 +154,7 @@ func (c *Client) conn(ctx context.Context) (*rpc.Client, error) {
 	case c.closed:
 		return nil, ErrClientClosed
 	case c.rc != nil:
+		c.used = time.Now()
 		return c.rc, nil
 	case c.dialErr != nil:
 		return nil, c.dialErr
@@ -149,9 +168,14 @@ func (c *Client) dial(wait chan struct{}) {
 	defer cancel()
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", c.addr)
+	if err == nil && c.opts.needsHandshake(addrIP(nc.RemoteAddr())) {
+		if err = clientHandshake(nc, c.opts.Secret, min(c.timeout, c.opts.handshakeTimeout())); err != nil {
+			nc.Close()
+		}
+	}
 	var rc *rpc.Client
 	if err == nil {
-		rc = rpc.NewClientWithCodec(newClientCodec(nc, c.timeout))
+		rc = rpc.NewClientWithCodec(newClientCodec(nc, c.timeout, c.opts.MaxMsg))
 	}
 	if err != nil {
 		err = &dialError{err}

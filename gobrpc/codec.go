@@ -24,9 +24,9 @@ type clientCodec struct {
 	buf     *bufio.Writer
 }
 
-func newClientCodec(conn net.Conn, timeout time.Duration) *clientCodec {
+func newClientCodec(conn net.Conn, timeout time.Duration, maxMsg int) *clientCodec {
 	buf := bufio.NewWriter(conn)
-	return &clientCodec{conn: conn, timeout: timeout, dec: gob.NewDecoder(conn), enc: gob.NewEncoder(buf), buf: buf}
+	return &clientCodec{conn: conn, timeout: timeout, dec: gob.NewDecoder(newMsgLimiter(conn, maxMsg)), enc: gob.NewEncoder(buf), buf: buf}
 }
 
 func (c *clientCodec) WriteRequest(r *rpc.Request, body any) error {
@@ -61,9 +61,9 @@ type serverCodec struct {
 	timeout time.Duration // write deadline of one response
 }
 
-func newServerCodec(conn net.Conn) *serverCodec {
+func newServerCodec(conn net.Conn, maxMsg int) *serverCodec {
 	buf := bufio.NewWriter(conn)
-	return &serverCodec{conn: conn, dec: gob.NewDecoder(conn), enc: gob.NewEncoder(buf), buf: buf, timeout: serverWriteTimeout}
+	return &serverCodec{conn: conn, dec: gob.NewDecoder(newMsgLimiter(conn, maxMsg)), enc: gob.NewEncoder(buf), buf: buf, timeout: serverWriteTimeout}
 }
 
 // serverWriteTimeout bounds one response write, so that a client that stops

@@ -26,6 +26,7 @@ var ErrNoMessageNode = errors.New("gobrpc: no live message node")
 // lock; Update and the health loops build new snapshots.
 type MessagePool struct {
 	ping, retry, timeout time.Duration
+	opts                 Options // of every node's client
 	log                  *slog.Logger
 
 	snap atomic.Pointer[poolSnapshot]
@@ -111,13 +112,19 @@ func (s *poolSnapshot) pickOther(not *poolNode) *poolNode {
 // daemons take them from [rpc], whose defaults live in package conf). Feed
 // it with Update (from WatchMessages).
 func NewMessagePool(ping, retry, timeout time.Duration, log *slog.Logger) *MessagePool {
+	return NewMessagePoolWith(ping, retry, timeout, Options{}, log)
+}
+
+// NewMessagePoolWith is NewMessagePool whose clients use o (see
+// NewClientWith).
+func NewMessagePoolWith(ping, retry, timeout time.Duration, o Options, log *slog.Logger) *MessagePool {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	if ping <= 0 || retry <= 0 || timeout <= 0 {
 		panic("gobrpc: NewMessagePool with an interval or timeout that is not positive")
 	}
-	p := &MessagePool{ping: ping, retry: retry, timeout: timeout, log: log, nodes: make(map[string]*poolNode)}
+	p := &MessagePool{ping: ping, retry: retry, timeout: timeout, opts: o, log: log, nodes: make(map[string]*poolNode)}
 	p.snap.Store(&poolSnapshot{})
 	return p
 }
@@ -158,7 +165,7 @@ func (p *MessagePool) Update(nodes []api.MessageNode) {
 			}
 			continue
 		}
-		n := &poolNode{addr: addr, weight: w, client: NewClient(addr, p.timeout)}
+		n := &poolNode{addr: addr, weight: w, client: NewClientWith(addr, p.timeout, p.opts)}
 		n.ctx, n.stop = context.WithCancel(context.Background())
 		n.alive.Store(true) // registered nodes are usually up; the first ping checks
 		p.nodes[addr] = n

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"gopush/internal/connlimit"
 )
 
 // maxIdleWorkers bounds how many handler goroutines of one connection wait
@@ -37,7 +39,13 @@ type Server struct {
 	rcvr    reflect.Value
 	methods map[string]*method
 	lns     []net.Listener
-	wg      sync.WaitGroup // accept loops, connection readers and workers
+	opts    Options
+	limiter *connlimit.Limiter // Options.Allow and MaxConns
+	wg      sync.WaitGroup     // accept loops, connection readers and workers
+
+	oversized    atomic.Int64 // connections closed for a message over MaxMsg
+	idleClosed   atomic.Int64 // connections closed for silence (Idle)
+	badHandshake atomic.Int64 // connections that failed the node handshake
 
 	mu      sync.Mutex
 	conns   map[net.Conn]*connState
@@ -45,9 +53,19 @@ type Server struct {
 }
 
 // Serve registers rcvr under the service name (e.g. api.CometService) and
-// serves it on every address of binds. It fails, listening on nothing, if
-// any address cannot be listened on or rcvr has no RPC method.
+// serves it on every address of binds, with the zero Options. It fails,
+// listening on nothing, if any address cannot be listened on or rcvr has
+// no RPC method.
 func Serve(name string, rcvr any, binds []string, log *slog.Logger) (*Server, error) {
+	return ServeWith(name, rcvr, binds, Options{}, log)
+}
+
+// ServeWith is Serve with hardening options: connections from outside
+// o.Allow or beyond o.MaxConns are closed at once, peers outside o.Legacy
+// must pass the node handshake when o.Secret is set, messages over
+// o.MaxMsg and silences over o.Idle close the connection. Each refusal is
+// logged (give a rate-limited logger) and counted (Counts).
+func ServeWith(name string, rcvr any, binds []string, o Options, log *slog.Logger) (*Server, error) {
 	if len(binds) == 0 {
 		return nil, fmt.Errorf("gobrpc: serve %s: no bind address", name)
 	}
@@ -63,8 +81,10 @@ func Serve(name string, rcvr any, binds []string, log *slog.Logger) (*Server, er
 		log:     log.With("rpc", name),
 		rcvr:    reflect.ValueOf(rcvr),
 		methods: methods,
+		opts:    o,
 		conns:   make(map[net.Conn]*connState),
 	}
+	s.limiter = connlimit.New("rpc "+name, connlimit.Rules{Max: o.MaxConns, Allow: o.Allow}, s.log)
 	for _, addr := range binds {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
@@ -73,7 +93,7 @@ func Serve(name string, rcvr any, binds []string, log *slog.Logger) (*Server, er
 			}
 			return nil, fmt.Errorf("gobrpc: serve %s on %s: %w", name, addr, err)
 		}
-		s.lns = append(s.lns, ln)
+		s.lns = append(s.lns, s.limiter.Wrap(ln))
 	}
 	for _, ln := range s.lns {
 		s.log.Info("rpc listening", "addr", ln.Addr().String())
@@ -114,7 +134,7 @@ func (s *Server) accept(ln net.Listener) {
 			conn.Close()
 			return
 		}
-		cs := &connState{codec: newServerCodec(conn), work: make(chan *call), quit: make(chan struct{})}
+		cs := &connState{codec: newServerCodec(conn, s.opts.MaxMsg), work: make(chan *call), quit: make(chan struct{})}
 		s.conns[conn] = cs
 		s.wg.Add(1)
 		s.mu.Unlock()
@@ -150,13 +170,24 @@ var invalidRequest = struct{}{}
 // read on it has been answered; it closes the connection.
 func (s *Server) serveConn(conn net.Conn, cs *connState) {
 	defer s.wg.Done()
+	if s.opts.needsHandshake(addrIP(conn.RemoteAddr())) {
+		if err := serverHandshake(conn, s.opts.Secret, s.opts.handshakeTimeout()); err != nil {
+			s.badHandshake.Add(1)
+			s.log.Warn("rpc: peer refused: node handshake failed", "remote", conn.RemoteAddr().String(), "err", err)
+			s.endConn(conn, cs)
+			return
+		}
+	}
 	for {
 		c := &call{conn: cs}
+		s.readDeadline(conn, s.opts.Idle)
 		err := cs.codec.readRequestHeader(&c.req)
+		if err == nil {
+			// The body follows its header at once.
+			s.readDeadline(conn, s.bodyWait())
+		}
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
-				s.log.Debug("rpc: cannot decode request", "remote", conn.RemoteAddr().String(), "err", err)
-			}
+			s.readFailed(conn, err)
 			break
 		}
 		// Closing: this request will not run. Dropping the connection
@@ -171,18 +202,92 @@ func (s *Server) serveConn(conn net.Conn, cs *connState) {
 			break
 		}
 		if err := s.readBody(c); err != nil {
+			if isStreamError(err) {
+				// The stream is broken (too large, silent, closed): no
+				// answer can follow it.
+				s.readFailed(conn, err)
+				cs.calls.Done()
+				break
+			}
 			s.respond(c, invalidRequest, err.Error())
 			cs.calls.Done()
 			continue
 		}
 		s.dispatch(c)
 	}
+	s.endConn(conn, cs)
+}
+
+// endConn waits for the connection's calls, then closes it and forgets it.
+func (s *Server) endConn(conn net.Conn, cs *connState) {
 	cs.calls.Wait()
 	close(cs.quit)
 	cs.codec.close()
 	s.mu.Lock()
 	delete(s.conns, conn)
 	s.mu.Unlock()
+}
+
+// bodyWait bounds the wait for a request's body once its header is read.
+const bodyWait = 30 * time.Second
+
+// bodyWait is bodyWait, or Options.Idle when that is shorter.
+func (s *Server) bodyWait() time.Duration {
+	if s.opts.Idle > 0 && s.opts.Idle < bodyWait {
+		return s.opts.Idle
+	}
+	return bodyWait
+}
+
+// readDeadline sets conn's read deadline d from now (none when d is 0).
+func (s *Server) readDeadline(conn net.Conn, d time.Duration) {
+	if d <= 0 {
+		conn.SetReadDeadline(time.Time{})
+		return
+	}
+	conn.SetReadDeadline(time.Now().Add(d))
+}
+
+// readFailed logs and counts why reading a connection ended.
+func (s *Server) readFailed(conn net.Conn, err error) {
+	var ne net.Error
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+	case errors.Is(err, ErrTooLarge):
+		s.oversized.Add(1)
+		s.log.Warn("rpc: connection closed: message over rpc.maxmsg", "remote", conn.RemoteAddr().String(), "err", err)
+	case errors.As(err, &ne) && ne.Timeout():
+		s.idleClosed.Add(1)
+		s.log.Info("rpc: connection closed: silent for rpc.idle", "remote", conn.RemoteAddr().String())
+	default:
+		s.log.Debug("rpc: cannot decode request", "remote", conn.RemoteAddr().String(), "err", err)
+	}
+}
+
+// isStreamError reports whether err leaves the connection's gob stream
+// unusable (as opposed to a body that decoded but does not fit).
+func isStreamError(err error) bool {
+	var ne net.Error
+	return errors.Is(err, ErrTooLarge) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.As(err, &ne)
+}
+
+// Counts are a Server's refusals since it started.
+type Counts struct {
+	connlimit.Counts       // allow-list and cap
+	Oversized        int64 // closed for a message over MaxMsg
+	IdleClosed       int64 // closed for silence
+	BadHandshake     int64 // failed the node handshake
+}
+
+// Counts returns the Server's counters.
+func (s *Server) Counts() Counts {
+	return Counts{
+		Counts:       s.limiter.Counts(),
+		Oversized:    s.oversized.Load(),
+		IdleClosed:   s.idleClosed.Load(),
+		BadHandshake: s.badHandshake.Load(),
+	}
 }
 
 // readBody finds the method of c's header and decodes its argument; on

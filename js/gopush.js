@@ -15,14 +15,25 @@
  *   1. asks web which comet serves the key (/1/server/get, p=1), by JSONP
  *      (works from any origin) or by fetch (same origin or CORS);
  *   2. opens a WebSocket to that comet (/sub?key=&heartbeat=&token=&ver=)
- *      and waits for "+h";
+ *      and waits for "+h", or, where WebSocket cannot be used, a
+ *      Server-Sent Events stream (/sse?key=&heartbeat=&token=&ver=, an
+ *      EventSource) and waits for it to open;
  *   3. fetches the messages it missed (stored ones newer than the last mid
  *      it delivered) and delivers them, then the online ones;
  *   4. sends a heartbeat "h" every `heartbeat` seconds; a comet silent for
  *      1.5 heartbeats is left;
  *   5. on any close or error waits a backoff (doubling, with jitter) and
  *      starts again at 1.
- * Each message is delivered once, in ascending mid order. Private messages
+ * Transports: with transport 'auto' (the default) the client starts with
+ * WebSocket and switches to Server-Sent Events when the browser has no
+ * WebSocket, or after `fallbackAfter` attempts in a row that reached a comet
+ * but never subscribed (a proxy that breaks WebSocket); after as many failed
+ * SSE attempts it tries WebSocket again. 'websocket' or 'sse' uses only that
+ * one. The transport in use is in sub.transport.
+ *
+ * Each message is delivered once, in ascending mid order, whatever the
+ * transport and across a switch: the last mids are the client's, not the
+ * connection's. Private messages
  * (gid 0, pushed to the key) and public ones (gid 1, broadcast to all by
  * /1/admin/push/all) have mids of two sequences, so each keeps its own last
  * mid (lastMid, lastPublicMid); order and deduplication hold within each.
@@ -48,6 +59,11 @@
     lastPublicMid: '0', // the same for public messages (gid 1)
     lookup: 'jsonp',    // 'jsonp' or 'fetch': how web is called
     wsScheme: '',       // 'ws' or 'wss'; default: wss on https pages
+    transport: 'auto',  // 'auto' (WebSocket, falling back to SSE), 'websocket' or 'sse'
+    fallbackAfter: 2,   // failed attempts in a row before 'auto' switches transport
+    cometURL: '',       // base URL of a comet, '{server}' standing for its host:port
+                        // (e.g. 'https://push.example.com/comet/{server}' behind a
+                        // proxy); default: http(s)://{server}, ws(s):// for WebSocket
     minBackoff: 500,    // ms
     maxBackoff: 30000,  // ms
     timeout: 10000,     // ms, for one call to web and for the subscribe
@@ -58,6 +74,11 @@
   };
 
   var jsonpSeq = 0;
+
+  // hasWebSocket tells whether this browser can open a WebSocket at all.
+  function hasWebSocket() {
+    return typeof WebSocket === 'function' || typeof WebSocket === 'object';
+  }
 
   // --- mids as digit strings ---------------------------------------------
 
@@ -209,6 +230,10 @@
     if (!isMid(o.lastMid)) { throw new Error('gopush: lastMid must be a digit string'); }
     if (!isMid(o.lastPublicMid)) { throw new Error('gopush: lastPublicMid must be a digit string'); }
     if (o.lookup !== 'jsonp' && o.lookup !== 'fetch') { throw new Error("gopush: lookup must be 'jsonp' or 'fetch'"); }
+    if (o.transport !== 'auto' && o.transport !== 'websocket' && o.transport !== 'sse') {
+      throw new Error("gopush: transport must be 'auto', 'websocket' or 'sse'");
+    }
+    if (!(o.fallbackAfter >= 1)) { throw new Error('gopush: fallbackAfter must be at least 1'); }
     o.web = String(o.web).replace(/\/+$/, '');
     this.opts = o;
     this.lastMid = o.lastMid;   // newest private mid delivered, a digit string
@@ -216,6 +241,10 @@
     this.server = '';           // comet address while subscribed
     this.connects = 0;          // successful subscribes so far
     this._ws = null;
+    this._es = null;
+    this.transport = o.transport === 'sse' || (o.transport === 'auto' && !hasWebSocket()) ? 'sse' : 'websocket';
+    this._failures = 0;         // attempts in a row on this transport that never subscribed
+    this._attempt = null;       // {up} of the connection being opened
     this._timers = {};
     this._backoff = o.minBackoff;
     this._running = false;
@@ -233,11 +262,20 @@
     this._running = false;
     this._gen++;
     this._clearTimers();
+    this._closeConn();
+    this.server = '';
+  };
+
+  // _closeConn closes the WebSocket or EventSource, if any.
+  GoPush.prototype._closeConn = function () {
     if (this._ws) {
       try { this._ws.close(); } catch (e) { /* already closed */ }
       this._ws = null;
     }
-    this.server = '';
+    if (this._es) {
+      try { this._es.close(); } catch (e) { /* already closed */ }
+      this._es = null;
+    }
   };
 
   GoPush.prototype._clearTimers = function () {
@@ -283,10 +321,8 @@
     if (gen !== this._gen || !this._running) { return; }
     this._gen++;
     this._clearTimers();
-    if (this._ws) {
-      try { this._ws.close(); } catch (e) { /* already closed */ }
-      this._ws = null;
-    }
+    this._closeConn();
+    this._countFailure();
     var wasUp = this.server !== '';
     this.server = '';
     if (err) { this._emit('onError', err); }
@@ -309,14 +345,115 @@
     });
   };
 
+  // _countFailure counts an attempt whose transport did not get through
+  // (the connection was opened but never came up: no WebSocket handshake,
+  // no event stream), and with transport 'auto' switches to the other
+  // transport after fallbackAfter of them in a row. A comet that answers
+  // over WebSocket, even with an error (-n during a migration), shows that
+  // WebSocket gets through.
+  GoPush.prototype._countFailure = function () {
+    var a = this._attempt;
+    this._attempt = null;
+    if (!a || a.up) { return; }
+    this._failures++;
+    if (this.opts.transport !== 'auto' || this._failures < this.opts.fallbackAfter) { return; }
+    var next = this.transport === 'websocket' ? 'sse' : 'websocket';
+    if (next === 'websocket' && !hasWebSocket()) { return; }
+    if (next === 'sse' && typeof EventSource !== 'function') { return; }
+    this.transport = next;
+    this._failures = 0;
+  };
+
+  // _subscribed records a successful subscribe on this transport.
+  GoPush.prototype._subscribed = function (server) {
+    if (this._attempt) { this._attempt.up = true; }
+    this._failures = 0;
+    this.server = server;
+    this.connects++;
+    this._backoff = this.opts.minBackoff;
+    this._emit('onOpen', server);
+  };
+
+  // _cometBase is the base URL of comet server: from the cometURL template,
+  // or http(s)://server; ws selects the ws(s) scheme.
+  GoPush.prototype._cometBase = function (server, ws) {
+    var o = this.opts;
+    var secure = root.location && root.location.protocol === 'https:';
+    if (!o.cometURL) {
+      if (ws) { return (o.wsScheme || (secure ? 'wss' : 'ws')) + '://' + server; }
+      return (secure ? 'https' : 'http') + '://' + server;
+    }
+    var base = o.cometURL.split('{server}').join(server).replace(/\/+$/, '');
+    return ws ? base.replace(/^http/, 'ws') : base;
+  };
+
   GoPush.prototype._open = function (gen, server) {
+    this._attempt = { up: false }; // up: the transport got through
+    if (this.transport === 'sse') { return this._openSSE(gen, server); }
+    return this._openWS(gen, server);
+  };
+
+  // _merge hands the fetched messages and those that came online during
+  // the fetch to _deliver in mid order. The online messages take their
+  // place among the fetched ones (an expire-0 one is in no fetch); the sort
+  // is stable, so a fetched copy comes first and the online duplicate is
+  // dropped.
+  GoPush.prototype._merge = function (missed, pending) {
+    var all = missed.concat(pending);
+    stableSort(all, function (a, b) { return cmpMid(a.mid, b.mid); });
+    for (var i = 0; i < all.length; i++) { this._deliver(all[i]); }
+  };
+
+  // _openSSE subscribes over Server-Sent Events: the stream opening is the
+  // "+h"; every event is one message in the current form. A refusal is an
+  // HTTP error, which EventSource reports as an error without detail.
+  GoPush.prototype._openSSE = function (gen, server) {
     var self = this, o = this.opts;
-    var scheme = o.wsScheme || (root.location && root.location.protocol === 'https:' ? 'wss' : 'ws');
-    var url = scheme + '://' + server + '/sub?' + query({ key: o.key, heartbeat: o.heartbeat, token: o.token, ver: o.ver });
+    var url = this._cometBase(server, false) + '/sse?' + query({ key: o.key, heartbeat: o.heartbeat, token: o.token, ver: o.ver });
+    var es;
+    try { es = new EventSource(url); } catch (e) { return this._fail(gen, e); }
+    this._es = es;
+    var fetching = true, pending = [];
+    this._timers.dead = setTimeout(function () {
+      self._fail(gen, new Error('gopush: comet ' + server + ' did not open the event stream'));
+    }, o.timeout);
+    es.onopen = function () {
+      if (gen !== self._gen) { return; }
+      clearTimeout(self._timers.dead);
+      self._subscribed(server);
+      self._fetchMissed(gen, function (missed) {
+        fetching = false;
+        self._merge(missed, pending);
+        pending = [];
+      });
+    };
+    es.onmessage = function (ev) {
+      if (gen !== self._gen) { return; }
+      var m;
+      try { m = parseFrame(typeof ev.data === 'string' ? ev.data : ''); } catch (e) { return self._fail(gen, e); }
+      if (fetching) { pending.push(m); } else { self._deliver(m); }
+    };
+    // EventSource would reconnect by itself, to the same comet; the client
+    // starts over instead (the key may have moved, and the offline fetch
+    // covers the gap, public messages included).
+    es.onerror = function () {
+      self._fail(gen, new Error('gopush: event stream from ' + server + ' failed or closed'));
+    };
+  };
+
+  GoPush.prototype._openWS = function (gen, server) {
+    var self = this, o = this.opts;
+    var url = this._cometBase(server, true) + '/sub?' + query({ key: o.key, heartbeat: o.heartbeat, token: o.token, ver: o.ver });
     var ws;
-    try { ws = new WebSocket(url); } catch (e) { return this._fail(gen, e); }
+    try { ws = new WebSocket(url); } catch (e) {
+      // This browser or page cannot open a WebSocket at all.
+      if (this.opts.transport === 'auto') { this._failures = this.opts.fallbackAfter; }
+      return this._fail(gen, e);
+    }
     this._ws = ws;
+    var attempt = this._attempt;
     var subscribed = false, fetching = true, pending = [];
+    ws.onopen = function () { if (attempt) { attempt.up = true; } };
 
     function alive() {
       clearTimeout(self._timers.dead);
@@ -335,23 +472,14 @@
         if (!subscribed) {
           subscribed = true;
           alive();
-          self.server = server;
-          self.connects++;
-          self._backoff = o.minBackoff;
-          self._emit('onOpen', server);
+          self._subscribed(server);
           self._timers.heartbeat = setInterval(function () {
             try { ws.send('h'); } catch (e) { self._fail(gen, e); }
           }, o.heartbeat * 1000);
           self._fetchMissed(gen, function (missed) {
-            // The online messages that came during the fetch take their
-            // place among the fetched ones (an expire-0 one is in no fetch);
-            // the sort is stable, so a fetched copy comes first and the
-            // online duplicate is dropped.
-            var all = missed.concat(pending);
             fetching = false;
+            self._merge(missed, pending);
             pending = [];
-            stableSort(all, function (a, b) { return cmpMid(a.mid, b.mid); });
-            for (var i = 0; i < all.length; i++) { self._deliver(all[i]); }
           });
         }
         return;

@@ -52,9 +52,14 @@ func Start(ctx context.Context, cfg *conf.Message, log *slog.Logger) (*Daemon, e
 	for _, err := range store.Check(ctx) {
 		log.Warn("storage shard not ready at start", "err", err)
 	}
-	d.srv, err = gobrpc.Serve(api.MessageService, withRooms(newRPC(store, cfg, log), cfg, store), cfg.RPC.Bind, log)
+	budget := daemon.FileBudget(conf.Limit{})
+	d.srv, err = gobrpc.ServeWith(api.MessageService, withRooms(newRPC(store, cfg, log), cfg, store), cfg.RPC.Bind,
+		daemon.RPCOptions(cfg.RPC, budget.Clients), log)
 	if err != nil {
 		return fail(err)
+	}
+	if cfg.RPC.Secret == "" {
+		daemon.WarnIfExposed(log, "rpc.bind", cfg.RPC.Bind, "rpc.secret: any host in rpc.allow can read and write messages")
 	}
 	if d.pprof, err = daemon.ServePprof(cfg.Pprof.Bind, log); err != nil {
 		return fail(err)
@@ -142,4 +147,13 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// RPCCounts returns the RPC server's refusal counters (allow-list, cap,
+// oversized messages, idle and failed handshakes).
+func (d *Daemon) RPCCounts() gobrpc.Counts {
+	if d.srv == nil {
+		return gobrpc.Counts{}
+	}
+	return d.srv.Counts()
 }

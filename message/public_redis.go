@@ -19,7 +19,7 @@ var errBadScriptReply = errors.New("unexpected reply from a script")
 
 func (r *redisRooms) SavePublic(ctx context.Context, e Entry) error {
 	e.Key = r.pubKey
-	s := r.rs.shard(r.pubKey)
+	s := r.rs.roomShard(r.pubKey)
 	c, err := s.pool.GetContext(ctx)
 	if err != nil {
 		return s.wrap(err)
@@ -34,7 +34,7 @@ func (r *redisRooms) SavePublic(ctx context.Context, e Entry) error {
 }
 
 func (r *redisRooms) GetPublic(ctx context.Context, after int64) ([]*api.Message, error) {
-	s := r.rs.shard(r.pubKey)
+	s := r.rs.roomShard(r.pubKey)
 	c, err := s.pool.GetContext(ctx)
 	if err != nil {
 		return nil, s.wrap(err)

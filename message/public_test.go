@@ -76,7 +76,7 @@ func testPublicKeepsTheNewest(t *testing.T, cfg *conf.Message, c *caller) {
 	if cfg.Storage.Type != "redis" {
 		return
 	}
-	conn := dialRedis(t, testenv.Redis(t))
+	conn := dialRedisDB(t, testenv.Redis(t), cfg.Redis.RoomDB)
 	t.Cleanup(func() { conn.Do("DEL", cfg.Public.Key) })
 	if n, _ := redis.Int(conn.Do("ZCARD", cfg.Public.Key)); n != 5 {
 		t.Errorf("the public set holds %d members, want 5", n)

@@ -59,7 +59,7 @@ func (rs *RedisStorage) ShardOfRoom(room string) string { return rs.ring.Get(roo
 // conn returns a connection to the shard of room and the Redis key of its
 // set.
 func (r *redisRooms) conn(ctx context.Context, room string) (redis.Conn, *redisShard, string, error) {
-	s := r.rs.shard(room)
+	s := r.rs.roomShard(room)
 	c, err := s.pool.GetContext(ctx)
 	if err != nil {
 		return nil, s, "", s.wrap(err)

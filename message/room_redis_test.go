@@ -24,7 +24,8 @@ func TestRoomPlacementFollowsKetama(t *testing.T) {
 	cfg := roomConfig(t, map[string]string{"a:1": a.Addr(), "b:2": b.Addr()}, 100)
 	c := serveRooms(t, cfg, openStorage(t, cfg))
 	ring := ketama.FromWeights(ketama.DefaultBase, map[string]int{"a": 1, "b": 2})
-	conns := map[string]redis.Conn{"a": dialRedis(t, a.Addr()), "b": dialRedis(t, b.Addr())}
+	db := cfg.Redis.RoomDB
+	conns := map[string]redis.Conn{"a": dialRedisDB(t, a.Addr(), db), "b": dialRedisDB(t, b.Addr(), db)}
 	count := map[string]int{}
 	for i := 0; i < 40; i++ {
 		room := fmt.Sprintf("room-%d", i)

@@ -153,10 +153,14 @@ type staleMember struct {
 type RedisStorage struct {
 	ring   *ketama.Ring
 	shards map[string]*redisShard
-	store  int
-	save   *redis.Script // saveScript, or saveNoTTLScript when redis.keyttl is off
-	log    *slog.Logger
-	now    func() time.Time
+	// roomShards are the same servers in database redis.roomdb, where
+	// rooms and public messages live: no subscriber key (database 0) can
+	// name them.
+	roomShards map[string]*redisShard
+	store      int
+	save       *redis.Script // saveScript, or saveNoTTLScript when redis.keyttl is off
+	log        *slog.Logger
+	now        func() time.Time
 
 	clean     chan staleMember
 	done      chan struct{}
@@ -172,13 +176,14 @@ func NewRedisStorage(cfg *conf.Message, log *slog.Logger) (*RedisStorage, error)
 		return nil, errors.New("redis.source: no shard")
 	}
 	rs := &RedisStorage{
-		shards: make(map[string]*redisShard),
-		store:  cfg.Storage.Store,
-		save:   saveScript,
-		log:    log,
-		now:    time.Now,
-		clean:  make(chan staleMember, cleanQueue),
-		done:   make(chan struct{}),
+		shards:     make(map[string]*redisShard),
+		roomShards: make(map[string]*redisShard),
+		store:      cfg.Storage.Store,
+		save:       saveScript,
+		log:        log,
+		now:        time.Now,
+		clean:      make(chan staleMember, cleanQueue),
+		done:       make(chan struct{}),
 	}
 	b := ketama.New(ketama.DefaultBase)
 	for k, src := range cfg.Redis.Source {
@@ -196,10 +201,16 @@ func NewRedisStorage(cfg *conf.Message, log *slog.Logger) (*RedisStorage, error)
 		rs.shards[name] = &redisShard{
 			name:        name,
 			addr:        addr.Network + "@" + addr.Address,
-			pool:        newRedisPool(addr, cfg),
+			pool:        newRedisPool(addr, cfg, 0),
 			timeout:     cfg.Redis.DialTimeout.D(),
 			wait:        cfg.Redis.Wait,
 			waitTimeout: cfg.Redis.WaitTimeout.D(),
+		}
+		rs.roomShards[name] = &redisShard{
+			name:    name,
+			addr:    fmt.Sprintf("%s@%s db %d", addr.Network, addr.Address, cfg.Redis.RoomDB),
+			pool:    newRedisPool(addr, cfg, cfg.Redis.RoomDB),
+			timeout: cfg.Redis.DialTimeout.D(),
 		}
 		b.Add(name, weight)
 	}
@@ -215,12 +226,14 @@ func NewRedisStorage(cfg *conf.Message, log *slog.Logger) (*RedisStorage, error)
 	return rs, nil
 }
 
-func newRedisPool(addr conf.RedisAddr, cfg *conf.Message) *redis.Pool {
+// newRedisPool returns a pool of connections to addr that use database db.
+func newRedisPool(addr conf.RedisAddr, cfg *conf.Message, db int) *redis.Pool {
 	timeout := cfg.Redis.DialTimeout.D()
 	opts := []redis.DialOption{
 		redis.DialConnectTimeout(timeout),
 		redis.DialReadTimeout(timeout),
 		redis.DialWriteTimeout(timeout),
+		redis.DialDatabase(db),
 	}
 	if addr.Password != "" {
 		opts = append(opts, redis.DialPassword(addr.Password))
@@ -259,6 +272,10 @@ func newRedisPool(addr conf.RedisAddr, cfg *conf.Message) *redis.Pool {
 func (rs *RedisStorage) ShardOf(key string) string { return rs.ring.Get(key) }
 
 func (rs *RedisStorage) shard(key string) *redisShard { return rs.shards[rs.ring.Get(key)] }
+
+// roomShard returns the shard of a room id or of the public key, in the
+// room database.
+func (rs *RedisStorage) roomShard(name string) *redisShard { return rs.roomShards[rs.ring.Get(name)] }
 
 // member is the stored form of a message: {"msg":..,"expire":..,"mid":..}.
 func member(e Entry) []byte {
@@ -615,6 +632,9 @@ func (rs *RedisStorage) Close() error {
 		close(rs.done)
 		rs.wg.Wait()
 		for _, s := range rs.shards {
+			s.pool.Close()
+		}
+		for _, s := range rs.roomShards {
 			s.pool.Close()
 		}
 	})

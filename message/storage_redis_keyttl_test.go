@@ -173,7 +173,7 @@ func TestRedisKeyTTLOffKeepsPublicTTL(t *testing.T) {
 	cfg := withRoomNames(t, redisConfig(map[string]string{"node1:1": addr}, 20), 100)
 	cfg.Redis.KeyTTL = false
 	c := serveRooms(t, cfg, openStorage(t, cfg))
-	conn := dialRedis(t, addr)
+	conn := dialRedisDB(t, addr, cfg.Redis.RoomDB)
 	t.Cleanup(func() { conn.Do("DEL", cfg.Public.Key) })
 	if err := c.savePublic(baseMid(), `{"all":1}`, 600); err != nil {
 		t.Fatal(err)

@@ -19,8 +19,14 @@ import (
 
 func dialRedis(t *testing.T, addr string) redis.Conn {
 	t.Helper()
+	return dialRedisDB(t, addr, 0)
+}
+
+// dialRedisDB connects to database db of the Redis at addr.
+func dialRedisDB(t *testing.T, addr string, db int) redis.Conn {
+	t.Helper()
 	c, err := redis.Dial("tcp", addr, redis.DialConnectTimeout(5*time.Second),
-		redis.DialReadTimeout(5*time.Second), redis.DialWriteTimeout(5*time.Second))
+		redis.DialReadTimeout(5*time.Second), redis.DialWriteTimeout(5*time.Second), redis.DialDatabase(db))
 	if err != nil {
 		t.Fatal(err)
 	}

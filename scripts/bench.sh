@@ -22,8 +22,9 @@
 #   BENCH_CLUSTER_N   subscribers of the cluster scenario     (default 100000)
 #   BENCH_CLUSTER_HOLD  how long they heartbeat before the push (default 5m)
 #   BENCH_ONLY        space-separated scenario names to run (default all but
-#                     cluster): idle-tcp idle-ws private private-ws
-#                     private-store mprivate mprivate-big serverget cluster
+#                     cluster): idle-tcp idle-ws idle-sse private private-ws
+#                     private-sse private-store mprivate mprivate-big
+#                     serverget cluster
 #
 # The cluster scenario (100 000 subscribers over 6 comets, 5 minutes) is the
 # long one: BENCH_COMETS=6 BENCH_ONLY=cluster make bench
@@ -43,7 +44,7 @@ BIG_ONLINE=${BENCH_BIG_ONLINE:-18000}
 COMETS=${BENCH_COMETS:-1}
 CLUSTER_N=${BENCH_CLUSTER_N:-100000}
 CLUSTER_HOLD=${BENCH_CLUSTER_HOLD:-5m}
-ONLY=${BENCH_ONLY:-idle-tcp idle-ws private private-ws private-store mprivate mprivate-big serverget}
+ONLY=${BENCH_ONLY:-idle-tcp idle-ws idle-sse private private-ws private-sse private-store mprivate mprivate-big serverget}
 OUT=${BENCH_OUT:-$ROOT/tmp/bench}
 
 command -v go >/dev/null || die "go is not on PATH (expected at /usr/local/go/bin)"
@@ -213,9 +214,11 @@ PROF=(-pprof "comet1=${COMET_PPROF[1]}" -pprof "web=$WEB_PPROF" -pprof "message=
 
 wants idle-tcp && fresh_comets && scenario idle-tcp -scenario idle -proto tcp -n "$IDLE_N" -procs "$PROCS" -src 8 -hold 20s -settle 5s
 wants idle-ws && fresh_comets && scenario idle-ws -scenario idle -proto ws -n "$IDLE_N" -procs "$PROCS" -src 8 -hold 20s -settle 5s
+wants idle-sse && fresh_comets && scenario idle-sse -scenario idle -proto sse -n "$IDLE_N" -procs "$PROCS" -src 8 -hold 20s -settle 5s
 # comet and web are profiled while the push runs (-pprof).
 wants private && scenario private -scenario private -n "$KEYS" -clients "$CLIENTS" -duration "$DURATION" -expire 0 "${PROF[@]}" -cpuprofile "$OUT/private-bench.pprof"
 wants private-ws && scenario private-ws -scenario private -proto ws -n "$KEYS" -clients "$CLIENTS" -duration "$DURATION" -expire 0
+wants private-sse && scenario private-sse -scenario private -proto sse -n "$KEYS" -clients "$CLIENTS" -duration "$DURATION" -expire 0
 wants private-store && scenario private-store -scenario private -n "$KEYS" -clients "$CLIENTS" -duration "$DURATION" -expire 600 -verify-stored 20 "${PROF[@]}"
 wants mprivate && scenario mprivate -scenario mprivate -n "$KEYS" -clients 1 -rate 5 -max 40 -duration 8s -expire 0 "${PROF[@]}" -cpuprofile "$OUT/mprivate-bench.pprof"
 wants mprivate-big && scenario mprivate-big -scenario mprivate -n "$BIG_ONLINE" -push-keys "$BIG_KEYS" -procs $(( (BIG_ONLINE + 15999) / 16000 )) -clients 1 -max 1 -expire 600 -verify-stored 50 -drain 30s

@@ -16,8 +16,10 @@ command -v go >/dev/null || die "go is not on PATH (expected at /usr/local/go/bi
 
 # Tools that tests run besides the services (those come from services.sh):
 # node for the JavaScript unit tests, Debian's Chromium and ChromeDriver for
-# the browser test, systemd-analyze for the unit-file test.
+# the browser test, systemd-analyze for the unit-file test, openssl for the
+# shell way of minting tokens (scripts/mint-token.sh).
 tools=()
+command -v openssl >/dev/null || tools+=(openssl)
 command -v node >/dev/null || tools+=(nodejs)
 { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; } || tools+=(chromium chromium-driver)
 command -v systemd-analyze >/dev/null || tools+=(systemd)

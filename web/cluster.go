@@ -58,7 +58,8 @@ func (v *clusterView) lookup(key string) (string, *cometNode, error) {
 // load by any number.
 type cluster struct {
 	log     *slog.Logger
-	timeout time.Duration // deadline of one RPC call
+	timeout time.Duration  // deadline of one RPC call
+	opts    gobrpc.Options // of every comet's client (set before the first update)
 	cur     atomic.Pointer[clusterView]
 	changed chan struct{} // signalled (non-blocking) after each update
 
@@ -111,7 +112,7 @@ func (c *cluster) update(v membership.CometView) {
 			id := child + " " + inst.Data.RPC[0]
 			cl := c.clients[id]
 			if cl == nil {
-				cl = gobrpc.NewClient(inst.Data.RPC[0], c.timeout)
+				cl = gobrpc.NewClientWith(inst.Data.RPC[0], c.timeout, c.opts)
 			}
 			keep[id] = cl
 			n.rpc = cl

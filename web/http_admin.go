@@ -12,7 +12,8 @@ import (
 	"strings"
 )
 
-// adminMux routes the admin API of docs/protocol.md §3.2 (admin.bind).
+// adminMux routes the admin API of docs/protocol.md §3.2 (admin.bind). It
+// is served behind adminHandler's token check (http_auth.go).
 func (w *Web) adminMux() *routemux.Mux {
 	post := []string{http.MethodPost}
 	mux := routemux.New()
@@ -23,15 +24,21 @@ func (w *Web) adminMux() *routemux.Mux {
 	mux.Handle("/admin/push", endpoint(w.log, post, "", true, w.pushPrivate))
 	mux.Handle("/admin/msg/clean", endpoint(w.log, post, "", true, w.msgDel))
 	w.handleTokenAdd(mux)
-	w.handleRooms(mux) // rooms and push/all (http_room.go)
+	w.handleRooms(mux)  // rooms and push/all (http_room.go)
+	w.handleOnline(mux) // presence (http_online.go)
 	return mux
 }
 
 // handleTokenAdd adds /1/token/add to mux. It takes GET (the user's notes
-// open it in a browser) and POST.
+// open it in a browser) and POST; only POST when admin.token is set (a
+// call that changes state is never a GET a page could trigger). It needs
+// the admin token wherever it is served.
 func (w *Web) handleTokenAdd(mux *routemux.Mux) {
 	methods := []string{http.MethodGet, http.MethodPost}
-	mux.Handle("/1/token/add", endpoint(w.log, methods, "cb", false, w.tokenAdd))
+	if w.cfg.Admin.Token != "" {
+		methods = []string{http.MethodPost}
+	}
+	mux.Handle("/1/token/add", w.requireAdminToken(endpoint(w.log, methods, "cb", false, w.tokenAdd)))
 }
 
 // parseExpire reads the expire parameter: whole seconds >= 0. It is

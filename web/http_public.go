@@ -12,7 +12,8 @@ import (
 )
 
 // publicMux routes the public API of docs/protocol.md §3.1 (http.bind), and
-// /1/token/add when http.tokenadd is set.
+// /1/token/add when http.tokenadd is set (behind admin.token when set). It
+// is served behind publicHandler's per-address refusals (http_auth.go).
 func (w *Web) publicMux() *routemux.Mux {
 	get := []string{http.MethodGet}
 	mux := routemux.New()

@@ -84,8 +84,8 @@ func newTestWeb(t *testing.T, weights map[string]int, serving []string, edit fun
 	}
 	w.cluster.cur.Store(&clusterView{ring: ketama.FromWeights(ketama.DefaultBase, weights), weights: weights, nodes: nodes})
 	tw.w = w
-	tw.public = httptest.NewServer(w.publicMux())
-	tw.admin = httptest.NewServer(w.adminMux())
+	tw.public = httptest.NewServer(w.publicHandler())
+	tw.admin = httptest.NewServer(w.adminHandler())
 	t.Cleanup(tw.public.Close)
 	t.Cleanup(tw.admin.Close)
 	return tw

@@ -280,7 +280,7 @@ func (p *pruner) answers(childPath string) string {
 	if json.Unmarshal(raw, &data) != nil || len(data.RPC) == 0 {
 		return ""
 	}
-	cl := gobrpc.NewClient(data.RPC[0], p.timeout)
+	cl := gobrpc.NewClientWith(data.RPC[0], p.timeout, p.cluster.opts)
 	defer cl.Close()
 	var ret int
 	if cl.Call(context.Background(), api.CometPing, 0, &ret) != nil {

@@ -32,13 +32,23 @@ func (e *errTooLarge) Error() string {
 	return fmt.Sprintf("request body is larger than %d bytes", e.limit)
 }
 
+// errTooManyKeys is a presence question about more than max keys.
+type errTooManyKeys struct{ max int }
+
+func (e *errTooManyKeys) Error() string {
+	return fmt.Sprintf("more than %d keys in one question", e.max)
+}
+
 // codeOf maps an error to its answer code (docs/protocol.md §3). It is the only place that does.
 func codeOf(err error) int {
 	var pe *paramError
 	var tl *errTooLarge
+	var tm *errTooManyKeys
 	switch {
 	case err == nil:
 		return api.CodeOK
+	case errors.As(err, &tm):
+		return api.CodeTooManyKeys
 	case errors.Is(err, errNoNode):
 		return api.CodeNoNode
 	case errors.Is(err, errRoomFull):

@@ -14,10 +14,12 @@ import (
 	"net/http"
 	"path"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gopush/conf"
 	"gopush/gobrpc"
+	"gopush/internal/connlimit"
 	"gopush/internal/daemon"
 	"gopush/membership"
 	"gopush/mid"
@@ -42,6 +44,9 @@ type Web struct {
 	lns     []net.Listener
 	pprof   *daemon.Pprof
 
+	publicLimit *connlimit.Limiter // the public port's caps
+	adminDenied atomic.Int64       // admin requests refused for a missing or wrong token
+
 	httpAddrs, adminAddrs []string
 
 	cancel context.CancelFunc
@@ -56,11 +61,13 @@ func New(cfg *conf.Web, log *slog.Logger) *Web {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Web{
+	w := &Web{
 		cfg:     cfg,
 		log:     log,
 		cluster: newCluster(log, cfg.RPC.Timeout.D()),
 	}
+	w.cluster.opts = daemon.RPCOptions(cfg.RPC, 0)
+	return w
 }
 
 // Start listens on every bind address, connects to ZooKeeper, starts
@@ -76,18 +83,31 @@ func (w *Web) Start() error {
 
 func (w *Web) start() error {
 	cfg := w.cfg
-	public, admin := w.publicMux(), w.adminMux()
+	public, admin := w.publicHandler(), w.adminHandler()
+	// The public port is capped below the open-file limit so that the
+	// admin port, ZooKeeper and the RPC clients always find descriptors;
+	// clients over the per-address limits get HTTP 429 (Defer).
+	budget := daemon.FileBudget(cfg.Limit)
+	w.publicLimit = connlimit.New("public", daemon.ClientRules(cfg.Limit, budget, true), w.log)
+	adminLimit := connlimit.New("admin", connlimit.Rules{Max: budget.Internal}, w.log)
 	type serve struct {
 		addr string
 		h    http.Handler
 		out  *[]string
+		lim  *connlimit.Limiter
 	}
 	var todo []serve
 	for _, a := range cfg.HTTP.Bind {
-		todo = append(todo, serve{a, public, &w.httpAddrs})
+		todo = append(todo, serve{a, public, &w.httpAddrs, w.publicLimit})
 	}
 	for _, a := range cfg.Admin.Bind {
-		todo = append(todo, serve{a, admin, &w.adminAddrs})
+		todo = append(todo, serve{a, admin, &w.adminAddrs, adminLimit})
+	}
+	if cfg.Admin.Token == "" {
+		daemon.WarnIfExposed(w.log, "admin.bind", cfg.Admin.Bind, "admin.token: anyone who reaches it can push")
+		if cfg.HTTP.TokenAdd {
+			daemon.WarnIfExposed(w.log, "http.bind", cfg.HTTP.Bind, "admin.token while http.tokenadd is on: anyone can add tokens")
+		}
 	}
 	// Listen first, so that a taken port fails the start before anything
 	// else happens.
@@ -96,7 +116,7 @@ func (w *Web) start() error {
 		if err != nil {
 			return fmt.Errorf("listen on %s: %w", s.addr, err)
 		}
-		w.lns = append(w.lns, ln)
+		w.lns = append(w.lns, s.lim.Wrap(ln))
 		if s.out != nil {
 			*s.out = append(*s.out, ln.Addr().String())
 		}
@@ -106,8 +126,9 @@ func (w *Web) start() error {
 			ReadHeaderTimeout: timeout,
 			ReadTimeout:       timeout,
 			WriteTimeout:      timeout,
-			IdleTimeout:       4 * timeout,
+			IdleTimeout:       cfg.HTTP.IdleTimeout.D(),
 			ErrorLog:          slog.NewLogLogger(w.log.Handler(), slog.LevelWarn),
+			ConnContext:       connlimit.ConnContext,
 		})
 	}
 	var err error
@@ -128,7 +149,7 @@ func (w *Web) start() error {
 			return fmt.Errorf("zookeeper: create %s: %w", p, err)
 		}
 	}
-	w.pool = gobrpc.NewMessagePool(cfg.RPC.Ping.D(), cfg.RPC.Retry.D(), cfg.RPC.Timeout.D(), w.log)
+	w.pool = gobrpc.NewMessagePoolWith(cfg.RPC.Ping.D(), cfg.RPC.Retry.D(), cfg.RPC.Timeout.D(), w.cluster.opts, w.log)
 	w.msgs = w.pool
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -231,3 +252,16 @@ func (w *Web) close(ctx context.Context) error {
 	w.log.Info("web stopped")
 	return errors.Join(errs...)
 }
+
+// PublicCounts returns the public listener's counters (connections open,
+// accepted, refused by reason).
+func (w *Web) PublicCounts() connlimit.Counts {
+	if w.publicLimit == nil {
+		return connlimit.Counts{}
+	}
+	return w.publicLimit.Counts()
+}
+
+// AdminDenied returns how many admin requests were refused for a missing
+// or wrong bearer token.
+func (w *Web) AdminDenied() int64 { return w.adminDenied.Load() }

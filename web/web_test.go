@@ -319,8 +319,8 @@ func TestWebClusterRoutesPushesAndMigrates(t *testing.T) {
 	for _, inst := range []*instance{a, b} {
 		waitFor(t, "both comets migrated to the full map", func() bool { return maps.Equal(inst.comet.lastMigrate(), want) })
 	}
-	// The lock is released after the broadcast (which the comets see
-	// end a moment before web deletes the lock).
+	// The lock is released after the broadcast (just after the last
+	// comet answered, so it may still be there for a moment).
 	waitFor(t, "the migrate lock released", func() bool {
 		ok, _, err := c.zc.Exists(c.lockPath)
 		return err == nil && !ok

@@ -1,5 +1,6 @@
 // Command comet-idle measures one running comet: it opens -n idle
-// subscribers (TCP, or WebSocket with -ws-frac), reports comet's resident
+// subscribers (TCP, WebSocket with -ws-frac, Server-Sent Events with
+// -sse-frac), reports comet's resident
 // memory per connection, then pushes one message to all n keys in one
 // CometRPC.PushPrivates call and reports how long it takes until every
 // subscriber has it.
@@ -48,7 +49,7 @@ func main() {
 type options struct {
 	tcp, ws, rpc, stat string
 	n                  int
-	wsFrac             float64
+	wsFrac, sseFrac    float64
 	settle             time.Duration
 	dialers            int
 	silent             int
@@ -63,13 +64,14 @@ func run() error {
 	flag.StringVar(&o.stat, "stat", "127.0.0.1:6972", "comet stat.bind address")
 	flag.IntVar(&o.n, "n", 10000, "subscribers (one key each)")
 	flag.Float64Var(&o.wsFrac, "ws-frac", 0, "fraction of subscribers on WebSocket (0..1)")
+	flag.Float64Var(&o.sseFrac, "sse-frac", 0, "fraction of subscribers on Server-Sent Events (0..1, with -ws-frac at most 1)")
 	flag.DurationVar(&o.settle, "settle", 3*time.Second, "wait after connecting before measuring memory")
 	flag.IntVar(&o.dialers, "dialers", 32, "connections opened at once")
 	flag.IntVar(&o.silent, "silent", 0, "first open this many connections that never send anything")
 	flag.IntVar(&o.src, "src", 1, "spread subscribers over source addresses 127.0.0.1 .. 127.0.0.<src> (more ports)")
 	flag.Parse()
-	if o.n < 1 || o.wsFrac < 0 || o.wsFrac > 1 || o.dialers < 1 || o.src < 1 || o.src > 254 {
-		return errors.New("bad flags: -n >= 1, 0 <= -ws-frac <= 1, -dialers >= 1, 1 <= -src <= 254")
+	if o.n < 1 || o.wsFrac < 0 || o.sseFrac < 0 || o.wsFrac+o.sseFrac > 1 || o.dialers < 1 || o.src < 1 || o.src > 254 {
+		return errors.New("bad flags: -n >= 1, 0 <= -ws-frac, 0 <= -sse-frac, -ws-frac + -sse-frac <= 1, -dialers >= 1, 1 <= -src <= 254")
 	}
 
 	pid, err := cometPid(o.stat)
@@ -91,6 +93,7 @@ func run() error {
 	prefix := "idle-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-"
 	subs := make([]*subscriber, o.n)
 	nWS := int(float64(o.n) * o.wsFrac)
+	nSSE := int(float64(o.n) * o.sseFrac)
 	start := time.Now()
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -104,7 +107,14 @@ func run() error {
 				if i >= o.n {
 					return
 				}
-				s, err := subscribe(o, i, prefix+strconv.Itoa(i), i < nWS, got.Done)
+				p := "tcp"
+				switch {
+				case i < nWS:
+					p = "ws"
+				case i < nWS+nSSE:
+					p = "sse"
+				}
+				s, err := subscribe(o, i, prefix+strconv.Itoa(i), p, got.Done)
 				if err != nil {
 					errc <- fmt.Errorf("subscriber %d: %w", i, err)
 					return
@@ -132,7 +142,7 @@ func run() error {
 		return err
 	}
 	mem, _ := statData(o.stat, "memory")
-	fmt.Printf("subscribers     %d (%d tcp, %d websocket) in %v\n", o.n, o.n-nWS, nWS, connectTime.Round(time.Millisecond))
+	fmt.Printf("subscribers     %d (%d tcp, %d websocket, %d sse) in %v\n", o.n, o.n-nWS-nSSE, nWS, nSSE, connectTime.Round(time.Millisecond))
 	fmt.Printf("comet rss       %d KiB before, %d KiB after: %.2f KiB per connection\n", rss0, rss1, float64(rss1-rss0)/float64(o.n))
 	if mem != nil {
 		fmt.Printf("comet heap      heap_inuse %v, stack_inuse %v bytes\n", mem["heap_inuse"], mem["stack_inuse"])
@@ -180,14 +190,17 @@ func (s *subscriber) got() {
 	s.once.Do(s.onMessage)
 }
 
-func subscribe(o options, i int, key string, ws bool, onMessage func()) (*subscriber, error) {
+func subscribe(o options, i int, key string, proto string, onMessage func()) (*subscriber, error) {
 	s := &subscriber{onMessage: onMessage}
 	dialer := &net.Dialer{Timeout: 10 * time.Second}
 	if o.src > 1 {
 		dialer.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i%o.src))}
 	}
 	sub := api.Subscribe{Key: key, Heartbeat: 60, Version: "1"}
-	if ws {
+	if proto == "sse" {
+		return subscribeSSE(o, dialer, sub, s)
+	}
+	if proto == "ws" {
 		u := "ws://" + o.ws + "/sub?" + sub.Query().Encode()
 		wd := websocket.Dialer{NetDial: dialer.Dial, HandshakeTimeout: 10 * time.Second}
 		c, _, err := wd.Dial(u, nil)
@@ -239,6 +252,42 @@ func subscribe(o options, i int, key string, ws bool, onMessage func()) (*subscr
 		}
 	}()
 	go heartbeat(func() error { _, err := nc.Write([]byte(api.Heartbeat)); return err }, nc)
+	return s, nil
+}
+
+// subscribeSSE opens GET /sse on the WebSocket address and reads events;
+// an SSE client sends nothing after its request.
+func subscribeSSE(o options, dialer *net.Dialer, sub api.Subscribe, s *subscriber) (*subscriber, error) {
+	nc, err := dialer.Dial("tcp", o.ws)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := fmt.Fprintf(nc, "GET %s?%s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", api.SSEPath, sub.Query().Encode(), o.ws); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	br := bufio.NewReaderSize(nc, 256)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		nc.Close()
+		return nil, fmt.Errorf("sse answer %v, %v", resp, err)
+	}
+	if first, err := br.ReadString('\n'); err != nil || first+"\n" != api.SSESubscribed {
+		nc.Close()
+		return nil, fmt.Errorf("sse first line %q, %v", first, err)
+	}
+	s.close = func() { nc.Close() }
+	go func() {
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if strings.HasPrefix(line, "data: ") {
+				s.got()
+			}
+		}
+	}()
 	return s, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"gopush/conf"
+	"gopush/internal/connlimit"
 )
 
 // Exit statuses of a daemon.
@@ -83,6 +84,13 @@ func (p Program[C]) Run(ctx context.Context, args []string, stderr io.Writer) in
 		return ExitUsage
 	}
 	log := p.Log(cfg).NewLogger(stderr)
+	// Client connections are capped below the open-file limit (a reserve
+	// stays for admin, RPC, ZooKeeper and storage), so use all of it.
+	if n, err := connlimit.RaiseFileLimit(); err != nil {
+		log.Warn("cannot raise the open-file limit", "err", err, "limit", n)
+	} else {
+		log.Info("open-file limit", "limit", n)
+	}
 
 	// Listen for signals before starting, so that one sent while the
 	// daemon starts is not lost (nor kills it half started).
