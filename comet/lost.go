@@ -52,7 +52,6 @@ func (c *Comet) watchLost(czxid int64) {
 	zkc := c.cfg.ZooKeeper
 	nodePath := zkc.Comet.Path + "/" + zkc.Comet.Node
 	limit := zkc.Timeout.D() + c.cfg.Lost.Grace.D()
-	regPath := c.reg.Path()
 	var downSince time.Time
 	t := time.NewTicker(lostCheck)
 	defer t.Stop()
@@ -75,15 +74,6 @@ func (c *Comet) watchLost(czxid int64) {
 			continue
 		}
 		downSince = time.Time{}
-		if p := c.reg.Path(); p != regPath {
-			// The registration was made again (session expired, or the
-			// instance deleted): while it was missing the webs kept the
-			// pushes for our keys without delivering them.
-			regPath = p
-			n := c.closeAll()
-			c.log.Warn("registered again after losing the registration: pushes meanwhile were only stored; clients closed so that they fetch them",
-				"zk_path", p, "closed_connections", n)
-		}
 		ok, st, err := conn.Exists(nodePath)
 		if err != nil {
 			if !errors.Is(err, zk.ErrConnectionClosed) {
@@ -107,6 +97,17 @@ func (c *Comet) watchLost(czxid int64) {
 			c.log.Info("registered in zookeeper again; accepting subscriptions")
 		}
 	}
+}
+
+// unregistered is called by membership when this comet's registration is
+// found gone, just before it is made again: while it was missing the webs
+// kept the pushes for our keys without delivering them, so the clients are
+// closed (they reconnect and fetch them) before any web can route a push
+// to them again — a push delivered to a stale connection first would move
+// its client's last mid past the kept messages.
+func (c *Comet) unregistered() {
+	n := c.closeAll()
+	c.log.Warn("registration lost: pushes meanwhile were only stored; clients closed so that they fetch them", "closed_connections", n)
 }
 
 // registered reports whether this instance's registration child exists in

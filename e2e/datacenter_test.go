@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"maps"
+	"net/url"
 	"slices"
 	"sync"
 	"syscall"
@@ -574,6 +575,15 @@ func TestDatacenterHostPausedPastSession(t *testing.T) {
 	}
 	// The Go client drops a message whose mid is not above the last one
 	// it got: every message arriving means the mids kept increasing.
+	t.Cleanup(func() {
+		if t.Failed() {
+			a, err := testenv.WebGet(c.web2API, "/1/msg/get", url.Values{"k": {key}, "m": {"0"}})
+			if err == nil {
+				t.Logf("stored for the key (msg/get m=0): ret %d data %.3000s", a.Ret, a.Data)
+			}
+			t.Logf("client last mid %d", r.cl.LastMid())
+		}
+	})
 	r.exactlyOnce(t, "key of the paused comet", l.accepted[key])
 	t.Logf("%d pushes accepted, %d refused", len(l.accepted[key]), l.refused)
 }
