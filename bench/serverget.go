@@ -22,8 +22,11 @@ type serverAnswer struct {
 
 func serverGet(ctx context.Context, c *http.Client, httpAddr, key, proto string) (string, int, error) {
 	p := "2"
-	if proto == "ws" || proto == "sse" { // SSE is served on the WebSocket address
+	switch proto {
+	case "ws", "sse": // SSE is served on the WebSocket address
 		p = "1"
+	case "wss":
+		p = "3"
 	}
 	u := "http://" + httpAddr + "/1/server/get?k=" + url.QueryEscape(key) + "&p=" + p
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)

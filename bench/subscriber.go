@@ -4,9 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
-	"gopush/api"
 	"io"
 	"net"
 	"net/http"
@@ -17,11 +17,14 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"gopush/api"
 )
 
 // SubConfig says how subscribers connect.
 type SubConfig struct {
-	Proto       string        // "tcp", "ws" or "sse"
+	Proto       string        // "tcp", "ws", "wss" (WebSocket over TLS) or "sse"
+	TLS         *tls.Config   // for "wss": the CA that signed comet's certificate
 	Heartbeat   int           // seconds, sent in the subscribe request (≥ 30)
 	Token       string        // sent as is; "" when comet has auth off
 	Version     string        // "" asks comet for the old message form
@@ -160,7 +163,7 @@ func (p *Pool) dial(ctx context.Context, idx int, t Target) (subConn, error) {
 	d := &net.Dialer{LocalAddr: p.localAddr(idx)}
 	deadline, _ := ctx.Deadline()
 	switch p.cfg.Proto {
-	case "ws":
+	case "ws", "wss":
 		return p.dialWS(ctx, d, deadline, idx, t)
 	case "sse":
 		return p.dialSSE(ctx, d, deadline, idx, t)
@@ -204,8 +207,16 @@ func (p *Pool) dialWS(ctx context.Context, d *net.Dialer, deadline time.Time, id
 		HandshakeTimeout: p.cfg.Timeout,
 		ReadBufferSize:   512,
 		WriteBufferSize:  256,
+		TLSClientConfig:  p.cfg.TLS,
 	}
-	u := "ws://" + t.Addr + "/sub?" + p.subscription(t).Query().Encode()
+	base := "ws://" + t.Addr + "/sub"
+	switch {
+	case strings.Contains(t.Addr, "://"):
+		base = t.Addr // a wss:// URL from web (docs/protocol.md §2.4)
+	case p.cfg.Proto == "wss":
+		base = "wss://" + t.Addr + "/sub"
+	}
+	u := base + "?" + p.subscription(t).Query().Encode()
 	ws, resp, err := dialer.DialContext(ctx, u, nil)
 	if err != nil {
 		if resp != nil {

@@ -27,6 +27,7 @@ package client
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -65,6 +66,14 @@ type Config struct {
 	Token string
 	// Proto is TCP (default) or WebSocket.
 	Proto string
+	// TLS, when set, makes the client subscribe over TLS: it asks web for
+	// the TLS address of Proto (p=4 for TCP, p=3 for WebSocket, see
+	// docs/protocol.md §2.4) and verifies comet's certificate with this
+	// configuration: RootCAs are the authorities trusted (nil: the
+	// system's; see RootCAs to read a PEM file). ServerName, when empty,
+	// is the host of each comet address. Unless HTTPClient is set, web's
+	// https:// URL is verified with it too.
+	TLS *tls.Config
 	// Heartbeat is the interval of the client's heartbeats; whole seconds,
 	// at least MinHeartbeat. Default MinHeartbeat.
 	Heartbeat time.Duration
@@ -158,6 +167,9 @@ func New(cfg Config) (*Client, error) {
 	hc := cfg.HTTPClient
 	if hc == nil {
 		c.ownTr = http.DefaultTransport.(*http.Transport).Clone()
+		if cfg.TLS != nil {
+			c.ownTr.TLSClientConfig = cfg.TLS.Clone()
+		}
 		hc = &http.Client{Transport: c.ownTr, Timeout: 10 * time.Second}
 	}
 	c.web = &webAPI{base: cfg.Web, key: cfg.Key, http: hc}
@@ -302,7 +314,7 @@ func jitter(d time.Duration) time.Duration {
 // then delivers online messages until the connection ends or ctx is done.
 // subscribed reports whether comet accepted the subscription.
 func (c *Client) session(ctx context.Context) (subscribed bool, err error) {
-	addr, err := c.web.server(ctx, c.cfg.Proto)
+	addr, err := c.web.server(ctx, c.cfg.Proto, c.cfg.TLS != nil)
 	if err != nil {
 		return false, err
 	}

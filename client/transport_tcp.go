@@ -3,10 +3,12 @@ package client
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
-	"gopush/api"
 	"net"
 	"time"
+
+	"gopush/api"
 )
 
 // tcpConn speaks comet's TCP protocol (docs/protocol.md §2.1).
@@ -21,6 +23,14 @@ func dialTCP(ctx context.Context, cfg Config, addr string) (*tcpConn, error) {
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("comet %s: %w", addr, err)
+	}
+	if cfg.TLS != nil {
+		tc := tls.Client(conn, tlsFor(cfg.TLS, addr))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("comet %s: tls: %w", addr, err)
+		}
+		conn = tc
 	}
 	t := &tcpConn{addr: addr, conn: conn, r: bufio.NewReader(conn)}
 	if err := t.subscribe(ctx, cfg); err != nil {

@@ -3,10 +3,12 @@ package client
 import (
 	"context"
 	"fmt"
-	"gopush/api"
+	"strings"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"gopush/api"
 )
 
 // wsConn speaks comet's WebSocket protocol (docs/protocol.md §2.2): one text frame per
@@ -17,8 +19,8 @@ type wsConn struct {
 }
 
 func dialWebSocket(ctx context.Context, cfg Config, addr string) (*wsConn, error) {
-	u := "ws://" + addr + "/sub?" + subscription(cfg).Query().Encode()
-	d := websocket.Dialer{HandshakeTimeout: writeTimeout}
+	u := wsURL(addr, cfg.TLS != nil) + "?" + subscription(cfg).Query().Encode()
+	d := websocket.Dialer{HandshakeTimeout: writeTimeout, TLSClientConfig: cfg.TLS}
 	conn, resp, err := d.DialContext(ctx, u, nil)
 	if err != nil {
 		if resp != nil {
@@ -43,6 +45,18 @@ func dialWebSocket(ctx context.Context, cfg Config, addr string) (*wsConn, error
 		return nil, fmt.Errorf("comet %s: subscribe: %w", addr, err)
 	}
 	return w, nil
+}
+
+// wsURL is the subscribe URL without its query: web answers host:port, or
+// (p=3, comets behind nginx, docs/protocol.md §2.4) a full wss:// URL used as it is.
+func wsURL(addr string, overTLS bool) string {
+	if strings.Contains(addr, "://") {
+		return addr
+	}
+	if overTLS {
+		return "wss://" + addr + "/sub"
+	}
+	return "ws://" + addr + "/sub"
 }
 
 func (w *wsConn) next(timeout time.Duration) (*Message, error) {

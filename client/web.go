@@ -63,11 +63,18 @@ func (w *webAPI) get(ctx context.Context, path string, q url.Values, data any) e
 }
 
 // server asks which comet serves the key: /1/server/get (p=1 websocket,
-// p=2 tcp).
-func (w *webAPI) server(ctx context.Context, proto string) (string, error) {
-	p := "2"
-	if proto == WebSocket {
+// p=2 tcp; over TLS p=3 wss, p=4 tcp).
+func (w *webAPI) server(ctx context.Context, proto string, overTLS bool) (string, error) {
+	var p string
+	switch {
+	case proto == WebSocket && overTLS:
+		p = "3"
+	case proto == WebSocket:
 		p = "1"
+	case overTLS:
+		p = "4"
+	default:
+		p = "2"
 	}
 	var data api.ServerData
 	if err := w.get(ctx, "/1/server/get", url.Values{"k": {w.key}, "p": {p}}, &data); err != nil {

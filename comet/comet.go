@@ -23,6 +23,7 @@ import (
 	"gopush/api"
 	"gopush/conf"
 	"gopush/gobrpc"
+	"gopush/internal/certs"
 	"gopush/internal/connlimit"
 	"gopush/internal/daemon"
 	"gopush/internal/routemux"
@@ -62,11 +63,15 @@ type Comet struct {
 	zk      *membership.ZK
 	reg     *membership.Registration
 	rpc     *gobrpc.Server
-	tcpLns  []net.Listener
-	wsLns   []net.Listener
+	pair    *certs.Pair    // nil without TLS listeners
+	tcpLns  []net.Listener // plain and TLS (tcp.bind, then tcp.tls.bind)
+	wsLns   []net.Listener // websocket.bind
+	wssLns  []net.Listener // websocket.tls.bind
 	statLns []net.Listener
-	pprof   *daemon.Pprof
-	servers []*http.Server // websocket, stat
+
+	tcpTLSAddrs []string // the addresses of the TLS ones among tcpLns
+	pprof       *daemon.Pprof
+	servers     []*http.Server // websocket, stat
 
 	closeOnce sync.Once
 	closeErr  error
@@ -106,6 +111,14 @@ func (c *Comet) wantProto(p string) bool {
 // starts watching the message nodes, and then begins accepting clients. On
 // error everything already started is stopped again.
 func (c *Comet) Start() error {
+	// The certificate first: a bad pair is the configuration's fault
+	// (daemon.Usage), reported before anything else happens.
+	if c.cfg.ServesTLS() {
+		var err error
+		if c.pair, err = c.cfg.TLS.Load(); err != nil {
+			return daemon.Usage(err)
+		}
+	}
 	if err := c.start(); err != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -118,6 +131,7 @@ func (c *Comet) Start() error {
 func (c *Comet) start() error {
 	cfg := c.cfg
 	var err error
+	tcp, ws := c.wantProto("tcp"), c.wantProto("websocket")
 	if cfg.Channel.Token.Mode == "jwt" {
 		if c.verifier, err = newTokenVerifier(cfg.Channel.Token.Alg, cfg.Channel.Token.Secret, cfg.Channel.Token.KeyFile); err != nil {
 			return err
@@ -128,14 +142,30 @@ func (c *Comet) start() error {
 	// before the upgrade: the limiter hands them on marked (Defer).
 	c.clientLimit = connlimit.New("clients", daemon.ClientRules(cfg.Limit, c.budget, true), c.log)
 	statLimit := connlimit.New("stat", connlimit.Rules{Max: c.budget.Internal}, c.log)
-	if c.wantProto("tcp") {
+	if tcp {
 		if c.tcpLns, err = listenAll("tcp.bind", cfg.TCP.Bind, c.clientLimit); err != nil {
 			return err
 		}
+		// TLS over the connection caps, so a refused client costs no
+		// handshake.
+		tlsLns, err := listenAll("tcp.tls.bind", cfg.TCP.TLS.Bind, c.clientLimit)
+		if err != nil {
+			return err
+		}
+		c.tcpTLSAddrs = addrsOf(tlsLns)
+		for _, ln := range tlsLns {
+			c.tcpLns = append(c.tcpLns, c.pair.Listener(ln))
+		}
 	}
-	if c.wantProto("websocket") {
+	if ws {
 		if c.wsLns, err = listenAll("websocket.bind", cfg.WebSocket.Bind, c.clientLimit); err != nil {
 			return err
+		}
+		if c.wssLns, err = listenAll("websocket.tls.bind", cfg.WebSocket.TLS.Bind, c.clientLimit); err != nil {
+			return err
+		}
+		for i, ln := range c.wssLns {
+			c.wssLns[i] = c.pair.Listener(ln, "http/1.1")
 		}
 	}
 	if c.statLns, err = listenAll("stat.bind", cfg.Stat.Bind, statLimit); err != nil {
@@ -155,12 +185,7 @@ func (c *Comet) start() error {
 	if c.zk, err = membership.DialZK(zkc.Addr, zkc.Timeout.D(), c.log); err != nil {
 		return fmt.Errorf("zookeeper %v: %w", zkc.Addr, err)
 	}
-	data, err := json.Marshal(api.CometNodeData{
-		RPC:    advertise(cfg.RPC.Bind, c.rpc.Addrs()),
-		TCP:    advertise(cfg.TCP.Bind, addrsOf(c.tcpLns)),
-		WS:     advertise(cfg.WebSocket.Bind, addrsOf(c.wsLns)),
-		Weight: zkc.Comet.Weight,
-	})
+	data, err := json.Marshal(c.nodeData())
 	if err != nil {
 		return err
 	}
@@ -177,18 +202,66 @@ func (c *Comet) start() error {
 		c.wg.Add(1)
 		go c.acceptTCP(ln)
 	}
-	c.serve(c.wsLns, c.wsMux())
+	wsMux := c.wsMux()
+	c.serve(c.wsLns, wsMux)
+	c.serve(c.wssLns, wsMux) // the same handler over TLS
 	c.serve(c.statLns, c.statMux())
 	c.wg.Add(1)
 	go c.sweepTokens()
-	c.log.Info("comet started", "node", zkc.Comet.Node, "tcp", addrsOf(c.tcpLns), "websocket", addrsOf(c.wsLns),
+	c.log.Info("comet started", "node", zkc.Comet.Node, "tcp", c.TCPAddrs(), "tcp_tls", c.tcpTLSAddrs,
+		"websocket", addrsOf(c.wsLns), "websocket_tls", addrsOf(c.wssLns),
 		"rpc", c.rpc.Addrs(), "stat", addrsOf(c.statLns), "zk_path", c.reg.Path())
+	if c.pair != nil {
+		c.log.Info("tls certificate loaded", "cert", c.pair.String())
+	}
+	return nil
+}
+
+// nodeData is what this instance publishes in ZooKeeper: for each
+// listener its advertise list, or its binds (docs/protocol.md §2.4). A protocol
+// that is not served publishes nothing.
+func (c *Comet) nodeData() api.CometNodeData {
+	cfg := c.cfg
+	d := api.CometNodeData{
+		RPC:    advertise(cfg.RPC.Advertise, cfg.RPC.Bind, c.rpc.Addrs()),
+		TCP:    []string{},
+		WS:     []string{},
+		Weight: cfg.ZooKeeper.Comet.Weight,
+	}
+	if c.wantProto("tcp") {
+		d.TCP = advertise(cfg.TCP.Advertise, cfg.TCP.Bind, c.TCPAddrs())
+		d.TCPTLS = advertise(cfg.TCP.TLS.Advertise, cfg.TCP.TLS.Bind, c.tcpTLSAddrs)
+	}
+	if c.wantProto("websocket") {
+		d.WS = advertise(cfg.WebSocket.Advertise, cfg.WebSocket.Bind, addrsOf(c.wsLns))
+		d.WSS = advertise(cfg.WebSocket.TLS.Advertise, cfg.WebSocket.TLS.Bind, addrsOf(c.wssLns))
+	}
+	if len(d.TCPTLS) == 0 {
+		d.TCPTLS = nil
+	}
+	if len(d.WSS) == 0 {
+		d.WSS = nil
+	}
+	return d
+}
+
+// Reload reads the certificate and key files again (on SIGHUP): new TLS
+// handshakes present the new pair, open connections keep theirs. A bad
+// pair is refused and the old one keeps serving.
+func (c *Comet) Reload() error {
+	if c.pair == nil {
+		return nil
+	}
+	if err := c.pair.Reload(); err != nil {
+		return fmt.Errorf("tls: %w", err)
+	}
+	c.log.Info("tls certificate reloaded", "cert", c.pair.String())
 	return nil
 }
 
 // wsMux routes the WebSocket listeners: WebSocket subscribers on /sub
 // (docs/protocol.md §2.2) and Server-Sent Events subscribers on /sse
-// (§2.5). Whatever serves those listeners (plain or TLS) serves both.
+// (§2.5). The plain and the TLS listeners (§2.4) serve this one handler.
 func (c *Comet) wsMux() *routemux.Mux {
 	mux := routemux.New()
 	mux.HandleFunc("/sub", c.serveWS)
@@ -302,7 +375,7 @@ func (c *Comet) close(ctx context.Context) error {
 	for _, srv := range c.servers {
 		srv.Close()
 	}
-	for _, lns := range [][]net.Listener{c.wsLns, c.statLns} {
+	for _, lns := range [][]net.Listener{c.wsLns, c.wssLns, c.statLns} {
 		for _, ln := range lns {
 			ln.Close() // servers not started yet when Start failed
 		}
@@ -331,11 +404,19 @@ func (c *Comet) close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// TCPAddrs returns the TCP listen addresses (useful with port 0).
-func (c *Comet) TCPAddrs() []string { return addrsOf(c.tcpLns) }
+// TCPAddrs returns the plain TCP listen addresses (useful with port 0).
+func (c *Comet) TCPAddrs() []string {
+	return addrsOf(c.tcpLns[:len(c.tcpLns)-len(c.tcpTLSAddrs)])
+}
+
+// TCPTLSAddrs returns the TCP-over-TLS listen addresses.
+func (c *Comet) TCPTLSAddrs() []string { return c.tcpTLSAddrs }
 
 // WSAddrs returns the WebSocket listen addresses.
 func (c *Comet) WSAddrs() []string { return addrsOf(c.wsLns) }
+
+// WSSAddrs returns the WebSocket-over-TLS listen addresses.
+func (c *Comet) WSSAddrs() []string { return addrsOf(c.wssLns) }
 
 // StatAddrs returns the stat listen addresses.
 func (c *Comet) StatAddrs() []string { return addrsOf(c.statLns) }
@@ -390,11 +471,16 @@ func addrsOf(lns []net.Listener) []string {
 	return out
 }
 
-// advertise returns the addresses published in ZooKeeper: each configured
-// bind address as written (clients need a host name they can reach, not
-// 0.0.0.0 resolved), with the actual port when the configured one is 0.
-// A protocol that is not served (no listener) publishes none.
-func advertise(binds, actual []string) []string {
+// advertise returns the addresses published in ZooKeeper: the configured
+// advertise list when it is set (even without a listener: nginx may serve
+// that address, deploy/README.md), else each configured bind address as
+// written (clients need a host name they can reach, not 0.0.0.0 resolved),
+// with the actual port when the configured one is 0. Without either, a
+// protocol that is not served (no listener) publishes none.
+func advertise(set, binds, actual []string) []string {
+	if len(set) > 0 {
+		return set
+	}
 	out := make([]string, 0, len(binds))
 	if len(actual) == 0 {
 		return out

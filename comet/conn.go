@@ -1,6 +1,7 @@
 package comet
 
 import (
+	"crypto/tls"
 	"io"
 	"net"
 	"sync"
@@ -31,6 +32,25 @@ func (p proto) String() string {
 	return "tcp"
 }
 
+// protoName names a connection's protocol for logs and metrics, telling
+// the TLS listeners apart: "tcp", "tcp+tls", "ws", "wss", "sse" or
+// "sse+tls".
+func (c *conn) protoName() string {
+	switch {
+	case c.proto == protoWS && c.tls:
+		return "wss"
+	case c.proto == protoWS:
+		return "ws"
+	case c.proto == protoSSE && c.tls:
+		return "sse+tls"
+	case c.proto == protoSSE:
+		return "sse"
+	case c.tls:
+		return "tcp+tls"
+	}
+	return "tcp"
+}
+
 // conn is one subscriber connection after (or during) its handshake.
 //
 // Its reader goroutine (tcp.go, websocket.go, sse.go) owns it: it reads heartbeats,
@@ -44,6 +64,7 @@ type conn struct {
 	nc      net.Conn
 	id      uint64 // accept order, spreads connections over connSet shards
 	proto   proto
+	tls     bool   // nc is a *tls.Conn (tcp.tls.bind, websocket.tls.bind)
 	key     string // set once subscribed
 	oldForm bool   // the client wants the old message form (empty version)
 	// The connection's three deadlines, each for one job (set before the
@@ -82,10 +103,12 @@ type heldMsg struct {
 }
 
 func newConn(c *Comet, nc net.Conn, p proto) *conn {
+	_, isTLS := nc.(*tls.Conn)
 	return &conn{
 		nc:       nc,
 		id:       c.connIDs.Add(1),
 		proto:    p,
+		tls:      isTLS,
 		comet:    c,
 		maxQueue: c.cfg.Channel.Msgbuf.Num,
 		// Until subscribe sets the heartbeat's deadlines, nothing may take
@@ -137,7 +160,7 @@ func (c *conn) closeSlow(msg bool) {
 		c.comet.stats.msgsFailed.Add(1)
 	}
 	c.comet.stats.slowClosed.Add(1)
-	c.comet.log.Debug("closing a slow connection: its send queue is full", "key", c.key, "proto", c.proto, "addr", c.nc.RemoteAddr())
+	c.comet.log.Debug("closing a slow connection: its send queue is full", "key", c.key, "proto", c.protoName(), "addr", c.nc.RemoteAddr())
 	c.close()
 }
 
@@ -224,6 +247,9 @@ func (c *conn) replyAndClose(frame []byte) {
 	_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 	if _, err := c.nc.Write(frame); err != nil {
 		return
+	}
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		_ = tc.CloseWrite() // close_notify
 	}
 	if tc := connlimit.TCPConn(c.nc); tc != nil {
 		_ = tc.CloseWrite()

@@ -17,28 +17,28 @@ import (
 type stats struct {
 	start time.Time
 
-	tcpConns      atomic.Int64 // open TCP connections (subscribed or in handshake)
-	wsConns       atomic.Int64 // open WebSocket connections
-	tcpAccepted   atomic.Int64 // TCP connections accepted since start
-	wsAccepted    atomic.Int64 // WebSocket connections upgraded since start
-	sseConns      atomic.Int64 // open Server-Sent Events connections
-	sseAccepted   atomic.Int64 // SSE requests taken on since start
-	resumed       atomic.Int64 // stored messages sent to SSE clients for their Last-Event-ID
-	subsAdded     atomic.Int64 // connections added to a channel since start
-	subsRemoved   atomic.Int64 // connections taken out of a channel since start
-	refused       atomic.Int64 // handshakes answered with an error reply
-	chanCreated   atomic.Int64 // channels (keys) created since start
-	chanDeleted   atomic.Int64 // channels freed since start
-	chanAccess    atomic.Int64 // lookups that found a key's channel
-	pushed        atomic.Int64 // messages pushed to a key (one per key)
-	pushFailed    atomic.Int64 // pushes that failed (storage failure)
-	stored        atomic.Int64 // messages stored through MessageRPC
-	framesQueued  atomic.Int64 // message frames queued to connections
-	framesWritten atomic.Int64 // frames (messages and replies) written
-	msgsWritten   atomic.Int64 // message frames written to a connection
-	msgsFailed    atomic.Int64 // message frames lost: connection closed or failed first
-	slowClosed    atomic.Int64 // connections closed because their queue was full
-	heartbeats    atomic.Int64 // heartbeats answered, and SSE heartbeat comments sent
+	tcpConns       atomic.Int64 // open TCP connections (subscribed or in handshake)
+	wsConns        atomic.Int64 // open WebSocket connections
+	tcpAccepted    atomic.Int64 // TCP connections accepted since start
+	wsAccepted     atomic.Int64 // WebSocket connections upgraded since start
+	sseConns       atomic.Int64 // open Server-Sent Events connections
+	sseAccepted    atomic.Int64 // SSE requests taken on since start
+	resumed        atomic.Int64 // stored messages sent to SSE clients for their Last-Event-ID
+	subsAdded      atomic.Int64 // connections added to a channel since start
+	subsRemoved    atomic.Int64 // connections taken out of a channel since start
+	refused        atomic.Int64 // handshakes answered with an error reply
+	chanCreated    atomic.Int64 // channels (keys) created since start
+	chanDeleted    atomic.Int64 // channels freed since start
+	chanAccess     atomic.Int64 // lookups that found a key's channel
+	pushed         atomic.Int64 // messages pushed to a key (one per key)
+	pushFailed     atomic.Int64 // pushes that failed (storage failure)
+	stored         atomic.Int64 // messages stored through MessageRPC
+	framesQueued   atomic.Int64 // message frames queued to connections
+	framesWritten  atomic.Int64 // frames (messages and replies) written
+	msgsWritten    atomic.Int64 // message frames written to a connection
+	msgsFailed     atomic.Int64 // message frames lost: connection closed or failed first
+	slowClosed     atomic.Int64 // connections closed because their queue was full
+	heartbeats     atomic.Int64 // heartbeats answered, and SSE heartbeat comments sent
 	migrateRefused atomic.Int64 // Migrate calls refused (node map not ZooKeeper's)
 }
 

@@ -2,6 +2,7 @@ package comet
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"net"
 	"time"
@@ -95,7 +96,18 @@ func (c *Comet) serveTCP(cn *conn) {
 func (c *Comet) handshakeTCP(cn *conn) *bufio.Reader {
 	nc := cn.nc
 	c.setSockOpts(nc)
-	_ = nc.SetReadDeadline(time.Now().Add(cn.handshake))
+	deadline := time.Now().Add(cn.handshake)
+	if tc, ok := nc.(*tls.Conn); ok {
+		// The TLS handshake and the subscribe request share the
+		// handshake timeout, like a slow plain-text client.
+		_ = nc.SetDeadline(deadline)
+		if err := tc.Handshake(); err != nil {
+			c.log.Debug("tls handshake failed", "addr", nc.RemoteAddr(), "err", err)
+			return nil
+		}
+		_ = nc.SetWriteDeadline(time.Time{})
+	}
+	_ = nc.SetReadDeadline(deadline)
 	br := bufio.NewReaderSize(nc, tcpReadBuffer)
 	req, err := api.ReadSubscribe(br)
 	if err != nil {

@@ -7,9 +7,12 @@
 package conf
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"gopush/internal/certs"
 )
 
 // Duration is a time.Duration written as "30s", "5m", "720h".
@@ -59,6 +62,60 @@ type Bind struct {
 	Bind AddrList `toml:"bind"`
 }
 
+// ClientListener is one client protocol of comet (tcp or websocket): its
+// plain and TLS listen addresses, and for each the addresses published in
+// ZooKeeper and handed to clients by web's /1/server/get. An empty
+// advertise list publishes the binds as written (with the actual port for
+// port 0), as before advertise existed.
+type ClientListener struct {
+	Bind      AddrList `toml:"bind"`
+	Advertise AddrList `toml:"advertise"`
+	TLS       struct {
+		Bind      AddrList `toml:"bind"`
+		Advertise AddrList `toml:"advertise"`
+	} `toml:"tls"`
+}
+
+// TLSFiles names a daemon's certificate and private key (PEM files), used
+// by every TLS listener of the daemon and read again on SIGHUP.
+type TLSFiles struct {
+	Cert string `toml:"cert"` // certificate chain, leaf first
+	Key  string `toml:"key"`
+}
+
+// Set reports whether a pair is configured.
+func (t TLSFiles) Set() bool { return t.Cert != "" || t.Key != "" }
+
+// ServesTLS reports whether comet has a TLS listener of a protocol it
+// serves, and so needs tls.cert and tls.key.
+func (c *Comet) ServesTLS() bool {
+	for _, p := range c.Channel.Proto {
+		if (p == "tcp" && len(c.TCP.TLS.Bind) > 0) || (p == "websocket" && len(c.WebSocket.TLS.Bind) > 0) {
+			return true
+		}
+	}
+	return false
+}
+
+// ServesTLS reports whether web has an HTTPS listener, and so needs
+// tls.cert and tls.key.
+func (w *Web) ServesTLS() bool { return len(w.HTTP.TLS.Bind)+len(w.Admin.TLS.Bind) > 0 }
+
+// Load reads and checks the pair (internal/certs). Its error is one line
+// naming the key, the file and the problem.
+func (t TLSFiles) Load() (*certs.Pair, error) {
+	p, err := certs.Load(t.Cert, t.Key)
+	var ce *certs.Error
+	if errors.As(err, &ce) {
+		key := "tls.cert"
+		if ce.File == t.Key && t.Key != t.Cert {
+			key = "tls.key"
+		}
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	return p, err
+}
+
 // ZooKeeper holds the [zookeeper] table. Each daemon reads the paths it uses.
 type ZooKeeper struct {
 	Addr    AddrList `toml:"addr"`
@@ -79,10 +136,11 @@ type ZooKeeper struct {
 // RPC holds the [rpc] table: the daemon's own RPC listeners (comet,
 // message) and how comet and web talk to their peers.
 type RPC struct {
-	Bind    AddrList `toml:"bind"`    // listen addresses (comet, message)
-	Ping    Duration `toml:"ping"`    // how often each peer is pinged
-	Retry   Duration `toml:"retry"`   // how often a failed peer is redialled
-	Timeout Duration `toml:"timeout"` // deadline of one call
+	Bind      AddrList `toml:"bind"`      // listen addresses (comet, message)
+	Advertise AddrList `toml:"advertise"` // published in ZooKeeper instead of bind (comet, message)
+	Ping      Duration `toml:"ping"`      // how often each peer is pinged
+	Retry     Duration `toml:"retry"`     // how often a failed peer is redialled
+	Timeout   Duration `toml:"timeout"`   // deadline of one call
 
 	MaxMsg int      `toml:"maxmsg"` // largest gob message read, bytes
 	Idle   Duration `toml:"idle"`   // a served connection silent this long is closed
@@ -93,11 +151,12 @@ type RPC struct {
 
 // Comet is comet's configuration.
 type Comet struct {
-	Log       Log  `toml:"log"`
-	TCP       Bind `toml:"tcp"`
-	WebSocket Bind `toml:"websocket"`
-	Stat      Bind `toml:"stat"`
-	Pprof     Bind `toml:"pprof"` // empty: off
+	Log       Log            `toml:"log"`
+	TCP       ClientListener `toml:"tcp"`
+	WebSocket ClientListener `toml:"websocket"`
+	TLS       TLSFiles       `toml:"tls"` // for tcp.tls.bind and websocket.tls.bind
+	Stat      Bind           `toml:"stat"`
+	Pprof     Bind           `toml:"pprof"` // empty: off
 
 	Channel struct {
 		Proto         []string `toml:"proto"`         // "tcp", "websocket" or both
@@ -150,14 +209,21 @@ type Web struct {
 		ServerTimeout Duration `toml:"servertimeout"` // read and write timeout
 		IdleTimeout   Duration `toml:"idletimeout"`   // keep-alive connections idle this long are closed
 		TokenAdd      bool     `toml:"tokenadd"`      // also serve /1/token/add publicly
+		TLS           struct {
+			Bind AddrList `toml:"bind"` // HTTPS listen addresses of the public API
+		} `toml:"tls"`
 	} `toml:"http"`
 	Admin struct {
-		Bind    AddrList `toml:"bind"`
-		Token   string   `toml:"token"`   // bearer token the admin API requires; "" none
-		MaxBody int64    `toml:"maxbody"` // bytes
-		MaxKeys int      `toml:"maxkeys"` // keys in one push/mprivate call
+		Bind AddrList `toml:"bind"`
+		TLS  struct {
+			Bind AddrList `toml:"bind"` // HTTPS listen addresses of the admin API
+		} `toml:"tls"`
+		Token   string `toml:"token"`   // bearer token the admin API requires; "" none
+		MaxBody int64  `toml:"maxbody"` // bytes
+		MaxKeys int    `toml:"maxkeys"` // keys in one push/mprivate call
 	} `toml:"admin"`
-	Pprof Bind `toml:"pprof"`
+	Pprof Bind     `toml:"pprof"`
+	TLS   TLSFiles `toml:"tls"` // for http.tls.bind and admin.tls.bind
 
 	Token struct {
 		Expire Duration `toml:"expire"` // lifetime of a token added through /1/token/add

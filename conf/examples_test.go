@@ -23,7 +23,7 @@ var examples = []struct {
 }{
 	{"comet.toml", func(p string) (any, error) { return LoadComet(p) }, func() any { return DefaultComet() }, nil},
 	{"web.toml", func(p string) (any, error) { return LoadWeb(p) }, func() any { return DefaultWeb() },
-		map[string]bool{"rpc.bind": true, "rpc.allow": true}}, // web serves no RPC
+		map[string]bool{"rpc.bind": true, "rpc.advertise": true, "rpc.allow": true}}, // web serves no RPC
 	{"message.toml", func(p string) (any, error) { return LoadMessage(p) }, func() any { return DefaultMessage() },
 		map[string]bool{"rpc.ping": true, "rpc.retry": true}}, // message calls no peer
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 )
@@ -37,6 +38,43 @@ func (v *validator) binds(key string, list AddrList, required bool) {
 		} else if _, err := strconv.ParseUint(a[i+1:], 10, 16); err != nil {
 			v.fail(key, "address %q has a bad port", a)
 		}
+	}
+}
+
+// advertised checks published addresses: host:port with a real port, or,
+// where urls is set (websocket.tls.advertise), a wss:// URL.
+func (v *validator) advertised(key string, list AddrList, urls bool) {
+	for _, a := range list {
+		if strings.Contains(a, "://") {
+			u, err := url.Parse(a)
+			switch {
+			case !urls:
+				v.fail(key, "%q: only host:port here (old clients build the URL themselves)", a)
+			case err != nil || u.Scheme != "wss" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || !strings.HasSuffix(u.Path, "/sub"):
+				v.fail(key, "%q: must be host:port or a URL wss://host[:port]/.../sub without query", a)
+			}
+			continue
+		}
+		host, port, err := net.SplitHostPort(a)
+		if err != nil || host == "" {
+			v.fail(key, "%q: must be host:port", a)
+		} else if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+			v.fail(key, "%q: needs a port from 1 to 65535", a)
+		}
+	}
+}
+
+// tlsFiles requires a certificate and key when some TLS listener is set
+// (the files themselves are read when the daemon starts).
+func (v *validator) tlsFiles(t TLSFiles, need bool, binds string) {
+	if need && t.Cert == "" {
+		v.fail("tls.cert", "needs a certificate file when %s is set", binds)
+	}
+	if need && t.Key == "" {
+		v.fail("tls.key", "needs a private key file when %s is set", binds)
+	}
+	if (t.Cert == "") != (t.Key == "") {
+		v.fail("tls.cert", "tls.cert and tls.key go together")
 	}
 }
 
@@ -139,8 +177,16 @@ func (c *Comet) validate(file string) error {
 	if !tcp && !ws {
 		v.fail("channel.proto", "needs tcp, websocket or both")
 	}
-	v.binds("tcp.bind", c.TCP.Bind, tcp)
-	v.binds("websocket.bind", c.WebSocket.Bind, ws)
+	v.binds("tcp.bind", c.TCP.Bind, tcp && len(c.TCP.TLS.Bind) == 0)
+	v.binds("tcp.tls.bind", c.TCP.TLS.Bind, false)
+	v.binds("websocket.bind", c.WebSocket.Bind, ws && len(c.WebSocket.TLS.Bind) == 0)
+	v.binds("websocket.tls.bind", c.WebSocket.TLS.Bind, false)
+	v.advertised("tcp.advertise", c.TCP.Advertise, false)
+	v.advertised("tcp.tls.advertise", c.TCP.TLS.Advertise, false)
+	v.advertised("websocket.advertise", c.WebSocket.Advertise, false)
+	v.advertised("websocket.tls.advertise", c.WebSocket.TLS.Advertise, true)
+	v.advertised("rpc.advertise", c.RPC.Advertise, false)
+	v.tlsFiles(c.TLS, (tcp && len(c.TCP.TLS.Bind) > 0) || (ws && len(c.WebSocket.TLS.Bind) > 0), "tcp.tls.bind or websocket.tls.bind")
 	v.binds("rpc.bind", c.RPC.Bind, true)
 	v.binds("stat.bind", c.Stat.Bind, false)
 	v.binds("pprof.bind", c.Pprof.Bind, false)
@@ -201,14 +247,17 @@ func (c *Comet) validate(file string) error {
 func (w *Web) validate(file string) error {
 	v := &validator{file: file}
 	v.logConf(w.Log)
-	v.binds("http.bind", w.HTTP.Bind, true)
+	v.binds("http.bind", w.HTTP.Bind, len(w.HTTP.TLS.Bind) == 0)
+	v.binds("http.tls.bind", w.HTTP.TLS.Bind, false)
 	v.duration("http.servertimeout", w.HTTP.ServerTimeout)
 	v.duration("http.idletimeout", w.HTTP.IdleTimeout)
 	if t := w.Admin.Token; t != "" && (len(t) < 16 || strings.TrimSpace(t) != t || strings.ContainsAny(t, " \t\r\n")) {
 		v.fail("admin.token", "must be at least 16 characters without spaces (or empty: none)")
 	}
 	v.limit(w.Limit)
-	v.binds("admin.bind", w.Admin.Bind, true)
+	v.binds("admin.bind", w.Admin.Bind, len(w.Admin.TLS.Bind) == 0)
+	v.binds("admin.tls.bind", w.Admin.TLS.Bind, false)
+	v.tlsFiles(w.TLS, len(w.HTTP.TLS.Bind)+len(w.Admin.TLS.Bind) > 0, "http.tls.bind or admin.tls.bind")
 	v.binds("pprof.bind", w.Pprof.Bind, false)
 	if w.Admin.MaxBody < 1 {
 		v.fail("admin.maxbody", "must be at least 1 byte")
@@ -225,6 +274,9 @@ func (w *Web) validate(file string) error {
 	if len(w.RPC.Bind) > 0 {
 		v.fail("rpc.bind", "web serves no RPC; remove it")
 	}
+	if len(w.RPC.Advertise) > 0 {
+		v.fail("rpc.advertise", "web serves no RPC; remove it")
+	}
 	v.duration("rpc.ping", w.RPC.Ping)
 	v.duration("rpc.retry", w.RPC.Retry)
 	v.duration("rpc.timeout", w.RPC.Timeout)
@@ -236,6 +288,7 @@ func (m *Message) validate(file string) error {
 	v := &validator{file: file}
 	v.logConf(m.Log)
 	v.binds("rpc.bind", m.RPC.Bind, true)
+	v.advertised("rpc.advertise", m.RPC.Advertise, false)
 	v.duration("rpc.timeout", m.RPC.Timeout)
 	v.rpc(m.RPC, true)
 	v.binds("pprof.bind", m.Pprof.Bind, false)

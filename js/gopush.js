@@ -12,8 +12,13 @@
  *   sub.close();
  *
  * What it does, in a loop until close():
- *   1. asks web which comet serves the key (/1/server/get, p=1), by JSONP
- *      (works from any origin) or by fetch (same origin or CORS);
+ *   1. asks web which comet serves the key (/1/server/get), by JSONP
+ *      (works from any origin) or by fetch (same origin or CORS): p=1,
+ *      or, on an https page (or with wsScheme 'wss'), p=3 for the comet's
+ *      TLS listener, since a browser refuses ws:// there. web answers
+ *      host:port, or for p=3 possibly a full wss://.../sub URL (comets
+ *      behind one nginx TLS port), which is used as it is (its /sse
+ *      sibling for Server-Sent Events);
  *   2. opens a WebSocket to that comet (/sub?key=&heartbeat=&token=&ver=)
  *      and waits for "+h", or, where WebSocket cannot be used, a
  *      Server-Sent Events stream (/sse?key=&heartbeat=&token=&ver=, an
@@ -58,7 +63,7 @@
     lastMid: '0',       // mid (digit string) of the newest private message already seen
     lastPublicMid: '0', // the same for public messages (gid 1)
     lookup: 'jsonp',    // 'jsonp' or 'fetch': how web is called
-    wsScheme: '',       // 'ws' or 'wss'; default: wss on https pages
+    wsScheme: '',       // 'ws' (p=1) or 'wss' (p=3, TLS); default: wss on https pages
     transport: 'auto',  // 'auto' (WebSocket, falling back to SSE), 'websocket' or 'sse'
     fallbackAfter: 2,   // failed attempts in a row before 'auto' switches transport
     cometURL: '',       // base URL of a comet, '{server}' standing for its host:port
@@ -336,7 +341,7 @@
   GoPush.prototype._connect = function () {
     if (!this._running) { return; }
     var self = this, gen = ++this._gen, o = this.opts;
-    this._call('/1/server/get', { k: o.key, p: 1 }, 'cb', function (err, data) {
+    this._call('/1/server/get', { k: o.key, p: this._secure() ? 3 : 1 }, 'cb', function (err, data) {
       if (gen !== self._gen) { return; }
       if (err) { return self._fail(gen, err); }
       var server = typeof data.server === 'string' ? data.server : '';
@@ -374,14 +379,29 @@
     this._emit('onOpen', server);
   };
 
-  // _cometBase is the base URL of comet server: from the cometURL template,
-  // or http(s)://server; ws selects the ws(s) scheme.
+  // _secure tells whether to use the comets' TLS listeners (p=3): with
+  // wsScheme 'wss', or on an https page unless wsScheme is 'ws'; never with
+  // cometURL (the proxy it names reaches the comets).
+  GoPush.prototype._secure = function () {
+    var o = this.opts;
+    if (o.cometURL) { return false; }
+    if (o.wsScheme) { return o.wsScheme === 'wss'; }
+    return !!(root.location && root.location.protocol === 'https:');
+  };
+
+  // _cometBase is the base URL of comet server: the URL web answered
+  // (wss://.../sub, without /sub), from the cometURL template, or
+  // http(s)://server; ws selects the ws(s) scheme.
   GoPush.prototype._cometBase = function (server, ws) {
     var o = this.opts;
-    var secure = root.location && root.location.protocol === 'https:';
+    if (/^wss?:\/\//.test(server)) {
+      var b = server.replace(/\/sub$/, '');
+      return ws ? b : b.replace(/^ws/, 'http');
+    }
     if (!o.cometURL) {
-      if (ws) { return (o.wsScheme || (secure ? 'wss' : 'ws')) + '://' + server; }
-      return (secure ? 'https' : 'http') + '://' + server;
+      var tls = this._secure();
+      if (ws) { return (tls ? 'wss' : 'ws') + '://' + server; }
+      return (tls ? 'https' : 'http') + '://' + server;
     }
     var base = o.cometURL.split('{server}').join(server).replace(/\/+$/, '');
     return ws ? base.replace(/^http/, 'ws') : base;

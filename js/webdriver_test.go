@@ -30,8 +30,9 @@ type webDriver struct {
 }
 
 // startBrowser starts chromedriver on a free port and opens a headless
-// Chromium session with a fresh profile. Both stop when the test ends.
-func startBrowser(t *testing.T) *webDriver {
+// Chromium session with a fresh profile and the extra command-line flags.
+// Both stop when the test ends.
+func startBrowser(t *testing.T, flags ...string) *webDriver {
 	t.Helper()
 	for _, bin := range []string{chromiumBin, chromedriverBin} {
 		if _, err := os.Stat(bin); err != nil {
@@ -64,9 +65,10 @@ func startBrowser(t *testing.T) *webDriver {
 		"browserName": "chrome",
 		"goog:chromeOptions": map[string]any{
 			"binary": chromiumBin,
-			"args": []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+			"args": append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
 				"--no-first-run", "--disable-background-networking", "--disable-component-update",
 				"--disable-sync", "--disable-dev-shm-usage", "--user-data-dir=" + t.TempDir()},
+				flags...),
 		},
 		"goog:loggingPrefs": map[string]string{"browser": "ALL"},
 	}}}

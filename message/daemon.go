@@ -68,7 +68,7 @@ func Start(ctx context.Context, cfg *conf.Message, log *slog.Logger) (*Daemon, e
 	if err != nil {
 		return fail(fmt.Errorf("zookeeper %v: %w", cfg.ZooKeeper.Addr, err))
 	}
-	data, err := json.Marshal(api.MessageNodeData{RPC: advertise(cfg.RPC.Bind, d.srv.Addrs()), Weight: cfg.Node.Weight})
+	data, err := json.Marshal(api.MessageNodeData{RPC: advertise(cfg.RPC.Advertise, cfg.RPC.Bind, d.srv.Addrs()), Weight: cfg.Node.Weight})
 	if err != nil {
 		return fail(err)
 	}
@@ -88,10 +88,13 @@ func Start(ctx context.Context, cfg *conf.Message, log *slog.Logger) (*Daemon, e
 	return d, nil
 }
 
-// advertise returns the RPC addresses to publish: each bind as the
-// operator wrote it, except that a port 0 is replaced by the port actually
-// listened on.
-func advertise(binds, actual []string) []string {
+// advertise returns the RPC addresses to publish: rpc.advertise when set,
+// else each bind as the operator wrote it, except that a port 0 is replaced
+// by the port actually listened on.
+func advertise(set, binds, actual []string) []string {
+	if len(set) > 0 {
+		return set
+	}
 	out := make([]string, len(binds))
 	for i, b := range binds {
 		out[i] = b

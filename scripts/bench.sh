@@ -22,9 +22,14 @@
 #   BENCH_CLUSTER_N   subscribers of the cluster scenario     (default 100000)
 #   BENCH_CLUSTER_HOLD  how long they heartbeat before the push (default 5m)
 #   BENCH_ONLY        space-separated scenario names to run (default all but
-#                     cluster): idle-tcp idle-ws idle-sse private private-ws
-#                     private-sse private-store mprivate mprivate-big
-#                     serverget cluster
+#                     cluster): idle-tcp idle-ws idle-wss idle-sse private
+#                     private-ws private-wss private-sse private-store
+#                     mprivate mprivate-big serverget cluster
+#
+# The wss scenarios (WebSocket over TLS, docs/protocol.md §2.4) run against
+# each comet's websocket.tls.bind, with a self-signed certificate made for
+# the run (openssl), next to the plain ws ones: idle-ws/idle-wss give the
+# RSS per connection, private-ws/private-wss the push rate.
 #
 # The cluster scenario (100 000 subscribers over 6 comets, 5 minutes) is the
 # long one: BENCH_COMETS=6 BENCH_ONLY=cluster make bench
@@ -44,10 +49,11 @@ BIG_ONLINE=${BENCH_BIG_ONLINE:-18000}
 COMETS=${BENCH_COMETS:-1}
 CLUSTER_N=${BENCH_CLUSTER_N:-100000}
 CLUSTER_HOLD=${BENCH_CLUSTER_HOLD:-5m}
-ONLY=${BENCH_ONLY:-idle-tcp idle-ws idle-sse private private-ws private-sse private-store mprivate mprivate-big serverget}
+ONLY=${BENCH_ONLY:-idle-tcp idle-ws idle-wss idle-sse private private-ws private-wss private-sse private-store mprivate mprivate-big serverget}
 OUT=${BENCH_OUT:-$ROOT/tmp/bench}
 
 command -v go >/dev/null || die "go is not on PATH (expected at /usr/local/go/bin)"
+command -v openssl >/dev/null || apt_install openssl || die "openssl is needed for the wss certificate"
 if ! command -v wrk >/dev/null; then
 	if [ "$(id -u)" = 0 ]; then
 		log "installing wrk"
@@ -78,6 +84,12 @@ BENCH=$DIR/bin/gopush-bench
 scripts/services.sh start "$DIR/svc" zk redis || die "could not start ZooKeeper and Redis"
 # shellcheck disable=SC1091
 . "$DIR/svc/env"
+
+# The certificate of the comets' TLS listeners: self-signed, so it is its own
+# CA for gopush-bench -ca.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+	-subj "/CN=gopush bench" -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+	-keyout "$DIR/tls-key.pem" -out "$DIR/tls-cert.pem" 2>/dev/null || die "openssl could not make a certificate"
 
 ZKROOT=/gopush-bench-$$-$RANDOM
 MSG_RPC=127.0.0.1:$(free_port)
@@ -116,14 +128,18 @@ active = 256
 $(zk_conf node1)
 EOF
 
-declare -a COMET_TCP COMET_WS COMET_PPROF
+declare -a COMET_TCP COMET_WS COMET_WSS COMET_PPROF
 for i in $(seq 1 "$COMETS"); do
 	COMET_TCP[i]=127.0.0.1:$(free_port)
 	COMET_WS[i]=127.0.0.1:$(free_port)
+	COMET_WSS[i]=127.0.0.1:$(free_port)
 	COMET_PPROF[i]=127.0.0.1:$(free_port)
 	cat > "$DIR/comet$i.toml" <<-EOF
 	tcp.bind = ["${COMET_TCP[i]}"]
 	websocket.bind = ["${COMET_WS[i]}"]
+	websocket.tls.bind = ["${COMET_WSS[i]}"]
+	tls.cert = "$DIR/tls-cert.pem"
+	tls.key = "$DIR/tls-key.pem"
 	stat.bind = ["127.0.0.1:$(free_port)"]
 	pprof.bind = ["${COMET_PPROF[i]}"]
 	[log]
@@ -214,11 +230,13 @@ PROF=(-pprof "comet1=${COMET_PPROF[1]}" -pprof "web=$WEB_PPROF" -pprof "message=
 
 wants idle-tcp && fresh_comets && scenario idle-tcp -scenario idle -proto tcp -n "$IDLE_N" -procs "$PROCS" -src 8 -hold 20s -settle 5s
 wants idle-ws && fresh_comets && scenario idle-ws -scenario idle -proto ws -n "$IDLE_N" -procs "$PROCS" -src 8 -hold 20s -settle 5s
+wants idle-wss && fresh_comets && scenario idle-wss -scenario idle -proto wss -ca "$DIR/tls-cert.pem" -n "$IDLE_N" -procs "$PROCS" -src 8 -hold 20s -settle 5s
 wants idle-sse && fresh_comets && scenario idle-sse -scenario idle -proto sse -n "$IDLE_N" -procs "$PROCS" -src 8 -hold 20s -settle 5s
 # comet and web are profiled while the push runs (-pprof).
 wants private && scenario private -scenario private -n "$KEYS" -clients "$CLIENTS" -duration "$DURATION" -expire 0 "${PROF[@]}" -cpuprofile "$OUT/private-bench.pprof"
 wants private-ws && scenario private-ws -scenario private -proto ws -n "$KEYS" -clients "$CLIENTS" -duration "$DURATION" -expire 0
 wants private-sse && scenario private-sse -scenario private -proto sse -n "$KEYS" -clients "$CLIENTS" -duration "$DURATION" -expire 0
+wants private-wss && scenario private-wss -scenario private -proto wss -ca "$DIR/tls-cert.pem" -n "$KEYS" -clients "$CLIENTS" -duration "$DURATION" -expire 0
 wants private-store && scenario private-store -scenario private -n "$KEYS" -clients "$CLIENTS" -duration "$DURATION" -expire 600 -verify-stored 20 "${PROF[@]}"
 wants mprivate && scenario mprivate -scenario mprivate -n "$KEYS" -clients 1 -rate 5 -max 40 -duration 8s -expire 0 "${PROF[@]}" -cpuprofile "$OUT/mprivate-bench.pprof"
 wants mprivate-big && scenario mprivate-big -scenario mprivate -n "$BIG_ONLINE" -push-keys "$BIG_KEYS" -procs $(( (BIG_ONLINE + 15999) / 16000 )) -clients 1 -max 1 -expire 600 -verify-stored 50 -drain 30s

@@ -31,10 +31,13 @@ func (w *Web) publicMux() *routemux.Mux {
 	return mux
 }
 
-// Values of the p (proto) parameter.
+// Values of the p (proto) parameter. 3 and 4 are new in gopush
+// (docs/protocol.md §2.4): the TLS listeners, which a 1.0.5 client never asks for.
 const (
-	protoWebSocket = "1"
-	protoTCP       = "2"
+	protoWebSocket    = "1"
+	protoTCP          = "2"
+	protoWebSocketTLS = "3" // wss: host:port, or a full wss:// URL
+	protoTCPTLS       = "4" // TCP over TLS: host:port
 )
 
 // serverGet answers which comet serves a key: the first address of the
@@ -47,16 +50,25 @@ func (w *Web) serverGet(keyParam, protoParam string, all bool) handlerFunc {
 			return nil, err
 		}
 		proto := q.Get(protoParam)
-		if proto != protoWebSocket && proto != protoTCP {
-			return nil, errParam("%s must be 1 (websocket) or 2 (tcp), got %q", protoParam, proto)
+		switch proto {
+		case protoWebSocket, protoTCP, protoWebSocketTLS, protoTCPTLS:
+		default:
+			return nil, errParam("%s must be 1 (websocket), 2 (tcp), 3 (wss) or 4 (tcp over tls), got %q", protoParam, proto)
 		}
 		_, node, err := w.cluster.load().lookup(key)
 		if err != nil {
 			return nil, err
 		}
-		addrs := node.data.WS
-		if proto == protoTCP {
+		var addrs []string
+		switch proto {
+		case protoWebSocket:
+			addrs = node.data.WS
+		case protoTCP:
 			addrs = node.data.TCP
+		case protoWebSocketTLS:
+			addrs = node.data.WSS
+		case protoTCPTLS:
+			addrs = node.data.TCPTLS
 		}
 		if len(addrs) == 0 {
 			return nil, errNoNode

@@ -206,7 +206,7 @@ func TestServerGetJSONPAndUnversioned(t *testing.T) {
 
 func TestServerGetBadInput(t *testing.T) {
 	tw := newTestWeb(t, twoNodes, []string{"node-a"}, nil)
-	for _, q := range []string{"", "?p=1", "?k=&p=1", "?k=a", "?k=a&p=0", "?k=a&p=3", "?k=a&p=tcp", "?p=1&k=" + longKey} {
+	for _, q := range []string{"", "?p=1", "?k=&p=1", "?k=a", "?k=a&p=0", "?k=a&p=5", "?k=a&p=tcp", "?p=1&k=" + longKey} {
 		expectCode(t, get(t, tw.public.URL+"/1/server/get"+q), api.CodeParamErr)
 		expectCode(t, get(t, tw.public.URL+"/2/server/get"+q), api.CodeParamErr)
 	}

@@ -26,7 +26,7 @@ func TestAnswersExactBytes(t *testing.T) {
 	exact("/2/server/get", get(t, tw.public.URL+"/2/server/get?k=a&p=1"), js, `{"ret":0,"data":{"server":["ws-node-a-1","ws-node-a-2"]}}`)
 	exact("/2/server/get JSONP", get(t, tw.public.URL+"/2/server/get?k=a&p=2&cb=f"), "application/javascript",
 		`f({"ret":0,"data":{"server":["tcp-node-a-1","tcp-node-a-2"]}})`)
-	exact("/1/server/get error", get(t, tw.public.URL+"/1/server/get?k=a&p=3"), js, `{"ret":65534}`)
+	exact("/1/server/get error", get(t, tw.public.URL+"/1/server/get?k=a&p=5"), js, `{"ret":65534}`)
 	exact("/1/server/get error JSONP", get(t, tw.public.URL+"/1/server/get?k=a&cb=f"), "application/javascript", `f({"ret":65534})`)
 	exact("/server/get error", get(t, tw.public.URL+"/server/get?key=a"), js, `{"ret":65534,"msg":"ok"}`)
 

@@ -19,6 +19,7 @@ import (
 
 	"gopush/conf"
 	"gopush/gobrpc"
+	"gopush/internal/certs"
 	"gopush/internal/connlimit"
 	"gopush/internal/daemon"
 	"gopush/membership"
@@ -47,7 +48,9 @@ type Web struct {
 	publicLimit *connlimit.Limiter // the public port's caps
 	adminDenied atomic.Int64       // admin requests refused for a missing or wrong token
 
-	httpAddrs, adminAddrs []string
+	pair                      *certs.Pair // nil without TLS binds
+	httpAddrs, adminAddrs     []string
+	httpsAddrs, adminTLSAddrs []string
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // watchers, migrator, pruner, HTTP serve loops
@@ -74,6 +77,14 @@ func New(cfg *conf.Web, log *slog.Logger) *Web {
 // watching comets and message nodes, and serves HTTP. It returns once it
 // serves, or with an error (having released what it took).
 func (w *Web) Start() error {
+	// The certificate first: a bad pair is the configuration's fault
+	// (daemon.Usage), reported before anything else happens.
+	if w.cfg.ServesTLS() {
+		var err error
+		if w.pair, err = w.cfg.TLS.Load(); err != nil {
+			return daemon.Usage(err)
+		}
+	}
 	if err := w.start(); err != nil {
 		w.Close(context.Background())
 		return err
@@ -95,18 +106,27 @@ func (w *Web) start() error {
 		h    http.Handler
 		out  *[]string
 		lim  *connlimit.Limiter
+		tls  bool
 	}
 	var todo []serve
 	for _, a := range cfg.HTTP.Bind {
-		todo = append(todo, serve{a, public, &w.httpAddrs, w.publicLimit})
+		todo = append(todo, serve{a, public, &w.httpAddrs, w.publicLimit, false})
+	}
+	for _, a := range cfg.HTTP.TLS.Bind {
+		todo = append(todo, serve{a, public, &w.httpsAddrs, w.publicLimit, true})
 	}
 	for _, a := range cfg.Admin.Bind {
-		todo = append(todo, serve{a, admin, &w.adminAddrs, adminLimit})
+		todo = append(todo, serve{a, admin, &w.adminAddrs, adminLimit, false})
+	}
+	for _, a := range cfg.Admin.TLS.Bind {
+		todo = append(todo, serve{a, admin, &w.adminTLSAddrs, adminLimit, true})
 	}
 	if cfg.Admin.Token == "" {
 		daemon.WarnIfExposed(w.log, "admin.bind", cfg.Admin.Bind, "admin.token: anyone who reaches it can push")
+		daemon.WarnIfExposed(w.log, "admin.tls.bind", cfg.Admin.TLS.Bind, "admin.token: anyone who reaches it can push")
 		if cfg.HTTP.TokenAdd {
 			daemon.WarnIfExposed(w.log, "http.bind", cfg.HTTP.Bind, "admin.token while http.tokenadd is on: anyone can add tokens")
+			daemon.WarnIfExposed(w.log, "http.tls.bind", cfg.HTTP.TLS.Bind, "admin.token while http.tokenadd is on: anyone can add tokens")
 		}
 	}
 	// Listen first, so that a taken port fails the start before anything
@@ -116,10 +136,16 @@ func (w *Web) start() error {
 		if err != nil {
 			return fmt.Errorf("listen on %s: %w", s.addr, err)
 		}
-		w.lns = append(w.lns, s.lim.Wrap(ln))
 		if s.out != nil {
 			*s.out = append(*s.out, ln.Addr().String())
 		}
+		ln = s.lim.Wrap(ln)
+		if s.tls {
+			// Over the connection caps; HTTP/1.1 only, as on the plain
+			// ports; the handshake is bounded by the server's timeouts.
+			ln = w.pair.Listener(ln, "http/1.1")
+		}
+		w.lns = append(w.lns, ln)
 		timeout := cfg.HTTP.ServerTimeout.D()
 		w.servers = append(w.servers, &http.Server{
 			Handler:           s.h,
@@ -187,7 +213,7 @@ func (w *Web) start() error {
 			}
 		})
 	}
-	w.log.Info("web started", "http", w.httpAddrs, "admin", w.adminAddrs,
+	w.log.Info("web started", "http", w.httpAddrs, "https", w.httpsAddrs, "admin", w.adminAddrs, "admin_tls", w.adminTLSAddrs,
 		"comet.path", cfg.ZooKeeper.Comet.Path, "message.path", cfg.ZooKeeper.Message.Path)
 	return nil
 }
@@ -205,6 +231,25 @@ func (w *Web) HTTPAddrs() []string { return w.httpAddrs }
 
 // AdminAddrs returns the admin listen addresses.
 func (w *Web) AdminAddrs() []string { return w.adminAddrs }
+
+// HTTPSAddrs returns the public HTTPS listen addresses (http.tls.bind).
+func (w *Web) HTTPSAddrs() []string { return w.httpsAddrs }
+
+// AdminTLSAddrs returns the admin HTTPS listen addresses (admin.tls.bind).
+func (w *Web) AdminTLSAddrs() []string { return w.adminTLSAddrs }
+
+// Reload reads the certificate and key files again (on SIGHUP); a bad pair
+// is refused and the old one keeps serving.
+func (w *Web) Reload() error {
+	if w.pair == nil {
+		return nil
+	}
+	if err := w.pair.Reload(); err != nil {
+		return fmt.Errorf("tls: %w", err)
+	}
+	w.log.Info("tls certificate reloaded", "cert", w.pair.String())
+	return nil
+}
 
 // Close stops accepting requests, lets in-flight ones finish until ctx is
 // done, then stops the background work and closes the RPC clients and the

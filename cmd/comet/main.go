@@ -23,6 +23,14 @@ func main() {
 		Name: "comet",
 		Load: conf.LoadComet,
 		Log:  func(cfg *conf.Comet) conf.Log { return cfg.Log },
+		// A bad certificate is reported like a bad file: one line, exit 2.
+		Check: func(cfg *conf.Comet) error {
+			if !cfg.ServesTLS() {
+				return nil
+			}
+			_, err := cfg.TLS.Load()
+			return err
+		},
 		Start: func(_ context.Context, cfg *conf.Comet, log *slog.Logger) (daemon.Stopper, error) {
 			c := comet.New(cfg, log)
 			return c, c.Start()

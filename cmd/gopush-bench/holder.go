@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"gopush/bench"
+	"gopush/client"
 )
 
 // holder holds subscriber connections, in this process or in children.
@@ -67,14 +68,22 @@ type childAnswer struct {
 	Snap      *bench.Snapshot  `json:"snap,omitempty"`
 }
 
-func subConfig(o options) bench.SubConfig {
-	return bench.SubConfig{
+func subConfig(o options) (bench.SubConfig, error) {
+	cfg := bench.SubConfig{
 		Proto:       o.proto,
 		Heartbeat:   o.heartbeat,
 		Version:     o.version,
 		SourceAddrs: o.src,
 		Parallel:    o.parallel,
 	}
+	if o.caFile != "" {
+		tc, err := client.RootCAs(o.caFile)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.TLS = tc
+	}
+	return cfg, nil
 }
 
 // runChild serves the child protocol on stdin/stdout.
@@ -103,7 +112,11 @@ func runChild(o options) error {
 				ans.Err = "already connected"
 				break
 			}
-			cfg := subConfig(o)
+			cfg, err := subConfig(o)
+			if err != nil {
+				ans.Err = err.Error()
+				break
+			}
 			cfg.IndexBase = req.Base
 			h = newLocalHolder(cfg)
 			h.Connect(context.Background(), req.Targets)
@@ -167,6 +180,7 @@ func newChildHolder(o options, procs int) (*childHolder, error) {
 	for i := 0; i < procs; i++ {
 		cmd := exec.Command(exe, "-child",
 			"-proto", o.proto,
+			"-ca", o.caFile,
 			"-heartbeat", strconv.Itoa(o.heartbeat),
 			"-ver", o.version,
 			"-src", strconv.Itoa(o.src),

@@ -82,6 +82,7 @@ type options struct {
 	admin     string
 	comet     string
 	proto     string
+	caFile    string
 	n         int
 	keys      int
 	pushKeys  int
@@ -118,7 +119,8 @@ func main() {
 	flag.StringVar(&o.httpAddr, "http", "127.0.0.1:8090", "web http.bind (routing, /1/server/get, /1/msg/get)")
 	flag.StringVar(&o.admin, "admin", "127.0.0.1:8091", "web admin.bind (pushes)")
 	flag.StringVar(&o.comet, "comet", "", "connect every subscriber to this comet address instead of asking web")
-	flag.StringVar(&o.proto, "proto", "tcp", "subscriber protocol: tcp, ws or sse")
+	flag.StringVar(&o.proto, "proto", "tcp", "subscriber protocol: tcp, ws, wss (WebSocket over TLS, with -ca) or sse")
+	flag.StringVar(&o.caFile, "ca", "", "wss: PEM file of the CA (or self-signed certificate) to verify comet's certificate with")
 	flag.IntVar(&o.n, "n", 2000, "subscriber connections")
 	flag.IntVar(&o.keys, "keys", 0, "distinct keys among the subscribers (0: one per subscriber); subscriber i takes key i mod keys")
 	flag.IntVar(&o.pushKeys, "push-keys", 0, "keys pushed to (0: -keys); keys beyond -keys have no subscriber")
@@ -196,8 +198,11 @@ func (o *options) check() error {
 	if o.name == "" {
 		o.name = o.scenario
 	}
-	if o.proto != "tcp" && o.proto != "ws" && o.proto != "sse" {
-		return fmt.Errorf("-proto %q: want tcp, ws or sse", o.proto)
+	if o.proto != "tcp" && o.proto != "ws" && o.proto != "wss" && o.proto != "sse" {
+		return fmt.Errorf("-proto %q: want tcp, ws, wss or sse", o.proto)
+	}
+	if o.proto == "wss" && o.caFile == "" {
+		return errors.New("-proto wss needs -ca (the CA of comet's certificate)")
 	}
 	if o.n < 0 || o.keys < 0 || o.pushKeys < 0 || o.procs < 0 || o.max < 0 || o.kpc < 0 || o.expire < 0 || o.rate < 0 {
 		return errors.New("counts, rates and expire must not be negative")

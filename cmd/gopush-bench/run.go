@@ -47,7 +47,11 @@ func run(ctx context.Context, o options, log *slog.Logger) (*Result, error) {
 			}
 			subs = ch
 		} else {
-			subs = newLocalHolder(subConfig(o))
+			cfg, err := subConfig(o)
+			if err != nil {
+				return res, err
+			}
+			subs = newLocalHolder(cfg)
 		}
 		defer subs.Close()
 		log.Info("connecting", "subscribers", len(targets), "proto", o.proto, "procs", o.procs)

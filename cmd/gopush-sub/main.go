@@ -9,10 +9,16 @@
 //
 //	gopush-sub -web http://localhost:8090 -key Terry-Mao
 //	gopush-sub -web localhost:8090 -key Terry-Mao -proto websocket -n 10
+//	gopush-sub -web https://push.example.com -key Terry-Mao -proto websocket -tls -ca ca.pem
+//
+// -tls subscribes over TLS (wss, or TCP over TLS: docs/protocol.md §2.4); -ca names a
+// PEM file of the authorities to trust instead of the system's, and also
+// implies -tls.
 package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -49,8 +55,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	pmid := fs.String("pmid", "0", "the same for public messages (gid 1)")
 	count := fs.Int("n", 0, "exit after this many messages (0: run until interrupted)")
 	verbose := fs.Bool("v", false, "log connection events to stderr")
+	useTLS := fs.Bool("tls", false, "subscribe over TLS (wss, or TCP over TLS), verifying comet's certificate")
+	caFile := fs.String("ca", "", "PEM file of the CAs to trust for comet and an https web (implies -tls; default: the system's)")
+	serverName := fs.String("servername", "", "name to check comet's certificate against (default: the host web answers)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: gopush-sub -key KEY [-web URL] [-proto tcp|websocket] [flags]")
+		fmt.Fprintln(stderr, "usage: gopush-sub -key KEY [-web URL] [-proto tcp|websocket] [-tls [-ca FILE]] [flags]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -78,9 +87,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if *verbose {
 		level = slog.LevelInfo
 	}
+	var tlsCfg *tls.Config
+	switch {
+	case *caFile != "":
+		if tlsCfg, err = client.RootCAs(*caFile); err != nil {
+			fmt.Fprintf(stderr, "gopush-sub: -ca: %v\n", err)
+			return 2
+		}
+	case *useTLS || *serverName != "":
+		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	if tlsCfg != nil {
+		tlsCfg.ServerName = *serverName
+	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	c, err := client.New(client.Config{
-		Web: *web, Key: *key, Token: *token, Proto: *proto, Heartbeat: *hb,
+		Web: *web, Key: *key, Token: *token, Proto: *proto, Heartbeat: *hb, TLS: tlsCfg,
 		Version: *ver, LastMid: last, LastPublicMid: lastPublic, Logger: logger,
 		OnError: func(err error) { logger.Warn("gopush-sub: connection problem", "err", err) },
 	})

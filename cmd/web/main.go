@@ -23,6 +23,14 @@ func main() {
 		Name: "web",
 		Load: conf.LoadWeb,
 		Log:  func(cfg *conf.Web) conf.Log { return cfg.Log },
+		// A bad certificate is reported like a bad file: one line, exit 2.
+		Check: func(cfg *conf.Web) error {
+			if !cfg.ServesTLS() {
+				return nil
+			}
+			_, err := cfg.TLS.Load()
+			return err
+		},
 		Start: func(_ context.Context, cfg *conf.Web, log *slog.Logger) (daemon.Stopper, error) {
 			w := web.New(cfg, log)
 			return w, w.Start()

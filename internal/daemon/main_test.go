@@ -6,6 +6,8 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -132,4 +134,127 @@ func TestRunStopsOnContextAndSignal(t *testing.T) {
 		}
 		<-d.closed
 	})
+}
+
+type reloadDaemon struct {
+	fakeDaemon
+	reloads chan error // what the next Reload returns
+}
+
+func (r *reloadDaemon) Reload() error { return <-r.reloads }
+
+// A Start error marked as the configuration's fault (a certificate file that
+// went bad after Check) is status 2 and one plain line, like a bad file.
+func TestRunStartUsageErrorIsStatus2(t *testing.T) {
+	t.Parallel()
+	var stderr bytes.Buffer
+	code := program(Usage(errors.New("tls.cert: /etc/x.pem: no such file")), nil).Run(context.Background(), nil, &stderr)
+	if code != ExitUsage {
+		t.Fatalf("status %d, want %d", code, ExitUsage)
+	}
+	// Start runs after the logger exists (its start-up lines may come
+	// first); the refusal itself is one plain line, not a logged error.
+	if out := stderr.String(); !strings.HasSuffix(out, "fake: tls.cert: /etc/x.pem: no such file\n") || strings.Contains(out, "failed to start") {
+		t.Fatalf("stderr %q, want it to end with one line naming the file", out)
+	}
+}
+
+// SIGHUP never stops a daemon: each one calls Reload, a refused reload is
+// logged, and log.level is read again from the file. (Not parallel: the
+// signal reaches every Run of the test binary.)
+func TestRunReloadsOnSIGHUP(t *testing.T) {
+	var level atomic.Value
+	level.Store("info")
+	started := make(chan struct{})
+	reloads := make(chan error)
+	d := &reloadDaemon{fakeDaemon: fakeDaemon{closed: make(chan struct{})}, reloads: reloads}
+	p := Program[*fakeCfg]{
+		Name: "fake",
+		Load: func(string) (*fakeCfg, error) { return &fakeCfg{log: conf.Log{Level: level.Load().(string)}}, nil },
+		Log:  func(c *fakeCfg) conf.Log { return c.log },
+		Start: func(context.Context, *fakeCfg, *slog.Logger) (Stopper, error) {
+			close(started)
+			return d, nil
+		},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	done := make(chan int, 1)
+	go func() { done <- p.Run(ctx, nil, out) }()
+	<-started // Run listens for signals before it starts the daemon
+	hup := func(result error) {
+		t.Helper()
+		if err := syscall.Kill(syscall.Getpid(), syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case reloads <- result:
+		case code := <-done:
+			t.Fatalf("Run ended with %d on SIGHUP", code)
+		case <-time.After(10 * time.Second):
+			t.Fatal("Reload not called within 10 s of SIGHUP")
+		}
+	}
+	level.Store("debug")
+	hup(nil)
+	hup(errors.New("tls.key: k.pem: private key does not match the certificate"))
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(out.String(), "reload refused") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case code := <-done:
+		t.Fatalf("Run ended with %d after SIGHUP", code)
+	case <-d.closed:
+		t.Fatal("daemon closed on SIGHUP")
+	default:
+	}
+	cancel()
+	<-done
+	log := out.String()
+	for _, want := range []string{"SIGHUP: reloaded", "log_level=DEBUG", "reload refused", "does not match"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Check refuses a configuration before anything starts or logs: one line,
+// status 2.
+func TestRunCheckIsStatus2(t *testing.T) {
+	t.Parallel()
+	started := make(chan *fakeDaemon, 1)
+	p := program(nil, started)
+	p.Check = func(*fakeCfg) error {
+		return errors.New("tls.cert: /etc/x.pem: certificate expired at 2026-01-01T00:00:00Z")
+	}
+	var stderr bytes.Buffer
+	if code := p.Run(context.Background(), nil, &stderr); code != ExitUsage {
+		t.Fatalf("status %d, want %d", code, ExitUsage)
+	}
+	if out := stderr.String(); out != "fake: tls.cert: /etc/x.pem: certificate expired at 2026-01-01T00:00:00Z\n" {
+		t.Fatalf("stderr %q, want exactly one line", out)
+	}
+	select {
+	case <-started:
+		t.Fatal("started despite Check")
+	default:
+	}
 }

@@ -173,6 +173,7 @@ type CometNode struct {
 	*Daemon
 	Node               string // comet.node
 	TCP, WS, RPC, Stat string // its first address of each ("" when off)
+	TCPTLS, WSS        string // tcp.tls.bind, websocket.tls.bind (see CometTLS)
 	Config             *conf.Comet
 }
 
@@ -206,6 +207,7 @@ func (c *Cluster) StartComet(node string, weight int, edits ...func(*conf.Comet)
 		Node: cfg.ZooKeeper.Comet.Node,
 		TCP:  first(cfg.TCP.Bind), WS: first(cfg.WebSocket.Bind),
 		RPC: first(cfg.RPC.Bind), Stat: first(cfg.Stat.Bind),
+		TCPTLS: first(cfg.TCP.TLS.Bind), WSS: first(cfg.WebSocket.TLS.Bind),
 		Config: cfg,
 	}
 	if !slices.Contains(cfg.Channel.Proto, "tcp") {
@@ -228,13 +230,14 @@ func (c *Cluster) RestartComet(cn *CometNode) {
 func (c *Cluster) startComet(cn *CometNode) {
 	c.t.Helper()
 	cn.Daemon = StartConfigured(c.t, "comet", cn.Config)
-	waitAll(c.t, []string{cn.RPC, cn.TCP, cn.WS, cn.Stat})
+	waitAll(c.t, []string{cn.RPC, cn.TCP, cn.WS, cn.Stat, cn.TCPTLS, cn.WSS})
 }
 
 // WebNode is a running web daemon.
 type WebNode struct {
 	*Daemon
 	HTTP, Admin string // public and admin API
+	HTTPS       string // http.tls.bind (see WebTLS)
 	Config      *conf.Web
 }
 
@@ -264,9 +267,9 @@ func (c *Cluster) StartWeb(edits ...func(*conf.Web)) *WebNode {
 	for _, e := range edits {
 		e(cfg)
 	}
-	w := &WebNode{HTTP: first(cfg.HTTP.Bind), Admin: first(cfg.Admin.Bind), Config: cfg}
+	w := &WebNode{HTTP: first(cfg.HTTP.Bind), Admin: first(cfg.Admin.Bind), HTTPS: first(cfg.HTTP.TLS.Bind), Config: cfg}
 	w.Daemon = StartConfigured(c.t, "web", cfg)
-	waitAll(c.t, []string{w.HTTP, w.Admin})
+	waitAll(c.t, []string{w.HTTP, w.Admin, w.HTTPS})
 	return w
 }
 
