@@ -37,7 +37,7 @@ type Web struct {
 	cluster *cluster
 	msgs    caller // the message-node pool
 
-	pubMids mid.Generator // mids of push/all (http_room.go)
+	pubMids mid.Generator // mids web makes: push/all (http_room.go), pushes stored for an absent comet (push.go)
 
 	zk      *membership.ZK
 	pool    *gobrpc.MessagePool
@@ -194,6 +194,9 @@ func (w *Web) start() error {
 	if cfg.Prune.Enable {
 		pr := newPruner(w.log, z, cfg.ZooKeeper.Comet.Path, w.cluster,
 			cfg.Prune.Interval.D(), cfg.Prune.Failures, cfg.RPC.Timeout.D())
+		if pr.votes, err = newPruneVotes(ctx, z, cfg.Prune.Path, w.log); err != nil {
+			return err
+		}
 		w.goRun(func() { pr.run(ctx) })
 	}
 	select {
