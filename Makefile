@@ -4,7 +4,7 @@
 GO ?= go
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build run stop test vet bench services-test clean
+.PHONY: all build run stop test vet bench services-test datacenter datacenter-test clean
 
 all: build
 
@@ -32,6 +32,16 @@ vet:
 ## services-test: only the test of scripts/services.sh
 services-test:
 	scripts/services_test.sh
+
+## datacenter-test: only the tests that run a cluster in network namespaces
+## (needs root; docs/reliability.md)
+datacenter-test:
+	$(GO) test -count=1 -v -run 'Datacenter' ./internal/testenv ./e2e
+
+## datacenter: start a cluster in network namespaces to explore by hand;
+## Ctrl-C removes it (needs root)
+datacenter:
+	$(GO) test -count=1 -v -timeout 0 -run 'TestDatacenterExplore' ./e2e -args -dc.explore
 
 ## bench: the standard load scenarios on a private cluster (scripts/bench.sh)
 bench:

@@ -132,8 +132,11 @@ type (
 		TimeID int64 `json:"timeid"`
 	}
 	// FailedKeysData answers /1/admin/push/mprivate (and room pushes) when
-	// some keys failed.
+	// some keys failed (fk), or were kept through a message node but not
+	// delivered because no comet could take them (sk, gopush; absent when
+	// none). fk is always present, [] when only sk has keys.
 	FailedKeysData struct {
 		FKeys []string `json:"fk"`
+		SKeys []string `json:"sk,omitempty"`
 	}
 )

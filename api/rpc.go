@@ -58,16 +58,18 @@ type CometNewArgs struct {
 
 // CometPushPrivateArgs pushes one message to one key.
 type CometPushPrivateArgs struct {
-	Key    string
-	Msg    json.RawMessage
-	Expire uint
+	Key      string
+	Msg      json.RawMessage
+	Expire   uint
+	Deadline int64 // caller's deadline (deadline.go); 0: none, as from 1.0.5
 }
 
 // CometPushPrivatesArgs pushes one message to several keys.
 type CometPushPrivatesArgs struct {
-	Keys   []string
-	Msg    json.RawMessage
-	Expire uint
+	Keys     []string
+	Msg      json.RawMessage
+	Expire   uint
+	Deadline int64 // caller's deadline (deadline.go); 0: none, as from 1.0.5
 }
 
 // CometPushPrivatesResp lists the keys whose message could not be stored.
@@ -82,27 +84,30 @@ type CometMigrateArgs struct {
 
 // MessageSavePrivateArgs stores one message for one key.
 type MessageSavePrivateArgs struct {
-	Key    string
-	Msg    json.RawMessage
-	MsgId  int64
-	Expire uint
+	Key      string
+	Msg      json.RawMessage
+	MsgId    int64
+	Expire   uint
+	Deadline int64 // caller's deadline (deadline.go); 0: none, as from 1.0.5
 }
 
 // MessageSavePrivatesArgs stores one message for several keys.
 type MessageSavePrivatesArgs struct {
-	Keys   []string
-	Msg    json.RawMessage
-	MsgId  int64
-	Expire uint
+	Keys     []string
+	Msg      json.RawMessage
+	MsgId    int64
+	Expire   uint
+	Deadline int64 // caller's deadline (deadline.go); 0: none, as from 1.0.5
 }
 
 // MessageSavePrivatesEachArgs stores one message for several keys, each
 // under its own mid.
 type MessageSavePrivatesEachArgs struct {
-	Keys   []string
-	MsgIds []int64 // MsgIds[i] is the mid of Keys[i]
-	Msg    json.RawMessage
-	Expire uint
+	Keys     []string
+	MsgIds   []int64 // MsgIds[i] is the mid of Keys[i]
+	Msg      json.RawMessage
+	Expire   uint
+	Deadline int64 // caller's deadline (deadline.go); 0: none, as from 1.0.5
 }
 
 // MessageSavePrivatesResp lists the keys that could not be stored.

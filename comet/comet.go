@@ -45,6 +45,7 @@ type Comet struct {
 	upgrader *websocket.Upgrader
 	conns    connSet
 	connIDs  atomic.Uint64
+	lostW    lostWatch
 	// sseBeat, when set (by tests), replaces the client's heartbeat as the
 	// period of SSE heartbeat comments.
 	sseBeat time.Duration
@@ -204,13 +205,14 @@ func (c *Comet) start() error {
 		return err
 	}
 	nodePath := zkc.Comet.Path + "/" + zkc.Comet.Node
-	if c.reg, err = membership.Register(c.ctx, c.zk, nodePath, data, c.log); err != nil {
+	if c.reg, err = membership.RegisterNotify(c.ctx, c.zk, nodePath, data, c.log, c.unregistered); err != nil {
 		return fmt.Errorf("registering in zookeeper at %s: %w", nodePath, err)
 	}
 	c.regp.Store(c.reg)
 	c.loadRing()
 
 	c.watchMessageNodes()
+	c.startLostWatch()
 
 	for _, ln := range c.tcpLns {
 		c.wg.Add(1)
@@ -380,6 +382,8 @@ func (c *Comet) close(ctx context.Context) error {
 	if c.reg != nil {
 		if err := c.reg.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("leaving zookeeper: %w", err))
+		} else {
+			c.leaveRing()
 		}
 	}
 	if c.zk != nil {

@@ -18,12 +18,14 @@ import (
 // like a real one. It records what it is asked to store and can be told to
 // fail or to stall.
 type fakeMessage struct {
-	mu     sync.Mutex
-	saved  []api.Message // Msg, MsgId; GroupId unused
-	keys   []string      // key of saved[i]
-	fail   error         // returned by every save when set
-	stall  chan struct{} // when set, saves wait for it to close
-	stalls chan struct{} // receives one value per stalled save
+	mu    sync.Mutex
+	saved []api.Message // Msg, MsgId; GroupId unused
+	// deadline is the Deadline of the last SavePrivate.
+	deadline int64
+	keys     []string      // key of saved[i]
+	fail     error         // returned by every save when set
+	stall    chan struct{} // when set, saves wait for it to close
+	stalls   chan struct{} // receives one value per stalled save
 }
 
 func (f *fakeMessage) record(key string, msg json.RawMessage, mid int64) {
@@ -70,6 +72,7 @@ func (s *oldMessageRPC) SavePrivate(a *api.MessageSavePrivateArgs, r *int) error
 	s.f.mu.Lock()
 	defer s.f.mu.Unlock()
 	s.f.record(a.Key, a.Msg, a.MsgId)
+	s.f.deadline = a.Deadline
 	return nil
 }
 

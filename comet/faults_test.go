@@ -164,16 +164,24 @@ func TestZooKeeperSessionExpiryAndNodeDeletion(t *testing.T) {
 		kids := children(t, zc, nodePath)
 		return len(kids) == 1 && kids[0] != first[0]
 	})
-	// Deleting the node (what web does to comets that stop answering).
+	// The registration was lost meanwhile: webs may have kept pushes for
+	// its keys without delivering them, so the clients are closed (they
+	// reconnect and fetch what was kept).
+	cl.expectClosed(10 * time.Second)
+	cl = subscribeTCP(t, c, "k", "", "1")
+
+	// Deleting the node (what web does to comets that stop answering):
+	// the webs gave its keys to other comets, so its clients are closed
+	// (docs/reliability.md) and it registers again.
 	testenv.ZKDeleteAll(t, zc, nodePath)
+	cl.expectClosed(10 * time.Second)
 	testenv.WaitFor(t, 30*time.Second, "a new registration after the node was deleted", func() bool {
 		return len(children(t, zc, nodePath)) == 1
 	})
 
-	// Clients were not disturbed, and storing still works (the message
-	// watch survived the new session).
-	cl.write([]byte("h"))
-	cl.expect("+h\r\n")
+	// A new client is taken, and storing still works (the message watch
+	// survived the new session).
+	cl = subscribeTCP(t, c, "k", "", "1")
 	waitStorage(t, rc)
 	push(t, rc, "k", `"after"`, 60)
 	if d := decode(t, cl.readFrame()); !strings.Contains(string(d.Msg), "after") {
@@ -240,10 +248,15 @@ func TestStartFailsCleanlyOnBusyPort(t *testing.T) {
 // ZooKeeper unreachable for longer than the session timeout (as when it is
 // restarted): comet keeps serving its clients meanwhile, then gets a new
 // session, registers again and stores through the message nodes again.
+// An outage shorter than the session timeout plus lost.grace (here an hour)
+// leaves the clients alone until the comet is registered again (then they
+// are closed, to fetch what was kept meanwhile); lost_test.go has the
+// longer one.
 func TestZooKeeperOutage(t *testing.T) {
 	t.Parallel()
 	root := zkRoot(t)
 	cfg := testConfig(t, root, "node1")
+	cfg.Lost.Grace = conf.Duration(time.Hour)
 	proxy := testenv.ZKProxy(t)
 	cfg.ZooKeeper.Addr = conf.AddrList{proxy.Addr()}
 	startFakeMessage(t, testenv.ZK(t), cfg.ZooKeeper.Message.Path, false)
@@ -273,6 +286,10 @@ func TestZooKeeperOutage(t *testing.T) {
 		kids := children(t, zc, nodePath)
 		return len(kids) == 1 && kids[0] != first[0]
 	})
+	// Registered again after losing the registration: the clients are
+	// closed (pushes may have been kept for them meanwhile) and come back.
+	cl.expectClosed(10 * time.Second)
+	cl = subscribeTCP(t, c, "k", "", "1")
 	waitStorage(t, rc)
 	push(t, rc, "k", `"after"`, 60)
 	if d := decode(t, cl.readFrame()); string(d.Msg) != `"after"` {

@@ -210,6 +210,16 @@ func (c *Comet) callStore(ctx context.Context, method string, args, reply any) e
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.RPC.Timeout.D())
 	defer cancel()
+	// The message node drops a save it gets after this call gave up.
+	dl := api.DeadlineOf(ctx)
+	switch a := args.(type) {
+	case *api.MessageSavePrivateArgs:
+		a.Deadline = dl
+	case *api.MessageSavePrivatesArgs:
+		a.Deadline = dl
+	case *api.MessageSavePrivatesEachArgs:
+		a.Deadline = dl
+	}
 	return c.store.Call(ctx, method, args, reply)
 }
 

@@ -67,7 +67,13 @@ func (r *RPC) PushPrivate(args *api.CometPushPrivateArgs, reply *int) error {
 		return errors.New("CometRPC.PushPrivate: no arguments")
 	}
 	r.c.stats.rpcPushPrivate.Add(1)
-	if err := r.c.pushPrivate(r.c.ctx, args.Key, args.Msg, args.Expire); err != nil {
+	if api.DeadlinePassed(args.Deadline, time.Now()) {
+		r.c.stats.pushFailed.Add(1)
+		return fmt.Errorf("CometRPC.PushPrivate: %w", api.ErrDeadlinePassed)
+	}
+	ctx, cancel := api.WithDeadline(r.c.ctx, args.Deadline)
+	defer cancel()
+	if err := r.c.pushPrivate(ctx, args.Key, args.Msg, args.Expire); err != nil {
 		return err
 	}
 	*reply = api.OK
@@ -81,7 +87,13 @@ func (r *RPC) PushPrivates(args *api.CometPushPrivatesArgs, reply *api.CometPush
 		return errors.New("CometRPC.PushPrivates: no arguments")
 	}
 	r.c.stats.rpcPushPrivates.Add(1)
-	fkeys, err := r.c.pushPrivates(r.c.ctx, args.Keys, args.Msg, args.Expire)
+	if api.DeadlinePassed(args.Deadline, time.Now()) {
+		r.c.stats.pushFailed.Add(int64(len(args.Keys)))
+		return fmt.Errorf("CometRPC.PushPrivates: %w", api.ErrDeadlinePassed)
+	}
+	ctx, cancel := api.WithDeadline(r.c.ctx, args.Deadline)
+	defer cancel()
+	fkeys, err := r.c.pushPrivates(ctx, args.Keys, args.Msg, args.Expire)
 	if err != nil {
 		return err
 	}

@@ -39,7 +39,7 @@ func (c *Comet) subscribe(cn *conn, req api.Subscribe) *reply {
 	var refused *reply
 	c.hub.add(cn, func(ch *channel) bool {
 		switch {
-		case !c.ring.owns(req.Key):
+		case !c.ring.owns(req.Key) || c.lostW.lost.Load():
 			refused = &replyNotOwner
 		case auth && signed && !signedOK:
 			refused = &replyAuth

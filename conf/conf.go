@@ -190,6 +190,13 @@ type Comet struct {
 		Origins []string `toml:"origins"` // WebSocket and SSE Origin allow-list; empty: any
 	} `toml:"channel"`
 
+	// Lost: a comet out of touch with ZooKeeper for longer than its session
+	// timeout plus Grace closes its clients and refuses new ones until it
+	// is registered again (docs/reliability.md).
+	Lost struct {
+		Grace Duration `toml:"grace"`
+	} `toml:"lost"`
+
 	Limit     Limit     `toml:"limit"`
 	ZooKeeper ZooKeeper `toml:"zookeeper"`
 	RPC       RPC       `toml:"rpc"`
@@ -230,6 +237,9 @@ type Web struct {
 		Enable   bool     `toml:"enable"`
 		Interval Duration `toml:"interval"` // how often every comet is pinged
 		Failures int      `toml:"failures"` // failures in a row before a node is deleted
+		// Path is where the webs register and record their votes, so that
+		// a node is pruned only when most live webs see it failing.
+		Path string `toml:"path"`
 	} `toml:"prune"`
 
 	ZooKeeper ZooKeeper `toml:"zookeeper"`
@@ -264,6 +274,11 @@ type Message struct {
 		// the TTL gopush set runs out.
 		KeyTTL bool              `toml:"keyttl"`
 		Source map[string]string `toml:"source"` // "name:weight" = "tcp@host:port#password"
+		// Wait, when above 0, has every save wait until that many replicas
+		// acknowledged it (Redis WAIT), at most WaitTimeout; a save they do
+		// not all acknowledge fails (docs/reliability.md).
+		Wait        int      `toml:"wait"`
+		WaitTimeout Duration `toml:"waittimeout"`
 		// Database (SELECT index) of rooms and public messages, apart from
 		// the subscriber keys in database 0 so that no key can name them.
 		RoomDB int `toml:"roomdb"`

@@ -50,6 +50,7 @@ func DefaultComet() *Comet {
 	c.Channel.Token.Alg = "HS256"
 	c.Channel.Token.Expire = Duration(30 * 24 * time.Hour)
 	c.Channel.Token.Max = 16
+	c.Lost.Grace = Duration(5 * time.Second)
 	c.Limit = defaultLimit()
 	c.ZooKeeper = defaultZooKeeper()
 	c.RPC = defaultRPC()
@@ -74,6 +75,7 @@ func DefaultWeb() *Web {
 	w.Prune.Enable = true
 	w.Prune.Interval = Duration(5 * time.Second)
 	w.Prune.Failures = 3
+	w.Prune.Path = "/gopush-prune"
 	w.ZooKeeper = defaultZooKeeper()
 	w.RPC = defaultRPC()
 	return w
@@ -93,6 +95,8 @@ func DefaultMessage() *Message {
 	m.Redis.DialTimeout = Duration(3 * time.Second)
 	m.Redis.KeyTTL = true
 	m.Redis.Source = map[string]string{"node1:1": "tcp@localhost:6379"}
+	m.Redis.Wait = 0
+	m.Redis.WaitTimeout = Duration(time.Second)
 	m.Redis.RoomDB = 1
 	m.MySQL.Idle = 4
 	m.MySQL.Active = 32

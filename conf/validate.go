@@ -195,6 +195,9 @@ func (c *Comet) validate(file string) error {
 		v.fail("channel.bucket", "must be a power of two, got %d", b)
 	}
 	v.positive("channel.maxsubscriber", c.Channel.MaxSubscriber)
+	if c.Lost.Grace < 0 {
+		v.fail("lost.grace", "must not be negative")
+	}
 	v.positive("channel.msgbuf.num", c.Channel.Msgbuf.Num)
 	if c.Channel.Sndbuf.Size < 0 {
 		v.fail("channel.sndbuf.size", "must not be negative")
@@ -265,6 +268,7 @@ func (w *Web) validate(file string) error {
 	v.duration("token.expire", w.Token.Expire)
 	v.duration("prune.interval", w.Prune.Interval)
 	v.positive("prune.failures", w.Prune.Failures)
+	v.zkPath("prune.path", w.Prune.Path)
 	v.zookeeper(w.ZooKeeper)
 	v.zkPath("zookeeper.comet.path", w.ZooKeeper.Comet.Path)
 	v.zkPath("zookeeper.message.path", w.ZooKeeper.Message.Path)
@@ -313,6 +317,10 @@ func (m *Message) validate(file string) error {
 		}
 		v.duration("redis.timeout", m.Redis.Timeout)
 		v.duration("redis.dialtimeout", m.Redis.DialTimeout)
+		if m.Redis.Wait < 0 {
+			v.fail("redis.wait", "must not be negative")
+		}
+		v.duration("redis.waittimeout", m.Redis.WaitTimeout)
 		if m.Redis.RoomDB < 1 {
 			v.fail("redis.roomdb", "must be 1 or more (database 0 holds the subscriber keys), got %d", m.Redis.RoomDB)
 		}
@@ -368,13 +376,19 @@ func ParseShardName(s string) (name string, weight int, err error) {
 
 // RedisAddr is a parsed redis.source address.
 type RedisAddr struct {
-	Network  string // tcp or unix
-	Address  string // host:port or socket path
+	Network  string // tcp, unix or sentinel
+	Address  string // host:port or socket path; for sentinel the list as written
 	Password string
+
+	// For "sentinel": the Sentinels to ask (host:port each) and the name
+	// under which they watch the shard's master.
+	Sentinels []string
+	Master    string
 }
 
-// ParseRedisAddr parses "tcp@host:port", "unix@/path", each with an optional
-// "#password".
+// ParseRedisAddr parses "tcp@host:port", "unix@/path" and
+// "sentinel@host:port,host:port,.../mastername", each with an optional
+// "#password" (the password of the Redis servers, not of the Sentinels).
 func ParseRedisAddr(s string) (RedisAddr, error) {
 	var a RedisAddr
 	rest := s
@@ -384,9 +398,21 @@ func ParseRedisAddr(s string) (RedisAddr, error) {
 	}
 	network, addr, ok := strings.Cut(rest, "@")
 	if !ok || addr == "" {
-		return a, fmt.Errorf("address %q must be tcp@host:port or unix@/path", s)
+		return a, fmt.Errorf("address %q must be tcp@host:port, unix@/path or sentinel@host:port,.../master", s)
 	}
 	switch network {
+	case "sentinel":
+		list, master, ok := strings.Cut(addr, "/")
+		if !ok || master == "" {
+			return a, fmt.Errorf("address %q names no master (sentinel@host:port,.../master)", s)
+		}
+		for _, hp := range strings.Split(list, ",") {
+			if _, port, err := net.SplitHostPort(hp); err != nil || port == "" {
+				return a, fmt.Errorf("address %q: Sentinel %q is not host:port", s, hp)
+			}
+			a.Sentinels = append(a.Sentinels, hp)
+		}
+		a.Master = master
 	case "tcp":
 		if !strings.Contains(addr, ":") {
 			return a, fmt.Errorf("address %q has no port", s)

@@ -1,6 +1,9 @@
 package conf
 
-import "testing"
+import (
+	"reflect"
+	"testing"
+)
 
 func TestParseShardName(t *testing.T) {
 	good := []struct {
@@ -30,18 +33,24 @@ func TestParseRedisAddr(t *testing.T) {
 		in   string
 		want RedisAddr
 	}{
-		{"tcp@localhost:6379", RedisAddr{"tcp", "localhost:6379", ""}},
-		{"tcp@10.0.0.1:6380#s3cret", RedisAddr{"tcp", "10.0.0.1:6380", "s3cret"}},
-		{"unix@/run/redis/redis.sock", RedisAddr{"unix", "/run/redis/redis.sock", ""}},
-		{"unix@/tmp/r.sock#pw#with#hashes", RedisAddr{"unix", "/tmp/r.sock", "pw#with#hashes"}},
+		{"tcp@localhost:6379", RedisAddr{Network: "tcp", Address: "localhost:6379"}},
+		{"tcp@10.0.0.1:6380#s3cret", RedisAddr{Network: "tcp", Address: "10.0.0.1:6380", Password: "s3cret"}},
+		{"unix@/run/redis/redis.sock", RedisAddr{Network: "unix", Address: "/run/redis/redis.sock"}},
+		{"unix@/tmp/r.sock#pw#with#hashes", RedisAddr{Network: "unix", Address: "/tmp/r.sock", Password: "pw#with#hashes"}},
+		{"sentinel@10.0.0.1:26379,10.0.0.2:26379,s3:26379/mymaster#pw", RedisAddr{Network: "sentinel",
+			Address: "10.0.0.1:26379,10.0.0.2:26379,s3:26379/mymaster", Password: "pw",
+			Sentinels: []string{"10.0.0.1:26379", "10.0.0.2:26379", "s3:26379"}, Master: "mymaster"}},
+		{"sentinel@localhost:26379/m", RedisAddr{Network: "sentinel", Address: "localhost:26379/m",
+			Sentinels: []string{"localhost:26379"}, Master: "m"}},
 	}
 	for _, tc := range good {
 		got, err := ParseRedisAddr(tc.in)
-		if err != nil || got != tc.want {
+		if err != nil || !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("ParseRedisAddr(%q) = %+v, %v; want %+v", tc.in, got, err, tc.want)
 		}
 	}
-	for _, in := range []string{"", "localhost:6379", "tcp@", "tcp@localhost", "udp@localhost:6379", "unix@relative.sock", "@localhost:6379", "#pw"} {
+	for _, in := range []string{"", "localhost:6379", "tcp@", "tcp@localhost", "udp@localhost:6379", "unix@relative.sock", "@localhost:6379", "#pw",
+		"sentinel@localhost:26379", "sentinel@localhost:26379/", "sentinel@/m", "sentinel@a:1,,b:2/m", "sentinel@a/m"} {
 		if a, err := ParseRedisAddr(in); err == nil {
 			t.Errorf("ParseRedisAddr(%q) = %+v, want an error", in, a)
 		}

@@ -334,6 +334,8 @@ func TestClusterLateWebMigratesComets(t *testing.T) {
 	c := testenv.NewCluster(t)
 	c.StartMessage()
 	n1 := c.StartComet("node1", 1)
+	// node1 listens before it reads the ring; node2 must come after.
+	waitFor(t, "node1 to have read its ring", func() bool { return strings.Contains(n1.Log(), "comet started") })
 	c.StartComet("node2", 1)
 	ring := ketama.FromWeights(ketama.DefaultBase, map[string]int{"node1": 1, "node2": 1})
 	key := keyOn(ring, "node2", testenv.Unique(t)+"-")

@@ -232,6 +232,14 @@ func (c *Client) Reset() {
 	}
 }
 
+// NotSent reports whether err means the call never reached the peer (it
+// could not be dialled, or the client was closed): the peer did nothing,
+// so the caller may do the work another way without doing it twice.
+func NotSent(err error) bool {
+	var de *dialError
+	return errors.As(err, &de) || errors.Is(err, ErrClientClosed)
+}
+
 // IsTransport reports whether err is a failure to reach the peer or to talk
 // to it (dial error, broken or closed connection, closed client), as opposed
 // to an error that the peer's method returned (rpc.ServerError) or a

@@ -27,6 +27,7 @@ type Registration struct {
 
 	made    atomic.Int64 // children created (or adopted) so far
 	missing atomic.Bool  // the child is known to be gone and not yet made again
+	again   func()       // called before the child is created again; may be nil
 
 	mu        sync.Mutex
 	path      string // current child
@@ -49,13 +50,21 @@ const (
 // If the first creation fails with a transient error Register retries until
 // ctx ends; a bad path fails at once.
 func Register(ctx context.Context, z *ZK, parent string, data []byte, log *slog.Logger) (*Registration, error) {
+	return RegisterNotify(ctx, z, parent, data, log, nil)
+}
+
+// RegisterNotify is Register with again, when not nil, called each time
+// the child is found gone (session expired, child or parent deleted), just
+// before it is created again: the owner learns that it was unregistered
+// for a while before anyone can see it registered again.
+func RegisterNotify(ctx context.Context, z *ZK, parent string, data []byte, log *slog.Logger, again func()) (*Registration, error) {
 	if err := checkPath(parent); err != nil {
 		return nil, err
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Registration{z: z, parent: parent, data: append([]byte(nil), data...), log: log.With("zk_parent", parent), done: make(chan struct{})}
+	r := &Registration{z: z, parent: parent, data: append([]byte(nil), data...), log: log.With("zk_parent", parent), done: make(chan struct{}), again: again}
 	ctx, r.cancel = z.bind(ctx)
 	path, err := r.create(ctx, false)
 	if err != nil {
@@ -147,6 +156,9 @@ func (r *Registration) loop(ctx context.Context) {
 		}
 		if !ok {
 			r.missing.Store(true)
+			if r.again != nil {
+				r.again()
+			}
 			newPath, err := r.create(ctx, true)
 			if err != nil {
 				if ctx.Err() == nil && !r.z.closing.Load() {

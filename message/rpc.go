@@ -36,6 +36,18 @@ func (r *RPC) callCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), r.timeout)
 }
 
+// saveCtx is callCtx bounded by the caller's deadline too (0: none). It
+// fails when that deadline has passed: the caller gave up on the save, and
+// storing it now would surprise it (api/deadline.go).
+func (r *RPC) saveCtx(deadline int64) (context.Context, context.CancelFunc, error) {
+	if api.DeadlinePassed(deadline, r.now()) {
+		return nil, nil, api.ErrDeadlinePassed
+	}
+	ctx, cancel := r.callCtx()
+	dctx, dcancel := api.WithDeadline(ctx, deadline)
+	return dctx, func() { dcancel(); cancel() }, nil
+}
+
 // Ping answers 0; comet and web use it to tell live message nodes.
 func (r *RPC) Ping(_ int, reply *int) (err error) {
 	defer r.met.call(mPing, time.Now(), &err)
@@ -49,7 +61,11 @@ func (r *RPC) SavePrivate(args *api.MessageSavePrivateArgs, reply *int) (err err
 	if err := r.checkOne(args.Key, args.MsgId, args.Msg, args.Expire); err != nil {
 		return r.refused("SavePrivate", err)
 	}
-	ctx, cancel := r.callCtx()
+	ctx, cancel, err := r.saveCtx(args.Deadline)
+	if err != nil {
+		r.log.Warn("save private dropped", "key", args.Key, "mid", args.MsgId, "err", err)
+		return err
+	}
 	defer cancel()
 	e := Entry{Key: args.Key, MsgId: args.MsgId, Msg: args.Msg, Expire: expireAt(r.now(), args.Expire)}
 	if err := r.store.Save(ctx, e); err != nil {
@@ -69,7 +85,7 @@ func (r *RPC) SavePrivates(args *api.MessageSavePrivatesArgs, reply *api.Message
 	for i := range mids {
 		mids[i] = args.MsgId
 	}
-	fkeys, err := r.saveMany("SavePrivates", args.Keys, mids, args.Msg, args.Expire)
+	fkeys, err := r.saveMany("SavePrivates", args.Keys, mids, args.Msg, args.Expire, args.Deadline)
 	reply.FKeys = fkeys
 	return err
 }
@@ -82,12 +98,12 @@ func (r *RPC) SavePrivatesEach(args *api.MessageSavePrivatesEachArgs, reply *api
 	if len(args.Keys) != len(args.MsgIds) {
 		return r.refused("SavePrivatesEach", paramErr("%d keys but %d mids", len(args.Keys), len(args.MsgIds)))
 	}
-	fkeys, err := r.saveMany("SavePrivatesEach", args.Keys, args.MsgIds, args.Msg, args.Expire)
+	fkeys, err := r.saveMany("SavePrivatesEach", args.Keys, args.MsgIds, args.Msg, args.Expire, args.Deadline)
 	reply.FKeys = fkeys
 	return err
 }
 
-func (r *RPC) saveMany(method string, keys []string, mids []int64, msg json.RawMessage, expire uint) ([]string, error) {
+func (r *RPC) saveMany(method string, keys []string, mids []int64, msg json.RawMessage, expire uint, deadline int64) ([]string, error) {
 	if err := r.lim.checkMsg(msg); err != nil {
 		return nil, r.refused(method, err)
 	}
@@ -110,7 +126,11 @@ func (r *RPC) saveMany(method string, keys []string, mids []int64, msg json.RawM
 	for i, k := range keys {
 		es[i] = Entry{Key: k, MsgId: mids[i], Msg: msg, Expire: at}
 	}
-	ctx, cancel := r.callCtx()
+	ctx, cancel, err := r.saveCtx(deadline)
+	if err != nil {
+		r.log.Warn("save privates dropped", "method", method, "keys", len(keys), "err", err)
+		return nil, err
+	}
 	defer cancel()
 	errs := r.store.SaveMany(ctx, es)
 	var fkeys []string

@@ -78,6 +78,31 @@ type redisShard struct {
 	addr    string // network@address, without the password, for errors
 	pool    *redis.Pool
 	timeout time.Duration // read/write timeout of a command (redis.timeout of the dial)
+
+	// wait > 0: a save is acknowledged by that many replicas (WAIT) within
+	// waitTimeout, or fails.
+	wait        int
+	waitTimeout time.Duration
+}
+
+// errUnacknowledged: the primary stored a message but too few replicas
+// acknowledged it in time; a failover may still lose it.
+var errUnacknowledged = errors.New("not acknowledged by enough replicas")
+
+// acknowledge waits, when the shard asks for acknowledged writes, until
+// redis.wait replicas have every write made so far on conn.
+func (s *redisShard) acknowledge(conn redis.Conn) error {
+	if s.wait <= 0 {
+		return nil
+	}
+	n, err := redis.Int(redis.DoWithTimeout(conn, s.waitTimeout+s.timeout, "WAIT", s.wait, s.waitTimeout.Milliseconds()))
+	if err != nil {
+		return err
+	}
+	if n < s.wait {
+		return fmt.Errorf("%w: %d of %d replicas within %v", errUnacknowledged, n, s.wait, s.waitTimeout)
+	}
+	return nil
 }
 
 // timeoutConn is a pooled connection whose Do is bounded by a timeout.
@@ -175,10 +200,12 @@ func NewRedisStorage(cfg *conf.Message, log *slog.Logger) (*RedisStorage, error)
 			return nil, fmt.Errorf("redis.source.%s: %w", k, err)
 		}
 		rs.shards[name] = &redisShard{
-			name:    name,
-			addr:    addr.Network + "@" + addr.Address,
-			pool:    newRedisPool(addr, cfg, 0),
-			timeout: cfg.Redis.DialTimeout.D(),
+			name:        name,
+			addr:        addr.Network + "@" + addr.Address,
+			pool:        newRedisPool(addr, cfg, 0),
+			timeout:     cfg.Redis.DialTimeout.D(),
+			wait:        cfg.Redis.Wait,
+			waitTimeout: cfg.Redis.WaitTimeout.D(),
 		}
 		rs.roomShards[name] = &redisShard{
 			name:    name,
@@ -212,17 +239,27 @@ func newRedisPool(addr conf.RedisAddr, cfg *conf.Message, db int) *redis.Pool {
 	if addr.Password != "" {
 		opts = append(opts, redis.DialPassword(addr.Password))
 	}
+	dial := func(ctx context.Context) (redis.Conn, error) {
+		return redis.DialContext(ctx, addr.Network, addr.Address, opts...)
+	}
+	var sm *sentinelMaster
+	if addr.Network == "sentinel" {
+		sm = newSentinelMaster(addr, timeout)
+		dial = func(ctx context.Context) (redis.Conn, error) { return sm.dial(ctx, opts...) }
+	}
 	return &redis.Pool{
 		MaxIdle:     cfg.Redis.Idle,
 		MaxActive:   cfg.Redis.Active,
 		IdleTimeout: cfg.Redis.Timeout.D(),
 		Wait:        true,
-		DialContext: func(ctx context.Context) (redis.Conn, error) {
-			return redis.DialContext(ctx, addr.Network, addr.Address, opts...)
-		},
+		DialContext: dial,
 		// A connection that sat idle may be dead (the shard restarted):
 		// check it before use, so the first call after a restart works.
+		// One to a master that has since been demoted is dropped at once.
 		TestOnBorrow: func(c redis.Conn, since time.Time) error {
+			if sm != nil && !sm.current(c) {
+				return errDemoted
+			}
 			if time.Since(since) < time.Second {
 				return nil
 			}
@@ -277,6 +314,9 @@ func (rs *RedisStorage) Save(ctx context.Context, e Entry) error {
 	if err != nil {
 		return s.wrap(err)
 	}
+	if err := s.acknowledge(conn); err != nil {
+		return s.wrap(err)
+	}
 	rs.met.Load().trimmed(s.name, trimmed)
 	return nil
 }
@@ -327,6 +367,17 @@ func (rs *RedisStorage) pipeline(ctx context.Context, s *redisShard, es []Entry,
 		if err := rs.sendBatch(ctx, conn, s, es, batch, errs, now); err != nil {
 			failAll(idx, err)
 			return
+		}
+		if err := s.acknowledge(conn); err != nil {
+			for _, i := range batch {
+				if errs[i] == nil {
+					errs[i] = s.wrap(err)
+				}
+			}
+			if conn.Err() != nil {
+				failAll(idx, err)
+				return
+			}
 		}
 	}
 }

@@ -12,7 +12,7 @@ SVC=$HERE/services.sh
 
 ROOT=$(mktemp -d "${TMPDIR:-/tmp}/gopush-svctest.XXXXXX")
 FAILED=0
-trap '"$SVC" stop "$ROOT/a" >/dev/null 2>&1; "$SVC" stop "$ROOT/b" >/dev/null 2>&1; "$SVC" stop "$ROOT/c" >/dev/null 2>&1; rm -rf "$ROOT"' EXIT
+trap '"$SVC" stop "$ROOT/a" >/dev/null 2>&1; "$SVC" stop "$ROOT/b" >/dev/null 2>&1; "$SVC" stop "$ROOT/c" >/dev/null 2>&1; "$SVC" stop "$ROOT/d" >/dev/null 2>&1; rm -rf "$ROOT"' EXIT
 
 fail() { log "FAIL: $*"; FAILED=1; }
 pass() { log "ok:   $*"; }
@@ -112,6 +112,31 @@ snapshot "$ROOT/c"  # what is still recorded (should be nothing)
 [ ${#PIDS[@]} = 0 ] || fail "interrupted start left pid files: ${PIDS[*]}"
 check_clean "start interrupted with SIGTERM" "$ROOT/c"
 "$SVC" stop "$ROOT/c" 2>>"$ROOT/c.log" || fail "stop after an interrupted start failed"
+
+# 4. the replicated services: a ZooKeeper ensemble whose three servers
+#    serve, a Redis primary with its replica and three Sentinels that name
+#    the primary; stop leaves nothing behind.
+if "$SVC" start "$ROOT/d" zk3 sentinel 2>"$ROOT/d.log"; then
+	(
+		# shellcheck disable=SC1091
+		. "$ROOT/d/env"
+		[ -n "${GOPUSH_TEST_ZK_ENSEMBLE:-}" ] || exit 1
+		IFS=, read -r -a zks <<<"$GOPUSH_TEST_ZK_ENSEMBLE"
+		[ ${#zks[@]} = 3 ] || exit 1
+		for a in "${zks[@]}"; do port_busy "${a##*:}" || exit 1; done
+		s=${GOPUSH_TEST_SENTINEL#sentinel@}
+		s=${s%%,*}
+		primary=$(cat "$ROOT/d/redis-primary/port")
+		answer=$(timeout 5 redis-cli -h 127.0.0.1 -p "${s##*:}" SENTINEL get-master-addr-by-name gopush)
+		[[ $answer == *"$primary"* ]]
+	) && pass "zk3 sentinel: ensemble and Sentinels answer" || fail "zk3 sentinel: env or services wrong"
+	snapshot "$ROOT/d"
+	[ ${#PIDS[@]} = 8 ] || fail "zk3 sentinel: expected 8 pid files, found ${#PIDS[@]}"
+	"$SVC" stop "$ROOT/d" 2>>"$ROOT/d.log" || fail "stop of zk3 sentinel failed"
+	check_clean "zk3 sentinel start+stop" "$ROOT/d"
+else
+	fail "start zk3 sentinel: $(tail -5 "$ROOT/d.log")"
+fi
 
 if [ $FAILED != 0 ]; then
 	for f in "$ROOT"/*.log; do log "--- $f"; cat "$f" >&2; done

@@ -73,7 +73,11 @@ func (w *Web) pushPrivate(rw http.ResponseWriter, r *http.Request) (any, error) 
 	if !json.Valid(body) {
 		return nil, errParam("the message (request body) is not valid JSON")
 	}
-	return nil, w.pushOne(r.Context(), key, json.RawMessage(body), expire)
+	stored, err := w.pushOne(r.Context(), key, json.RawMessage(body), expire)
+	if stored == nil {
+		return nil, err // no data: a typed nil would still be marshalled
+	}
+	return stored, err
 }
 
 // mprivateBody is the body of push/mprivate: the message as a JSON string
@@ -150,7 +154,7 @@ func (w *Web) pushMPrivate(rw http.ResponseWriter, r *http.Request) (any, error)
 	if err != nil {
 		return nil, err
 	}
-	return failedKeys(w.pushKeys(r.Context(), keys, json.RawMessage(body.M), expire)), nil
+	return failedKeys(w.pushKeys(r.Context(), keys, json.RawMessage(body.M), expire)), nil // fk, sk
 }
 
 // msgDel deletes the offline messages of the key in the form body (key=K).

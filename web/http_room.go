@@ -192,11 +192,11 @@ func (w *Web) pushRoom(rw http.ResponseWriter, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	fk, err := w.pushRoomKeys(r.Context(), rid, msg, expire)
+	fk, sk, err := w.pushRoomKeys(r.Context(), rid, msg, expire)
 	if err != nil {
 		return nil, err
 	}
-	return failedKeys(fk), nil
+	return failedKeys(fk, sk), nil
 }
 
 // pushAll sends the body to every connection of every serving comet as a

@@ -26,6 +26,11 @@ import (
 // then be stale, and failed pings count for nothing in a round where no
 // comet at all answers (this web is then the one cut off).
 //
+// With votes set (several webs, docs/reliability.md "Pruning rule") a node
+// that failed often enough is pruned only when a majority of the live webs
+// has recorded the same view in ZooKeeper: a link broken between one web
+// and one comet does not remove a comet the other webs reach.
+//
 // Several webs may prune the same node at once: a node already deleted is
 // fine. All its state is owned by the run goroutine.
 type pruner struct {
@@ -42,6 +47,10 @@ type pruner struct {
 
 	fails  map[string]int // node → failed rounds in a row
 	cutOff bool           // last round: no pinged comet answered
+
+	votes   *pruneVotes     // nil: this web decides alone
+	voted   map[string]bool // nodes this web has voted against
+	waiting map[string]int  // node → votes it had when last logged short of a majority
 
 	// connected reports whether the ZooKeeper session is connected (a
 	// field so that a test can stage an outage).
@@ -61,6 +70,8 @@ func newPruner(log *slog.Logger, z *membership.ZK, cometPath string, c *cluster,
 		failures:  failures,
 		timeout:   timeout,
 		fails:     make(map[string]int),
+		voted:     make(map[string]bool),
+		waiting:   make(map[string]int),
 	}
 	p.connected = func() bool { return z.Conn().State() == zk.StateHasSession }
 	return p
@@ -111,10 +122,16 @@ func (p *pruner) round(ctx context.Context) {
 			delete(p.fails, name)
 		}
 	}
+	for name := range p.voted {
+		if _, ok := v.weights[name]; !ok {
+			p.withdraw(name)
+		}
+	}
 	for name := range v.weights {
 		reason, failed := reasons[name]
 		if !failed {
 			delete(p.fails, name)
+			p.withdraw(name)
 			continue
 		}
 		if cutOff && unreachable[name] {
@@ -129,8 +146,51 @@ func (p *pruner) round(ctx context.Context) {
 		if !p.connected() {
 			return
 		}
+		if !p.agreed(name) {
+			continue
+		}
 		delete(p.fails, name)
-		p.prune(name, fmt.Sprintf("%s (%d checks in a row, %v apart)", reason, n, p.interval))
+		if p.prune(name, fmt.Sprintf("%s (%d checks in a row, %v apart)", reason, n, p.interval)) && p.votes != nil {
+			p.votes.clear(name)
+			delete(p.voted, name)
+			delete(p.waiting, name)
+		}
+	}
+}
+
+// agreed records this web's vote against name and reports whether a
+// majority of the live webs agrees (always true without votes).
+func (p *pruner) agreed(name string) bool {
+	if p.votes == nil {
+		return true
+	}
+	ok, votes, live, err := p.votes.agree(name)
+	if err != nil {
+		p.log.Warn("prune: could not record or count votes; node kept", "node", name, "err", err)
+		return false
+	}
+	p.voted[name] = true
+	if !ok {
+		if p.waiting[name] != votes {
+			p.waiting[name] = votes
+			p.log.Info("prune: comet node failing from here, but not for a majority of the webs; node kept",
+				"node", name, "votes", votes, "live_webs", live)
+		}
+		return false
+	}
+	delete(p.waiting, name)
+	return true
+}
+
+// withdraw takes back this web's vote against name.
+func (p *pruner) withdraw(name string) {
+	if !p.voted[name] {
+		return
+	}
+	delete(p.voted, name)
+	delete(p.waiting, name)
+	if p.votes != nil {
+		p.votes.withdraw(name)
 	}
 }
 
@@ -169,17 +229,18 @@ func (p *pruner) ping(ctx context.Context, v *clusterView) (reasons map[string]s
 	return reasons, unreachable, pinged
 }
 
-// prune deletes cometPath/name and its children.
-func (p *pruner) prune(name, reason string) {
+// prune deletes cometPath/name and its children. It reports whether the
+// node is gone.
+func (p *pruner) prune(name, reason string) bool {
 	conn := p.zk.Conn()
 	nodePath := p.cometPath + "/" + name
 	children, _, err := conn.Children(nodePath)
 	if errors.Is(err, zk.ErrNoNode) {
-		return // another web was quicker
+		return true // another web was quicker
 	}
 	if err != nil {
 		p.log.Warn("prune: list children", "node", name, "err", err)
-		return
+		return false
 	}
 	// Last check: a standby of the same node that answers means the node
 	// is not dead; it will serve once the dead instance's session ends.
@@ -187,13 +248,13 @@ func (p *pruner) prune(name, reason string) {
 		if addr := p.answers(nodePath + "/" + c); addr != "" {
 			p.log.Info("prune: serving instance failing but another instance answers; node kept",
 				"node", name, "child", c, "addr", addr, "reason", reason)
-			return
+			return false
 		}
 	}
 	for _, c := range children {
 		if err := conn.Delete(nodePath+"/"+c, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
 			p.log.Warn("prune: delete child", "node", name, "child", c, "err", err)
-			return
+			return false
 		}
 	}
 	err = conn.Delete(nodePath, -1)
@@ -205,9 +266,12 @@ func (p *pruner) prune(name, reason string) {
 	case errors.Is(err, zk.ErrNoNode):
 	case errors.Is(err, zk.ErrNotEmpty):
 		p.log.Info("prune: comet registered again meanwhile; node kept", "node", name)
+		return false
 	default:
 		p.log.Warn("prune: delete node", "node", name, "err", err)
+		return false
 	}
+	return true
 }
 
 // answers reads the instance data of a child and pings its RPC address; it

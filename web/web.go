@@ -40,7 +40,7 @@ type Web struct {
 	cluster *cluster
 	msgs    caller // the message-node pool
 
-	pubMids mid.Generator // mids of push/all (http_room.go)
+	pubMids mid.Generator // mids web makes: push/all (http_room.go), pushes stored for an absent comet (push.go)
 
 	zk      *membership.ZK
 	pool    *gobrpc.MessagePool
@@ -233,6 +233,9 @@ func (w *Web) start() error {
 		pr := newPruner(w.log, z, cfg.ZooKeeper.Comet.Path, w.cluster,
 			cfg.Prune.Interval.D(), cfg.Prune.Failures, cfg.RPC.Timeout.D())
 		pr.met, pr.events = w.met, w.events
+		if pr.votes, err = newPruneVotes(ctx, z, cfg.Prune.Path, w.log); err != nil {
+			return err
+		}
 		w.goRun(func() { pr.run(ctx) })
 	}
 	select {

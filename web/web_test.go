@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -259,6 +260,7 @@ func (c *testCluster) startWeb(edit func(*conf.Web)) *Web {
 	cfg.RPC.Retry = conf.Duration(200 * time.Millisecond)
 	cfg.Prune.Interval = conf.Duration(100 * time.Millisecond)
 	cfg.Prune.Failures = 3
+	cfg.Prune.Path = path.Dir(c.cometPath) + "/prune"
 	if edit != nil {
 		edit(cfg)
 	}

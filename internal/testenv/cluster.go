@@ -77,6 +77,7 @@ type Cluster struct {
 	CometPath   string
 	MessagePath string
 	MigratePath string
+	PrunePath   string // web's prune.path
 	PublicKey   string // public.key of the message nodes
 	RoomPrefix  string // room.prefix of the message nodes
 }
@@ -103,6 +104,7 @@ func NewCluster(t testing.TB) *Cluster {
 		CometPath:   root + "/comet",
 		MessagePath: root + "/message",
 		MigratePath: root + "/migrate",
+		PrunePath:   root + "/prune",
 		PublicKey:   name + ":public",
 		RoomPrefix:  name + ":room:",
 	}
@@ -259,6 +261,7 @@ func (c *Cluster) WebConfig() *conf.Web {
 	w.Prune.Enable = true
 	w.Prune.Interval = conf.Duration(PruneInterval)
 	w.Prune.Failures = PruneFailures
+	w.Prune.Path = c.PrunePath
 	fastRPC(&w.RPC)
 	w.ZooKeeper = c.zookeeper("", 0)
 	return w

@@ -18,6 +18,7 @@ type RedisServer struct {
 	t    testing.TB
 	addr string
 	dir  string
+	args []string // more redis-server arguments (a replica's --replicaof)
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -31,7 +32,12 @@ func StartRedis(t testing.TB) *RedisServer {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("redis-server is needed: %v", err)
 	}
-	r := &RedisServer{t: t, addr: FreeAddr(t), dir: t.TempDir()}
+	return startRedis(t)
+}
+
+func startRedis(t testing.TB, args ...string) *RedisServer {
+	t.Helper()
+	r := &RedisServer{t: t, addr: FreeAddr(t), dir: t.TempDir(), args: args}
 	r.Start()
 	t.Cleanup(r.Stop)
 	return r
@@ -58,6 +64,7 @@ func (r *RedisServer) Start() {
 		"--unixsocket", r.Socket(), "--unixsocketperm", "700",
 		"--dir", r.dir, "--save", "", "--appendonly", "yes", "--appendfsync", "always",
 		"--logfile", filepath.Join(r.dir, "redis.log"), "--daemonize", "no")
+	cmd.Args = append(cmd.Args, r.args...)
 	if err := cmd.Start(); err != nil {
 		r.t.Fatalf("start redis-server: %v", err)
 	}
@@ -99,6 +106,19 @@ func (r *RedisServer) Stop() {
 		r.cmd.Process.Kill()
 		<-r.done
 	}
+	r.cmd = nil
+}
+
+// Kill ends the server at once (SIGKILL), like a crashed machine; Start
+// brings it back on the same address.
+func (r *RedisServer) Kill() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd == nil {
+		return
+	}
+	r.cmd.Process.Kill()
+	<-r.done
 	r.cmd = nil
 }
 
