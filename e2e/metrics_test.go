@@ -145,16 +145,17 @@ func TestMetricsCountWhatWasDone(t *testing.T) {
 	check("comet1", b1, a1, 1, "gopush_comet_subscribes_total", "reply", "-c")
 	check("comet1", b1, a1, 1, "gopush_comet_subscribes_total", "reply", "-p")
 	check("comet1", b1, a1, 0, "gopush_comet_subscribes_total", "reply", "+h")
-	check("comet1", b1, a1, 0, "gopush_comet_connections", "proto", "tcp")
 	check("comet2", b2, a2, 2, "gopush_comet_rpc_pushes_total", "method", "PushPrivate")
 	check("comet2", b2, a2, 2, "gopush_comet_rpc_pushes_total", "method", "PushPrivates")
 	check("comet2", b2, a2, 4, "gopush_comet_pushed_keys_total")
 	check("comet2", b2, a2, 5, "gopush_comet_deliveries_total")
 	check("comet2", b2, a2, 3, "gopush_comet_stored_total")
 	check("comet2", b2, a2, 1, "gopush_comet_subscribes_total", "reply", "-a")
-	if got := a1.Get("gopush_comet_connections", "proto", "tcp"); got != 1 {
-		t.Errorf("comet1 tcp connections %v, want 1", got)
-	}
+	// The refused connections linger a moment after their reply (comet
+	// reads what the client still sends): wait for them to go.
+	waitFor(t, "comet1 to hold its one TCP subscriber", func() bool {
+		return testenv.Scrape(t, o.c1.Metrics).Get("gopush_comet_connections", "proto", "tcp") == 1
+	})
 	if got := a1.Get("gopush_comet_connections", "proto", "websocket"); got != 1 {
 		t.Errorf("comet1 websocket connections %v, want 1", got)
 	}
