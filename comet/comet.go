@@ -335,7 +335,7 @@ func (c *Comet) finish(cn *conn) {
 		c.hub.remove(cn)
 		c.stats.subsRemoved.Add(1)
 	}
-	c.stats.open(cn.proto).Add(-1)
+	c.stats.closed(cn)
 	c.conns.remove(cn)
 	c.wg.Done()
 }

@@ -44,7 +44,11 @@ func (c *Comet) registerMetrics(reg prometheus.Registerer) {
 		hPushes   = "CometRPC push calls received, by method."
 	)
 	for p := range numProtos {
-		reg.MustRegister(gauge("connections", hConns, proto(p.String()), st.open(p)))
+		all, overTLS := st.open(p), &st.tlsOpen[p]
+		reg.MustRegister(
+			gaugeOf("connections", hConns, proto(p.String()), func() int64 { return all.Load() - overTLS.Load() }),
+			gauge("connections", hConns, proto(p.String()+"+tls"), overTLS),
+		)
 	}
 	reg.MustRegister(
 		counter("connections_accepted_total", hAccepted, proto("tcp"), &st.tcpAccepted),

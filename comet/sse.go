@@ -100,7 +100,7 @@ func (c *Comet) serveSSEHijacked(hj http.Hijacker, r *http.Request, req api.Subs
 		nc.Close()
 		return
 	}
-	c.stats.sseConns.Add(1)
+	c.stats.opened(cn)
 	c.stats.sseAccepted.Add(1)
 	_ = nc.SetDeadline(time.Time{}) // net/http's deadlines no longer apply
 	c.setSockOpts(nc)
@@ -136,7 +136,7 @@ func (c *Comet) serveSSEStream(w http.ResponseWriter, r *http.Request, req api.S
 		sseHTTPError(w, http.StatusServiceUnavailable, "comet is stopping\r\n")
 		return
 	}
-	c.stats.sseConns.Add(1)
+	c.stats.opened(cn)
 	c.stats.sseAccepted.Add(1)
 	stored, refused := c.subscribeSSE(cn, req, last)
 	if refused != nil {

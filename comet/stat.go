@@ -55,6 +55,24 @@ type stats struct {
 	queued            atomic.Int64 // frames waiting in send queues now
 	migrations        atomic.Int64 // ring changes applied (Migrate)
 	migrationClosed   atomic.Int64 // connections closed by ring changes
+
+	tlsOpen [numProtos]atomic.Int64 // of the open connections, those over TLS, by protocol
+}
+
+// opened counts cn in as an open connection of its protocol (and of TLS).
+func (s *stats) opened(cn *conn) {
+	s.open(cn.proto).Add(1)
+	if cn.tls {
+		s.tlsOpen[cn.proto].Add(1)
+	}
+}
+
+// closed counts cn out again.
+func (s *stats) closed(cn *conn) {
+	s.open(cn.proto).Add(-1)
+	if cn.tls {
+		s.tlsOpen[cn.proto].Add(-1)
+	}
 }
 
 // open returns the counter of open connections of protocol p.

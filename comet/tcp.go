@@ -80,7 +80,7 @@ func (c *Comet) setSockOpts(nc net.Conn) {
 // stays shallow, so an idle connection costs about 2 KiB of stack instead
 // of 4 or 8.
 func (c *Comet) serveTCP(cn *conn) {
-	c.stats.tcpConns.Add(1)
+	c.stats.opened(cn)
 	c.stats.tcpAccepted.Add(1)
 	br := c.handshakeTCP(cn)
 	if br == nil {

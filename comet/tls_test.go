@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -70,6 +71,7 @@ func TestTLSSubscribeAndPush(t *testing.T) {
 	t.Parallel()
 	root := zkRoot(t)
 	cfg, ca, _ := tlsConfig(t, root, "node1")
+	cfg.Metrics.Bind = conf.AddrList{"127.0.0.1:0"}
 	c := startComet(t, cfg)
 
 	tc := dialTLS(t, c.TCPTLSAddrs()[0], ca)
@@ -97,6 +99,18 @@ func TestTLSSubscribeAndPush(t *testing.T) {
 	}
 	if names["tcp+tls"] != 1 || names["wss"] != 1 {
 		t.Fatalf("connections by protocol %v, want one tcp+tls and one wss", names)
+	}
+	// The open-connections gauge has the TLS variants apart.
+	metrics := httpGetBody(t, "http://"+c.MetricsAddrs()[0]+"/metrics")
+	for _, want := range []string{
+		`gopush_comet_connections{proto="tcp+tls"} 1`,
+		`gopush_comet_connections{proto="websocket+tls"} 1`,
+		`gopush_comet_connections{proto="tcp"} 0`,
+		`gopush_comet_connections{proto="websocket"} 0`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 
 	var nd api.CometNodeData
@@ -384,4 +398,19 @@ func TestTLSServesSSE(t *testing.T) {
 			return
 		}
 	}
+}
+
+// httpGetBody fetches u and returns its body.
+func httpGetBody(t *testing.T, u string) string {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -94,7 +94,7 @@ func (c *Comet) serveWS(w http.ResponseWriter, r *http.Request) {
 		ws.NetConn().Close()
 		return
 	}
-	c.stats.wsConns.Add(1)
+	c.stats.opened(cn)
 	c.stats.wsAccepted.Add(1)
 	c.setSockOpts(cn.nc)
 	req, err := api.CheckSubscribe(q.Get("key"), q.Get("heartbeat"), q.Get("token"), q.Get("ver"))
