@@ -338,7 +338,7 @@ func (d *dashboard) pollComet(ctx context.Context, name string, n *cometNode) {
 	st.Samples = append(st.Samples, sample{T: now.UnixMilli(), Connections: resp.Connections, Pushes: st.PushRate, Deliveries: st.DeliverRate})
 }
 
-var errNoInstance = fmt.Errorf("no serving cometInstance registered")
+var errNoInstance = fmt.Errorf("no serving comet instance registered")
 
 // applyMessageNodesLocked brings the message nodes in step with the
 // watcher's last list.
