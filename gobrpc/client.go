@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"gopush/internal/connlimit"
 	"io"
 	"net"
 	"net/rpc"
@@ -168,7 +169,7 @@ func (c *Client) dial(wait chan struct{}) {
 	defer cancel()
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", c.addr)
-	if err == nil && c.opts.needsHandshake(addrIP(nc.RemoteAddr())) {
+	if err == nil && c.opts.needsHandshake(connlimit.PeerIP(nc.RemoteAddr())) {
 		if err = clientHandshake(nc, c.opts.Secret, min(c.timeout, c.opts.handshakeTimeout())); err != nil {
 			nc.Close()
 		}

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"gopush/internal/connlimit"
 	"io"
 	"net"
 	"net/netip"
@@ -186,22 +187,5 @@ func (o *Options) needsHandshake(ip netip.Addr) bool {
 	if len(o.Secret) == 0 {
 		return false
 	}
-	for _, p := range o.Legacy {
-		if p.Contains(ip) {
-			return false
-		}
-	}
-	return true
-}
-
-func addrIP(a net.Addr) netip.Addr {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		ip, _ := netip.AddrFromSlice(ta.IP)
-		return ip.Unmap()
-	}
-	ap, err := netip.ParseAddrPort(a.String())
-	if err != nil {
-		return netip.Addr{}
-	}
-	return ap.Addr().Unmap()
+	return !connlimit.InAny(o.Legacy, ip)
 }

@@ -170,7 +170,7 @@ var invalidRequest = struct{}{}
 // read on it has been answered; it closes the connection.
 func (s *Server) serveConn(conn net.Conn, cs *connState) {
 	defer s.wg.Done()
-	if s.opts.needsHandshake(addrIP(conn.RemoteAddr())) {
+	if s.opts.needsHandshake(connlimit.PeerIP(conn.RemoteAddr())) {
 		if err := serverHandshake(conn, s.opts.Secret, s.opts.handshakeTimeout()); err != nil {
 			s.badHandshake.Add(1)
 			s.log.Warn("rpc: peer refused: node handshake failed", "remote", conn.RemoteAddr().String(), "err", err)

@@ -134,7 +134,7 @@ func (ln *listener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		ip := peerIP(nc.RemoteAddr())
+		ip := PeerIP(nc.RemoteAddr())
 		c, why := ln.l.admit(nc, ip)
 		if c != nil {
 			if c.refusal != nil {
@@ -151,7 +151,7 @@ func (ln *listener) Accept() (net.Conn, error) {
 // connection to hand on, or nil and the reason to close it.
 func (l *Limiter) admit(nc net.Conn, ip netip.Addr) (*Conn, error) {
 	r := &l.rules
-	if len(r.Allow) > 0 && !allowed(r.Allow, ip) {
+	if len(r.Allow) > 0 && !InAny(r.Allow, ip) {
 		l.refused[1].Add(1)
 		return nil, ErrAllow
 	}
@@ -235,7 +235,8 @@ func (l *Limiter) release(c *Conn) {
 	}
 }
 
-func allowed(nets []netip.Prefix, ip netip.Addr) bool {
+// InAny reports whether ip is in one of nets.
+func InAny(nets []netip.Prefix, ip netip.Addr) bool {
 	for _, p := range nets {
 		if p.Contains(ip) {
 			return true
@@ -244,7 +245,9 @@ func allowed(nets []netip.Prefix, ip netip.Addr) bool {
 	return false
 }
 
-func peerIP(a net.Addr) netip.Addr {
+// PeerIP is the IP address of a (an IPv4-mapped address unmapped), or the
+// zero Addr when a has none.
+func PeerIP(a net.Addr) netip.Addr {
 	if ta, ok := a.(*net.TCPAddr); ok {
 		ip, _ := netip.AddrFromSlice(ta.IP)
 		return ip.Unmap()
