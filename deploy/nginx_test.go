@@ -1,17 +1,13 @@
 package deploy
 
 import (
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"gopush/internal/testenv"
 )
@@ -22,13 +18,6 @@ import (
 // and admin addresses.
 func startNginx(t *testing.T, webHTTP, webAdmin, webMetrics [2]string) (public, admin string) {
 	t.Helper()
-	bin, err := exec.LookPath("nginx")
-	if err != nil {
-		bin = "/usr/sbin/nginx"
-		if _, err := os.Stat(bin); err != nil {
-			t.Fatal("nginx is not installed (Debian package nginx); the Nginx test needs it")
-		}
-	}
 	shipped, err := os.ReadFile("nginx/gopush.conf")
 	if err != nil {
 		t.Fatal(err)
@@ -51,67 +40,7 @@ func startNginx(t *testing.T, webHTTP, webAdmin, webMetrics [2]string) (public, 
 		}
 		conf = strings.ReplaceAll(conf, from, to)
 	}
-	dir := t.TempDir()
-	for _, sub := range []string{"logs", "tmp"} {
-		if err := os.Mkdir(filepath.Join(dir, sub), 0o777); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(dir, "gopush.conf"), []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	main := fmt.Sprintf(`daemon off;
-worker_processes 1;
-pid %[1]s/logs/nginx.pid;
-error_log %[1]s/logs/error.log info;
-events { worker_connections 256; }
-http {
-    access_log %[1]s/logs/access.log;
-    client_body_temp_path %[1]s/tmp/body;
-    proxy_temp_path %[1]s/tmp/proxy;
-    fastcgi_temp_path %[1]s/tmp/fastcgi;
-    uwsgi_temp_path %[1]s/tmp/uwsgi;
-    scgi_temp_path %[1]s/tmp/scgi;
-    include %[1]s/gopush.conf;
-}
-`, dir)
-	if os.Getuid() == 0 {
-		// As root, workers would switch to "nobody", who cannot write here.
-		main = "user root;\n" + main
-	}
-	mainPath := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(mainPath, []byte(main), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(bin, "-t", "-p", dir, "-e", dir+"/logs/error.log", "-c", mainPath).CombinedOutput(); err != nil {
-		t.Fatalf("nginx -t refuses the shipped config: %v\n%s", err, out)
-	}
-	cmd := exec.Command(bin, "-p", dir, "-e", dir+"/logs/error.log", "-c", mainPath)
-	out, err := os.Create(filepath.Join(dir, "logs", "stdout.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); out.Close(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt) // SIGINT: fast shutdown
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(dir, "logs", "error.log"))
-			t.Logf("--- nginx error.log ---\n%s", b)
-		}
-	})
-	testenv.WaitListening(t, public, 20*time.Second)
-	testenv.WaitListening(t, admin, 20*time.Second)
+	testenv.StartNginx(t, conf, public, admin)
 	return public, admin
 }
 
