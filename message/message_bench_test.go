@@ -182,6 +182,8 @@ func BenchmarkRPCSaveConcurrent(b *testing.B) {
 			keys := benchKeys(b, addr, 2000)
 			c := serve(b, cfg, rs)
 			c.mustSave(keys[0], 1, benchMsg, 600) // connect, load the script
+			var flushes, entries countingFlushes
+			countFlushes(rs, &flushes, &entries)
 			redisPid := redisPID(b, addr)
 			var n atomic.Int64
 			mid := baseMid()
@@ -212,6 +214,9 @@ func BenchmarkRPCSaveConcurrent(b *testing.B) {
 			b.ReportMetric(float64(self.Microseconds())/float64(b.N), "self-cpu-µs/op")
 			b.ReportMetric(float64(red.Microseconds())/float64(b.N), "redis-cpu-µs/op")
 			b.ReportMetric(float64((self+red).Microseconds())/float64(b.N), "total-cpu-µs/op")
+			if f := flushes.get(); f > 0 {
+				b.ReportMetric(float64(entries.get())/float64(f), "saves/flush")
+			}
 		})
 	}
 }
