@@ -24,6 +24,7 @@ type backend struct {
 	accepted map[string][]string // per key, the messages answered ret 0
 	refused  []time.Time         // when each refused push was answered
 	why      map[string]int      // refused pushes by answer (ret code or error)
+	took     []pushTime          // how long each push took to be answered
 	lastOK   time.Time
 }
 
@@ -45,8 +46,10 @@ func (b *backend) run(interval time.Duration, stop <-chan struct{}, done chan<- 
 		b.n++
 		msg := fmt.Sprintf(`{"b":%q,"n":%d}`, b.name, b.n)
 		b.mu.Unlock()
+		sent := time.Now()
 		ret, err := testenv.Push(b.admin, key, msg, 300)
 		b.mu.Lock()
+		b.took = append(b.took, pushTime{sent, time.Since(sent)})
 		if err == nil && ret == 0 {
 			b.accepted[key] = append(b.accepted[key], msg)
 			b.lastOK = time.Now()
@@ -61,6 +64,25 @@ func (b *backend) run(interval time.Duration, stop <-chan struct{}, done chan<- 
 		b.mu.Unlock()
 		time.Sleep(interval)
 	}
+}
+
+// pushTime is when a push was sent and how long its answer took.
+type pushTime struct {
+	sent time.Time
+	took time.Duration
+}
+
+// slowest returns the longest answer time of the pushes sent since from.
+func (b *backend) slowest(from time.Time) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var d time.Duration
+	for _, p := range b.took {
+		if !p.sent.Before(from) {
+			d = max(d, p.took)
+		}
+	}
+	return d
 }
 
 // reasons returns the refused pushes by answer so far.

@@ -3,8 +3,10 @@ package e2e
 import (
 	"fmt"
 	"net/http"
+	"runtime"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -147,8 +149,12 @@ server {
 		}
 	}
 	took := waitSubscribers("at start")
-	t.Logf("%d subscribers connected %v after the cluster (%v after the test began)", subscribers,
-		took.Round(10*time.Millisecond), time.Since(start).Round(100*time.Millisecond))
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	t.Logf("%d subscribers connected %v after the cluster (%v after the test began); test process: %d goroutines, %d MiB heap",
+		subscribers, took.Round(10*time.Millisecond), time.Since(start).Round(100*time.Millisecond),
+		runtime.NumGoroutine(), ms.HeapInuse>>20)
+	cpu0, wall0 := cpuTime(), time.Now()
 
 	// Two backends through nginx's admin port (both webs behind it), each
 	// going through every key, in opposite orders.
@@ -214,6 +220,7 @@ server {
 		refused  int
 		accepted int
 		why      map[string]int
+		slowest  time.Duration // the longest a push took to be answered
 	}
 	var steps []step
 	restart := func(what string, stopIt func(), startIt func()) {
@@ -232,7 +239,8 @@ server {
 				delete(why, k)
 			}
 		}
-		steps = append(steps, step{what, back, time.Since(from), refusedSoFar() - r0, acceptedSoFar() - a0, why})
+		steps = append(steps, step{what, back, time.Since(from), refusedSoFar() - r0, acceptedSoFar() - a0, why,
+			max(b1.slowest(from), b2.slowest(from))})
 	}
 
 	for i := range c.zkProcs {
@@ -314,28 +322,52 @@ server {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	// Every subscriber is connected to the comet that owns its key.
-	testenv.WaitFor(t, 30*time.Second, "every subscriber on its key's comet", func() bool {
+	// Every subscriber is back: connected to the comet web names for its
+	// key, after it lost its connection at least once (each comet was
+	// restarted, and a stopped comet closes its clients).
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		var wrong []string
 		for _, s := range subs {
-			if s.cl.Comet() == "" {
-				return false
+			owner, _, _ := testenv.ServerOf("http://"+public, s.key, "2")
+			if on := s.cl.Comet(); on == "" || on != owner {
+				wrong = append(wrong, fmt.Sprintf("%s on %q, owner %q", s.key, on, owner))
 			}
 		}
-		return true
-	})
-	wrong := 0
-	for _, s := range subs[:100] {
-		if owner, _, _ := testenv.ServerOf("http://"+public, s.key, "2"); owner != s.cl.Comet() {
-			wrong++
+		if len(wrong) == 0 {
+			break
 		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d subscribers not connected to their key's comet: %.20q", len(wrong), wrong)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	if wrong > 0 {
-		t.Errorf("%d of 100 subscribers are not on the comet web names for their key", wrong)
+	var st client.Stats
+	for _, s := range subs {
+		cs := s.cl.Stats()
+		if cs.Subscribes < 2 {
+			t.Errorf("subscriber %s subscribed %d times, want at least 2 (its comet was restarted)", s.key, cs.Subscribes)
+		}
+		st.Subscribes += cs.Subscribes
+		st.Online += cs.Online
+		st.Offline += cs.Offline
 	}
 	for _, st := range steps {
-		t.Logf("%-20s back in %6v, settled in %6v: %4d pushes accepted, %3d refused meanwhile %v", st.what,
-			st.back.Round(10*time.Millisecond), st.settled.Round(10*time.Millisecond), st.accepted, st.refused, st.why)
+		t.Logf("%-20s back in %6v, settled in %6v: %4d pushes accepted, %3d refused %v, slowest answer %v", st.what,
+			st.back.Round(10*time.Millisecond), st.settled.Round(10*time.Millisecond), st.accepted, st.refused, st.why,
+			st.slowest.Round(10*time.Millisecond))
 	}
-	t.Logf("%d pushes accepted, %d refused; 0 lost, 0 duplicates; test took %v", total, refusedSoFar(),
+	t.Logf("%d pushes accepted, %d refused; 0 lost, 0 duplicates; subscribers: %d subscriptions, %d messages online, %d from the offline fetch",
+		total, refusedSoFar(), st.Subscribes, st.Online, st.Offline)
+	t.Logf("test process (subscribers, backends, checks): %v CPU over %v; test took %v",
+		(cpuTime() - cpu0).Round(10*time.Millisecond), time.Since(wall0).Round(100*time.Millisecond),
 		time.Since(start).Round(100*time.Millisecond))
+}
+
+// cpuTime is the CPU time (user and system) this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
