@@ -12,6 +12,7 @@ import (
 
 	"gopush/client"
 	"gopush/internal/testenv"
+	"gopush/ketama"
 )
 
 // rollSub is one of many Go clients of the rolling restart; it counts
@@ -123,11 +124,15 @@ server {
 			s.cl.Close()
 		}
 	})
-	// allHome counts the subscribers not connected to a comet.
+	// Each key's comet, with both comets on the ring (the ring of
+	// docs/protocol.md §6.1; the end of the test checks that web agrees).
+	ring := ketama.FromWeights(ketama.DefaultBase, map[string]int{"comet1": 1, "comet2": 1})
+	tcp := map[string]string{"comet1": c.comet1.Addr(6969), "comet2": c.comet2.Addr(6969)}
+	// allHome counts the subscribers not connected to their key's comet.
 	allHome := func() (int, bool) {
 		away := 0
 		for _, s := range subs {
-			if s.cl.Comet() == "" {
+			if s.cl.Comet() != tcp[ring.Get(s.key)] {
 				away++
 			}
 		}
@@ -143,7 +148,7 @@ server {
 				return time.Since(from)
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%s: %d of %d subscribers not connected after 30 s", what, away, subscribers)
+				t.Fatalf("%s: %d of %d subscribers not connected to their key's comet after 30 s", what, away, subscribers)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -216,7 +221,7 @@ server {
 	type step struct {
 		what     string
 		back     time.Duration // from the stop to the process serving again
-		settled  time.Duration // to pushes accepted and every subscriber connected
+		settled  time.Duration // to pushes accepted and every subscriber on its key's comet
 		refused  int
 		accepted int
 		why      map[string]int
