@@ -3,6 +3,8 @@ package e2e
 import (
 	"fmt"
 	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -237,7 +239,22 @@ func TestDatacenterRedisPrimaryKilled(t *testing.T) {
 	if c.message.Exited() {
 		t.Error("the message node exited")
 	}
+	// Why the message node failed saves (its log samples them): the
+	// primary unreachable or not yet replaced, or a save the remaining
+	// replica did not acknowledge in time.
+	failed := map[string]bool{}
+	for _, line := range strings.Split(c.message.Log(), "\n") {
+		if !strings.Contains(line, "save private failed") {
+			continue
+		}
+		if strings.Contains(line, "not acknowledged") {
+			failed["not acknowledged by a replica"] = true
+		} else {
+			failed["no master reached"] = true
+		}
+	}
 	t.Logf("replica promoted %v after the kill; last push refused %v after it; %d pushes accepted, %d refused after the kill (%d before), refused by answer: %v",
 		promoted.Round(10*time.Millisecond), recovered.Round(10*time.Millisecond),
 		len(want[online1])+len(want[online2])+len(want[offline]), refusedAfter, refusedBefore, reasons)
+	t.Logf("kinds of save failures in the message node's log: %v", slices.Sorted(maps.Keys(failed)))
 }
