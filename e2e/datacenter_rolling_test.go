@@ -23,7 +23,6 @@ type rollSub struct {
 	mu    sync.Mutex
 	byMid map[int64]int
 	byMsg map[string]int
-	done  chan struct{}
 }
 
 // missingOrDup returns the messages of want that s has not received, and
@@ -107,9 +106,8 @@ server {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := &rollSub{key: keys[i], cl: cl, byMid: map[int64]int{}, byMsg: map[string]int{}, done: make(chan struct{})}
-		go func() {
-			defer close(s.done)
+		s := &rollSub{key: keys[i], cl: cl, byMid: map[int64]int{}, byMsg: map[string]int{}}
+		go func() { // ends when the client is closed
 			for m := range cl.Messages() {
 				s.mu.Lock()
 				s.byMid[m.Mid]++
