@@ -27,10 +27,12 @@ const (
 	mRoomKeys         = "RoomKeys"
 	mRoomDel          = "RoomDel"
 	mHealth           = "Health"
+	mSavePrivateId    = "SavePrivateId"
 )
 
 var rpcMethods = []string{mPing, mSavePrivate, mSavePrivates, mSavePrivatesEach, mGetPrivate, mDelPrivate,
-	mSavePublic, mGetPublic, mRoomJoin, mRoomLeave, mRoomKeys, mRoomDel, mHealth}
+	mSavePublic, mGetPublic, mRoomJoin, mRoomLeave, mRoomKeys, mRoomDel, mHealth,
+	mSavePrivateId}
 
 // Storage operations, as the op label.
 const (
