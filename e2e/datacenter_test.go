@@ -33,6 +33,8 @@ type dcCluster struct {
 	cometPath          string
 	web1Admin, web2API string
 	web2Admin          string
+	redis              *testenv.Proc // the message node's Redis, on host "store"
+	redisAddr          string
 }
 
 // startDCCluster starts the cluster with zkServers ZooKeeper servers (one
@@ -51,7 +53,8 @@ func startDCCluster(t *testing.T, zkServers int) *dcCluster {
 	c.zkHosts = zkHosts
 	c.zkProcs, c.zk = dc.StartZooKeeper(zkHosts...)
 	t.Logf("ZooKeeper serving after %v", time.Since(start).Round(time.Millisecond))
-	_, redis := dc.StartRedisOn(store)
+	redisProc, redis := dc.StartRedisOn(store)
+	c.redis, c.redisAddr = redisProc, redis
 
 	zkc := func(z *conf.ZooKeeper) {
 		z.Addr = conf.AddrList(c.zk)
