@@ -64,11 +64,17 @@ func withAdvice(err error) error {
 	return &retryError{err: err, advice: advice}
 }
 
-// notDone reports whether err says for sure that a push did nothing.
+// notDone reports whether err says for sure that a push did nothing:
+// no comet for the key, a call never sent, no live message node (here, or
+// at the comet: its error comes back as text), or a call dropped because
+// its deadline had passed (at the comet, the message node, or inside
+// Redis).
 func notDone(err error) bool {
+	msg := err.Error()
 	return errors.Is(err, errNoNode) || gobrpc.NotSent(err) ||
 		errors.Is(err, gobrpc.ErrNoMessageNode) ||
-		strings.Contains(err.Error(), api.ErrDeadlinePassed.Error())
+		strings.Contains(msg, gobrpc.ErrNoMessageNode.Error()) ||
+		strings.Contains(msg, api.ErrDeadlinePassed.Error())
 }
 
 // retryData is the data of an error answer: data.retry for a push under
