@@ -21,7 +21,7 @@ type RPC struct {
 	now     func() time.Time
 	met     *metrics      // nil: not measured
 	kind    string        // storage.type, for Health
-	ids     idStorage     // saves under push ids (save_id.go); nil: storage type without
+	ids     idStorage     // saves under push ids (save_id.go); nil: the storage type has none (MySQL)
 	idTTL   time.Duration // storage.idttl: life of the id of a push with expire 0
 }
 
