@@ -23,6 +23,11 @@ const (
 	MessageSavePrivateId = "MessageRPC.SavePrivateId"
 )
 
+// NoPushIds is the text of the error a message node answers to a save
+// under an id when its storage cannot keep ids (MySQL). web answers the
+// push 65534: a retry cannot help, the cluster needs Redis storage.
+const NoPushIds = "push ids need storage.type = redis; this message node cannot keep them"
+
 // MaxPushIdLen is the longest push id, in bytes.
 const MaxPushIdLen = 64
 

@@ -27,7 +27,7 @@ type idStorage interface {
 
 // errNoIds answers a save under an id on a storage type that cannot keep
 // ids.
-var errNoIds = errors.New("push ids need storage.type = redis; this message node cannot keep them")
+var errNoIds = errors.New(api.NoPushIds)
 
 // idStorageOf returns the id saver behind s, or nil when its type has none.
 func idStorageOf(s Storage) idStorage {

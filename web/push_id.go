@@ -33,6 +33,15 @@ func parsePushId(q url.Values) (string, error) {
 	return id, nil
 }
 
+// noIdsErr turns a message node's "ids need Redis" (a MySQL cluster) into
+// a parameter error: no retry can make the push with an id work.
+func noIdsErr(err error) error {
+	if err != nil && strings.Contains(err.Error(), api.NoPushIds) {
+		return errParam("id: %s (the message nodes keep messages in MySQL)", api.NoPushIds)
+	}
+	return err
+}
+
 // retryError is a failed push under an id with its retry advice (data.retry
 // of the answer).
 type retryError struct {
@@ -120,7 +129,7 @@ func (w *Web) pushOneId(ctx context.Context, key, id string, msg json.RawMessage
 		return nil, nil
 	}
 	if err != nil {
-		err = fmt.Errorf("push to key %q under id %q on comet node %s: %w", key, id, node, err)
+		err = noIdsErr(fmt.Errorf("push to key %q under id %q on comet node %s: %w", key, id, node, err))
 		if expire > 0 && gobrpc.NotSent(err) {
 			return w.storeOnlyId(ctx, key, id, msg, expire, err)
 		}
@@ -149,6 +158,9 @@ func (w *Web) storeOnlyId(ctx context.Context, key, id string, msg json.RawMessa
 	}
 	if err != nil {
 		// The advice is the keeping's: it is the step that may have taken effect.
+		if pe := noIdsErr(err); pe != err {
+			return nil, pe
+		}
 		err = messageErr("keep the message", err)
 		full := fmt.Errorf("%w; keeping it instead failed: %w", why, err)
 		if adv := withAdvice(err); adv != err {

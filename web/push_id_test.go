@@ -154,6 +154,7 @@ func TestPushIdRetryAdvice(t *testing.T) {
 		{"timeout after sending", gobrpc.ErrTimeout, 0, `{"ret":65535,"data":{"retry":"same-id"}}`},
 		{"comet's save failed", rpc.ServerError("storing the message: i/o timeout"), 60, `{"ret":65535,"data":{"retry":"same-id"}}`},
 		{"dropped on arrival", rpc.ServerError("CometRPC.PushPrivateId: " + api.ErrDeadlinePassed.Error()), 60, `{"ret":65535,"data":{"retry":"safe"}}`},
+		{"ids need Redis (MySQL message nodes)", rpc.ServerError("storing the message: " + api.NoPushIds), 60, `{"ret":65534}`},
 		{"comet has no message node", rpc.ServerError("storing the message of key \"k\" under push id \"r1\": " + gobrpc.ErrNoMessageNode.Error()), 60, `{"ret":65535,"data":{"retry":"safe"}}`},
 	}
 	for _, c := range cases {
