@@ -21,6 +21,10 @@ const (
 	// id, or only records the id when Expire is 0:
 	// *MessageSavePrivateIdArgs → *PushIdReply.
 	MessageSavePrivateId = "MessageRPC.SavePrivateId"
+	// MessageSavePublicId keeps a public message under a push id, or only
+	// records the id when Expire is 0: *MessageSavePublicIdArgs →
+	// *PushIdReply.
+	MessageSavePublicId = "MessageRPC.SavePublicId"
 )
 
 // NoPushIds is the text of the error a message node answers to a save
@@ -65,6 +69,16 @@ type CometPushPrivateIdArgs struct {
 // are recognised too.
 type MessageSavePrivateIdArgs struct {
 	Key      string
+	Msg      json.RawMessage
+	MsgId    int64
+	Expire   uint
+	Deadline int64 // caller's deadline (deadline.go); 0: none
+	Id       string
+}
+
+// MessageSavePublicIdArgs keeps a public message (push/all) under push id
+// Id; with Expire 0 it only records the id.
+type MessageSavePublicIdArgs struct {
 	Msg      json.RawMessage
 	MsgId    int64
 	Expire   uint

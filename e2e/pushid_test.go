@@ -85,6 +85,28 @@ func TestPushIdEndToEnd(t *testing.T) {
 		t.Fatalf("stored %d messages, want 2", len(msgs))
 	}
 
+	// push/all with an id: the retry answers the first mid; kept once.
+	all1 := httpPost(t, "http://"+w.Admin+"/1/admin/push/all?expire=600&id=all-1", `{"all":1}`)
+	var pa struct {
+		Ret  int `json:"ret"`
+		Data struct {
+			Mid int64 `json:"mid"`
+			Dup bool  `json:"dup"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(all1.Body), &pa); err != nil || pa.Ret != 0 || pa.Data.Mid == 0 || pa.Data.Dup {
+		t.Fatalf("push/all: %s", all1.Body)
+	}
+	allMid := pa.Data.Mid
+	all2 := httpPost(t, "http://"+w.Admin+"/1/admin/push/all?expire=600&id=all-1", `{"all":1}`)
+	if err := json.Unmarshal([]byte(all2.Body), &pa); err != nil || pa.Ret != 0 || pa.Data.Mid != allMid || !pa.Data.Dup {
+		t.Fatalf("push/all retry: %s, want dup of mid %d", all2.Body, allMid)
+	}
+	pub := httpGet(t, fmt.Sprintf("http://%s/1/msg/get?k=%s&m=0&pm=0", w.HTTP, url.QueryEscape(key)))
+	if n := strings.Count(pub.Body, `"gid":1`); n != 1 {
+		t.Errorf("msg/get pmsgs: %s, want the public message once", pub.Body)
+	}
+
 	// The comet stops; a retry of the first push is kept-or-found through
 	// the message node: it finds the id and answers the first mid.
 	n1.Stop()

@@ -28,11 +28,12 @@ const (
 	mRoomDel          = "RoomDel"
 	mHealth           = "Health"
 	mSavePrivateId    = "SavePrivateId"
+	mSavePublicId     = "SavePublicId"
 )
 
 var rpcMethods = []string{mPing, mSavePrivate, mSavePrivates, mSavePrivatesEach, mGetPrivate, mDelPrivate,
 	mSavePublic, mGetPublic, mRoomJoin, mRoomLeave, mRoomKeys, mRoomDel, mHealth,
-	mSavePrivateId}
+	mSavePrivateId, mSavePublicId}
 
 // Storage operations, as the op label.
 const (

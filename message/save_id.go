@@ -86,3 +86,51 @@ func (r *RPC) checkId(args *api.MessageSavePrivateIdArgs) error {
 	}
 	return r.lim.checkMsg(args.Msg)
 }
+
+// publicIdStorage is a room store that can keep a public message under a
+// push id (Redis).
+type publicIdStorage interface {
+	// SavePublicId is idStorage.SaveId for the public messages' set.
+	SavePublicId(ctx context.Context, e Entry, id string, idTTL time.Duration, deadline int64) (mid int64, dup bool, err error)
+}
+
+// SavePublicId keeps a public message (push/all) under a push id, or with
+// Expire 0 only records the id: a retry with the same id within the
+// record's life stores nothing and answers the first mid with Dup. New in
+// gopush.
+func (r *RPC) SavePublicId(args *api.MessageSavePublicIdArgs, reply *api.PushIdReply) (err error) {
+	defer r.met.call(mSavePublicId, time.Now(), &err)
+	if args == nil {
+		return r.refused("SavePublicId", paramErr("no arguments"))
+	}
+	if err := api.CheckPushId(args.Id); err != nil {
+		return r.refused("SavePublicId", paramErr("%v", err))
+	}
+	if err := r.lim.checkMid(args.MsgId); err != nil {
+		return r.refused("SavePublicId", err)
+	}
+	if err := r.lim.checkMsg(args.Msg); err != nil {
+		return r.refused("SavePublicId", err)
+	}
+	ids, ok := r.roomsOf().(publicIdStorage)
+	if !ok {
+		return errNoIds
+	}
+	ctx, cancel, err := r.saveCtx(args.Deadline)
+	if err != nil {
+		r.log.Warn("save public with id dropped", "id", args.Id, "mid", args.MsgId, "err", err)
+		return err
+	}
+	defer cancel()
+	e := Entry{MsgId: args.MsgId, Msg: args.Msg}
+	if args.Expire > 0 {
+		e.Expire = expireAt(r.now(), args.Expire)
+	}
+	mid, dup, err := ids.SavePublicId(ctx, e, args.Id, r.idTTL, args.Deadline)
+	if err != nil {
+		r.log.Warn("save public with id failed", "id", args.Id, "mid", args.MsgId, "err", err)
+		return err
+	}
+	reply.Mid, reply.Dup = mid, dup
+	return nil
+}

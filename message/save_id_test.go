@@ -192,3 +192,46 @@ func TestSavePrivateIdRefusals(t *testing.T) {
 		t.Errorf("a save with id on MySQL = %v, want %q", err, errNoIds)
 	}
 }
+
+// A public message saved under an id is kept once: a retry answers the
+// first mid with Dup and stores nothing; expire 0 records the id only.
+// MySQL answers that ids need Redis.
+func TestSavePublicIdStoresOnce(t *testing.T) {
+	t.Parallel()
+	cfg := withRoomNames(t, redisConfig(map[string]string{"node1:1": testenv.Redis(t)}, 20), 100)
+	c := serveRooms(t, cfg, openStorage(t, cfg))
+	save := func(id string, mid int64, expire uint) (api.PushIdReply, error) {
+		var reply api.PushIdReply
+		err := c.call(api.MessageSavePublicId, &api.MessageSavePublicIdArgs{Msg: json.RawMessage(`{"all":1}`), MsgId: mid,
+			Expire: expire, Id: id, Deadline: time.Now().Add(5 * time.Second).UnixNano()}, &reply)
+		return reply, err
+	}
+	m := baseMid()
+	if r, err := save("p1", m, 600); err != nil || r.Dup || r.Mid != m {
+		t.Fatalf("first save = %+v, %v", r, err)
+	}
+	for i := range 2 {
+		if r, err := save("p1", m+10+int64(i), 600); err != nil || !r.Dup || r.Mid != m {
+			t.Fatalf("retry %d = %+v, %v; want dup of %d", i, r, err, m)
+		}
+	}
+	if r, err := save("p2", m+20, 0); err != nil || r.Dup {
+		t.Fatalf("expire 0 = %+v, %v", r, err)
+	}
+	if r, err := save("p2", m+21, 0); err != nil || !r.Dup || r.Mid != m+20 {
+		t.Fatalf("expire-0 retry = %+v, %v; want dup of %d", r, err, m+20)
+	}
+	if msgs := c.mustGetPublic(0); !sameMids(msgs, m) {
+		t.Errorf("public messages %v, want only [%d]", mids(msgs), m)
+	}
+	_, err := save("bad id", m, 600)
+	wantParamError(t, "a bad id", err)
+
+	mcfg := withRoomNames(t, mysqlConfig(map[string]string{"node1:1": testenv.MySQLDatabase(t)}, 20), 100)
+	mc := serveRooms(t, mcfg, openStorage(t, mcfg))
+	var reply api.PushIdReply
+	err = mc.call(api.MessageSavePublicId, &api.MessageSavePublicIdArgs{Msg: json.RawMessage(`1`), MsgId: m, Expire: 60, Id: "x"}, &reply)
+	if err == nil || !strings.Contains(err.Error(), api.NoPushIds) {
+		t.Errorf("public save with id on MySQL = %v, want %q", err, api.NoPushIds)
+	}
+}

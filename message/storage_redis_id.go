@@ -77,7 +77,27 @@ func pushIdKey(key, id string) string {
 // SaveId stores e and records id for e.Key in one script, or answers the
 // first mid when the id is recorded already (idStorage).
 func (rs *RedisStorage) SaveId(ctx context.Context, e Entry, id string, idTTL time.Duration, deadline int64) (int64, bool, error) {
-	s := rs.shard(e.Key)
+	script := saveIdScript
+	if rs.save == saveNoTTLScript {
+		script = saveIdNoTTLScript
+	}
+	return rs.saveIdOn(ctx, rs.shard(e.Key), script, 0, rs.store, e, pushIdKey(e.Key, id), idTTL, deadline)
+}
+
+// SavePublicId keeps a public message under push id in the public set, as
+// SaveId does for a key (publicIdStorage). The set and the id's record
+// are both in database redis.roomdb.
+func (r *redisRooms) SavePublicId(ctx context.Context, e Entry, id string, idTTL time.Duration, deadline int64) (int64, bool, error) {
+	e.Key = r.pubKey
+	return r.rs.saveIdOn(ctx, r.rs.roomShard(r.pubKey), saveIdScript, r.rs.idDB, r.pubStore, e,
+		pushIdKey(r.pubKey, id), idTTL, deadline)
+}
+
+// saveIdOn runs script (saveIdScript or saveIdNoTTLScript) on shard s for
+// e, whose set lives in database keyDB and keeps store members, with the
+// id recorded as idKey.
+func (rs *RedisStorage) saveIdOn(ctx context.Context, s *redisShard, script *redis.Script, keyDB, store int,
+	e Entry, idKey string, idTTL time.Duration, deadline int64) (int64, bool, error) {
 	conn, err := s.pool.GetContext(ctx)
 	if err != nil {
 		return 0, false, s.wrap(err)
@@ -87,25 +107,22 @@ func (rs *RedisStorage) SaveId(ctx context.Context, e Entry, id string, idTTL ti
 	if err != nil {
 		return 0, false, s.wrap(err)
 	}
-	script := saveIdScript
-	if rs.save == saveNoTTLScript {
-		script = saveIdNoTTLScript
-	}
 	now := rs.now().Unix()
-	args := []any{e.Key, pushIdKey(e.Key, id)}
+	args := []any{e.Key, idKey}
 	if e.Expire > 0 {
 		save := rs.saveArgs(e, now) // key, mid, member, store, ttl, now
+		save[3] = store
 		args = append(args, save[1:]...)
 		args = append(args, save[4], "1") // the id lives as long as the message
 	} else {
 		ttl := max(int64((idTTL+time.Second-1)/time.Second), 1)
-		args = append(args, e.MsgId, "", rs.store, 1, now, ttl, "0")
+		args = append(args, e.MsgId, "", store, 1, now, ttl, "0")
 	}
 	var dlMicros int64
 	if deadline > 0 {
 		dlMicros = deadline / int64(time.Microsecond)
 	}
-	args = append(args, dlMicros, rs.idDB, 0)
+	args = append(args, dlMicros, rs.idDB, keyDB)
 	vals, err := redis.Values(script.Do(tc, args...))
 	if err != nil {
 		return 0, false, s.wrap(err)
@@ -117,7 +134,7 @@ func (rs *RedisStorage) SaveId(ctx context.Context, e Entry, id string, idTTL ti
 	case (status == "dup" || status == "new") && len(vals) >= 2:
 		mid, err := redis.Int64(vals[1], nil)
 		if err != nil {
-			return 0, false, s.wrap(fmt.Errorf("push id %q of key %q holds %q, not a mid", id, e.Key, vals[1]))
+			return 0, false, s.wrap(fmt.Errorf("push id record %q holds %q, not a mid", idKey, vals[1]))
 		}
 		if status == "dup" {
 			return mid, true, nil

@@ -220,12 +220,16 @@ func (w *Web) pushAll(rw http.ResponseWriter, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := r.URL.Query()["id"]; ok {
-		return nil, errParam("push/all takes no id: a public message is not deduplicated (docs/reliability.md, \"Push ids\")")
+	id, err := parsePushId(r.URL.Query())
+	if err != nil {
+		return nil, err
 	}
 	msg, err := w.readMessage(rw, r)
 	if err != nil {
 		return nil, err
+	}
+	if id != "" {
+		return w.broadcastId(r.Context(), id, msg, expire)
 	}
 	mid, failed, err := w.broadcast(r.Context(), msg, expire)
 	if err != nil {

@@ -80,7 +80,7 @@ func withAdvice(err error) error {
 // Redis).
 func notDone(err error) bool {
 	msg := err.Error()
-	return errors.Is(err, errNoNode) || gobrpc.NotSent(err) ||
+	return errors.Is(err, errNoNode) || gobrpc.NotSent(err) || gobrpc.IsNoSuchMethod(err) ||
 		errors.Is(err, gobrpc.ErrNoMessageNode) ||
 		strings.Contains(msg, gobrpc.ErrNoMessageNode.Error()) ||
 		strings.Contains(msg, api.ErrDeadlinePassed.Error())
@@ -213,4 +213,34 @@ func (w *Web) pushKeysId(ctx context.Context, keys []string, id string, msg json
 		}
 	}
 	return fk, sk
+}
+
+// broadcastId is push/all under push id. The message node keeps the
+// public message and records the id in one step (MessageRPC.SavePublicId;
+// with expire 0 only the id), then every serving comet gets it. A retry
+// (the id known) stores nothing and broadcasts again under the FIRST mid:
+// the first attempt may have been kept without being sent (its answer
+// came after web gave up), and a client that had it drops a public mid
+// not above its last one (docs/protocol.md §2.3). The answer is push/all's
+// plus "dup":true on a retry.
+func (w *Web) broadcastId(ctx context.Context, id string, msg json.RawMessage, expire uint) (any, error) {
+	cctx, cancel := w.callCtx(ctx)
+	args := &api.MessageSavePublicIdArgs{Msg: msg, MsgId: w.pubMids.Next(), Expire: expire, Deadline: api.DeadlineOf(cctx), Id: id}
+	var reply api.PushIdReply
+	err := w.msgs.Call(cctx, api.MessageSavePublicId, args, &reply)
+	cancel()
+	if err != nil {
+		if pe := noIdsErr(err); pe != err {
+			return nil, pe
+		}
+		return nil, withAdvice(messageErr("keep the public message under its id", err))
+	}
+	data := map[string]any{"mid": reply.Mid}
+	if reply.Dup {
+		data["dup"] = true
+	}
+	if failed := w.sendBroadcast(ctx, msg, reply.Mid); len(failed) > 0 {
+		data["fn"] = failed
+	}
+	return data, nil
 }

@@ -104,8 +104,7 @@ func TestPushWithIdAnswersFirstMid(t *testing.T) {
 	}
 }
 
-// Bad ids are refused (65534) before anything is done; push/all takes no
-// id.
+// Bad ids are refused (65534) before anything is done.
 func TestPushIdRefused(t *testing.T) {
 	tw := newTestWeb(t, map[string]int{"a": 1}, []string{"a"}, nil)
 	for _, id := range []string{"", strings.Repeat("x", 65), "a b", "caf\u00e9", "a\tb"} {
@@ -118,8 +117,8 @@ func TestPushIdRefused(t *testing.T) {
 			t.Errorf("mprivate id %q: %s, want 65534", id, body)
 		}
 	}
-	if _, body := postId(t, tw.admin.URL+"/1/admin/push/all?expire=60&id=x", `1`); body != `{"ret":65534}` {
-		t.Errorf("push/all with an id: %s, want 65534", body)
+	if _, body := postId(t, tw.admin.URL+"/1/admin/push/all?expire=60&id=a+b", `1`); body != `{"ret":65534}` {
+		t.Errorf("push/all with a bad id: %s, want 65534", body)
 	}
 	if n := len(tw.comets["a"].Calls()); n != 0 {
 		t.Errorf("%d comet calls for refused pushes", n)
@@ -272,5 +271,55 @@ func TestPushIdOldComet(t *testing.T) {
 	calls := tw.comets["a"].Calls()
 	if len(calls) != 2 || calls[1].method != api.CometPushPrivate {
 		t.Fatalf("comet calls %+v, want PushPrivateId then PushPrivate", calls)
+	}
+}
+
+// push/all with an id keeps the public message through SavePublicId and
+// broadcasts it; a retry answers the first mid with dup and broadcasts
+// again under that mid (clients drop it by mid when they have it).
+func TestPushAllWithId(t *testing.T) {
+	tw := newTestWeb(t, map[string]int{"a": 1, "b": 1}, []string{"a", "b"}, nil)
+	ids := map[string]int64{}
+	tw.msgs.fn = func(method string, args, reply any) error {
+		if method != api.MessageSavePublicId {
+			return errors.New("unexpected " + method)
+		}
+		a := args.(*api.MessageSavePublicIdArgs)
+		r := reply.(*api.PushIdReply)
+		if m, ok := ids[a.Id]; ok {
+			r.Mid, r.Dup = m, true
+			return nil
+		}
+		ids[a.Id] = a.MsgId
+		r.Mid = a.MsgId
+		return nil
+	}
+	u := tw.admin.URL + "/1/admin/push/all?expire=60&id=all-1"
+	first, body := postId(t, u, `{"all":1}`)
+	if first.Ret != 0 || first.Data.Mid <= 0 || first.Data.Dup {
+		t.Fatalf("first push/all: %s", body)
+	}
+	again, body := postId(t, u, `{"all":1}`)
+	if want := fmt.Sprintf(`{"ret":0,"data":{"dup":true,"mid":%d}}`, first.Data.Mid); body != want || again.Data.Mid != first.Data.Mid {
+		t.Fatalf("retry: %s, want %s", body, want)
+	}
+	for _, node := range []string{"a", "b"} {
+		calls := tw.comets[node].Calls()
+		if len(calls) != 2 {
+			t.Fatalf("comet %s got %d broadcasts, want 2", node, len(calls))
+		}
+		for _, c := range calls {
+			if c.args.(*api.CometBroadcastArgs).MsgId != first.Data.Mid {
+				t.Errorf("comet %s got a broadcast under mid %d, want the first %d", node, c.args.(*api.CometBroadcastArgs).MsgId, first.Data.Mid)
+			}
+		}
+	}
+	// A failed save: nothing broadcast, data.retry.
+	tw.msgs.fn = func(string, any, any) error { return gobrpc.ErrTimeout }
+	if _, body := postId(t, tw.admin.URL+"/1/admin/push/all?expire=60&id=all-2", `1`); body != `{"ret":65535,"data":{"retry":"same-id"}}` {
+		t.Errorf("push/all whose save timed out: %s", body)
+	}
+	if n := len(tw.comets["a"].Calls()); n != 2 {
+		t.Errorf("comet a got %d broadcasts, want still 2", n)
 	}
 }
