@@ -263,6 +263,10 @@ type Message struct {
 		// IdTTL is how long the id of a push with expire 0 is kept, so that
 		// its retries are recognised (docs/reliability.md, "Push ids").
 		IdTTL Duration `toml:"idttl"`
+		// Batch bounds the saves one shard stores in one round trip:
+		// concurrent saves are coalesced (group commit), and a batch
+		// save of more keys is sent in pieces of this many.
+		Batch int `toml:"batch"`
 	} `toml:"storage"`
 
 	Redis struct {

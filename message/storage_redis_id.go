@@ -93,6 +93,18 @@ func (r *redisRooms) SavePublicId(ctx context.Context, e Entry, id string, idTTL
 		pushIdKey(r.pubKey, id), idTTL, deadline)
 }
 
+// boundedConn is a connection whose Do is bounded by a timeout (the
+// script's EVALSHA, and the EVAL after a NOSCRIPT), without a goroutine
+// per command as redigo's DoContext starts.
+type boundedConn struct {
+	redis.Conn
+	timeout time.Duration
+}
+
+func (c boundedConn) Do(cmd string, args ...any) (any, error) {
+	return redis.DoWithTimeout(c.Conn, c.timeout, cmd, args...)
+}
+
 // saveIdOn runs script (saveIdScript or saveIdNoTTLScript) on shard s for
 // e, whose set lives in database keyDB and keeps store members, with the
 // id recorded as idKey.
@@ -103,10 +115,11 @@ func (rs *RedisStorage) saveIdOn(ctx context.Context, s *redisShard, script *red
 		return 0, false, s.wrap(err)
 	}
 	defer conn.Close()
-	tc, err := s.bounded(ctx, conn)
+	timeout, err := s.budget(ctx)
 	if err != nil {
 		return 0, false, s.wrap(err)
 	}
+	tc := boundedConn{Conn: conn, timeout: timeout}
 	now := rs.now().Unix()
 	args := []any{e.Key, idKey}
 	if e.Expire > 0 {
