@@ -18,6 +18,7 @@ const (
 	mSavePrivate      = "SavePrivate"
 	mSavePrivates     = "SavePrivates"
 	mSavePrivatesEach = "SavePrivatesEach"
+	mSaveBatch        = "SaveBatch"
 	mGetPrivate       = "GetPrivate"
 	mDelPrivate       = "DelPrivate"
 	mSavePublic       = "SavePublic"
@@ -30,7 +31,7 @@ const (
 )
 
 var rpcMethods = []string{mPing, mSavePrivate, mSavePrivates, mSavePrivatesEach, mGetPrivate, mDelPrivate,
-	mSavePublic, mGetPublic, mRoomJoin, mRoomLeave, mRoomKeys, mRoomDel, mHealth}
+	mSavePublic, mGetPublic, mRoomJoin, mRoomLeave, mRoomKeys, mRoomDel, mHealth, mSaveBatch}
 
 // Storage operations, as the op label.
 const (
