@@ -12,6 +12,9 @@
 //	           -duration or -max calls
 //	mprivate   same with push/mprivate, -kpc keys per call, to the first
 //	           -push-keys keys (the first -keys of them are online)
+//	push-batch same with /1/admin/push/batch, -batch entries per call, each
+//	           entry one key and its own push; lost, duplicated or failed
+//	           pushes make the run fail
 //	serverget  /1/server/get with -clients keep-alive clients for -duration
 //
 // Subscribers connect from 127.0.0.1 .. 127.0.0.<-src>, so that more than
@@ -98,6 +101,7 @@ type options struct {
 	max       int
 	expire    int
 	kpc       int
+	batch     int
 	hold      time.Duration
 	settle    time.Duration
 	drain     time.Duration
@@ -114,7 +118,7 @@ func main() {
 	exit := 0
 	defer func() { os.Exit(exit) }()
 	var o options
-	flag.StringVar(&o.scenario, "scenario", "private", "idle, private, mprivate or serverget")
+	flag.StringVar(&o.scenario, "scenario", "private", "idle, private, mprivate, push-batch or serverget")
 	flag.StringVar(&o.name, "name", "", "name of this run in the output and the profile file names (default: the scenario)")
 	flag.StringVar(&o.httpAddr, "http", "127.0.0.1:8090", "web http.bind (routing, /1/server/get, /1/msg/get)")
 	flag.StringVar(&o.admin, "admin", "127.0.0.1:8091", "web admin.bind (pushes)")
@@ -136,6 +140,7 @@ func main() {
 	flag.IntVar(&o.max, "max", 0, "stop after this many push calls (0: no limit)")
 	flag.IntVar(&o.expire, "expire", 0, "push expire, seconds (0: online only, nothing stored)")
 	flag.IntVar(&o.kpc, "kpc", 0, "mprivate: keys per call (0: all push keys)")
+	flag.IntVar(&o.batch, "batch", 1000, "push-batch: entries (pushes) per call")
 	flag.DurationVar(&o.hold, "hold", 0, "idle: how long to hold the connections after they are open")
 	flag.DurationVar(&o.settle, "settle", 3*time.Second, "wait after connecting before reading RSS")
 	flag.DurationVar(&o.drain, "drain", 10*time.Second, "longest wait for outstanding deliveries after the last push")
@@ -191,9 +196,12 @@ func main() {
 
 func (o *options) check() error {
 	switch o.scenario {
-	case "idle", "private", "mprivate", "serverget":
+	case "idle", "private", "mprivate", "push-batch", "serverget":
 	default:
-		return fmt.Errorf("-scenario %q: want idle, private, mprivate or serverget", o.scenario)
+		return fmt.Errorf("-scenario %q: want idle, private, mprivate, push-batch or serverget", o.scenario)
+	}
+	if o.scenario == "push-batch" && o.batch < 1 {
+		return errors.New("-batch must be at least 1")
 	}
 	if o.name == "" {
 		o.name = o.scenario
@@ -225,7 +233,7 @@ func (o *options) check() error {
 	if o.pushKeys < o.keys {
 		return errors.New("-push-keys must be at least -keys")
 	}
-	if (o.scenario == "private" || o.scenario == "mprivate" || o.scenario == "serverget") && o.pushKeys == 0 {
+	if (o.scenario == "private" || o.scenario == "mprivate" || o.scenario == "push-batch" || o.scenario == "serverget") && o.pushKeys == 0 {
 		return errors.New("no keys to push to: set -n or -push-keys")
 	}
 	if o.prefix == "" {

@@ -103,7 +103,7 @@ func run(ctx context.Context, o options, log *slog.Logger) (*Result, error) {
 	case "idle":
 		res.CPU, res.CPUWindow = res.HoldCPU, res.HoldSec
 		res.HoldCPU = nil
-	case "private", "mprivate":
+	case "private", "mprivate", "push-batch":
 		online := o.onlineFunc(subs)
 		keys := make([]string, o.pushKeys)
 		for i := range keys {
@@ -118,8 +118,11 @@ func run(ctx context.Context, o options, log *slog.Logger) (*Result, error) {
 			Rate: o.rate, Duration: o.duration, Max: o.max, Keys: keys, KeysPerCall: kpc,
 			Online: online,
 		}
-		if o.scenario == "private" {
+		switch o.scenario {
+		case "private":
 			cfg.KeysPerCall = 1
+		case "push-batch":
+			cfg.Mode, cfg.BatchSize, cfg.KeysPerCall = "batch", o.batch, 1
 		}
 		var cpu0 map[string]procSample
 		var pids []int
@@ -156,6 +159,11 @@ func run(ctx context.Context, o options, log *slog.Logger) (*Result, error) {
 				return res, err
 			}
 			res.setDeliveries(pr, snap)
+			if o.scenario == "push-batch" {
+				if err := res.batchCheck(); err != nil {
+					return res, err
+				}
+			}
 			st, err := subs.Stats()
 			if err != nil {
 				return res, err
