@@ -68,6 +68,17 @@ func (c *Comet) pushBatch(ctx context.Context, entries []api.CometPushEntry) []a
 	}
 	unlock := c.order.lockKeys(keys)
 	defer unlock()
+	if ctx.Err() != nil {
+		// The caller gave up while the batch waited for its keys (other
+		// pushes to them, storing): nothing done, as on arrival.
+		c.stats.pushFailed.Add(int64(len(pushes)))
+		why := api.ErrDeadlinePassed.Error()
+		for i := range pushes {
+			fail(pushes[i].entry, pushes[i].key, why)
+		}
+		sortFailures(failed)
+		return failed
+	}
 	for i := range pushes {
 		pushes[i].mid = c.mids.Next()
 	}

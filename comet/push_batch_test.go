@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"gopush/api"
 	"gopush/gobrpc"
@@ -229,4 +230,49 @@ func TestPushBatchKeepsOrderWithConcurrentPushes(t *testing.T) {
 		lastOf[w] = n
 	}
 	wg.Wait()
+}
+
+// A batch whose caller gave up while it waited for its keys (held by a
+// batch being stored) does nothing: its pushes fail with "deadline
+// passed" and are never delivered.
+func TestPushBatchDroppedWhenDeadlinePassesWhileWaiting(t *testing.T) {
+	t.Parallel()
+	c, fake, rc, _ := cometWithMessageNode(t, "batch")
+	cl := subscribeTCP(t, c, "held", "", "1")
+	stall := make(chan struct{})
+	stalls := make(chan struct{}, 1)
+	fake.mu.Lock()
+	fake.stall, fake.stalls = stall, stalls
+	fake.mu.Unlock()
+	first := make(chan error, 1)
+	go func() {
+		var resp api.CometPushBatchResp
+		first <- rc.Call(context.Background(), api.CometPushBatch, &api.CometPushBatchArgs{Entries: []api.CometPushEntry{entry(`"first"`, 60, "held")}}, &resp)
+	}()
+	<-stalls // the first batch holds "held" while it is stored
+	var resp api.CometPushBatchResp
+	second := &api.CometPushBatchArgs{Entries: []api.CometPushEntry{entry(`"late"`, 0, "held")}, Deadline: time.Now().Add(300 * time.Millisecond).UnixNano()}
+	done := make(chan error, 1)
+	go func() { done <- rc.Call(context.Background(), api.CometPushBatch, second, &resp) }()
+	time.Sleep(600 * time.Millisecond)
+	fake.mu.Lock()
+	fake.stall = nil
+	fake.mu.Unlock()
+	close(stall)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Failed) != 1 || resp.Failed[0].Why != api.ErrDeadlinePassed.Error() {
+		t.Fatalf("late batch: failed %+v, want its push dropped for its deadline", resp.Failed)
+	}
+	if d := decode(t, cl.readFrame()); string(d.Msg) != `"first"` {
+		t.Fatalf("got %s", d.Msg)
+	}
+	push(t, rc, "held", `"next"`, 0)
+	if d := decode(t, cl.readFrame()); string(d.Msg) != `"next"` {
+		t.Fatalf("got %s after the dropped batch, want the next push", d.Msg)
+	}
 }

@@ -138,13 +138,24 @@ func run(ctx context.Context, o options, log *slog.Logger) (*Result, error) {
 		var delivered uint64
 		if subs != nil {
 			deadline := time.Now().Add(o.drain)
+			// push-batch also waits for the count to stand still: pushes web
+			// reported failed (a timed-out call) may still arrive and count
+			// toward the total, hiding ones still on the way.
+			var quiet time.Duration
+			if o.scenario == "push-batch" {
+				quiet = 500 * time.Millisecond
+			}
+			changed := time.Now()
 			for {
 				d, err := subs.Delivered()
 				if err != nil {
 					return res, err
 				}
+				if d != delivered {
+					changed = time.Now()
+				}
 				delivered = d
-				if d >= pr.ExpectedN || time.Now().After(deadline) || ctx.Err() != nil {
+				if (d >= pr.ExpectedN && time.Since(changed) >= quiet) || time.Now().After(deadline) || ctx.Err() != nil {
 					break
 				}
 				sleep(ctx, 50*time.Millisecond)
