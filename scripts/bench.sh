@@ -269,7 +269,7 @@ wants private-sse && scenario private-sse -scenario private -proto sse -n "$KEYS
 wants private-wss && scenario private-wss -scenario private -proto wss -ca "$DIR/tls-cert.pem" -n "$KEYS" -clients "$CLIENTS" -duration "$DURATION" -expire 0
 wants private-store && scenario private-store -scenario private -n "$KEYS" -clients "$CLIENTS" -duration "$DURATION" -expire 600 -verify-stored 20 "${PROF[@]}"
 wants mprivate && scenario mprivate -scenario mprivate -n "$KEYS" -clients 1 -rate 5 -max 40 -duration 8s -expire 0 "${PROF[@]}" -cpuprofile "$OUT/mprivate-bench.pprof"
-wants push-batch && scenario push-batch -scenario push-batch -n "$KEYS" -clients 4 -batch 1000 -duration "$DURATION" -expire 0 "${PROF[@]}"
+wants push-batch && scenario push-batch -scenario push-batch -n "$KEYS" -clients 4 -batch 2000 -duration "$DURATION" -expire 0 "${PROF[@]}"
 wants mprivate-big && scenario mprivate-big -scenario mprivate -n "$BIG_ONLINE" -push-keys "$BIG_KEYS" -procs $(( (BIG_ONLINE + 15999) / 16000 )) -clients 1 -max 1 -expire 600 -verify-stored 50 -drain 30s
 
 if wants cluster; then
