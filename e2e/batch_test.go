@@ -54,7 +54,7 @@ func TestClusterPushBatch(t *testing.T) {
 	// Batch 1, JSON lines: 6 rounds over the online keys (expire 0 and 600
 	// alternating), one entry for all online and offline keys, then a
 	// round of single entries for the offline keys.
-	want := map[string][]batchMsg{}      // key → messages in order
+	want := map[string][]batchMsg{}       // key → messages in order
 	wantStored := map[string][]batchMsg{} // key → the stored ones
 	var lines []string
 	add := func(msg batchMsg, expire int, ks ...string) {
