@@ -96,3 +96,28 @@ type BatchRefused struct {
 	Index int    `json:"index"`
 	Why   string `json:"why"`
 }
+
+// SaveBatchBytes bounds the message bytes of one SaveBatch call. An entry
+// pushed to many keys repeats its message once per key in SaveBatch, so a
+// caller cuts a large batch into several calls (SplitSaveBatch), each far
+// below the message node's rpc.maxmsg.
+const SaveBatchBytes = 4 << 20
+
+// SplitSaveBatch cuts es into consecutive runs of at most SaveBatchBytes
+// message bytes (a message larger than that alone gets a run of its own).
+// Most batches are one run: es itself.
+func SplitSaveBatch(es []MessageSaveEntry) [][]MessageSaveEntry {
+	var runs [][]MessageSaveEntry
+	start, size := 0, 0
+	for i, e := range es {
+		if i > start && size+len(e.Msg) > SaveBatchBytes {
+			runs = append(runs, es[start:i])
+			start, size = i, 0
+		}
+		size += len(e.Msg)
+	}
+	if start < len(es) {
+		runs = append(runs, es[start:])
+	}
+	return runs
+}

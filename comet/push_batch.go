@@ -127,12 +127,13 @@ func (s *keySet) add(key string) bool {
 }
 
 // storeBatch stores the pushes with expire > 0 through a message node, in
-// one SaveBatch call, and marks those not stored (why). A message node
+// one SaveBatch call (more when their messages pass api.SaveBatchBytes),
+// and marks those not stored (why). A message node
 // without SaveBatch (1.0.5, or a gopush node older than it) gets one
 // SavePrivate per push, oldNodeStores in flight.
 func (c *Comet) storeBatch(ctx context.Context, pushes []batchPush) {
-	var idx []int // args.Entries[j] is pushes[idx[j]]
-	args := &api.MessageSaveBatchArgs{}
+	var idx []int                       // args.Entries[j] is pushes[idx[j]]
+	args := &api.MessageSaveBatchArgs{} // its Entries, cut into runs, are sent
 	for i := range pushes {
 		if p := &pushes[i]; p.expire > 0 {
 			idx = append(idx, i)
@@ -142,22 +143,26 @@ func (c *Comet) storeBatch(ctx context.Context, pushes []batchPush) {
 	if len(idx) == 0 {
 		return
 	}
-	var resp api.MessageSaveBatchResp
-	err := c.callStore(ctx, api.MessageSaveBatch, args, &resp)
-	switch {
-	case err == nil:
+	off := 0 // of the run in args.Entries (and idx)
+	for _, run := range api.SplitSaveBatch(args.Entries) {
+		var resp api.MessageSaveBatchResp
+		err := c.callStore(ctx, api.MessageSaveBatch, &api.MessageSaveBatchArgs{Entries: run}, &resp)
+		if gobrpc.IsNoSuchMethod(err) {
+			c.storeBatchOneByOne(ctx, pushes, idx[off:])
+			break
+		}
 		for _, f := range resp.Failed {
-			if f.Entry >= 0 && f.Entry < len(idx) {
-				pushes[idx[f.Entry]].why = "not stored: " + f.Why
+			if err == nil && f.Entry >= 0 && f.Entry < len(run) {
+				pushes[idx[off+f.Entry]].why = "not stored: " + f.Why
 			}
 		}
-	case gobrpc.IsNoSuchMethod(err):
-		c.storeBatchOneByOne(ctx, pushes, idx)
-	default:
-		why := fmt.Sprintf("not stored: %v", err)
-		for _, i := range idx {
-			pushes[i].why = why
+		if err != nil {
+			why := fmt.Sprintf("not stored: %v", err)
+			for _, i := range idx[off : off+len(run)] {
+				pushes[i].why = why
+			}
 		}
+		off += len(run)
 	}
 	nFailed := 0
 	for _, i := range idx {

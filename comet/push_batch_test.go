@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -274,5 +275,35 @@ func TestPushBatchDroppedWhenDeadlinePassesWhileWaiting(t *testing.T) {
 	push(t, rc, "held", `"next"`, 0)
 	if d := decode(t, cl.readFrame()); string(d.Msg) != `"next"` {
 		t.Fatalf("got %s after the dropped batch, want the next push", d.Msg)
+	}
+}
+
+// An entry pushed to many keys repeats its message per key in SaveBatch:
+// a batch whose stored messages pass api.SaveBatchBytes is stored in
+// several calls, every push stored and delivered.
+func TestPushBatchLargeStoredInRuns(t *testing.T) {
+	t.Parallel()
+	c, fake, rc, batches := cometWithMessageNode(t, "batch")
+	cl := subscribeTCP(t, c, "big0", "", "1")
+	msg := `"` + strings.Repeat("x", 600<<10) + `"`
+	keys := make([]string, 8) // 8 × 600 KiB: two runs
+	for i := range keys {
+		keys[i] = fmt.Sprintf("big%d", i)
+	}
+	_, before := fake.Saved()
+	n0 := batches.Load()
+	var resp api.CometPushBatchResp
+	call(t, rc, api.CometPushBatch, &api.CometPushBatchArgs{Entries: []api.CometPushEntry{entry(msg, 60, keys...)}}, &resp)
+	if len(resp.Failed) != 0 {
+		t.Fatalf("failed %+v", resp.Failed)
+	}
+	if n := batches.Load() - n0; n != 2 {
+		t.Errorf("%d SaveBatch calls, want 2", n)
+	}
+	if _, after := fake.Saved(); len(after)-len(before) != 8 {
+		t.Errorf("%d stored, want 8", len(after)-len(before))
+	}
+	if d := decode(t, cl.readFrame()); len(d.Msg) != len(msg) {
+		t.Errorf("delivered %d bytes", len(d.Msg))
 	}
 }

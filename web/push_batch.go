@@ -229,13 +229,14 @@ func (w *Web) pushShareOneByOne(ctx context.Context, name string, s *cometShare,
 
 // keepAbsent keeps the pushes no comet took (absent, each with why set)
 // through a message node when their expire > 0, each under a mid of this
-// web, in as few calls as possible: one SaveBatch (one SavePrivate each,
-// oldMessageStores in flight, on a message node without it). A push kept
+// web, in as few calls as possible: one SaveBatch (more when their
+// messages pass api.SaveBatchBytes; one SavePrivate each, oldMessageStores
+// in flight, on a message node without it). A push kept
 // is marked stored; the others keep their why.
 func (w *Web) keepAbsent(ctx context.Context, pushes []batchPush, absent []int) {
 	slices.Sort(absent) // mids in request order
 	var keep []int
-	args := &api.MessageSaveBatchArgs{}
+	args := &api.MessageSaveBatchArgs{} // its Entries, cut into runs, are sent
 	for _, p := range absent {
 		bp := &pushes[p]
 		if bp.item.expire == 0 {
@@ -249,24 +250,27 @@ func (w *Web) keepAbsent(ctx context.Context, pushes []batchPush, absent []int) 
 		return
 	}
 	notKept := make([]string, len(keep)) // why keep[j] was not kept
-	cctx, cancel := w.callCtx(ctx)
-	args.Deadline = api.DeadlineOf(cctx)
-	var resp api.MessageSaveBatchResp
-	err := w.msgs.Call(cctx, api.MessageSaveBatch, args, &resp)
-	cancel()
-	switch {
-	case err == nil:
+	off := 0                             // of the run in args.Entries
+	for _, run := range api.SplitSaveBatch(args.Entries) {
+		cctx, cancel := w.callCtx(ctx)
+		var resp api.MessageSaveBatchResp
+		err := w.msgs.Call(cctx, api.MessageSaveBatch, &api.MessageSaveBatchArgs{Entries: run, Deadline: api.DeadlineOf(cctx)}, &resp)
+		cancel()
+		if gobrpc.IsNoSuchMethod(err) {
+			w.keepOneByOne(ctx, args.Entries[off:], notKept[off:])
+			break
+		}
 		for _, f := range resp.Failed {
-			if f.Entry >= 0 && f.Entry < len(keep) {
-				notKept[f.Entry] = f.Why
+			if err == nil && f.Entry >= 0 && f.Entry < len(run) {
+				notKept[off+f.Entry] = f.Why
 			}
 		}
-	case gobrpc.IsNoSuchMethod(err):
-		w.keepOneByOne(ctx, args.Entries, notKept)
-	default:
-		for j := range notKept {
-			notKept[j] = err.Error()
+		if err != nil {
+			for j := off; j < off+len(run); j++ {
+				notKept[j] = err.Error()
+			}
 		}
+		off += len(run)
 	}
 	for j, p := range keep {
 		bp := &pushes[p]
