@@ -264,6 +264,10 @@ type Message struct {
 		Type    string `toml:"type"`    // redis or mysql
 		Store   int    `toml:"store"`   // messages kept (and returned) per key
 		MaxSize int    `toml:"maxsize"` // largest message accepted, bytes
+		// Batch bounds the saves one shard stores in one round trip:
+		// concurrent saves are coalesced (group commit), and a batch
+		// save of more keys is sent in pieces of this many.
+		Batch int `toml:"batch"`
 	} `toml:"storage"`
 
 	Redis struct {

@@ -78,8 +78,13 @@ func (c *Client) Close() error {
 // timeout. Errors returned by the peer's method are rpc.ServerError (see
 // IsTransport, IsNoSuchMethod).
 func (c *Client) Call(ctx context.Context, method string, args, reply any) error {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
+	// A caller that set an earlier deadline itself (comet's store path
+	// does, with the same rpc.timeout) needs no second timer.
+	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > c.timeout {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
 	if err := c.call(ctx, method, args, reply); err != nil {
 		return fmt.Errorf("gobrpc: %s on %s: %w", method, c.addr, err)
 	}
