@@ -35,6 +35,8 @@ type dcCluster struct {
 	cometPath          string
 	web1Admin, web2API string
 	web2Admin          string
+	redis              *testenv.Proc // the message node's standalone Redis, on host "store" (nil with dcOption.store)
+	redisAddr          string
 }
 
 // dcOption changes the cluster startDCCluster builds.
@@ -70,7 +72,8 @@ func startDCCluster(t *testing.T, zkServers int, opts ...dcOption) *dcCluster {
 		}
 	}
 	if source == "" {
-		_, redis := dc.StartRedisOn(store)
+		redisProc, redis := dc.StartRedisOn(store)
+		c.redis, c.redisAddr = redisProc, redis
 		source = "tcp@" + redis
 	}
 

@@ -34,7 +34,10 @@ import (
 // few hundred nanoseconds of mid. Reads sort by the exact mid.
 //
 // KEYS[1] key; ARGV: mid, member, store, seconds to live, now.
-var saveScript = redis.NewScript(1, `
+var saveScript = redis.NewScript(1, saveLua)
+
+// saveLua is the source of saveScript (storage_redis_id.go builds on it).
+const saveLua = `
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 local trimmed = redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[3]) + 1))
 local want = tonumber(ARGV[4])
@@ -53,16 +56,19 @@ if ttl < want then
   redis.call('EXPIRE', KEYS[1], want)
 end
 return trimmed
-`)
+`
 
 // saveNoTTLScript is saveScript for redis.keyttl = false: it adds and
 // trims, and leaves the set's TTL alone (none on a set written by 1.0.5 or
 // by gopush in this mode), as a 1.0.5 message node does. Same KEYS and
 // ARGV as saveScript; the last two are not used.
-var saveNoTTLScript = redis.NewScript(1, `
+var saveNoTTLScript = redis.NewScript(1, saveNoTTLLua)
+
+// saveNoTTLLua is the source of saveNoTTLScript.
+const saveNoTTLLua = `
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 return redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[3]) + 1))
-`)
+`
 
 // cleanQueue is how many expired members may wait for removal; more are
 // dropped (the next read finds them again, and the set's TTL ends them).
@@ -160,6 +166,8 @@ type RedisStorage struct {
 	done      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
+
+	idDB int // redis.roomdb: where push ids are recorded (storage_redis_id.go)
 }
 
 // NewRedisStorage builds the shards of cfg.Redis.Source. Connections are
@@ -178,6 +186,7 @@ func NewRedisStorage(cfg *conf.Message, log *slog.Logger) (*RedisStorage, error)
 		now:        time.Now,
 		clean:      make(chan staleMember, cleanQueue),
 		done:       make(chan struct{}),
+		idDB:       cfg.Redis.RoomDB,
 	}
 	b := ketama.New(ketama.DefaultBase)
 	for k, src := range cfg.Redis.Source {

@@ -138,9 +138,10 @@ func endpoint(log *slog.Logger, methods []string, cbParam string, old bool, fn h
 			} else {
 				log.Debug("request refused", "path", r.URL.Path, "code", rep.Ret, "err", err)
 			}
+			rep.Data = retryData(err) // push ids (push_id.go); nil otherwise
 			var de dataError
 			if errors.As(err, &de) {
-				rep.Data = de.replyData()
+				rep.Data = de.replyData() // push/batch names the entry it refused
 			}
 			writeReply(w, log, statusOf(err), cb, rep)
 			return

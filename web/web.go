@@ -66,6 +66,8 @@ type Web struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	oldCometIds sync.Once // "a comet has no PushPrivateId" logged once (push_id.go)
 }
 
 // New builds a web daemon from its configuration. It does no I/O.
