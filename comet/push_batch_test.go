@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"gopush/api"
+	"gopush/conf"
 	"gopush/gobrpc"
 	"gopush/internal/testenv"
 )
@@ -49,6 +50,9 @@ func (s *batchMessageRPC) SaveBatch(a *api.MessageSaveBatchArgs, r *api.MessageS
 func cometWithMessageNode(t *testing.T, kind string) (c *Comet, fake *runningFake, rc *gobrpc.Client, batches *atomic.Int64) {
 	t.Helper()
 	cfg := testConfig(t, zkRoot(t), "node1")
+	// Batches of megabytes under -race on a busy machine: more than the
+	// usual 2 s per store call.
+	cfg.RPC.Timeout = conf.Duration(10 * time.Second)
 	f := &fakeMessage{}
 	var rcvr any
 	switch kind {
@@ -252,10 +256,10 @@ func TestPushBatchDroppedWhenDeadlinePassesWhileWaiting(t *testing.T) {
 	}()
 	<-stalls // the first batch holds "held" while it is stored
 	var resp api.CometPushBatchResp
-	second := &api.CometPushBatchArgs{Entries: []api.CometPushEntry{entry(`"late"`, 0, "held")}, Deadline: time.Now().Add(300 * time.Millisecond).UnixNano()}
+	second := &api.CometPushBatchArgs{Entries: []api.CometPushEntry{entry(`"late"`, 0, "held")}, Deadline: time.Now().Add(time.Second).UnixNano()}
 	done := make(chan error, 1)
 	go func() { done <- rc.Call(context.Background(), api.CometPushBatch, second, &resp) }()
-	time.Sleep(600 * time.Millisecond)
+	time.Sleep(1500 * time.Millisecond)
 	fake.mu.Lock()
 	fake.stall = nil
 	fake.mu.Unlock()
@@ -263,10 +267,11 @@ func TestPushBatchDroppedWhenDeadlinePassesWhileWaiting(t *testing.T) {
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
-	if err := <-done; err != nil {
+	// On a very busy machine the call may even arrive after its deadline
+	// and be refused at once: also nothing done.
+	if err := <-done; err != nil && !strings.Contains(err.Error(), api.ErrDeadlinePassed.Error()) {
 		t.Fatal(err)
-	}
-	if len(resp.Failed) != 1 || resp.Failed[0].Why != api.ErrDeadlinePassed.Error() {
+	} else if err == nil && (len(resp.Failed) != 1 || resp.Failed[0].Why != api.ErrDeadlinePassed.Error()) {
 		t.Fatalf("late batch: failed %+v, want its push dropped for its deadline", resp.Failed)
 	}
 	if d := decode(t, cl.readFrame()); string(d.Msg) != `"first"` {
