@@ -42,6 +42,7 @@ type Comet struct {
 	ring     *ring
 	mids     *mid.Generator
 	order    *orderLocks
+	saves    *saveGroup // single pushes' saves, grouped (savegroup.go)
 	upgrader *websocket.Upgrader
 	conns    connSet
 	connIDs  atomic.Uint64
@@ -101,6 +102,7 @@ func New(cfg *conf.Comet, log *slog.Logger) *Comet {
 		order: &orderLocks{},
 	}
 	c.hub = newHub(cfg.Channel.Bucket, c.stats)
+	c.saves = newSaveGroup(c)
 	c.upgrader = c.newUpgrader()
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c
@@ -411,6 +413,7 @@ func (c *Comet) close(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("stopping rpc: %w", err))
 		}
 	}
+	c.saves.close()
 	if c.pool != nil {
 		c.pool.Close()
 	}

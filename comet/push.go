@@ -85,9 +85,9 @@ func (c *Comet) pushPrivate(ctx context.Context, key string, msg json.RawMessage
 	defer unlock()
 	mid := c.mids.Next()
 	if expire > 0 {
-		var reply int
-		args := &api.MessageSavePrivateArgs{Key: key, Msg: body, MsgId: mid, Expire: expire}
-		if err := c.callStore(ctx, api.MessageSavePrivate, args, &reply); err != nil {
+		// Grouped with the saves of other keys made meanwhile into one
+		// SaveBatch call; this key's stripe, held, keeps its order.
+		if err := c.saves.save(ctx, api.MessageSaveEntry{Key: key, Msg: body, MsgId: mid, Expire: expire}); err != nil {
 			c.stats.pushFailed.Add(1)
 			c.log.Warn("push failed: message not stored", "key", key, "mid", mid, "err", err)
 			return fmt.Errorf("storing the message of key %q: %w", key, err)
