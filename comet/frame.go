@@ -75,6 +75,19 @@ func compactJSON(msg []byte) (json.RawMessage, error) {
 	return buf.Bytes(), nil
 }
 
+// buildAll builds every frame of m at once; after it, frame and sendTo are
+// safe for concurrent use.
+func (m *message) buildAll() {
+	for _, old := range [...]bool{false, true} {
+		for p := range numProtos {
+			m.frame(p, old)
+		}
+	}
+}
+
+// sendTo queues m to cn (conn.sendMessage).
+func (m *message) sendTo(cn *conn) bool { return cn.sendMessage(m) }
+
 // frame returns the bytes to queue to a connection of protocol p that wants
 // the old form or not.
 func (m *message) frame(p proto, old bool) []byte {
