@@ -67,6 +67,14 @@ type message struct {
 // compactJSON checks that msg is JSON and returns it without insignificant
 // whitespace (as 1.0.5's encoding/json wrote it).
 func compactJSON(msg []byte) (json.RawMessage, error) {
+	if bytes.IndexAny(msg, " \t\r\n") < 0 {
+		// No whitespace byte at all, inside strings or out: already
+		// compact (web sends most messages so). Checked, not copied.
+		if !json.Valid(msg) {
+			return nil, errNotJSON
+		}
+		return msg, nil
+	}
 	var buf bytes.Buffer
 	buf.Grow(len(msg))
 	if err := json.Compact(&buf, msg); err != nil {

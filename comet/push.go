@@ -33,6 +33,14 @@ const orderStripes = 1024
 
 func (o *orderLocks) stripe(key string) int { return int(hashKey(key) % orderStripes) }
 
+// lockKey locks the stripe of one key and returns it for the caller to
+// unlock (lockKeys without its allocations).
+func (o *orderLocks) lockKey(key string) *sync.Mutex {
+	m := &o.stripes[o.stripe(key)]
+	m.Lock()
+	return m
+}
+
 // lockKeys locks the stripes of keys in ascending order (so that two
 // batches cannot deadlock) and returns the function that unlocks them.
 func (o *orderLocks) lockKeys(keys []string) (unlock func()) {
@@ -82,8 +90,8 @@ func (c *Comet) pushPrivate(ctx context.Context, key string, msg json.RawMessage
 	if err != nil {
 		return errNotJSON
 	}
-	unlock := c.order.lockKeys([]string{key})
-	defer unlock()
+	stripe := c.order.lockKey(key)
+	defer stripe.Unlock()
 	mid := c.mids.Next()
 	if expire > 0 {
 		var reply int

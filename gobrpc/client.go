@@ -78,8 +78,14 @@ func (c *Client) Close() error {
 // timeout. Errors returned by the peer's method are rpc.ServerError (see
 // IsTransport, IsNoSuchMethod).
 func (c *Client) Call(ctx context.Context, method string, args, reply any) error {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
+	// A caller that bounds its calls itself (web's pushes, comet's
+	// stores) already gives a deadline within the timeout: a second timer
+	// would change nothing.
+	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > c.timeout {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
 	if err := c.call(ctx, method, args, reply); err != nil {
 		return fmt.Errorf("gobrpc: %s on %s: %w", method, c.addr, err)
 	}
