@@ -82,6 +82,8 @@ type Comet struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	pushIds pushIds // pushes under an id delivered here (push_id.go)
 }
 
 // New builds a comet from a validated configuration. It does not touch the

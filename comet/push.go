@@ -274,6 +274,8 @@ func (c *Comet) callStore(ctx context.Context, method string, args, reply any) e
 		a.Deadline = dl
 	case *api.MessageSavePrivatesEachArgs:
 		a.Deadline = dl
+	case *api.MessageSavePrivateIdArgs:
+		a.Deadline = dl
 	}
 	return c.store.Call(ctx, method, args, reply)
 }

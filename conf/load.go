@@ -89,6 +89,8 @@ func DefaultMessage() *Message {
 	m.Storage.Type = "redis"
 	m.Storage.Store = 20
 	m.Storage.MaxSize = 64 << 10
+	m.Storage.IdTTL = Duration(time.Minute)
+	m.Storage.Batch = 500
 	m.Redis.Idle = 16
 	m.Redis.Active = 128
 	m.Redis.Timeout = Duration(4 * time.Minute)

@@ -298,6 +298,8 @@ func (m *Message) validate(file string) error {
 	v.positive("node.weight", m.Node.Weight)
 	v.positive("storage.store", m.Storage.Store)
 	v.positive("storage.maxsize", m.Storage.MaxSize)
+	v.duration("storage.idttl", m.Storage.IdTTL)
+	v.positive("storage.batch", m.Storage.Batch)
 	switch m.Storage.Type {
 	case "redis":
 		if len(m.Redis.Source) == 0 {

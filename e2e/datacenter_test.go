@@ -25,6 +25,8 @@ type dcCluster struct {
 	zk                 []string
 	zkProcs            []*testenv.Proc
 	zkHosts            []*testenv.Host
+	message            *testenv.Proc
+	store              *testenv.Host // the message node's host
 	comets             [2]*testenv.Proc
 	webs               [2]*testenv.Proc
 	comet1, comet2     *testenv.Host
@@ -33,11 +35,23 @@ type dcCluster struct {
 	cometPath          string
 	web1Admin, web2API string
 	web2Admin          string
+	redis              *testenv.Proc // the message node's standalone Redis, on host "store" (nil with dcOption.store)
+	redisAddr          string
+}
+
+// dcOption changes the cluster startDCCluster builds.
+type dcOption struct {
+	// store, when set, starts the offline store in dc and returns the
+	// redis.source value of its one shard (default: a standalone Redis on
+	// the message node's host).
+	store func(dc *testenv.Datacenter) string
+	// message, when set, edits the message node's configuration.
+	message func(*conf.Message)
 }
 
 // startDCCluster starts the cluster with zkServers ZooKeeper servers (one
 // ensemble) on hosts of their own.
-func startDCCluster(t *testing.T, zkServers int) *dcCluster {
+func startDCCluster(t *testing.T, zkServers int, opts ...dcOption) *dcCluster {
 	start := time.Now()
 	dc := testenv.NewDatacenter(t)
 	c := &dcCluster{dc: dc}
@@ -51,7 +65,17 @@ func startDCCluster(t *testing.T, zkServers int) *dcCluster {
 	c.zkHosts = zkHosts
 	c.zkProcs, c.zk = dc.StartZooKeeper(zkHosts...)
 	t.Logf("ZooKeeper serving after %v", time.Since(start).Round(time.Millisecond))
-	_, redis := dc.StartRedisOn(store)
+	source := ""
+	for _, o := range opts {
+		if o.store != nil {
+			source = o.store(dc)
+		}
+	}
+	if source == "" {
+		redisProc, redis := dc.StartRedisOn(store)
+		c.redis, c.redisAddr = redisProc, redis
+		source = "tcp@" + redis
+	}
 
 	zkc := func(z *conf.ZooKeeper) {
 		z.Addr = conf.AddrList(c.zk)
@@ -66,12 +90,18 @@ func startDCCluster(t *testing.T, zkServers int) *dcCluster {
 	m := conf.DefaultMessage()
 	m.RPC.Bind = conf.AddrList{store.Addr(8070)}
 	m.Pprof.Bind = conf.AddrList{}
-	m.Redis.Source = map[string]string{"node1:1": "tcp@" + redis}
+	m.Redis.Source = map[string]string{"node1:1": source}
 	m.Storage.Store = 1000 // a client away for seconds must find every push kept
 	zkc(&m.ZooKeeper)
 	fast(&m.RPC)
 	m.RPC.Bind = conf.AddrList{store.Addr(8070)}
-	dc.StartDaemonOn(store, "message", m, store.Addr(8070))
+	for _, o := range opts {
+		if o.message != nil {
+			o.message(m)
+		}
+	}
+	c.message = dc.StartDaemonOn(store, "message", m, store.Addr(8070))
+	c.store = store
 
 	for i, h := range []*testenv.Host{c.comet1, c.comet2} {
 		cc := conf.DefaultComet()

@@ -78,9 +78,8 @@ func (c *Client) Close() error {
 // timeout. Errors returned by the peer's method are rpc.ServerError (see
 // IsTransport, IsNoSuchMethod).
 func (c *Client) Call(ctx context.Context, method string, args, reply any) error {
-	// A caller that bounds its calls itself (web's pushes, comet's
-	// stores) already gives a deadline within the timeout: a second timer
-	// would change nothing.
+	// A caller that set an earlier deadline itself (comet's store path
+	// does, with the same rpc.timeout) needs no second timer.
 	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > c.timeout {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)

@@ -5,11 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/go-zookeeper/zk"
 	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
+
+	"github.com/go-zookeeper/zk"
 
 	"gopush/api"
 	"gopush/conf"

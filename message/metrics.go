@@ -27,10 +27,13 @@ const (
 	mRoomKeys         = "RoomKeys"
 	mRoomDel          = "RoomDel"
 	mHealth           = "Health"
+	mSavePrivateId    = "SavePrivateId"
+	mSavePublicId     = "SavePublicId"
 )
 
 var rpcMethods = []string{mPing, mSavePrivate, mSavePrivates, mSavePrivatesEach, mGetPrivate, mDelPrivate,
-	mSavePublic, mGetPublic, mRoomJoin, mRoomLeave, mRoomKeys, mRoomDel, mHealth}
+	mSavePublic, mGetPublic, mRoomJoin, mRoomLeave, mRoomKeys, mRoomDel, mHealth,
+	mSavePrivateId, mSavePublicId}
 
 // Storage operations, as the op label.
 const (

@@ -19,14 +19,17 @@ type RPC struct {
 	timeout time.Duration // rpc.timeout: bounds the storage work of one call
 	log     *slog.Logger
 	now     func() time.Time
-	met     *metrics // nil: not measured
-	kind    string   // storage.type, for Health
+	met     *metrics      // nil: not measured
+	kind    string        // storage.type, for Health
+	ids     idStorage     // saves under push ids (save_id.go); nil: the storage type has none (MySQL)
+	idTTL   time.Duration // storage.idttl: life of the id of a push with expire 0
 }
 
 // newRPC returns the MessageRPC receiver over store, with cfg's input
 // limits and rpc.timeout.
 func newRPC(store Storage, cfg *conf.Message, log *slog.Logger) *RPC {
-	return &RPC{store: store, lim: limitsFor(cfg), timeout: cfg.RPC.Timeout.D(), log: log, now: time.Now}
+	return &RPC{store: store, lim: limitsFor(cfg), timeout: cfg.RPC.Timeout.D(), log: log, now: time.Now,
+		ids: idStorageOf(store), idTTL: cfg.Storage.IdTTL.D()}
 }
 
 // callCtx bounds the storage work of one call by rpc.timeout: a caller

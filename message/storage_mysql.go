@@ -29,15 +29,16 @@ const (
 // sets none.
 const mysqlTimeout = 5 * time.Second
 
-// mysqlChunk is the most rows one multi-row INSERT or one cleaner DELETE
+// mysqlChunk is the most rows one cleaner DELETE or one room statement
 // touches.
 const mysqlChunk = 500
 
 // mysqlShard is one database of mysql.source.
 type mysqlShard struct {
-	name string
-	addr string // host:port/db, without credentials, for errors
-	db   *sql.DB
+	name  string
+	addr  string // host:port/db, without credentials, for errors
+	db    *sql.DB
+	saves *groupCommit // coalesces concurrent saves into multi-row INSERTs
 }
 
 func (s *mysqlShard) wrap(err error) error {
@@ -108,7 +109,9 @@ func NewMySQLStorage(cfg *conf.Message, log *slog.Logger) (*MySQLStorage, error)
 		db.SetMaxIdleConns(cfg.MySQL.Idle)
 		db.SetMaxOpenConns(cfg.MySQL.Active)
 		db.SetConnMaxIdleTime(5 * time.Minute)
-		ms.shards[name] = &mysqlShard{name: name, addr: mc.Addr + "/" + mc.DBName, db: db}
+		s := &mysqlShard{name: name, addr: mc.Addr + "/" + mc.DBName, db: db}
+		s.saves = newGroupCommit(cfg.Storage.Batch, s.wrap, s.flushSaves)
+		ms.shards[name] = s
 		b.Add(name, weight)
 	}
 	ms.ring = b.Build()
@@ -139,56 +142,71 @@ const mysqlInsert = `INSERT INTO private_msg (skey, mid, ttl, msg, ctime, mtime)
 const mysqlRow = `(?, ?, ?, ?, NOW(), NOW())`
 const mysqlUpsert = ` ON DUPLICATE KEY UPDATE ttl = VALUES(ttl), msg = VALUES(msg), mtime = NOW()`
 
-// Save stores one message.
+// mysqlInsertBytes bounds the message bytes of one multi-row INSERT, well
+// under the server's max_allowed_packet (16 MB by default on MariaDB, 64 MB
+// on MySQL 8): a batch of large messages is sent in several.
+const mysqlInsertBytes = 4 << 20
+
+// Save stores one message. Saves made at the same time on one shard share
+// one multi-row INSERT (groupcommit.go).
 func (ms *MySQLStorage) Save(ctx context.Context, e Entry) error {
-	s := ms.shard(e.Key)
-	_, err := s.db.ExecContext(ctx, mysqlInsert+mysqlRow+mysqlUpsert, e.Key, e.MsgId, e.Expire, []byte(e.Msg))
-	if err != nil {
+	return ms.shard(e.Key).saves.saveOne(ctx, e)
+}
+
+// SaveMany stores several messages through each shard's group commit, the
+// shards in parallel. errs[i] is nil when es[i] was stored.
+func (ms *MySQLStorage) SaveMany(ctx context.Context, es []Entry) []error {
+	return saveByShard(ctx, es, func(e Entry) *groupCommit { return ms.shard(e.Key).saves })
+}
+
+// flushSaves is the shard's group commit flush: multi-row INSERTs of at
+// most mysqlInsertBytes of messages each. An INSERT the server refuses is
+// tried again row by row, so that one bad row fails only its own save.
+func (s *mysqlShard) flushSaves(ctx context.Context, es []Entry, errs []error) {
+	for len(es) > 0 {
+		n, size := 0, 0
+		for n < len(es) && (n == 0 || size+len(es[n].Msg) <= mysqlInsertBytes) {
+			size += len(es[n].Msg)
+			n++
+		}
+		err := s.insert(ctx, es[:n])
+		if err != nil && n > 1 && rowError(err) {
+			for i := range n {
+				errs[i] = s.insert(ctx, es[i:i+1])
+			}
+		} else {
+			fill(errs[:n], err)
+		}
+		es, errs = es[n:], errs[n:]
+	}
+}
+
+// insert stores es in one INSERT, wrapping its error.
+func (s *mysqlShard) insert(ctx context.Context, es []Entry) error {
+	var q strings.Builder
+	q.Grow(len(mysqlInsert) + len(es)*(len(mysqlRow)+2) + len(mysqlUpsert))
+	q.WriteString(mysqlInsert)
+	args := make([]any, 0, 4*len(es))
+	for j, e := range es {
+		if j > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString(mysqlRow)
+		args = append(args, e.Key, e.MsgId, e.Expire, []byte(e.Msg))
+	}
+	q.WriteString(mysqlUpsert)
+	if _, err := s.db.ExecContext(ctx, q.String(), args...); err != nil {
 		return s.wrap(err)
 	}
 	return nil
 }
 
-// SaveMany stores several messages with multi-row INSERTs per shard, the
-// shards in parallel. errs[i] is nil when es[i] was stored; a failed
-// INSERT fails exactly the rows it carried.
-func (ms *MySQLStorage) SaveMany(ctx context.Context, es []Entry) []error {
-	errs := make([]error, len(es))
-	byShard := make(map[*mysqlShard][]int)
-	for i, e := range es {
-		s := ms.shard(e.Key)
-		byShard[s] = append(byShard[s], i)
-	}
-	var wg sync.WaitGroup
-	for s, idx := range byShard {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for len(idx) > 0 {
-				n := min(len(idx), mysqlChunk)
-				chunk := idx[:n]
-				idx = idx[n:]
-				var q strings.Builder
-				q.WriteString(mysqlInsert)
-				args := make([]any, 0, 4*len(chunk))
-				for j, i := range chunk {
-					if j > 0 {
-						q.WriteString(", ")
-					}
-					q.WriteString(mysqlRow)
-					args = append(args, es[i].Key, es[i].MsgId, es[i].Expire, []byte(es[i].Msg))
-				}
-				q.WriteString(mysqlUpsert)
-				if _, err := s.db.ExecContext(ctx, q.String(), args...); err != nil {
-					for _, i := range chunk {
-						errs[i] = s.wrap(err)
-					}
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return errs
+// rowError reports whether err is the server (or the driver, before
+// sending) refusing the statement, as opposed to the connection or the
+// deadline failing: only then can the same rows one by one fare better.
+func rowError(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) || errors.Is(err, mysql.ErrPktTooLarge)
 }
 
 // Get returns the key's newest unexpired messages with a mid above after,
@@ -323,9 +341,13 @@ func (ms *MySQLStorage) cleanShard(s *mysqlShard) (int64, error) {
 	}
 }
 
-// Close stops the cleaner and closes every shard's connections.
+// Close refuses saves from now on, stops the cleaner and closes every
+// shard's connections.
 func (ms *MySQLStorage) Close() error {
 	ms.closeOnce.Do(func() {
+		for _, s := range ms.shards {
+			s.saves.close()
+		}
 		close(ms.done)
 		ms.wg.Wait()
 		ms.closeDBs()

@@ -34,7 +34,10 @@ import (
 // few hundred nanoseconds of mid. Reads sort by the exact mid.
 //
 // KEYS[1] key; ARGV: mid, member, store, seconds to live, now.
-var saveScript = redis.NewScript(1, `
+var saveScript = redis.NewScript(1, saveLua)
+
+// saveLua is the source of saveScript (storage_redis_id.go builds on it).
+const saveLua = `
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 local trimmed = redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[3]) + 1))
 local want = tonumber(ARGV[4])
@@ -53,16 +56,19 @@ if ttl < want then
   redis.call('EXPIRE', KEYS[1], want)
 end
 return trimmed
-`)
+`
 
 // saveNoTTLScript is saveScript for redis.keyttl = false: it adds and
 // trims, and leaves the set's TTL alone (none on a set written by 1.0.5 or
 // by gopush in this mode), as a 1.0.5 message node does. Same KEYS and
 // ARGV as saveScript; the last two are not used.
-var saveNoTTLScript = redis.NewScript(1, `
+var saveNoTTLScript = redis.NewScript(1, saveNoTTLLua)
+
+// saveNoTTLLua is the source of saveNoTTLScript.
+const saveNoTTLLua = `
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 return redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[3]) + 1))
-`)
+`
 
 // cleanQueue is how many expired members may wait for removal; more are
 // dropped (the next read finds them again, and the set's TTL ends them).
@@ -83,6 +89,8 @@ type redisShard struct {
 	// waitTimeout, or fails.
 	wait        int
 	waitTimeout time.Duration
+
+	saves *groupCommit // coalesces concurrent saves (nil on room shards)
 }
 
 // errUnacknowledged: the primary stored a message but too few replicas
@@ -105,36 +113,27 @@ func (s *redisShard) acknowledge(conn redis.Conn) error {
 	return nil
 }
 
-// timeoutConn is a pooled connection whose Do is bounded by a timeout.
-type timeoutConn struct {
-	redis.Conn
-	timeout time.Duration
-}
-
-func (c timeoutConn) Do(cmd string, args ...any) (any, error) {
-	return redis.DoWithTimeout(c.Conn, c.timeout, cmd, args...)
-}
-
-// bounded returns conn with Do bounded by what is left of ctx, at most the
-// shard's timeout. It replaces redigo's DoContext on the store path, which
-// starts a goroutine per command to watch ctx: a goroutine start, its stack
-// growth and a wake-up per stored message. A ctx cancelled while a command
-// runs no longer aborts it; its deadline still does.
-func (s *redisShard) bounded(ctx context.Context, conn redis.Conn) (redis.Conn, error) {
+// budget is how long a command may take: what is left of ctx, at most the
+// shard's timeout. The store path reads with this timeout instead of
+// redigo's DoContext or ReceiveContext, which start a goroutine per command
+// to watch ctx: a goroutine start, its stack growth and a wake-up per
+// stored message. A ctx cancelled while a command runs no longer aborts
+// it; its deadline still does.
+func (s *redisShard) budget(ctx context.Context) (time.Duration, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return 0, err
 	}
 	t := s.timeout
 	if dl, ok := ctx.Deadline(); ok {
 		left := time.Until(dl)
 		if left <= 0 {
-			return nil, context.DeadlineExceeded
+			return 0, context.DeadlineExceeded
 		}
 		if t <= 0 || left < t {
 			t = left
 		}
 	}
-	return timeoutConn{Conn: conn, timeout: t}, nil
+	return t, nil
 }
 
 func (s *redisShard) wrap(err error) error {
@@ -167,6 +166,8 @@ type RedisStorage struct {
 	done      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
+
+	idDB int // redis.roomdb: where push ids are recorded (storage_redis_id.go)
 }
 
 // NewRedisStorage builds the shards of cfg.Redis.Source. Connections are
@@ -185,6 +186,7 @@ func NewRedisStorage(cfg *conf.Message, log *slog.Logger) (*RedisStorage, error)
 		now:        time.Now,
 		clean:      make(chan staleMember, cleanQueue),
 		done:       make(chan struct{}),
+		idDB:       cfg.Redis.RoomDB,
 	}
 	b := ketama.New(ketama.DefaultBase)
 	for k, src := range cfg.Redis.Source {
@@ -213,6 +215,10 @@ func NewRedisStorage(cfg *conf.Message, log *slog.Logger) (*RedisStorage, error)
 			pool:    newRedisPool(addr, cfg, cfg.Redis.RoomDB),
 			timeout: cfg.Redis.DialTimeout.D(),
 		}
+		s := rs.shards[name]
+		s.saves = newGroupCommit(cfg.Storage.Batch, s.wrap, func(ctx context.Context, es []Entry, errs []error) {
+			rs.flushSaves(ctx, s, es, errs)
+		})
 		b.Add(name, weight)
 	}
 	rs.ring = b.Build()
@@ -298,94 +304,98 @@ func (rs *RedisStorage) saveArgs(e Entry, now int64) []any {
 	return []any{e.Key, e.MsgId, member(e), rs.store, ttl, now}
 }
 
-// Save stores one message.
+// Save stores one message. Saves made at the same time on one shard share
+// one pipelined round trip (groupcommit.go).
 func (rs *RedisStorage) Save(ctx context.Context, e Entry) error {
-	s := rs.shard(e.Key)
-	conn, err := s.pool.GetContext(ctx)
-	if err != nil {
-		return s.wrap(err)
-	}
-	defer conn.Close()
-	tc, err := s.bounded(ctx, conn)
-	if err != nil {
-		return s.wrap(err)
-	}
-	trimmed, err := redis.Int(rs.save.Do(tc, rs.saveArgs(e, rs.now().Unix())...))
-	if err != nil {
-		return s.wrap(err)
-	}
-	if err := s.acknowledge(conn); err != nil {
-		return s.wrap(err)
-	}
-	rs.met.Load().trimmed(s.name, trimmed)
-	return nil
+	return rs.shard(e.Key).saves.saveOne(ctx, e)
 }
 
-// SaveMany stores several messages, pipelined per shard, the shards in
-// parallel. errs[i] is nil when es[i] was stored.
+// SaveMany stores several messages, through each shard's group commit,
+// the shards in parallel. errs[i] is nil when es[i] was stored.
 func (rs *RedisStorage) SaveMany(ctx context.Context, es []Entry) []error {
+	return saveByShard(ctx, es, func(e Entry) *groupCommit { return rs.shard(e.Key).saves })
+}
+
+// saveByShard stores es through the group commit that shardOf picks for
+// each entry, the shards in parallel, and returns one error per entry.
+func saveByShard(ctx context.Context, es []Entry, shardOf func(Entry) *groupCommit) []error {
 	errs := make([]error, len(es))
-	byShard := make(map[*redisShard][]int)
-	for i, e := range es {
-		s := rs.shard(e.Key)
-		byShard[s] = append(byShard[s], i)
+	if len(es) == 0 {
+		return errs
 	}
-	now := rs.now().Unix()
+	first := shardOf(es[0])
+	var byShard map[*groupCommit][]int
+	for i := 1; i < len(es); i++ {
+		if g := shardOf(es[i]); g != first || byShard != nil {
+			if byShard == nil {
+				byShard = map[*groupCommit][]int{first: make([]int, i)}
+				for j := range i {
+					byShard[first][j] = j
+				}
+			}
+			byShard[g] = append(byShard[g], i)
+		}
+	}
+	if byShard == nil { // one shard: no copies
+		first.save(ctx, es, errs)
+		return errs
+	}
 	var wg sync.WaitGroup
-	for s, idx := range byShard {
+	for g, idx := range byShard {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rs.pipeline(ctx, s, es, idx, errs, now)
+			sub := make([]Entry, len(idx))
+			for j, i := range idx {
+				sub[j] = es[i]
+			}
+			subErrs := make([]error, len(idx))
+			g.save(ctx, sub, subErrs)
+			for j, i := range idx {
+				errs[i] = subErrs[j]
+			}
 		}()
 	}
 	wg.Wait()
 	return errs
 }
 
-// redisBatch is the most commands sent in one pipelined round trip.
-const redisBatch = 500
-
-// pipeline saves es[idx...] on shard s over one connection, in batches,
-// writing each outcome into errs. Every index gets an answer: when the
-// connection breaks, the entries whose replies were not read fail too.
-func (rs *RedisStorage) pipeline(ctx context.Context, s *redisShard, es []Entry, idx []int, errs []error, now int64) {
-	failAll := func(list []int, err error) {
-		for _, i := range list {
-			errs[i] = s.wrap(err)
-		}
-	}
+// flushSaves is the shard's group commit flush: it stores es in one
+// pipelined round trip (one EVALSHA each) on one connection, then waits
+// for the replicas' acknowledgement once for all of them when redis.wait
+// asks for it, and writes each entry's outcome into errs.
+func (rs *RedisStorage) flushSaves(ctx context.Context, s *redisShard, es []Entry, errs []error) {
 	conn, err := s.pool.GetContext(ctx)
 	if err != nil {
-		failAll(idx, err)
+		fill(errs, s.wrap(err))
 		return
 	}
 	defer conn.Close()
-	for len(idx) > 0 {
-		batch := idx[:min(len(idx), redisBatch)]
-		idx = idx[len(batch):]
-		if err := rs.sendBatch(ctx, conn, s, es, batch, errs, now); err != nil {
-			failAll(idx, err)
-			return
-		}
-		if err := s.acknowledge(conn); err != nil {
-			for _, i := range batch {
-				if errs[i] == nil {
-					errs[i] = s.wrap(err)
-				}
-			}
-			if conn.Err() != nil {
-				failAll(idx, err)
-				return
+	timeout, err := s.budget(ctx)
+	if err != nil {
+		fill(errs, s.wrap(err))
+		return
+	}
+	if err := rs.sendBatch(conn, timeout, s, es, errs, rs.now().Unix()); err != nil {
+		return
+	}
+	if err := s.acknowledge(conn); err != nil {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = s.wrap(err)
 			}
 		}
 	}
 }
 
-// sendBatch pipelines one batch. It returns an error only when the
-// connection broke; the batch's own entries have their outcome in errs.
-func (rs *RedisStorage) sendBatch(ctx context.Context, conn redis.Conn, s *redisShard, es []Entry, batch []int, errs []error, now int64) error {
-	todo := batch
+// sendBatch pipelines the saves of es, each read back within timeout. It
+// returns an error only when the connection broke; every entry has its
+// outcome in errs.
+func (rs *RedisStorage) sendBatch(conn redis.Conn, timeout time.Duration, s *redisShard, es []Entry, errs []error, now int64) error {
+	todo := make([]int, len(es))
+	for i := range todo {
+		todo[i] = i
+	}
 	for attempt := 0; attempt < 2 && len(todo) > 0; attempt++ {
 		for _, i := range todo {
 			rs.save.SendHash(conn, rs.saveArgs(es[i], now)...)
@@ -398,7 +408,7 @@ func (rs *RedisStorage) sendBatch(ctx context.Context, conn redis.Conn, s *redis
 		}
 		var noScript []int
 		for n, i := range todo {
-			v, err := redis.ReceiveContext(conn, ctx)
+			v, err := redis.ReceiveWithTimeout(conn, timeout)
 			switch {
 			case err == nil:
 				errs[i] = nil
@@ -637,9 +647,13 @@ func (rs *RedisStorage) CheckShards(ctx context.Context) map[string]error {
 	})
 }
 
-// Close stops the cleaner and closes every shard's pool.
+// Close refuses saves from now on, stops the cleaner and closes every
+// shard's pool.
 func (rs *RedisStorage) Close() error {
 	rs.closeOnce.Do(func() {
+		for _, s := range rs.shards {
+			s.saves.close()
+		}
 		close(rs.done)
 		rs.wg.Wait()
 		for _, s := range rs.shards {

@@ -72,6 +72,7 @@ fi
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/gopush-bench.XXXXXX")
 cleanup() {
 	local f
+	settle_spawn
 	for f in "$DIR"/web.pid "$DIR"/comet*.pid "$DIR"/message.pid; do
 		[ -e "$f" ] && reap "$f" 20
 	done

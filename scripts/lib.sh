@@ -30,12 +30,33 @@ spawn() {
 		read -r -a st < <(sed "s/^.*) //" /proc/$$/stat)
 		echo "$$ ${st[19]}" > "$0.tmp" && mv "$0.tmp" "$0"
 		exec "$@"' "$pidfile" "$@" </dev/null >>"$logfile" 2>&1 &
+	# Until the pid file is written, a signal's trap cannot find this
+	# process through it: settle_spawn does (see there).
+	SPAWN_PID=$! SPAWN_PIDFILE=$pidfile
 	local i
 	for i in $(seq 1 600); do   # 30 s: bash starts slowly on a loaded machine
-		[ -s "$pidfile" ] && return 0
+		if [ -s "$pidfile" ]; then
+			SPAWN_PID= SPAWN_PIDFILE=
+			return 0
+		fi
 		sleep 0.05
 	done
 	die "$* did not start (no $pidfile)"
+}
+
+# settle_spawn: when a trap interrupts spawn before the new process wrote
+# its pid file, wait (up to 5 s) for the file so that reap finds it, or
+# kill the process outright when it never comes. Call it before reaping.
+settle_spawn() {
+	local i
+	[ -n "${SPAWN_PID:-}" ] || return 0
+	for i in $(seq 1 50); do
+		[ -s "$SPAWN_PIDFILE" ] && break
+		kill -0 "$SPAWN_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	[ -s "$SPAWN_PIDFILE" ] || kill -KILL "$SPAWN_PID" 2>/dev/null || true
+	SPAWN_PID= SPAWN_PIDFILE=
 }
 
 # alive PIDFILE: true when the process named in PIDFILE still runs.

@@ -26,6 +26,7 @@ PORTS=(8070 8071 6968 6969 6970 6971 6972 6973 8090 8091 8190 8191)
 
 stop_all() {
 	local i
+	settle_spawn
 	[ -d "$RUN" ] || return 0
 	for ((i = ${#DAEMONS[@]} - 1; i >= 0; i--)); do
 		reap "$RUN/${DAEMONS[$i]}.pid" 20

@@ -271,6 +271,7 @@ fail() {
 
 stop_all() {
 	local f
+	settle_spawn
 	# the daemons first, then an install that may still run
 	for f in "$DIR"/sentinel*.pid "$DIR/mysql.pid" "$DIR"/redis*.pid "$DIR"/zk*.pid "$DIR"/*.pid; do
 		[ -e "$f" ] && reap "$f" 30

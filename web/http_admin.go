@@ -66,12 +66,23 @@ func (w *Web) pushPrivate(rw http.ResponseWriter, r *http.Request) (any, error) 
 	if err != nil {
 		return nil, err
 	}
+	id, err := parsePushId(q)
+	if err != nil {
+		return nil, err
+	}
 	body, err := readBody(rw, r, w.cfg.Admin.MaxBody)
 	if err != nil {
 		return nil, err
 	}
 	if !json.Valid(body) {
 		return nil, errParam("the message (request body) is not valid JSON")
+	}
+	if id != "" {
+		data, err := w.pushOneId(r.Context(), key, id, json.RawMessage(body), expire)
+		if data == nil {
+			return nil, err
+		}
+		return data, err
 	}
 	stored, err := w.pushOne(r.Context(), key, json.RawMessage(body), expire)
 	if stored == nil {
@@ -136,6 +147,10 @@ func (w *Web) pushMPrivate(rw http.ResponseWriter, r *http.Request) (any, error)
 	if err != nil {
 		return nil, err
 	}
+	id, err := parsePushId(r.URL.Query())
+	if err != nil {
+		return nil, err
+	}
 	raw, err := readBody(rw, r, w.cfg.Admin.MaxBody)
 	if err != nil {
 		return nil, err
@@ -153,6 +168,9 @@ func (w *Web) pushMPrivate(rw http.ResponseWriter, r *http.Request) (any, error)
 	keys, err := parseKeys(body.K, w.cfg.Admin.MaxKeys)
 	if err != nil {
 		return nil, err
+	}
+	if id != "" {
+		return failedKeys(w.pushKeysId(r.Context(), keys, id, json.RawMessage(body.M), expire)), nil
 	}
 	return failedKeys(w.pushKeys(r.Context(), keys, json.RawMessage(body.M), expire)), nil // fk, sk
 }

@@ -188,9 +188,20 @@ func (w *Web) pushRoom(rw http.ResponseWriter, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	id, err := parsePushId(r.URL.Query())
+	if err != nil {
+		return nil, err
+	}
 	msg, err := w.readMessage(rw, r)
 	if err != nil {
 		return nil, err
+	}
+	if id != "" {
+		keys, err := w.keysOfRoom(r.Context(), rid)
+		if err != nil {
+			return nil, err
+		}
+		return failedKeys(w.pushKeysId(r.Context(), keys, id, msg, expire)), nil
 	}
 	fk, sk, err := w.pushRoomKeys(r.Context(), rid, msg, expire)
 	if err != nil {
@@ -209,9 +220,16 @@ func (w *Web) pushAll(rw http.ResponseWriter, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	id, err := parsePushId(r.URL.Query())
+	if err != nil {
+		return nil, err
+	}
 	msg, err := w.readMessage(rw, r)
 	if err != nil {
 		return nil, err
+	}
+	if id != "" {
+		return w.broadcastId(r.Context(), id, msg, expire)
 	}
 	mid, failed, err := w.broadcast(r.Context(), msg, expire)
 	if err != nil {

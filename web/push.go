@@ -198,6 +198,12 @@ func (w *Web) broadcast(ctx context.Context, msg json.RawMessage, expire uint) (
 			return 0, nil, messageErr("keep the public message", err)
 		}
 	}
+	return mid, w.sendBroadcast(ctx, msg, mid), nil
+}
+
+// sendBroadcast sends msg under mid to every serving comet, in parallel,
+// and returns the comet nodes whose Broadcast failed, sorted.
+func (w *Web) sendBroadcast(ctx context.Context, msg json.RawMessage, mid int64) (failed []string) {
 	view := w.cluster.load()
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -221,7 +227,7 @@ func (w *Web) broadcast(ctx context.Context, msg json.RawMessage, expire uint) (
 	}
 	wg.Wait()
 	slices.Sort(failed)
-	return mid, failed, nil
+	return failed
 }
 
 // failedKeys is the data of an answer listing the keys that failed (fk)

@@ -129,6 +129,7 @@ func endpoint(log *slog.Logger, methods []string, cbParam string, old bool, fn h
 			} else {
 				log.Debug("request refused", "path", r.URL.Path, "code", rep.Ret, "err", err)
 			}
+			rep.Data = retryData(err) // push ids (push_id.go); nil otherwise
 			writeReply(w, log, statusOf(err), cb, rep)
 			return
 		}

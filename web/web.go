@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/go-zookeeper/zk"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/go-zookeeper/zk"
 
 	"gopush/api"
 	"gopush/conf"
@@ -65,6 +66,8 @@ type Web struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	oldCometIds sync.Once // "a comet has no PushPrivateId" logged once (push_id.go)
 }
 
 // New builds a web daemon from its configuration. It does no I/O.

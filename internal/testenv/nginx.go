@@ -14,7 +14,8 @@ import (
 // main configuration of its own, under a temporary prefix. It fails the
 // test when nginx is missing or refuses conf, waits until every address in
 // listen accepts connections, and stops nginx when the test ends (printing
-// its error log if the test failed).
+// its error log if the test failed). Its one worker takes 4096 connections
+// (clients and upstreams together), enough for a thousand subscribers.
 func StartNginx(t testing.TB, conf string, listen ...string) {
 	t.Helper()
 	bin, err := exec.LookPath("nginx")
@@ -35,9 +36,10 @@ func StartNginx(t testing.TB, conf string, listen ...string) {
 	}
 	main := fmt.Sprintf(`daemon off;
 worker_processes 1;
+worker_rlimit_nofile 8192;
 pid %[1]s/logs/nginx.pid;
 error_log %[1]s/logs/error.log info;
-events { worker_connections 256; }
+events { worker_connections 4096; }
 http {
     access_log %[1]s/logs/access.log;
     client_body_temp_path %[1]s/tmp/body;
