@@ -56,15 +56,15 @@ func (c *conn) protoName() string {
 //
 // Its reader goroutine (tcp.go, websocket.go, sse.go) owns it: it reads heartbeats,
 // and when it stops it closes the connection and removes it from its channel.
-// Everything sent to the client goes through send. When nothing is waiting
-// to be written, the frame is written at once by the goroutine that sends
-// it, without blocking (writeInline): a push or a broadcast needs no other
-// goroutine for a client that keeps up. Otherwise (and for whatever a
-// non-blocking write leaves over) it goes into a bounded queue that a writer
-// goroutine drains; the writer exists only while the queue is not empty, so
-// an idle connection costs one goroutine. When the queue is full the client
-// is too slow: the connection is closed rather than letting it hold up
-// anyone else.
+// Everything sent to the client goes through send or sendMsg. When nothing
+// is waiting to be written, a message frame is written at once by the
+// goroutine that pushes it, without blocking (writeInline): a push or a
+// broadcast needs no other goroutine for a client that keeps up. Otherwise
+// (and for whatever a non-blocking write leaves over) it goes into a
+// bounded queue that a writer goroutine drains; the writer exists only
+// while the queue is not empty, so an idle connection costs one goroutine.
+// When the queue is full the client is too slow: the connection is closed
+// rather than letting it hold up anyone else.
 type conn struct {
 	nc      net.Conn
 	raw     syscall.RawConn // nc's socket for writeInline; nil over TLS and HTTP/2 streams
@@ -178,6 +178,11 @@ func (c *conn) closeSlow(msg bool) {
 // send queues one reply frame (+h, a pong). The frame is shared with other
 // connections and must not be modified. It returns false if the connection
 // is closed, or was closed now because its queue is full.
+//
+// Replies are always written by the writer goroutine, never inline: they
+// are sent from the connection's reader, whose stack must stay minimal
+// while it waits for the next heartbeat (see serveTCP), and the write
+// path would grow it.
 func (c *conn) send(frame []byte) bool { return c.enqueue(frame, false) }
 
 // sendMsg queues one message frame, as send does, and counts it in the
@@ -193,7 +198,7 @@ func (c *conn) enqueue(frame []byte, msg bool) bool {
 		}
 		return false
 	}
-	if !c.writing && !c.holding && c.raw != nil {
+	if msg && !c.writing && !c.holding && c.raw != nil {
 		// Nothing waits and no writer runs (so the queue is empty): write
 		// now. writing keeps others queueing behind this frame meanwhile.
 		c.writing = true
