@@ -19,7 +19,8 @@ import (
 // PushConfig says what to push through web's admin API.
 type PushConfig struct {
 	Admin       string        // web admin.bind host:port
-	Mode        string        // "private" or "mprivate"
+	Mode        string        // "private", "mprivate", "all" (push/all) or "room" (push/room to Room)
+	Room        string        // room: the room id, whose keys are Keys (see JoinRoom)
 	Expire      int           // seconds; 0 delivers to online connections only
 	Clients     int           // concurrent HTTP clients (each one keep-alive connection)
 	Rate        float64       // calls per second in total; 0: as fast as possible
@@ -44,7 +45,12 @@ type PushResult struct {
 	CallHist   Histogram         `json:"call_latency"` // HTTP round trip
 	Expected   map[uint64]uint32 `json:"-"`            // seq → deliveries expected
 	ExpectedN  uint64            `json:"expected"`     // sum of Expected
-	FirstError string            `json:"first_error,omitempty"`
+	// Unconfirmed is, per push, the connections of the keys web listed as
+	// failed (fk): they should get nothing, but a call to comet that
+	// timed out in web may still have delivered.
+	Unconfirmed  map[uint64]uint32 `json:"-"`
+	UnconfirmedN uint64            `json:"unconfirmed"` // sum of Unconfirmed
+	FirstError   string            `json:"first_error,omitempty"`
 }
 
 // Rate is the accepted calls per second.
@@ -84,7 +90,15 @@ func Push(ctx context.Context, cfg PushConfig, seq0 uint64) *PushResult {
 	if cfg.Online == nil {
 		cfg.Online = func(string) int { return 1 }
 	}
-	res := &PushResult{Expected: make(map[uint64]uint32)}
+	// push/all reaches every connection, push/room every connection of
+	// the room's keys: with Keys the subscribers' keys, both are the sum.
+	everyone := uint32(0)
+	if cfg.Mode == "all" || cfg.Mode == "room" {
+		for _, k := range cfg.Keys {
+			everyone += uint32(cfg.Online(k))
+		}
+	}
+	res := &PushResult{Expected: make(map[uint64]uint32), Unconfirmed: make(map[uint64]uint32)}
 	var mu sync.Mutex // guards res
 	var next atomic.Uint64
 	start := time.Now()
@@ -128,14 +142,21 @@ func Push(ctx context.Context, cfg PushConfig, seq0 uint64) *PushResult {
 				var u string
 				body = body[:0]
 				pl := AppendPayload(nil, Payload{T: t0.UnixNano(), S: seq})
-				if cfg.Mode == "mprivate" {
+				switch cfg.Mode {
+				case "all":
+					u = "/1/admin/push/all?expire=" + strconv.Itoa(cfg.Expire)
+					body = append(body, pl...)
+				case "room":
+					u = "/1/admin/push/room?rid=" + url.QueryEscape(cfg.Room) + "&expire=" + strconv.Itoa(cfg.Expire)
+					body = append(body, pl...)
+				case "mprivate":
 					u = "/1/admin/push/mprivate?expire=" + strconv.Itoa(cfg.Expire)
 					body = append(body, `{"m":`...)
 					body = strconv.AppendQuote(body, string(pl))
 					body = append(body, `,"k":"`...)
 					body = append(body, strings.Join(keys, ",")...)
 					body = append(body, `"}`...)
-				} else {
+				default:
 					u = "/1/admin/push/private?key=" + url.QueryEscape(keys[0]) + "&expire=" + strconv.Itoa(cfg.Expire)
 					body = append(body, pl...)
 				}
@@ -164,11 +185,24 @@ func Push(ctx context.Context, cfg PushConfig, seq0 uint64) *PushResult {
 					for _, k := range fk {
 						failed[k] = true
 					}
-					var exp uint32
-					for _, k := range keys {
-						if !failed[k] {
-							exp += uint32(cfg.Online(k))
+					var exp, unconfirmed uint32
+					switch {
+					case cfg.Mode == "all":
+						exp = everyone
+					case cfg.Mode == "room" && len(fk) == 0:
+						exp = everyone
+					default:
+						for _, k := range keys {
+							if failed[k] {
+								unconfirmed += uint32(cfg.Online(k))
+							} else {
+								exp += uint32(cfg.Online(k))
+							}
 						}
+					}
+					if unconfirmed > 0 {
+						res.Unconfirmed[seq] = unconfirmed
+						res.UnconfirmedN += uint64(unconfirmed)
 					}
 					res.Expected[seq] = exp
 					res.ExpectedN += uint64(exp)
@@ -186,7 +220,11 @@ func Push(ctx context.Context, cfg PushConfig, seq0 uint64) *PushResult {
 
 // callKeys returns the keys of call n.
 func callKeys(cfg PushConfig, n uint64) []string {
-	if cfg.Mode != "mprivate" {
+	switch cfg.Mode {
+	case "all", "room":
+		return cfg.Keys
+	case "mprivate":
+	default:
 		return []string{cfg.Keys[n%uint64(len(cfg.Keys))]}
 	}
 	k := cfg.KeysPerCall

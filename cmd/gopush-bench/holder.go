@@ -23,6 +23,7 @@ type holder interface {
 	Stats() (bench.PoolStats, error)
 	Delivered() (uint64, error)
 	Snapshot() (*bench.Snapshot, error)
+	Reset() error // forget the deliveries recorded so far
 	Pids() []int
 	Close()
 }
@@ -50,13 +51,14 @@ func (h *localHolder) Stats() (bench.PoolStats, error)    { return h.pool.Stats(
 func (h *localHolder) Delivered() (uint64, error)         { return h.tracker.Delivered(), nil }
 func (h *localHolder) Snapshot() (*bench.Snapshot, error) { return h.tracker.Snapshot(), nil }
 func (h *localHolder) Pids() []int                        { return nil }
+func (h *localHolder) Reset() error                       { h.tracker.Reset(); return nil }
 func (h *localHolder) Close()                             { h.pool.Close() }
 
 // The child protocol: the parent writes one JSON request per line on the
 // child's stdin, the child answers one JSON line on its stdout. EOF on
 // stdin closes the connections and ends the child.
 type childRequest struct {
-	Cmd     string         `json:"cmd"` // connect, stats, delivered, snapshot
+	Cmd     string         `json:"cmd"` // connect, stats, delivered, snapshot, reset
 	Base    int            `json:"base,omitempty"`
 	Targets []bench.Target `json:"targets,omitempty"`
 }
@@ -122,7 +124,7 @@ func runChild(o options) error {
 			h.Connect(context.Background(), req.Targets)
 			st := h.pool.Stats()
 			ans.Stats = &st
-		case "stats", "delivered", "snapshot":
+		case "stats", "delivered", "snapshot", "reset":
 			if h == nil {
 				ans.Err = "not connected"
 				break
@@ -130,8 +132,11 @@ func runChild(o options) error {
 			st := h.pool.Stats()
 			ans.Stats = &st
 			ans.Delivered = h.tracker.Delivered()
-			if req.Cmd == "snapshot" {
+			switch req.Cmd {
+			case "snapshot":
 				ans.Snap = h.tracker.Snapshot()
+			case "reset":
+				h.tracker.Reset()
 			}
 		default:
 			ans.Err = "unknown command " + strconv.Quote(req.Cmd)
@@ -290,6 +295,13 @@ func (h *childHolder) Snapshot() (*bench.Snapshot, error) {
 		return err
 	})
 	return out, err
+}
+
+func (h *childHolder) Reset() error {
+	return h.each(func(i int, c *child) error {
+		_, err := c.call(childRequest{Cmd: "reset"})
+		return err
+	})
 }
 
 func (h *childHolder) Pids() []int {

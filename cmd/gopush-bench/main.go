@@ -12,7 +12,20 @@
 //	           -duration or -max calls
 //	mprivate   same with push/mprivate, -kpc keys per call, to the first
 //	           -push-keys keys (the first -keys of them are online)
+//	all        same with push/all (every connection)
+//	room       same with push/room, to a room holding the -push-keys keys
+//	           (joined through /1/admin/room/join first, deleted after)
+//	fanout     all, room and mprivate (-modes) one after the other on the
+//	           same connections, one result each (and JSON file: {mode}
+//	           in -json is replaced by the mode, else it is appended)
 //	serverget  /1/server/get with -clients keep-alive clients for -duration
+//
+// It exits non-zero when a run's correctness check fails: a delivery lost,
+// duplicated or not ours, a push call failed, a stored message missing.
+//
+// With -report DIR it reads the JSON files of a scripts/bench.sh run
+// (<scenario>.<target>.<round>.json) and prints the comparison table:
+// gopush's figures beside its ratios to the floors and to the baseline.
 //
 // Subscribers connect from 127.0.0.1 .. 127.0.0.<-src>, so that more than
 // one address's port range can be used, and may be spread over -procs child
@@ -102,6 +115,8 @@ type options struct {
 	settle    time.Duration
 	drain     time.Duration
 	verify    int
+	modes     []string
+	report    string
 	pids      pidFlag
 	pprof     addrFlag
 	pprofDir  string
@@ -114,7 +129,9 @@ func main() {
 	exit := 0
 	defer func() { os.Exit(exit) }()
 	var o options
-	flag.StringVar(&o.scenario, "scenario", "private", "idle, private, mprivate or serverget")
+	flag.StringVar(&o.scenario, "scenario", "private", "idle, private, mprivate, all, room, fanout or serverget")
+	modes := flag.String("modes", "all,room,mprivate", "fanout: the push modes to run, in order")
+	flag.StringVar(&o.report, "report", "", "print the comparison table of the bench.sh results in this directory, and exit")
 	flag.StringVar(&o.name, "name", "", "name of this run in the output and the profile file names (default: the scenario)")
 	flag.StringVar(&o.httpAddr, "http", "127.0.0.1:8090", "web http.bind (routing, /1/server/get, /1/msg/get)")
 	flag.StringVar(&o.admin, "admin", "127.0.0.1:8091", "web admin.bind (pushes)")
@@ -147,6 +164,14 @@ func main() {
 	flag.StringVar(&o.jsonOut, "json", "", "also write the results to this file as JSON")
 	flag.BoolVar(&o.child, "child", false, "internal: run as a subscriber process fed on stdin")
 	flag.Parse()
+	o.modes = strings.Split(*modes, ",")
+	if o.report != "" {
+		if err := printReport(os.Stdout, o.report); err != nil {
+			fmt.Fprintln(os.Stderr, "gopush-bench:", err)
+			exit = 1
+		}
+		return
+	}
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if o.child {
@@ -176,10 +201,24 @@ func main() {
 	defer stop()
 	res, err := run(ctx, o, log)
 	if res != nil {
-		res.Print(os.Stdout)
-		if o.jsonOut != "" {
-			if werr := res.WriteJSON(o.jsonOut); werr != nil {
-				log.Error("write json", "file", o.jsonOut, "err", werr)
+		all := append([]*Result{res}, res.More...)
+		for i, r := range all {
+			if i > 0 {
+				fmt.Println()
+			}
+			r.Print(os.Stdout)
+			if o.jsonOut != "" {
+				path := o.jsonOut
+				if o.scenario == "fanout" {
+					path = fanoutPath(path, r.Scenario)
+				}
+				if werr := r.WriteJSON(path); werr != nil {
+					log.Error("write json", "file", path, "err", werr)
+				}
+			}
+			if cerr := r.Check(); cerr != nil {
+				fmt.Fprintf(os.Stderr, "gopush-bench: %s: FAILED: %v\n", r.Name, cerr)
+				exit = 1
 			}
 		}
 	}
@@ -191,9 +230,15 @@ func main() {
 
 func (o *options) check() error {
 	switch o.scenario {
-	case "idle", "private", "mprivate", "serverget":
+	case "idle", "private", "mprivate", "all", "room", "serverget":
+	case "fanout":
+		for _, m := range o.modes {
+			if m != "all" && m != "room" && m != "mprivate" && m != "private" {
+				return fmt.Errorf("-modes: %q is not all, room, mprivate or private", m)
+			}
+		}
 	default:
-		return fmt.Errorf("-scenario %q: want idle, private, mprivate or serverget", o.scenario)
+		return fmt.Errorf("-scenario %q: want idle, private, mprivate, all, room, fanout or serverget", o.scenario)
 	}
 	if o.name == "" {
 		o.name = o.scenario
@@ -225,7 +270,7 @@ func (o *options) check() error {
 	if o.pushKeys < o.keys {
 		return errors.New("-push-keys must be at least -keys")
 	}
-	if (o.scenario == "private" || o.scenario == "mprivate" || o.scenario == "serverget") && o.pushKeys == 0 {
+	if o.scenario != "idle" && o.pushKeys == 0 {
 		return errors.New("no keys to push to: set -n or -push-keys")
 	}
 	if o.prefix == "" {
@@ -264,3 +309,11 @@ func loopbackOnly(addr string) error {
 
 // key returns the name of key i.
 func (o *options) key(i int) string { return o.prefix + strconv.Itoa(i) }
+
+// fanoutPath is the JSON file of one mode of a fanout run.
+func fanoutPath(path, mode string) string {
+	if strings.Contains(path, "{mode}") {
+		return strings.ReplaceAll(path, "{mode}", mode)
+	}
+	return strings.TrimSuffix(path, ".json") + "-" + mode + ".json"
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -40,17 +41,26 @@ type Result struct {
 	RSS          []RSSRow `json:"rss,omitempty"`
 	RSSPerConnKB float64  `json:"comet_rss_per_conn_kb,omitempty"`
 
-	Push        *bench.PushResult `json:"push,omitempty"`
-	PushRate    float64           `json:"accepted_per_sec,omitempty"`
-	Expected    uint64            `json:"expected"`
-	Delivered   uint64            `json:"delivered"`
-	Lost        uint64            `json:"lost"`
-	Duplicated  uint64            `json:"duplicated"`
-	Unexpected  uint64            `json:"unexpected"` // deliveries of pushes web did not accept
-	NotPayload  uint64            `json:"not_payload"`
-	LatencyMs   *Latency          `json:"latency_ms,omitempty"`
-	LastDelivMs *Latency          `json:"last_delivery_ms,omitempty"` // per push: its slowest delivery
-	CallMs      *Latency          `json:"call_ms,omitempty"`          // admin HTTP call round trip
+	Push       *bench.PushResult `json:"push,omitempty"`
+	PushRate   float64           `json:"accepted_per_sec,omitempty"`
+	Expected   uint64            `json:"expected"`
+	Delivered  uint64            `json:"delivered"`
+	Lost       uint64            `json:"lost"`
+	Duplicated uint64            `json:"duplicated"`
+	Unexpected uint64            `json:"unexpected"` // deliveries of pushes web did not accept
+	// FailedButDelivered: deliveries to keys web's answer listed in fk.
+	FailedButDelivered uint64   `json:"failed_but_delivered"`
+	NotPayload         uint64   `json:"not_payload"`
+	LatencyMs          *Latency `json:"latency_ms,omitempty"`
+	LastDelivMs        *Latency `json:"last_delivery_ms,omitempty"` // per push: its slowest delivery
+	// FanoutPerSec is the median over pushes of (deliveries expected /
+	// time to the last of them): how fast one push reaches everyone.
+	FanoutPerSec float64      `json:"fanout_per_sec,omitempty"`
+	tally        *bench.Tally // nil before a push
+	// More are the results of the other modes of a fanout run, on the
+	// same connections; each is printed and written on its own.
+	More   []*Result `json:"-"`
+	CallMs *Latency  `json:"call_ms,omitempty"` // admin HTTP call round trip
 
 	HoldCPU   []CPURow             `json:"hold_cpu,omitempty"` // while holding before a push
 	CPU       []CPURow             `json:"cpu,omitempty"`
@@ -179,30 +189,32 @@ func (r *Result) windowSec() float64 {
 func (r *Result) setDeliveries(pr *bench.PushResult, snap *bench.Snapshot) {
 	r.PushRate = pr.Rate()
 	r.CallMs = latency(&pr.CallHist)
-	r.Expected = pr.ExpectedN
-	r.Delivered = snap.Delivered
-	r.NotPayload = snap.Bad
 	r.LatencyMs = latency(&snap.Hist)
-	var last bench.Histogram
-	for seq, exp := range pr.Expected {
-		st := snap.Seqs[seq]
-		var got uint32
-		if st != nil {
-			got = st.N
-			last.RecordUs(st.MaxUs)
-		}
-		if got < exp {
-			r.Lost += uint64(exp - got)
-		} else {
-			r.Duplicated += uint64(got - exp)
+	t := bench.Count(pr, snap)
+	r.Expected, r.Delivered, r.NotPayload = t.Expected, t.Delivered, t.NotPayload
+	r.Lost, r.Duplicated, r.Unexpected, r.FailedButDelivered = t.Lost, t.Duplicated, t.Unexpected, t.FailedButDelivered
+	r.LastDelivMs = latency(&t.LastDelivery)
+	r.FanoutPerSec = t.FanoutP50()
+	r.tally = &t
+}
+
+// Check is the run's correctness: an error when a delivery was lost,
+// duplicated or not ours, a push call failed, or a sampled key does not
+// hold its stored message. gopush-bench exits non-zero on it.
+func (r *Result) Check() error {
+	var errs []error
+	if r.tally != nil {
+		if err := r.tally.Err(); err != nil {
+			errs = append(errs, err)
 		}
 	}
-	for seq, st := range snap.Seqs {
-		if _, ok := pr.Expected[seq]; !ok {
-			r.Unexpected += uint64(st.N)
-		}
+	if p := r.Push; p != nil && (p.Errors > 0 || p.Refused > 0) {
+		errs = append(errs, fmt.Errorf("%d push calls failed, %d refused%s", p.Errors, p.Refused, errDetail(p.FirstError)))
 	}
-	r.LastDelivMs = latency(&last)
+	if s := r.Stored; s != nil && s.Found < s.Checked {
+		errs = append(errs, fmt.Errorf("%d of %d sampled keys do not hold their stored message", s.Checked-s.Found, s.Checked))
+	}
+	return errors.Join(errs...)
 }
 
 // Print writes the summary table.
@@ -233,12 +245,13 @@ func (r *Result) Print(w io.Writer) {
 		if r.CallMs != nil {
 			row("call ms", "p50 %.2f  p99 %.2f  max %.2f", r.CallMs.P50, r.CallMs.P99, r.CallMs.Max)
 		}
-		row("deliveries", "expected %d, delivered %d, lost %d, duplicated %d, unexpected %d, not ours %d", r.Expected, r.Delivered, r.Lost, r.Duplicated, r.Unexpected, r.NotPayload)
+		row("deliveries", "expected %d, delivered %d, lost %d, duplicated %d, unexpected %d, not ours %d, to keys listed as failed %d", r.Expected, r.Delivered, r.Lost, r.Duplicated, r.Unexpected, r.NotPayload, r.FailedButDelivered)
 		if r.LatencyMs != nil && r.LatencyMs.N > 0 {
 			row("latency ms", "p50 %.2f  p99 %.2f  max %.2f  (push call start → received)", r.LatencyMs.P50, r.LatencyMs.P99, r.LatencyMs.Max)
 		}
-		if r.LastDelivMs != nil && r.LastDelivMs.N > 0 && r.Scenario == "mprivate" {
+		if r.LastDelivMs != nil && r.LastDelivMs.N > 0 && r.Scenario != "private" {
 			row("last delivery ms", "per call: p50 %.2f  max %.2f  over %d calls", r.LastDelivMs.P50, r.LastDelivMs.Max, r.LastDelivMs.N)
+			row("fan-out", "%.0f deliveries/s (per call: deliveries / time to the last one, p50)", r.FanoutPerSec)
 		}
 	}
 	if g := r.ServerGet; g != nil {

@@ -103,78 +103,127 @@ func run(ctx context.Context, o options, log *slog.Logger) (*Result, error) {
 	case "idle":
 		res.CPU, res.CPUWindow = res.HoldCPU, res.HoldSec
 		res.HoldCPU = nil
-	case "private", "mprivate":
-		online := o.onlineFunc(subs)
-		keys := make([]string, o.pushKeys)
-		for i := range keys {
-			keys[i] = o.key(i)
+	case "private", "mprivate", "all", "room":
+		if err := o.pushPhase(ctx, o.scenario, subs, 1, res, prof, log); err != nil {
+			return res, err
 		}
-		kpc := o.kpc
-		if kpc == 0 || kpc > len(keys) {
-			kpc = len(keys)
-		}
-		cfg := bench.PushConfig{
-			Admin: o.admin, Mode: o.scenario, Expire: o.expire, Clients: o.clients,
-			Rate: o.rate, Duration: o.duration, Max: o.max, Keys: keys, KeysPerCall: kpc,
-			Online: online,
-		}
-		if o.scenario == "private" {
-			cfg.KeysPerCall = 1
-		}
-		var cpu0 map[string]procSample
-		var pids []int
-		if subs != nil {
-			pids = subs.Pids()
-		}
-		cpu0 = sampleAll(o.pids, pids)
-		log.Info("pushing", "mode", o.scenario, "clients", o.clients, "rate", o.rate, "duration", o.duration, "max", o.max)
-		prof.start(ctx, o.duration)
-		pr := bench.Push(ctx, cfg, 1)
-		res.Push = pr
-		// Wait for the deliveries still in flight.
-		var delivered uint64
-		if subs != nil {
-			deadline := time.Now().Add(o.drain)
-			for {
-				d, err := subs.Delivered()
-				if err != nil {
-					return res, err
-				}
-				delivered = d
-				if d >= pr.ExpectedN || time.Now().After(deadline) || ctx.Err() != nil {
-					break
-				}
-				sleep(ctx, 50*time.Millisecond)
+	case "fanout":
+		// One result per mode, on the same connections: the first mode's
+		// is res, with the connection figures.
+		for i, mode := range o.modes {
+			r := res
+			if i > 0 {
+				r = &Result{Name: res.Name, Subscribers: res.Subscribers, Keys: res.Keys, PushKeys: res.PushKeys,
+					Procs: res.Procs, Src: res.Src, Clients: res.Clients, Expire: res.Expire, KeysPerCall: res.KeysPerCall,
+					Proto: res.Proto, Connected: res.Connected, ConnectSec: res.ConnectSec, Started: time.Now().UTC()}
+				res.More = append(res.More, r)
 			}
-		}
-		cpu1 := sampleAll(o.pids, pids)
-		res.setCPU(cpu0, cpu1, delivered, "deliveries")
-		prof.report(log)
-		if subs != nil {
-			snap, err := subs.Snapshot()
-			if err != nil {
+			r.Name, r.Scenario = o.name+"-"+mode, mode
+			prof.prefix = r.Name
+			if err := o.pushPhase(ctx, mode, subs, uint64(i)*1_000_000_000+1, r, prof, log); err != nil {
 				return res, err
-			}
-			res.setDeliveries(pr, snap)
-			st, err := subs.Stats()
-			if err != nil {
-				return res, err
-			}
-			res.setConns(st)
-		}
-		if o.verify > 0 && o.expire > 0 {
-			sample := make([]string, 0, o.verify)
-			for i := 0; i < o.verify; i++ {
-				sample = append(sample, keys[(i*len(keys))/o.verify])
-			}
-			sc, err := bench.CheckStored(ctx, o.httpAddr, sample, pr.Expected)
-			res.Stored = sc
-			if err != nil {
-				return res, fmt.Errorf("checking stored messages: %w", err)
 			}
 		}
 	}
 	return res, ctx.Err()
+}
+
+// pushPhase pushes in one mode (private, mprivate, all or room) to the
+// connections of subs, seq0 being the first sequence number, waits for the
+// deliveries and fills res.
+func (o *options) pushPhase(ctx context.Context, mode string, subs holder, seq0 uint64, res *Result, prof *profiler, log *slog.Logger) error {
+	online := o.onlineFunc(subs)
+	keys := make([]string, o.pushKeys)
+	for i := range keys {
+		keys[i] = o.key(i)
+	}
+	kpc := o.kpc
+	if kpc == 0 || kpc > len(keys) {
+		kpc = len(keys)
+	}
+	cfg := bench.PushConfig{
+		Admin: o.admin, Mode: mode, Expire: o.expire, Clients: o.clients,
+		Rate: o.rate, Duration: o.duration, Max: o.max, Keys: keys, KeysPerCall: kpc,
+		Online: online,
+	}
+	switch mode {
+	case "private":
+		cfg.KeysPerCall = 1
+	case "room":
+		cfg.Room = o.prefix + "room"
+		if err := bench.JoinRoom(o.admin, cfg.Room, keys); err != nil {
+			return err
+		}
+		defer func() {
+			if err := bench.DeleteRoom(o.admin, cfg.Room); err != nil {
+				log.Warn("deleting the room", "err", err)
+			}
+		}()
+	}
+	var pids []int
+	if subs != nil {
+		pids = subs.Pids()
+		if err := subs.Reset(); err != nil {
+			return err
+		}
+	}
+	cpu0 := sampleAll(o.pids, pids)
+	log.Info("pushing", "mode", mode, "clients", o.clients, "rate", o.rate, "duration", o.duration, "max", o.max)
+	prof.start(ctx, o.duration)
+	pr := bench.Push(ctx, cfg, seq0)
+	res.Push = pr
+	// Wait for the deliveries still in flight: until the expected count
+	// arrived, and, when web listed keys as failed (which may have been
+	// delivered all the same, counting towards it), until the count has
+	// not moved for half a second.
+	var delivered uint64
+	if subs != nil {
+		deadline := time.Now().Add(o.drain)
+		var last uint64
+		quietSince := time.Now()
+		for {
+			d, err := subs.Delivered()
+			if err != nil {
+				return err
+			}
+			if d != last {
+				last, quietSince = d, time.Now()
+			}
+			delivered = d
+			settled := pr.UnconfirmedN == 0 || time.Since(quietSince) >= 500*time.Millisecond
+			if (d >= pr.ExpectedN && settled) || time.Now().After(deadline) || ctx.Err() != nil {
+				break
+			}
+			sleep(ctx, 50*time.Millisecond)
+		}
+	}
+	cpu1 := sampleAll(o.pids, pids)
+	res.setCPU(cpu0, cpu1, delivered, "deliveries")
+	prof.report(log)
+	if subs != nil {
+		snap, err := subs.Snapshot()
+		if err != nil {
+			return err
+		}
+		res.setDeliveries(pr, snap)
+		st, err := subs.Stats()
+		if err != nil {
+			return err
+		}
+		res.setConns(st)
+	}
+	if o.verify > 0 && o.expire > 0 && mode != "all" {
+		sample := make([]string, 0, o.verify)
+		for i := 0; i < o.verify; i++ {
+			sample = append(sample, keys[(i*len(keys))/o.verify])
+		}
+		sc, err := bench.CheckStored(ctx, o.httpAddr, sample, pr.Expected)
+		res.Stored = sc
+		if err != nil {
+			return fmt.Errorf("checking stored messages: %w", err)
+		}
+	}
+	return nil
 }
 
 // targets builds the subscriber list: subscriber i takes key i mod keys, at
