@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"gopush/api"
 	"gopush/gobrpc"
-	"runtime"
 	"slices"
 	"sync"
 )
@@ -173,43 +172,27 @@ func (c *Comet) pushPrivates(ctx context.Context, keys []string, msg json.RawMes
 }
 
 // deliverEach queues body to every connection of keys[i] under mids[i]
-// (one message per key; the frames of each built once). Many keys are
-// spread over one goroutine per core, each taking a contiguous share.
+// (one message per key; the frames of each built once), on the calling
+// goroutine: spread over cores, the shares' lookups and counters fought
+// over the same cache lines and cost more CPU per delivery than they saved
+// (docs/performance.md, Round two).
 func (c *Comet) deliverEach(keys []string, mids []int64, body json.RawMessage) {
 	if len(keys) == 0 {
 		return
 	}
 	msgs := make([]message, len(keys)) // one allocation for all
-	part := func(lo, hi int) {
-		n := 0
-		for i := lo; i < hi; i++ {
-			m := &msgs[i]
-			m.msg, m.mid = body, mids[i]
-			for _, cn := range c.hub.conns(keys[i]) {
-				if cn.sendMessage(m) {
-					n++
-				}
+	n := 0
+	for i, k := range keys {
+		m := &msgs[i]
+		m.msg, m.mid = body, mids[i]
+		for _, cn := range c.hub.conns(k) {
+			if cn.sendMessage(m) {
+				n++
 			}
 		}
-		c.stats.framesQueued.Add(int64(n))
 	}
 	c.stats.pushed.Add(int64(len(keys)))
-	workers := runtime.GOMAXPROCS(0)
-	if len(keys) < fanOutMin || workers < 2 {
-		part(0, len(keys))
-		return
-	}
-	var wg sync.WaitGroup
-	share := (len(keys) + workers - 1) / workers
-	for lo := share; lo < len(keys); lo += share {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			part(lo, min(lo+share, len(keys)))
-		}()
-	}
-	part(0, share)
-	wg.Wait()
+	c.stats.framesQueued.Add(int64(n))
 }
 
 // storeEach stores body for keys, keys[i] under mids[i], and returns the
