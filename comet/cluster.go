@@ -4,7 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"sync"
+	"time"
 
+	"gopush/api"
 	"gopush/gobrpc"
 	"gopush/internal/daemon"
 	"gopush/membership"
@@ -31,16 +34,30 @@ func (c *Comet) loadRing() {
 }
 
 // watchMessageNodes starts the message-node pool and keeps it in step with
-// <message.path> until Close.
-func (c *Comet) watchMessageNodes() {
+// <message.path> until Close. It returns once the first list of message
+// nodes is read (or after wait), so that a comet registered right after it
+// can store the first push web routes to it.
+func (c *Comet) watchMessageNodes(wait time.Duration) {
 	rpcc := c.cfg.RPC
 	pool := gobrpc.NewMessagePoolWith(rpcc.Ping.D(), rpcc.Retry.D(), rpcc.Timeout.D(), daemon.RPCOptions(rpcc, 0), c.log)
 	c.pool, c.store = pool, pool
+	loaded := make(chan struct{})
+	var once sync.Once
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		membership.WatchMessages(c.ctx, c.zk, c.cfg.ZooKeeper.Message.Path, c.log, pool.Update)
+		membership.WatchMessages(c.ctx, c.zk, c.cfg.ZooKeeper.Message.Path, c.log, func(nodes []api.MessageNode) {
+			pool.Update(nodes)
+			once.Do(func() { close(loaded) })
+		})
 	}()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-loaded:
+	case <-t.C:
+		c.log.Warn("message nodes not read from zookeeper yet; starting without them", "waited", wait)
+	}
 }
 
 // checkMigrate refuses a Migrate whose node map is not exactly the comets

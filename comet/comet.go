@@ -206,6 +206,8 @@ func (c *Comet) start() error {
 	if err != nil {
 		return err
 	}
+	// Know the message nodes before web can route a push here.
+	c.watchMessageNodes(zkc.Timeout.D())
 	nodePath := zkc.Comet.Path + "/" + zkc.Comet.Node
 	if c.reg, err = membership.RegisterNotify(c.ctx, c.zk, nodePath, data, c.log, c.unregistered); err != nil {
 		return fmt.Errorf("registering in zookeeper at %s: %w", nodePath, err)
@@ -213,7 +215,6 @@ func (c *Comet) start() error {
 	c.regp.Store(c.reg)
 	c.loadRing()
 
-	c.watchMessageNodes()
 	c.startLostWatch()
 
 	for _, ln := range c.tcpLns {

@@ -150,6 +150,13 @@ func startFakeMessage(t testing.TB, zkAddr, messagePath string, old bool) *runni
 	if old {
 		rcvr = &oldMessageRPC{f}
 	}
+	return serveFakeMessage(t, zkAddr, messagePath, f, rcvr)
+}
+
+// serveFakeMessage serves rcvr, a fake message node over f, and registers
+// it under messagePath.
+func serveFakeMessage(t testing.TB, zkAddr, messagePath string, f *fakeMessage, rcvr any) *runningFake {
+	t.Helper()
 	srv, err := gobrpc.Serve(api.MessageService, rcvr, []string{"127.0.0.1:0"}, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -65,6 +65,7 @@ func (c *Comet) registerMetrics(reg prometheus.Registerer) {
 		counter("heartbeats_total", "Client heartbeats answered.", nil, &st.heartbeats),
 		counter("rpc_pushes_total", hPushes, method("PushPrivate"), &st.rpcPushPrivate),
 		counter("rpc_pushes_total", hPushes, method("PushPrivates"), &st.rpcPushPrivates),
+		counter("rpc_pushes_total", hPushes, method("PushBatch"), &st.rpcPushBatch),
 		counter("rpc_pushes_total", hPushes, method("Broadcast"), &st.rpcBroadcast),
 		counter("broadcasts_total", "Public broadcasts (web's push/all) received.", nil, &st.rpcBroadcast),
 		counter("pushed_keys_total", "Private messages given a mid for one key (a PushPrivates call counts each of its keys).", nil, &st.pushed),

@@ -257,6 +257,8 @@ func (c *Comet) callStore(ctx context.Context, method string, args, reply any) e
 		a.Deadline = dl
 	case *api.MessageSavePrivatesEachArgs:
 		a.Deadline = dl
+	case *api.MessageSaveBatchArgs:
+		a.Deadline = dl
 	case *api.MessageSavePrivateIdArgs:
 		a.Deadline = dl
 	}

@@ -101,6 +101,25 @@ func (r *RPC) PushPrivates(args *api.CometPushPrivatesArgs, reply *api.CometPush
 	return nil
 }
 
+// PushBatch pushes many entries, each with its own keys, message and
+// expiry (docs/protocol.md §4.2), and lists in Failed the pushes that were
+// not delivered. New in gopush: web falls back to PushPrivate for a comet
+// without it.
+func (r *RPC) PushBatch(args *api.CometPushBatchArgs, reply *api.CometPushBatchResp) error {
+	if args == nil {
+		return errors.New("CometRPC.PushBatch: no arguments")
+	}
+	r.c.stats.rpcPushBatch.Add(1)
+	if api.DeadlinePassed(args.Deadline, time.Now()) {
+		r.c.stats.pushFailed.Add(int64(len(args.Entries)))
+		return fmt.Errorf("CometRPC.PushBatch: %w", api.ErrDeadlinePassed)
+	}
+	ctx, cancel := api.WithDeadline(r.c.ctx, args.Deadline)
+	defer cancel()
+	reply.Failed = r.c.pushBatch(ctx, args.Entries)
+	return nil
+}
+
 // Migrate replaces the ring with args.Nodes (node name → weight) and closes
 // the connections of keys that now belong to another node. The same map as
 // the current one changes nothing.

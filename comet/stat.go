@@ -50,6 +50,7 @@ type stats struct {
 	handshakeTimeouts atomic.Int64 // TCP connections silent past handshake.timeout
 	rpcPushPrivate    atomic.Int64 // CometRPC.PushPrivate calls
 	rpcPushPrivates   atomic.Int64 // CometRPC.PushPrivates calls
+	rpcPushBatch      atomic.Int64 // CometRPC.PushBatch calls
 	rpcBroadcast      atomic.Int64 // CometRPC.Broadcast calls
 	bytesWritten      atomic.Int64 // bytes written to clients
 	queued            atomic.Int64 // frames waiting in send queues now

@@ -222,6 +222,10 @@ type Web struct {
 		Token   string `toml:"token"`   // bearer token the admin API requires; "" none
 		MaxBody int64  `toml:"maxbody"` // bytes
 		MaxKeys int    `toml:"maxkeys"` // keys in one push/mprivate call
+		Batch   struct {
+			MaxBody    int64 `toml:"maxbody"`    // bytes of one push/batch body
+			MaxEntries int   `toml:"maxentries"` // pushes in one push/batch call (an entry counts once per key)
+		} `toml:"batch"`
 	} `toml:"admin"`
 	Pprof   Bind     `toml:"pprof"`
 	TLS     TLSFiles `toml:"tls"`     // for http.tls.bind and admin.tls.bind

@@ -68,6 +68,8 @@ func DefaultWeb() *Web {
 	w.Admin.Bind = AddrList{"localhost:8091"}
 	w.Admin.MaxBody = 1 << 20
 	w.Admin.MaxKeys = 100000
+	w.Admin.Batch.MaxBody = 8 << 20
+	w.Admin.Batch.MaxEntries = 100000
 	w.Pprof.Bind = AddrList{"localhost:8190"}
 	w.Metrics.Bind = AddrList{"localhost:8191"}
 	w.Token.Expire = Duration(30 * 24 * time.Hour)

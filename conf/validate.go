@@ -265,6 +265,10 @@ func (w *Web) validate(file string) error {
 		v.fail("admin.maxbody", "must be at least 1 byte")
 	}
 	v.positive("admin.maxkeys", w.Admin.MaxKeys)
+	if w.Admin.Batch.MaxBody < 1 {
+		v.fail("admin.batch.maxbody", "must be at least 1 byte")
+	}
+	v.positive("admin.batch.maxentries", w.Admin.Batch.MaxEntries)
 	v.duration("token.expire", w.Token.Expire)
 	v.duration("prune.interval", w.Prune.Interval)
 	v.positive("prune.failures", w.Prune.Failures)

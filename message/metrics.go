@@ -18,6 +18,7 @@ const (
 	mSavePrivate      = "SavePrivate"
 	mSavePrivates     = "SavePrivates"
 	mSavePrivatesEach = "SavePrivatesEach"
+	mSaveBatch        = "SaveBatch"
 	mGetPrivate       = "GetPrivate"
 	mDelPrivate       = "DelPrivate"
 	mSavePublic       = "SavePublic"
@@ -33,7 +34,7 @@ const (
 
 var rpcMethods = []string{mPing, mSavePrivate, mSavePrivates, mSavePrivatesEach, mGetPrivate, mDelPrivate,
 	mSavePublic, mGetPublic, mRoomJoin, mRoomLeave, mRoomKeys, mRoomDel, mHealth,
-	mSavePrivateId, mSavePublicId}
+	mSavePrivateId, mSavePublicId, mSaveBatch}
 
 // Storage operations, as the op label.
 const (

@@ -66,7 +66,8 @@
 #                     off and one with them on and scraped every second
 #                     (default 3)
 #   BENCH_ONLY        space-separated scenario names (default: the compared
-#                     ones, private private-store fanout-2k fanout-18k)
+#                     ones, private private-store fanout-2k fanout-18k, and
+#                     push-batch)
 #
 # The wss scenarios (WebSocket over TLS, docs/protocol.md §2.4) run against
 # each comet's websocket.tls.bind, with a self-signed certificate made for
@@ -95,7 +96,7 @@ CLUSTER_N=${BENCH_CLUSTER_N:-100000}
 CLUSTER_HOLD=${BENCH_CLUSTER_HOLD:-5m}
 METRICS=${BENCH_METRICS:-on}
 COST_ROUNDS=${BENCH_COST_ROUNDS:-3}
-ONLY=${BENCH_ONLY:-private private-store fanout-2k fanout-18k}
+ONLY=${BENCH_ONLY:-private private-store fanout-2k fanout-18k push-batch}
 OUT=${BENCH_OUT:-$ROOT/tmp/bench}
 
 command -v go >/dev/null || die "go is not on PATH (expected at /usr/local/go/bin)"
@@ -427,7 +428,7 @@ if [ -n "$COMPARED" ]; then
 fi
 
 SINGLE=
-for sc in idle-tcp idle-ws idle-wss idle-sse private-ws private-wss private-sse mprivate mprivate-big serverget metrics-cost cluster; do
+for sc in idle-tcp idle-ws idle-wss idle-sse private-ws private-wss private-sse mprivate mprivate-big push-batch serverget metrics-cost cluster; do
 	wants "$sc" && SINGLE="$SINGLE $sc"
 done
 [ -n "$SINGLE" ] && start_cluster gopush
@@ -441,6 +442,7 @@ wants private-sse && scenario private-sse -scenario private -proto sse -n "$KEYS
 wants private-wss && scenario private-wss -scenario private -proto wss -ca "$DIR/tls-cert.pem" -n "$KEYS" -clients "$CLIENTS" -duration "$DURATION" -expire 0
 # comet, web and message are profiled while the push runs (-pprof).
 wants mprivate && scenario mprivate -scenario mprivate -n "$KEYS" -clients 1 -rate 5 -max 40 -duration 8s -expire 0 "${PROF[@]}" -cpuprofile "$OUT/mprivate-bench.pprof"
+wants push-batch && scenario push-batch -scenario push-batch -n "$KEYS" -clients 4 -batch 2000 -duration "$DURATION" -expire 0 "${PROF[@]}"
 wants mprivate-big && scenario mprivate-big -scenario mprivate -n "$BIG_ONLINE" -push-keys "$BIG_KEYS" -procs $(( (BIG_ONLINE + 15999) / 16000 )) -clients 1 -max 1 -expire 600 -verify-stored 50 -drain 30s
 
 if wants cluster; then

@@ -20,6 +20,9 @@ type cometNode struct {
 	child string // the instance's ZooKeeper child ("node/sequence"), unique per instance
 	data  api.CometNodeData
 	rpc   caller // nil when the instance registered no RPC address
+	// noBatch is set once the instance answered that it has no
+	// CometRPC.PushBatch (a 1.0.5 comet): push/batch then pushes one by one.
+	noBatch atomic.Bool
 }
 
 // clusterView is one immutable picture of the comets: the ring, the weights
@@ -117,7 +120,7 @@ func (c *cluster) update(v membership.CometView) {
 			}
 			keep[id] = cl
 			n.rpc = c.met.cometCaller(name, cl, api.CometPushPrivate, api.CometPushPrivates,
-				api.CometBroadcast, api.CometNew, api.CometMigrate, api.CometPing, api.CometStats)
+				api.CometBroadcast, api.CometNew, api.CometMigrate, api.CometPing, api.CometStats, api.CometPushBatch)
 		}
 		nodes[name] = n
 	}

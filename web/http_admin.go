@@ -20,6 +20,7 @@ func (w *Web) adminMux() *routemux.Mux {
 	mux.Handle("/1/admin/push/private", endpoint(w.log, post, "", false, w.met.countPush(kindPrivate, w.pushPrivate)))
 	mux.Handle("/1/admin/push/mprivate", endpoint(w.log, post, "", false, w.met.countPush(kindMPrivate, w.pushMPrivate)))
 	mux.Handle("/1/admin/msg/del", endpoint(w.log, post, "", false, w.msgDel))
+	mux.Handle("/1/admin/push/batch", endpoint(w.log, post, "", false, w.met.countPush(kindBatch, w.pushBatchHandler)))
 	// The unversioned aliases of clients older than 1.0.
 	mux.Handle("/admin/push", endpoint(w.log, post, "", true, w.met.countPush(kindPrivate, w.pushPrivate)))
 	mux.Handle("/admin/msg/clean", endpoint(w.log, post, "", true, w.msgDel))

@@ -52,6 +52,7 @@ const (
 	kindMPrivate = "mprivate"
 	kindRoom     = "room"
 	kindAll      = "all"
+	kindBatch    = "batch"
 )
 
 // rpcBuckets suit calls between nodes of one site: 100 µs to about 6.5 s.
@@ -71,11 +72,11 @@ func newMetrics(reg prometheus.Registerer, w *Web) *metrics {
 		}, []string{"route"}),
 		pushes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: "web", Name: "pushes_total",
-			Help: "Push requests answered, by kind (private, mprivate, room, all) and result (ok, param, no_node, room_full, error: the ret code).",
+			Help: "Push requests answered, by kind (private, mprivate, room, all, batch) and result (ok, param, no_node, room_full, error: the ret code).",
 		}, []string{"kind", "result"}),
 		failedKeys: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: "web", Name: "push_failed_keys_total",
-			Help: "Keys a push could not reach (the fk of mprivate and room; the key of a failed private push), by kind.",
+			Help: "Keys a push could not reach (the fk of mprivate and room; the key of a failed private push; the failed pushes of a batch), by kind.",
 		}, []string{"kind"}),
 		failedNode: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: "web", Name: "broadcast_failed_nodes_total",
@@ -126,7 +127,7 @@ func newMetrics(reg prometheus.Registerer, w *Web) *metrics {
 		}, func() float64 { return float64(len(w.cluster.load().nodes)) }),
 	)
 	// The series of every kind and result exist (at 0) from the start.
-	for _, kind := range []string{kindPrivate, kindMPrivate, kindRoom, kindAll} {
+	for _, kind := range []string{kindPrivate, kindMPrivate, kindRoom, kindAll, kindBatch} {
 		m.failedKeys.WithLabelValues(kind)
 		for _, code := range []int{api.CodeOK, api.CodeNoNode, api.CodeRoomFull, api.CodeParamErr, api.CodeInternalErr} {
 			m.pushes.WithLabelValues(kind, resultOf(code))
@@ -247,6 +248,9 @@ func (m *metrics) countPush(kind string, fn handlerFunc) handlerFunc {
 		c.Inc()
 		if err != nil && kind == kindPrivate && code != api.CodeParamErr {
 			failed.Inc()
+		}
+		if d, ok := data.(api.BatchAnswer); ok {
+			failed.Add(float64(len(d.Failed)))
 		}
 		if d, ok := data.(map[string]any); ok {
 			if fk, ok := d["fk"].([]string); ok {

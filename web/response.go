@@ -39,11 +39,20 @@ func (e *errTooManyKeys) Error() string {
 	return fmt.Sprintf("more than %d keys in one question", e.max)
 }
 
+// dataError is an error whose answer carries data beside its code (push/batch
+// names the entry it refused, docs/protocol.md §3.11); every other error
+// answer has none.
+type dataError interface {
+	error
+	replyData() any
+}
+
 // codeOf maps an error to its answer code (docs/protocol.md §3). It is the only place that does.
 func codeOf(err error) int {
 	var pe *paramError
 	var tl *errTooLarge
 	var tm *errTooManyKeys
+	var be *errBatchEntry
 	switch {
 	case err == nil:
 		return api.CodeOK
@@ -53,7 +62,7 @@ func codeOf(err error) int {
 		return api.CodeNoNode
 	case errors.Is(err, errRoomFull):
 		return api.CodeRoomFull
-	case errors.As(err, &pe), errors.As(err, &tl):
+	case errors.As(err, &pe), errors.As(err, &tl), errors.As(err, &be):
 		return api.CodeParamErr
 	default:
 		return api.CodeInternalErr
@@ -130,6 +139,10 @@ func endpoint(log *slog.Logger, methods []string, cbParam string, old bool, fn h
 				log.Debug("request refused", "path", r.URL.Path, "code", rep.Ret, "err", err)
 			}
 			rep.Data = retryData(err) // push ids (push_id.go); nil otherwise
+			var de dataError
+			if errors.As(err, &de) {
+				rep.Data = de.replyData() // push/batch names the entry it refused
+			}
 			writeReply(w, log, statusOf(err), cb, rep)
 			return
 		}

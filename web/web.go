@@ -210,7 +210,8 @@ func (w *Web) start() error {
 	}
 	w.pool = gobrpc.NewMessagePoolWith(cfg.RPC.Ping.D(), cfg.RPC.Retry.D(), cfg.RPC.Timeout.D(), w.cluster.opts, w.log)
 	w.msgs = w.met.messageCaller(w.pool, api.MessageGetPrivate, api.MessageDelPrivate, api.MessageGetPublic,
-		api.MessageSavePublic, api.MessageRoomJoin, api.MessageRoomLeave, api.MessageRoomKeys, api.MessageRoomDel)
+		api.MessageSavePublic, api.MessageRoomJoin, api.MessageRoomLeave, api.MessageRoomKeys, api.MessageRoomDel,
+		api.MessageSaveBatch)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	w.cancel = cancel

@@ -18,6 +18,9 @@
 //	fanout     all, room and mprivate (-modes) one after the other on the
 //	           same connections, one result each (and JSON file: {mode}
 //	           in -json is replaced by the mode, else it is appended)
+//	push-batch same with /1/admin/push/batch, -batch entries per call, each
+//	           entry one key and its own push; lost, duplicated or failed
+//	           pushes make the run fail
 //	serverget  /1/server/get with -clients keep-alive clients for -duration
 //
 // It exits non-zero when a run's correctness check fails: a delivery lost,
@@ -111,6 +114,7 @@ type options struct {
 	max       int
 	expire    int
 	kpc       int
+	batch     int
 	hold      time.Duration
 	settle    time.Duration
 	drain     time.Duration
@@ -129,7 +133,7 @@ func main() {
 	exit := 0
 	defer func() { os.Exit(exit) }()
 	var o options
-	flag.StringVar(&o.scenario, "scenario", "private", "idle, private, mprivate, all, room, fanout or serverget")
+	flag.StringVar(&o.scenario, "scenario", "private", "idle, private, mprivate, all, room, fanout, push-batch or serverget")
 	modes := flag.String("modes", "all,room,mprivate", "fanout: the push modes to run, in order")
 	flag.StringVar(&o.report, "report", "", "print the comparison table of the bench.sh results in this directory, and exit")
 	flag.StringVar(&o.name, "name", "", "name of this run in the output and the profile file names (default: the scenario)")
@@ -153,6 +157,7 @@ func main() {
 	flag.IntVar(&o.max, "max", 0, "stop after this many push calls (0: no limit)")
 	flag.IntVar(&o.expire, "expire", 0, "push expire, seconds (0: online only, nothing stored)")
 	flag.IntVar(&o.kpc, "kpc", 0, "mprivate: keys per call (0: all push keys)")
+	flag.IntVar(&o.batch, "batch", 1000, "push-batch: entries (pushes) per call")
 	flag.DurationVar(&o.hold, "hold", 0, "idle: how long to hold the connections after they are open")
 	flag.DurationVar(&o.settle, "settle", 3*time.Second, "wait after connecting before reading RSS")
 	flag.DurationVar(&o.drain, "drain", 10*time.Second, "longest wait for outstanding deliveries after the last push")
@@ -230,7 +235,7 @@ func main() {
 
 func (o *options) check() error {
 	switch o.scenario {
-	case "idle", "private", "mprivate", "all", "room", "serverget":
+	case "idle", "private", "mprivate", "all", "room", "push-batch", "serverget":
 	case "fanout":
 		for _, m := range o.modes {
 			if m != "all" && m != "room" && m != "mprivate" && m != "private" {
@@ -238,7 +243,10 @@ func (o *options) check() error {
 			}
 		}
 	default:
-		return fmt.Errorf("-scenario %q: want idle, private, mprivate, all, room, fanout or serverget", o.scenario)
+		return fmt.Errorf("-scenario %q: want idle, private, mprivate, all, room, fanout, push-batch or serverget", o.scenario)
+	}
+	if o.scenario == "push-batch" && o.batch < 1 {
+		return errors.New("-batch must be at least 1")
 	}
 	if o.name == "" {
 		o.name = o.scenario

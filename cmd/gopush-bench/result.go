@@ -43,6 +43,7 @@ type Result struct {
 
 	Push       *bench.PushResult `json:"push,omitempty"`
 	PushRate   float64           `json:"accepted_per_sec,omitempty"`
+	PushesRate float64           `json:"pushes_per_sec,omitempty"` // push-batch: pushes web took per second
 	Expected   uint64            `json:"expected"`
 	Delivered  uint64            `json:"delivered"`
 	Lost       uint64            `json:"lost"`
@@ -188,6 +189,9 @@ func (r *Result) windowSec() float64 {
 
 func (r *Result) setDeliveries(pr *bench.PushResult, snap *bench.Snapshot) {
 	r.PushRate = pr.Rate()
+	if r.Scenario == "push-batch" {
+		r.PushesRate = pr.PushRate()
+	}
 	r.CallMs = latency(&pr.CallHist)
 	r.LatencyMs = latency(&snap.Hist)
 	t := bench.Count(pr, snap)
@@ -217,6 +221,18 @@ func (r *Result) Check() error {
 	return errors.Join(errs...)
 }
 
+// batchCheck fails a push-batch run that did not deliver every push
+// exactly once: a call refused or failed, a push web listed as failed, a
+// delivery lost, duplicated or not asked for.
+func (r *Result) batchCheck() error {
+	p := r.Push
+	if p.Refused+p.Errors+p.FailedKeys+r.Lost+r.Duplicated+r.Unexpected > 0 {
+		return fmt.Errorf("push-batch: not every push delivered exactly once: refused calls %d, failed calls %d, failed pushes %d, lost %d, duplicated %d, unexpected %d%s",
+			p.Refused, p.Errors, p.FailedKeys, r.Lost, r.Duplicated, r.Unexpected, errDetail(p.FirstError))
+	}
+	return nil
+}
+
 // Print writes the summary table.
 func (r *Result) Print(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -242,6 +258,9 @@ func (r *Result) Print(w io.Writer) {
 	if p := r.Push; p != nil {
 		row("push calls", "%d (accepted %d, refused %d, errors %d, failed keys %d) in %.2fs%s", p.Calls, p.Accepted, p.Refused, p.Errors, p.FailedKeys, p.Elapsed.Seconds(), errDetail(p.FirstError))
 		row("accepted/s", "%.0f", r.PushRate)
+		if r.PushesRate > 0 {
+			row("pushes/s", "%.0f (%d pushes in %d calls)", r.PushesRate, p.Pushes, p.Accepted)
+		}
 		if r.CallMs != nil {
 			row("call ms", "p50 %.2f  p99 %.2f  max %.2f", r.CallMs.P50, r.CallMs.P99, r.CallMs.Max)
 		}

@@ -103,7 +103,7 @@ func run(ctx context.Context, o options, log *slog.Logger) (*Result, error) {
 	case "idle":
 		res.CPU, res.CPUWindow = res.HoldCPU, res.HoldSec
 		res.HoldCPU = nil
-	case "private", "mprivate", "all", "room":
+	case "private", "mprivate", "all", "room", "push-batch":
 		if err := o.pushPhase(ctx, o.scenario, subs, 1, res, prof, log); err != nil {
 			return res, err
 		}
@@ -149,6 +149,8 @@ func (o *options) pushPhase(ctx context.Context, mode string, subs holder, seq0 
 	switch mode {
 	case "private":
 		cfg.KeysPerCall = 1
+	case "push-batch":
+		cfg.Mode, cfg.BatchSize, cfg.KeysPerCall = "batch", o.batch, 1
 	case "room":
 		cfg.Room = o.prefix + "room"
 		if err := bench.JoinRoom(o.admin, cfg.Room, keys); err != nil {
@@ -206,6 +208,11 @@ func (o *options) pushPhase(ctx context.Context, mode string, subs holder, seq0 
 			return err
 		}
 		res.setDeliveries(pr, snap)
+		if mode == "push-batch" {
+			if err := res.batchCheck(); err != nil {
+				return err
+			}
+		}
 		st, err := subs.Stats()
 		if err != nil {
 			return err
