@@ -24,15 +24,10 @@ func (c *Comet) broadcast(msg json.RawMessage, mid int64) (int, error) {
 		return 0, errNotJSON
 	}
 	m := &message{msg: body, mid: mid, gid: api.PublicGroupId}
-	conns := c.hub.connsWhere(func(string) bool { return true })
-	n := 0
-	for _, cn := range conns {
-		if cn.sendMessage(m) {
-			n++
-		}
-	}
+	m.buildAll() // the fan-out below may share m between goroutines
+	n := c.hub.fanOut(c.stats.subscribed(), m.sendTo)
 	c.stats.framesQueued.Add(int64(n))
-	c.log.Debug("broadcast", "mid", mid, "connections", len(conns), "queued", n)
+	c.log.Debug("broadcast", "mid", mid, "queued", n)
 	return n, nil
 }
 

@@ -1,7 +1,9 @@
 package comet
 
 import (
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -166,6 +168,61 @@ func (h *hub) numChannels() int {
 		b.mu.Lock()
 		n += len(b.chans)
 		b.mu.Unlock()
+	}
+	return n
+}
+
+// fanOutMin is the number of connections below which a fan-out runs on the
+// calling goroutine alone: starting helpers costs more than it saves.
+const fanOutMin = 512
+
+// fanOut calls send for every connection of every channel and returns how
+// many calls returned true. With more than fanOutMin connections (open
+// now, as counted in total) the buckets are spread over one goroutine per
+// core, interleaved so that each gets a like share; send must then be safe
+// for concurrent use on different connections. No bucket lock is held
+// while send runs.
+func (h *hub) fanOut(total int64, send func(*conn) bool) int {
+	workers := runtime.GOMAXPROCS(0)
+	if total < fanOutMin || workers < 2 || len(h.buckets) < workers {
+		return h.fanOutPart(0, 1, send)
+	}
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	for w := 1; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n.Add(int64(h.fanOutPart(w, workers, send)))
+		}()
+	}
+	n.Add(int64(h.fanOutPart(0, workers, send)))
+	wg.Wait()
+	return int(n.Load())
+}
+
+// fanOutPart is fanOut over the buckets first, first+step, first+2*step...
+func (h *hub) fanOutPart(first, step int, send func(*conn) bool) int {
+	n := 0
+	var lists [][]*conn // the channels' conns slices (copy-on-write: safe to use unlocked)
+	for i := first; i < len(h.buckets); i += step {
+		b := &h.buckets[i]
+		lists = lists[:0]
+		b.mu.Lock()
+		for _, ch := range b.chans {
+			if len(ch.conns) > 0 {
+				lists = append(lists, ch.conns)
+			}
+		}
+		b.mu.Unlock()
+		for _, l := range lists {
+			for _, cn := range l {
+				if send(cn) {
+					n++
+				}
+			}
+		}
+		clear(lists)
 	}
 	return n
 }

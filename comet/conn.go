@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"gopush/api"
@@ -55,14 +56,19 @@ func (c *conn) protoName() string {
 //
 // Its reader goroutine (tcp.go, websocket.go, sse.go) owns it: it reads heartbeats,
 // and when it stops it closes the connection and removes it from its channel.
-// Everything sent to the client goes through send, into a bounded queue that
-// a writer goroutine drains. The writer exists only while the queue is not
-// empty, so an idle connection costs one goroutine. When the queue is full
-// the client is too slow: the connection is closed rather than letting it
-// hold up anyone else.
+// Everything sent to the client goes through send or sendMsg. When nothing
+// is waiting to be written, a message frame is written at once by the
+// goroutine that pushes it, without blocking (writeInline): a push or a
+// broadcast needs no other goroutine for a client that keeps up. Otherwise
+// (and for whatever a non-blocking write leaves over) it goes into a
+// bounded queue that a writer goroutine drains; the writer exists only
+// while the queue is not empty, so an idle connection costs one goroutine.
+// When the queue is full the client is too slow: the connection is closed
+// rather than letting it hold up anyone else.
 type conn struct {
 	nc      net.Conn
-	id      uint64 // accept order, spreads connections over connSet shards
+	raw     syscall.RawConn // nc's socket for writeInline; nil over TLS and HTTP/2 streams
+	id      uint64          // accept order, spreads connections over connSet shards
 	proto   proto
 	tls     bool   // nc is a *tls.Conn (tcp.tls.bind, websocket.tls.bind)
 	key     string // set once subscribed
@@ -104,8 +110,13 @@ type heldMsg struct {
 
 func newConn(c *Comet, nc net.Conn, p proto) *conn {
 	_, isTLS := nc.(*tls.Conn)
+	var raw syscall.RawConn
+	if tc, ok := connlimit.Raw(nc).(*net.TCPConn); ok {
+		raw, _ = tc.SyscallConn()
+	}
 	return &conn{
 		nc:       nc,
+		raw:      raw,
 		id:       c.connIDs.Add(1),
 		proto:    p,
 		tls:      isTLS,
@@ -167,6 +178,11 @@ func (c *conn) closeSlow(msg bool) {
 // send queues one reply frame (+h, a pong). The frame is shared with other
 // connections and must not be modified. It returns false if the connection
 // is closed, or was closed now because its queue is full.
+//
+// Replies are always written by the writer goroutine, never inline: they
+// are sent from the connection's reader, whose stack must stay minimal
+// while it waits for the next heartbeat (see serveTCP), and the write
+// path would grow it.
 func (c *conn) send(frame []byte) bool { return c.enqueue(frame, false) }
 
 // sendMsg queues one message frame, as send does, and counts it in the
@@ -181,6 +197,14 @@ func (c *conn) enqueue(frame []byte, msg bool) bool {
 			c.comet.stats.msgsFailed.Add(1)
 		}
 		return false
+	}
+	if msg && !c.writing && !c.holding && c.raw != nil {
+		// Nothing waits and no writer runs (so the queue is empty): write
+		// now. writing keeps others queueing behind this frame meanwhile.
+		c.writing = true
+		c.mu.Unlock()
+		c.writeInline(frame, msg)
+		return true
 	}
 	if len(c.queue) >= c.maxQueue {
 		c.mu.Unlock()
@@ -204,6 +228,112 @@ func (c *conn) enqueue(frame []byte, msg bool) bool {
 	}
 	return true
 }
+
+// writeInline writes frame on the calling goroutine with one non-blocking
+// write. The caller has set c.writing, with nothing queued. Whatever the
+// socket does not take at once (its send buffer is full: a slow client, or
+// one that has not read yet) is put at the head of the queue for a writer
+// goroutine, which waits for the socket under the write timeout; so the
+// caller, a push fanning out to many connections, never waits for one.
+func (c *conn) writeInline(frame []byte, msg bool) {
+	w := inlineWrites.Get().(*inlineWrite)
+	w.frame, w.n, w.err, w.called = frame, 0, nil, false
+	_ = c.raw.Write(w.fn) // an error without a call: see below
+	n, werr, called := w.n, w.err, w.called
+	w.frame = nil
+	inlineWrites.Put(w)
+	st := c.comet.stats
+	if n > 0 {
+		st.bytesWritten.Add(int64(n))
+	}
+	if called && werr != nil && werr != syscall.EAGAIN {
+		// The client is gone (EPIPE, ECONNRESET...).
+		if msg {
+			st.msgsFailed.Add(1)
+		}
+		c.mu.Lock()
+		c.writing = false
+		c.mu.Unlock()
+		c.close()
+		return
+	}
+	c.mu.Lock()
+	if n == len(frame) {
+		st.framesWritten.Add(1)
+		if msg {
+			st.msgsWritten.Add(1)
+		}
+		start := len(c.queue) > 0 && !c.closed // queued behind this frame meanwhile
+		c.writing = start
+		c.mu.Unlock()
+		if start {
+			c.comet.wg.Add(1)
+			go c.writeLoop()
+		}
+		return
+	}
+	// Not (all) written: the socket is full, or (no call) its write
+	// deadline from an earlier batch has passed or it is closing. The
+	// writer sorts it out, with a fresh deadline.
+	if c.closed {
+		c.writing = false
+		c.mu.Unlock()
+		if msg {
+			st.msgsFailed.Add(1)
+		}
+		return
+	}
+	if len(c.queue) >= c.maxQueue {
+		c.writing = false
+		c.mu.Unlock()
+		c.closeSlow(msg)
+		return
+	}
+	c.queue = append(c.queue, nil)
+	copy(c.queue[1:], c.queue)
+	c.queue[0] = frame[n:]
+	st.queued.Add(1)
+	if msg {
+		c.msgs++
+	}
+	c.mu.Unlock()
+	c.comet.wg.Add(1)
+	go c.writeLoop()
+}
+
+// inlineWrite is one non-blocking write through syscall.RawConn; fn is
+// its do method, bound once so that a write allocates nothing.
+type inlineWrite struct {
+	frame  []byte
+	n      int
+	err    error
+	called bool
+	fn     func(fd uintptr) bool
+}
+
+func (w *inlineWrite) do(fd uintptr) bool {
+	w.called = true
+	for w.n < len(w.frame) {
+		m, err := syscall.Write(int(fd), w.frame[w.n:])
+		if m > 0 {
+			w.n += m
+		}
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil || m <= 0 {
+			w.err = err
+			break
+		}
+	}
+	return true // never wait for the socket
+}
+
+var inlineWrites = sync.Pool{New: func() any {
+	w := &inlineWrite{}
+	w.fn = w.do
+	return w
+}}
 
 // writeLoop writes queued frames until the queue is empty, then ends.
 func (c *conn) writeLoop() {

@@ -67,6 +67,14 @@ type message struct {
 // compactJSON checks that msg is JSON and returns it without insignificant
 // whitespace (as 1.0.5's encoding/json wrote it).
 func compactJSON(msg []byte) (json.RawMessage, error) {
+	if bytes.IndexAny(msg, " \t\r\n") < 0 {
+		// No whitespace byte at all, inside strings or out: already
+		// compact (web sends most messages so). Checked, not copied.
+		if !json.Valid(msg) {
+			return nil, errNotJSON
+		}
+		return msg, nil
+	}
 	var buf bytes.Buffer
 	buf.Grow(len(msg))
 	if err := json.Compact(&buf, msg); err != nil {
@@ -74,6 +82,19 @@ func compactJSON(msg []byte) (json.RawMessage, error) {
 	}
 	return buf.Bytes(), nil
 }
+
+// buildAll builds every frame of m at once; after it, frame and sendTo are
+// safe for concurrent use.
+func (m *message) buildAll() {
+	for _, old := range [...]bool{false, true} {
+		for p := range numProtos {
+			m.frame(p, old)
+		}
+	}
+}
+
+// sendTo queues m to cn (conn.sendMessage).
+func (m *message) sendTo(cn *conn) bool { return cn.sendMessage(m) }
 
 // frame returns the bytes to queue to a connection of protocol p that wants
 // the old form or not.

@@ -195,7 +195,10 @@ func (c *Client) dial(wait chan struct{}) {
 		if c.closed {
 			rc.Close()
 		} else {
-			c.rc = rc
+			// Fresh: a call that comes before the waiters take it must
+			// not find it idle (used is still the zero time on a first
+			// dial) and close it under them.
+			c.rc, c.used = rc, time.Now()
 		}
 	}
 }

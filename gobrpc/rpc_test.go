@@ -334,16 +334,27 @@ func TestServerCloseGivesUpAtDeadline(t *testing.T) {
 }
 
 func TestConcurrentCallsShareOneDial(t *testing.T) {
+	t.Run("no idle limit", func(t *testing.T) { testConcurrentFirstCalls(t, Options{}) })
+	// With rpc.idle set, a call that comes just after the dial must not
+	// take the fresh connection for an idle one and close it under the
+	// callers that waited for the dial.
+	t.Run("idle limit", func(t *testing.T) { testConcurrentFirstCalls(t, Options{Idle: time.Minute}) })
+}
+
+func testConcurrentFirstCalls(t *testing.T, o Options) {
 	t.Parallel()
 	srv := serveTest(t, newTestSvc())
-	c := NewClient(srv.Addrs()[0], 10*time.Second)
+	c := NewClientWith(srv.Addrs()[0], 10*time.Second, o)
 	defer c.Close()
 	var wg sync.WaitGroup
 	errs := make(chan error, 50)
-	for range 50 {
+	for i := range 50 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// Spread the starts over the dial, so that some calls come
+			// while it runs and some just after it.
+			time.Sleep(time.Duration(i%10) * 100 * time.Microsecond)
 			var got string
 			errs <- c.Call(context.Background(), "Test.Echo", "x", &got)
 		}()

@@ -59,12 +59,26 @@ settle_spawn() {
 	SPAWN_PID= SPAWN_PIDFILE=
 }
 
+# started_at PID START: true when process PID runs and started at START
+# (clock ticks since boot, as proc_start prints). It forks nothing and uses
+# no $(...): the wait loops call it many times a second, and a signal whose
+# trap fires while bash is busy with a command substitution can be lost
+# (seen once in bash 5.2: "trap: unexpected EOF while looking for `)'").
+started_at() {
+	local stat
+	local -a field
+	read -r stat 2>/dev/null < "/proc/$1/stat" || return 1
+	stat=${stat##*) }
+	read -r -a field <<<"$stat"
+	[ "${field[19]:-}" = "$2" ]
+}
+
 # alive PIDFILE: true when the process named in PIDFILE still runs.
 alive() {
 	local pid start
 	[ -s "$1" ] || return 1
 	read -r pid start < "$1" || return 1
-	[ -n "$pid" ] && [ "$(proc_start "$pid")" = "$start" ]
+	[ -n "$pid" ] && started_at "$pid" "$start"
 }
 
 # reap PIDFILE [SECONDS]: stop the process group started by spawn: SIGTERM,
@@ -73,7 +87,7 @@ reap() {
 	local pidfile=$1 wait=${2:-30} pid start i
 	[ -e "$pidfile" ] || return 0
 	read -r pid start < "$pidfile" || true
-	if [ -n "$pid" ] && [ "$(proc_start "$pid")" = "$start" ]; then
+	if [ -n "$pid" ] && started_at "$pid" "$start"; then
 		kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
 		for i in $(seq 1 $((wait * 10))); do
 			group_alive "$pid" "$start" || break
@@ -94,7 +108,7 @@ reap() {
 # group_alive PID START: the leader still runs, or any process is left in its
 # process group (children that a helper such as mariadb-install-db started).
 group_alive() {
-	[ "$(proc_start "$1")" = "$2" ] && return 0
+	started_at "$1" "$2" && return 0
 	pgrep -g "$1" >/dev/null 2>&1
 }
 
