@@ -56,6 +56,11 @@ type MessageSaveEntry struct {
 	Msg    json.RawMessage
 	MsgId  int64
 	Expire uint // seconds, ≥ 1
+	// Deadline is this entry's own caller's deadline (deadline.go), for a
+	// call that carries the saves of several callers (comet's grouped
+	// saves): an entry that arrives after it is not stored. 0: only the
+	// call's Deadline applies.
+	Deadline int64
 }
 
 // MessageSaveBatchArgs stores every entry. Entries are independent: a bad

@@ -36,8 +36,11 @@ import (
 // sent; one that ends while it is in flight stops waiting at once (as a
 // single call that timed out: the message node may still store it). A
 // flush goes under the latest deadline among its callers (and
-// rpc.timeout); the leader waits for its flush, so it may wait past its
-// own deadline by the spread of deadlines in its batch.
+// rpc.timeout), and every entry carries its own caller's deadline, which
+// the message node checks on arrival, so an entry whose caller gave up is
+// not stored on the strength of another caller's time. The leader waits
+// for its flush, so it may wait past its own deadline by the spread of
+// deadlines in its batch.
 //
 // A message node without SaveBatch (1.0.5) gets one SavePrivate per entry;
 // that is remembered for saveBatchRetry, during which saves are not
@@ -219,7 +222,9 @@ func (g *saveGroup) flush(ctx context.Context) []error {
 	}
 	g.args.Entries = g.args.Entries[:0]
 	for _, q := range g.batch {
-		g.args.Entries = append(g.args.Entries, q.e)
+		e := q.e
+		e.Deadline = api.DeadlineOf(q.ctx) // the node drops it when its own caller has given up
+		g.args.Entries = append(g.args.Entries, e)
 	}
 	var resp api.MessageSaveBatchResp
 	err := g.c.callStore(ctx, api.MessageSaveBatch, &g.args, &resp)

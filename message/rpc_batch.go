@@ -29,6 +29,11 @@ func (r *RPC) SaveBatch(args *api.MessageSaveBatchArgs, reply *api.MessageSaveBa
 			failed = append(failed, api.BatchFailure{Entry: i, Key: a.Key, Why: err.Error()})
 			continue
 		}
+		if api.DeadlinePassed(a.Deadline, now) {
+			// Its caller has given up: storing it now would surprise it.
+			failed = append(failed, api.BatchFailure{Entry: i, Key: a.Key, Why: api.ErrDeadlinePassed.Error()})
+			continue
+		}
 		es = append(es, Entry{Key: a.Key, MsgId: a.MsgId, Msg: a.Msg, Expire: expireAt(now, a.Expire)})
 		idx = append(idx, i)
 	}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gopush/api"
 	"gopush/internal/testenv"
@@ -132,5 +133,37 @@ func TestSaveBatchShardDown(t *testing.T) {
 	}
 	if got := c.mustGet(onA[0], 0); len(got) != 1 {
 		t.Errorf("key on shard a: %v, want its message", mids(got))
+	}
+}
+
+// An entry whose own caller's deadline has passed is not stored, even when
+// the call carries time for the others (comet's grouped saves put several
+// callers' saves in one call).
+func TestSaveBatchEntryPastItsDeadline(t *testing.T) {
+	t.Parallel()
+	cfg := redisConfig(map[string]string{"a:1": testenv.Redis(t)}, 20)
+	c := serve(t, cfg, openStorage(t, cfg))
+	prefix := testenv.Unique(t)
+	base := baseMid()
+	late, onTime := prefix+"-late", prefix+"-on-time"
+	args := api.MessageSaveBatchArgs{
+		Deadline: time.Now().Add(10 * time.Second).UnixNano(),
+		Entries: []api.MessageSaveEntry{
+			{Key: late, Msg: json.RawMessage(`1`), MsgId: base, Expire: 60, Deadline: time.Now().Add(-time.Second).UnixNano()},
+			{Key: onTime, Msg: json.RawMessage(`2`), MsgId: base + 1, Expire: 60, Deadline: time.Now().Add(10 * time.Second).UnixNano()},
+		},
+	}
+	var resp api.MessageSaveBatchResp
+	if err := c.call(api.MessageSaveBatch, &args, &resp); err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Failed) != 1 || resp.Failed[0].Entry != 0 || !strings.Contains(resp.Failed[0].Why, "deadline passed") {
+		t.Fatalf("failed = %+v, want entry 0 with deadline passed", resp.Failed)
+	}
+	if got := c.mustGet(late, 0); len(got) != 0 {
+		t.Errorf("the late entry was stored: %v", mids(got))
+	}
+	if got := c.mustGet(onTime, 0); !sameMids(got, base+1) {
+		t.Errorf("the entry on time: %v, want %d", mids(got), base+1)
 	}
 }
