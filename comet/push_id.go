@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"gopush/api"
 	"gopush/gobrpc"
@@ -143,11 +142,10 @@ func (r *RPC) PushPrivateId(args *api.CometPushPrivateIdArgs, reply *api.PushIdR
 		return errors.New("CometRPC.PushPrivateId: no arguments")
 	}
 	r.c.stats.rpcPushPrivate.Add(1)
-	if api.DeadlinePassed(args.Deadline, time.Now()) {
-		r.c.stats.pushFailed.Add(1)
-		return fmt.Errorf("CometRPC.PushPrivateId: %w", api.ErrDeadlinePassed)
+	ctx, cancel, err := r.pushCtx("PushPrivateId", args.Deadline, 1)
+	if err != nil {
+		return err
 	}
-	ctx, cancel := api.WithDeadline(r.c.ctx, args.Deadline)
 	defer cancel()
 	mid, dup, err := r.c.pushPrivateId(ctx, args.Key, args.Id, args.Msg, args.Expire)
 	if err != nil {

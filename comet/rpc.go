@@ -1,6 +1,7 @@
 package comet
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"gopush/api"
@@ -58,6 +59,18 @@ func (r *RPC) Close(key string, reply *int) error {
 	return nil
 }
 
+// pushCtx is the context of a push call bounded by the caller's deadline
+// (api/deadline.go); a call that arrives after it counts its pushes as
+// failed and does nothing.
+func (r *RPC) pushCtx(method string, deadline int64, pushes int) (context.Context, context.CancelFunc, error) {
+	if api.DeadlinePassed(deadline, time.Now()) {
+		r.c.stats.pushFailed.Add(int64(pushes))
+		return nil, nil, fmt.Errorf("CometRPC.%s: %w", method, api.ErrDeadlinePassed)
+	}
+	ctx, cancel := api.WithDeadline(r.c.ctx, deadline)
+	return ctx, cancel, nil
+}
+
 // PushPrivate pushes one message to one key. A key that the ring gives to
 // another comet is not refused: the message is still stored, and delivered
 // to whatever connections the key has here, so that nothing is lost while
@@ -67,11 +80,10 @@ func (r *RPC) PushPrivate(args *api.CometPushPrivateArgs, reply *int) error {
 		return errors.New("CometRPC.PushPrivate: no arguments")
 	}
 	r.c.stats.rpcPushPrivate.Add(1)
-	if api.DeadlinePassed(args.Deadline, time.Now()) {
-		r.c.stats.pushFailed.Add(1)
-		return fmt.Errorf("CometRPC.PushPrivate: %w", api.ErrDeadlinePassed)
+	ctx, cancel, err := r.pushCtx("PushPrivate", args.Deadline, 1)
+	if err != nil {
+		return err
 	}
-	ctx, cancel := api.WithDeadline(r.c.ctx, args.Deadline)
 	defer cancel()
 	if err := r.c.pushPrivate(ctx, args.Key, args.Msg, args.Expire); err != nil {
 		return err
@@ -87,11 +99,10 @@ func (r *RPC) PushPrivates(args *api.CometPushPrivatesArgs, reply *api.CometPush
 		return errors.New("CometRPC.PushPrivates: no arguments")
 	}
 	r.c.stats.rpcPushPrivates.Add(1)
-	if api.DeadlinePassed(args.Deadline, time.Now()) {
-		r.c.stats.pushFailed.Add(int64(len(args.Keys)))
-		return fmt.Errorf("CometRPC.PushPrivates: %w", api.ErrDeadlinePassed)
+	ctx, cancel, err := r.pushCtx("PushPrivates", args.Deadline, len(args.Keys))
+	if err != nil {
+		return err
 	}
-	ctx, cancel := api.WithDeadline(r.c.ctx, args.Deadline)
 	defer cancel()
 	fkeys, err := r.c.pushPrivates(ctx, args.Keys, args.Msg, args.Expire)
 	if err != nil {
@@ -110,11 +121,10 @@ func (r *RPC) PushBatch(args *api.CometPushBatchArgs, reply *api.CometPushBatchR
 		return errors.New("CometRPC.PushBatch: no arguments")
 	}
 	r.c.stats.rpcPushBatch.Add(1)
-	if api.DeadlinePassed(args.Deadline, time.Now()) {
-		r.c.stats.pushFailed.Add(int64(len(args.Entries)))
-		return fmt.Errorf("CometRPC.PushBatch: %w", api.ErrDeadlinePassed)
+	ctx, cancel, err := r.pushCtx("PushBatch", args.Deadline, len(args.Entries))
+	if err != nil {
+		return err
 	}
-	ctx, cancel := api.WithDeadline(r.c.ctx, args.Deadline)
 	defer cancel()
 	reply.Failed = r.c.pushBatch(ctx, args.Entries)
 	return nil
