@@ -30,6 +30,22 @@ type backend struct {
 	lastOK   time.Time
 }
 
+// startLoad runs the backends, each pushing every interval, until the
+// returned stop is called (or the test ends); stop waits for them and may be
+// called again.
+func startLoad(t *testing.T, interval time.Duration, backends ...*backend) (stop func()) {
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, b := range backends {
+		wg.Add(1)
+		go func() { defer wg.Done(); b.run(interval, quit, make(chan struct{})) }()
+	}
+	var once sync.Once
+	stop = func() { once.Do(func() { close(quit); wg.Wait() }) }
+	t.Cleanup(stop)
+	return stop
+}
+
 func newBackend(name, admin string, keys ...string) *backend {
 	return &backend{name: name, admin: admin, keys: keys, accepted: map[string][]string{}, why: map[string]int{}}
 }
@@ -142,20 +158,7 @@ func TestDatacenterRedisPrimaryKilled(t *testing.T) {
 	// Two backends, one through each web, about 20 pushes/s each.
 	b1 := newBackend("b1", c.web1Admin, online1, online2, offline)
 	b2 := newBackend("b2", c.web2Admin, online2, offline, online1)
-	stop := make(chan struct{})
-	done1, done2 := make(chan struct{}), make(chan struct{})
-	go b1.run(50*time.Millisecond, stop, done1)
-	go b2.run(50*time.Millisecond, stop, done2)
-	stopped := false
-	stopLoad := func() {
-		if !stopped {
-			stopped = true
-			close(stop)
-			<-done1
-			<-done2
-		}
-	}
-	t.Cleanup(stopLoad)
+	stopLoad := startLoad(t, 50*time.Millisecond, b1, b2)
 	accepted := func() int {
 		n := 0
 		for _, b := range []*backend{b1, b2} {

@@ -164,20 +164,7 @@ server {
 	rev := slices.Clone(keys)
 	slices.Reverse(rev)
 	b1, b2 := newBackend("b1", admin, keys...), newBackend("b2", admin, rev...)
-	stop := make(chan struct{})
-	done1, done2 := make(chan struct{}), make(chan struct{})
-	go b1.run(10*time.Millisecond, stop, done1)
-	go b2.run(10*time.Millisecond, stop, done2)
-	stopped := false
-	stopLoad := func() {
-		if !stopped {
-			stopped = true
-			close(stop)
-			<-done1
-			<-done2
-		}
-	}
-	t.Cleanup(stopLoad)
+	stopLoad := startLoad(t, 10*time.Millisecond, b1, b2)
 	refusedSoFar := func() int {
 		_, r1 := b1.snapshot()
 		_, r2 := b2.snapshot()
