@@ -23,6 +23,10 @@ type cometNode struct {
 	// noBatch is set once the instance answered that it has no
 	// CometRPC.PushBatch (a 1.0.5 comet): push/batch then pushes one by one.
 	noBatch atomic.Bool
+	// group coalesces the single pushes to the instance (pushgroup.go);
+	// made on first use (pushes), kept across views while the instance
+	// stays.
+	group atomic.Pointer[pushGroup]
 }
 
 // clusterView is one immutable picture of the comets: the ring, the weights
@@ -101,6 +105,7 @@ func (c *cluster) update(v membership.CometView) {
 		b.Add(name, w)
 		weights[name] = w
 	}
+	prevView := c.cur.Load()
 	nodes := make(map[string]*cometNode, len(v.Serving))
 	keep := make(map[string]*gobrpc.Client, len(v.Serving))
 	for name, inst := range v.Serving {
@@ -119,6 +124,9 @@ func (c *cluster) update(v membership.CometView) {
 				cl = gobrpc.NewClientWith(inst.Data.RPC[0], c.timeout, c.opts)
 			}
 			keep[id] = cl
+			if p := prevView.nodes[name]; p != nil && p.child == child && len(p.data.RPC) > 0 && p.data.RPC[0] == inst.Data.RPC[0] {
+				n.group.Store(p.group.Load()) // the same instance: its pushes in flight go on
+			}
 			n.rpc = c.met.cometCaller(name, cl, api.CometPushPrivate, api.CometPushPrivates,
 				api.CometBroadcast, api.CometNew, api.CometMigrate, api.CometPing, api.CometStats, api.CometPushBatch)
 		}

@@ -15,7 +15,9 @@ import (
 // without HTTP: the handlers in http_admin.go and http_room.go parse the
 // request, call one of these, and answer.
 
-// pushOne pushes msg to key through the comet node that serves it. When
+// pushOne pushes msg to key through the comet node that serves it, in one
+// call with the other pushes to that comet made at the same time
+// (pushgroup.go). When
 // that comet is absent (no serving instance) or cannot be reached (the
 // call was never sent) and expire > 0, the message is kept through a
 // message node all the same and the answer's data says so (*api.PushStored;
@@ -30,17 +32,14 @@ func (w *Web) pushOne(ctx context.Context, key string, msg json.RawMessage, expi
 	}
 	cctx, cancel := w.callCtx(ctx)
 	defer cancel()
-	args := &api.CometPushPrivateArgs{Key: key, Msg: msg, Expire: expire, Deadline: api.DeadlineOf(cctx)}
-	var ret int
-	if err := comet.rpc.Call(cctx, api.CometPushPrivate, args, &ret); err != nil {
+	// Alone, a PushPrivate call; with other pushes to this comet in flight,
+	// one PushBatch with them (pushgroup.go).
+	if err := comet.pushes().push(cctx, comet.rpc, key, msg, expire); err != nil {
 		err = fmt.Errorf("push to key %q on comet node %s: %w", key, node, err)
 		if expire > 0 && gobrpc.NotSent(err) {
 			return w.storeOnly(ctx, key, msg, expire, err)
 		}
 		return nil, err
-	}
-	if ret != api.OK {
-		return nil, fmt.Errorf("push to key %q on comet node %s: comet answered %d", key, node, ret)
 	}
 	return nil, nil
 }

@@ -1,0 +1,337 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gopush/api"
+	"gopush/gobrpc"
+)
+
+// pushGroup coalesces the single pushes (push/private without a push id)
+// that web sends one comet instance at the same time into one
+// CometRPC.PushBatch call: group commit on web's side of the push path
+// (docs/performance.md, "Web coalesces single pushes"). One call carrying
+// n pushes costs web and comet far less than n PushPrivate calls: one
+// request written, one answer read, one wake-up on each side.
+//
+// It has no goroutine and no timer. A push that finds no call in flight to
+// its comet is sent at once, by its own caller (the leader), as a plain
+// PushPrivate: an idle web, or a lone push, changes nothing on the wire,
+// and 1.0.5 comets see only the method they know. Pushes that arrive while
+// a call is in flight queue up; when it ends, the leader answers the
+// callers it carried and hands the lead to the first caller queued, which
+// sends everything queued meanwhile (at most pushGroupMax pushes,
+// api.SaveBatchBytes of messages) in one PushBatch (a queue of one goes as
+// PushPrivate). So at most one call per comet instance is in flight from
+// this group, and a batch is whatever arrived during the previous call.
+//
+// Outcomes: each caller gets its own push's. A push comet lists as failed
+// in the PushBatch answer fails alone (as its refused PushPrivate would); a
+// failed call fails every push it carried, with the call's error, so a
+// call that was never sent (gobrpc.NotSent) lets each caller keep its push
+// through a message node as pushOne does for a single call.
+//
+// Deadlines: a push whose caller's context ends before it is sent is not
+// sent; its caller gets the error of a call that timed out. One that ends
+// while its push is in flight stops waiting at once, as a single call
+// would (comet may still deliver it). A PushBatch carries the earliest
+// deadline of its callers and is bounded by it, so comet never delivers a
+// push after its caller gave up; callers with later deadlines whose push
+// was in that call are answered with its timeout. The leader waits for its
+// call, which ends by then.
+//
+// Order: a caller is answered only once comet has handled its push, so two
+// pushes of one backend issued one after the other go in two calls, in
+// that order. PushBatch delivers its entries in order, under the same
+// per-key stripes as comet's PushPrivate (comet/push.go, orderLocks).
+//
+// A comet without PushBatch (1.0.5) gets one PushPrivate per push, all in
+// parallel; that is remembered for pushBatchRetry, during which pushes to
+// it are not grouped at all.
+//
+// Nothing waits on anything but its own context and a leader's call, which
+// ends by its deadline (or at once when web closes the comet's client); so
+// when the instance leaves the view, or web closes, no caller is left
+// hanging and nothing is left running.
+type pushGroup struct {
+	mu      sync.Mutex
+	queue   []*pushReq // waiting, in order of arrival
+	leading bool       // a caller is sending; queued callers wait for it
+
+	// oldUntil (unix nanoseconds) is when to try PushBatch again after the
+	// comet answered that it has no such method.
+	oldUntil atomic.Int64
+
+	batch []*pushReq // the leader's, reused from call to call
+}
+
+const (
+	// pushGroupMax bounds the pushes of one PushBatch call.
+	pushGroupMax = 256
+	// pushBatchRetry is how long a comet without PushBatch is taken to be
+	// an old one: after it, one batch tries PushBatch again (the comet may
+	// have been upgraded in place).
+	pushBatchRetry = time.Minute
+)
+
+// pushReq is one caller's push. The fields below wake are guarded by the
+// group's mu.
+type pushReq struct {
+	ctx    context.Context // the caller's, bounded by rpc.timeout (callCtx)
+	rpc    caller          // the comet instance's client
+	key    string
+	msg    json.RawMessage
+	expire uint
+	// wake is signalled (never blocking: it holds one) when the push is
+	// answered or the lead is handed to its caller.
+	wake chan struct{}
+
+	err  error
+	done bool // answered (err set)
+	gone bool // the caller stopped waiting; its answer is dropped
+	lead bool // the lead was handed to this caller
+}
+
+// errCometAnswered is a PushPrivate answered with a code other than 0.
+type errCometAnswered int
+
+func (e errCometAnswered) Error() string { return fmt.Sprintf("comet answered %d", int(e)) }
+
+// errEntryFailed is a push that comet listed as failed in a PushBatch
+// answer (not stored, refused key): its refusal of a PushPrivate.
+type errEntryFailed struct{ why string }
+
+func (e *errEntryFailed) Error() string { return api.CometPushBatch + ": " + e.why }
+
+// pushes returns the push group of the comet instance, made on first use.
+func (n *cometNode) pushes() *pushGroup {
+	if g := n.group.Load(); g != nil {
+		return g
+	}
+	n.group.CompareAndSwap(nil, &pushGroup{})
+	return n.group.Load()
+}
+
+// push pushes msg to key through rpc, the comet's client, grouped with the
+// pushes to the same comet made at the same time, and returns its outcome.
+// ctx bounds the push (its deadline travels with the call).
+func (g *pushGroup) push(ctx context.Context, rpc caller, key string, msg json.RawMessage, expire uint) error {
+	if time.Now().UnixNano() < g.oldUntil.Load() {
+		return pushPrivate(ctx, rpc, key, msg, expire)
+	}
+	r := &pushReq{ctx: ctx, rpc: rpc, key: key, msg: msg, expire: expire, wake: make(chan struct{}, 1)}
+	g.mu.Lock()
+	g.queue = append(g.queue, r)
+	if g.leading {
+		g.mu.Unlock()
+		if !g.wait(r) {
+			return r.err
+		}
+	} else {
+		g.leading = true
+	}
+	g.lead(r)
+	return r.err
+}
+
+// pushPrivate sends one push as its own PushPrivate call.
+func pushPrivate(ctx context.Context, rpc caller, key string, msg json.RawMessage, expire uint) error {
+	args := &api.CometPushPrivateArgs{Key: key, Msg: msg, Expire: expire, Deadline: api.DeadlineOf(ctx)}
+	var ret int
+	if err := rpc.Call(ctx, api.CometPushPrivate, args, &ret); err != nil {
+		return err
+	}
+	if ret != api.OK {
+		return errCometAnswered(ret)
+	}
+	return nil
+}
+
+// ctxErr is the error of a call whose context ended: what gobrpc's client
+// answers, so that a push that timed out while queued answers as one that
+// timed out on the wire.
+func ctxErr(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %w", gobrpc.ErrTimeout, ctx.Err())
+	}
+	return ctx.Err()
+}
+
+// wait waits until r is answered (false) or the lead is handed to r (true,
+// with mu held). A caller whose context ends stops waiting: its push is
+// taken out of the queue (not sent), or, if already sent, its answer
+// dropped.
+func (g *pushGroup) wait(r *pushReq) bool {
+	done := r.ctx.Done()
+	for {
+		select {
+		case <-r.wake:
+		case <-done:
+			g.mu.Lock()
+			if r.lead || r.done {
+				g.mu.Unlock()
+				done = nil
+				continue // the wake is there: take the lead, or the answer
+			}
+			if i := slices.Index(g.queue, r); i >= 0 {
+				g.queue = slices.Delete(g.queue, i, i+1)
+			}
+			r.gone = true
+			r.err = ctxErr(r.ctx)
+			g.mu.Unlock()
+			return false
+		}
+		g.mu.Lock()
+		if r.lead {
+			r.lead = false
+			return true
+		}
+		answered := r.done
+		g.mu.Unlock()
+		if answered {
+			return false
+		}
+	}
+}
+
+// lead sends batches, with mu held on entry and released on return, until
+// r is answered, then hands the lead to the first caller queued, if any.
+func (g *pushGroup) lead(r *pushReq) {
+	for !r.done {
+		deadline := g.take()
+		g.mu.Unlock()
+		errs := g.send(deadline)
+		g.mu.Lock()
+		g.answer(errs, r)
+	}
+	if len(g.queue) == 0 {
+		g.leading = false
+	} else {
+		next := g.queue[0]
+		next.lead = true
+		signalPush(next)
+	}
+	g.mu.Unlock()
+}
+
+// take moves the pushes to send next from the queue into the batch and
+// returns the earliest deadline of their callers (the zero time when none
+// has one). Pushes whose caller's context has ended are answered instead,
+// unsent. mu is held.
+func (g *pushGroup) take() (earliest time.Time) {
+	g.batch = g.batch[:0]
+	bytes, n := 0, 0 // n: pushes of the queue handled
+	for _, q := range g.queue {
+		if len(g.batch) == pushGroupMax || len(g.batch) > 0 && bytes+len(q.msg) > api.SaveBatchBytes {
+			break
+		}
+		n++
+		if q.ctx.Err() != nil {
+			q.err, q.done = ctxErr(q.ctx), true
+			signalPush(q)
+			continue
+		}
+		g.batch = append(g.batch, q)
+		bytes += len(q.msg)
+		if dl, ok := q.ctx.Deadline(); ok && (earliest.IsZero() || dl.Before(earliest)) {
+			earliest = dl
+		}
+	}
+	rest := copy(g.queue, g.queue[n:])
+	clear(g.queue[rest:])
+	g.queue = g.queue[:rest]
+	return earliest
+}
+
+// send sends the batch (nothing when empty) and returns the outcome of
+// each push: one push as its own PushPrivate, several as one PushBatch
+// bounded by deadline. mu is not held; the batch is the leader's alone.
+func (g *pushGroup) send(deadline time.Time) []error {
+	errs := make([]error, len(g.batch))
+	switch len(g.batch) {
+	case 0:
+		return errs
+	case 1:
+		q := g.batch[0]
+		errs[0] = pushPrivate(q.ctx, q.rpc, q.key, q.msg, q.expire)
+		return errs
+	}
+	if time.Now().UnixNano() < g.oldUntil.Load() {
+		g.sendOneByOne(errs) // queued before the comet said it has no PushBatch
+		return errs
+	}
+	ctx, cancel := context.Background(), context.CancelFunc(func() {})
+	if !deadline.IsZero() {
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+	}
+	defer cancel()
+	args := &api.CometPushBatchArgs{Entries: make([]api.CometPushEntry, len(g.batch)), Deadline: api.DeadlineOf(ctx)}
+	keys := make([]string, len(g.batch)) // one allocation for every entry's key
+	for i, q := range g.batch {
+		keys[i] = q.key
+		args.Entries[i] = api.CometPushEntry{Keys: keys[i : i+1 : i+1], Msg: q.msg, Expire: q.expire}
+	}
+	var resp api.CometPushBatchResp
+	err := g.batch[0].rpc.Call(ctx, api.CometPushBatch, args, &resp)
+	switch {
+	case gobrpc.IsNoSuchMethod(err):
+		g.oldUntil.Store(time.Now().Add(pushBatchRetry).UnixNano())
+		g.sendOneByOne(errs)
+	case err != nil:
+		for i := range errs {
+			errs[i] = err
+		}
+	default:
+		for _, f := range resp.Failed {
+			if f.Entry >= 0 && f.Entry < len(errs) {
+				errs[f.Entry] = &errEntryFailed{why: f.Why}
+			}
+		}
+	}
+	return errs
+}
+
+// sendOneByOne sends the batch as one PushPrivate per push, all in
+// parallel (as they would have gone without grouping), for a comet
+// without PushBatch.
+func (g *pushGroup) sendOneByOne(errs []error) {
+	var wg sync.WaitGroup
+	for i, q := range g.batch {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = pushPrivate(q.ctx, q.rpc, q.key, q.msg, q.expire) // each goroutine its own i
+		}()
+	}
+	wg.Wait()
+}
+
+// answer hands each push of the batch its outcome and wakes its caller,
+// except self (the leader) and callers that stopped waiting. mu is held.
+func (g *pushGroup) answer(errs []error, self *pushReq) {
+	for i, q := range g.batch {
+		if q.gone {
+			continue
+		}
+		q.err, q.done = errs[i], true
+		if q != self {
+			signalPush(q)
+		}
+	}
+	clear(g.batch)
+	g.batch = g.batch[:0]
+}
+
+func signalPush(r *pushReq) {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
