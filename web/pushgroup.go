@@ -39,7 +39,8 @@ import (
 // through a message node as pushOne does for a single call.
 //
 // Deadlines: a push whose caller's context ends before it is sent is not
-// sent; its caller gets the error of a call that timed out. One that ends
+// sent; its caller is answered at once with the error of a call whose
+// context ended (a timeout, at the deadline). One that ends
 // while its push is in flight stops waiting at once, as a single call
 // would (comet may still deliver it). A PushBatch carries the earliest
 // deadline of its callers and is bounded by it, so comet never delivers a
@@ -204,6 +205,15 @@ func (g *pushGroup) wait(r *pushReq) bool {
 // lead sends batches, with mu held on entry and released on return, until
 // r is answered, then hands the lead to the first caller queued, if any.
 func (g *pushGroup) lead(r *pushReq) {
+	if r.ctx.Err() != nil {
+		// Given the lead after its caller gave up (r is first in the
+		// queue): r is not sent, and the next caller leads, so that this
+		// one is answered now rather than after a call it has no push in.
+		if i := slices.Index(g.queue, r); i >= 0 {
+			g.queue = slices.Delete(g.queue, i, i+1)
+		}
+		r.err, r.done = ctxErr(r.ctx), true
+	}
 	for !r.done {
 		deadline := g.take()
 		g.mu.Unlock()

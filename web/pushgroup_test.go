@@ -414,7 +414,7 @@ func TestPushGroupRealComet(t *testing.T) {
 	waitFor(t, "the comet in web's view", func() bool { return w.cluster.load().nodes["node1"] != nil })
 	admin, public := "http://"+w.AdminAddrs()[0], "http://"+w.HTTPAddrs()[0]
 
-	const pushers, each = 64, 50
+	const pushers, each = 64, 30
 	prefix := testenv.Unique(t)
 	keys := make([]string, pushers)
 	subs := make([]*bufio.Reader, pushers)
@@ -516,5 +516,28 @@ func TestPushGroupRealComet(t *testing.T) {
 		if n := after.Get(m) - before.Get(m); n != pushers*each {
 			t.Errorf("comet %s moved by %v, want %d", m, n, pushers*each)
 		}
+	}
+}
+
+// A comet instance keeps its push group across view updates (its pushes in
+// flight go on; that it has no PushBatch is remembered); a new instance of
+// the node gets a new one.
+func TestPushGroupFollowsTheInstance(t *testing.T) {
+	c := newCluster(slog.New(slog.DiscardHandler), time.Second)
+	t.Cleanup(c.close)
+	view := func(child, rpc string) membership.CometView {
+		return membership.CometView{Weights: map[string]int{"n": 1}, Serving: map[string]*membership.CometInstance{
+			"n": {Node: "n", Child: child, Data: api.CometNodeData{RPC: []string{rpc}, TCP: []string{"tcp"}, Weight: 1}},
+		}}
+	}
+	c.update(view("0000000001", "127.0.0.1:1"))
+	g := c.load().nodes["n"].pushes()
+	c.update(view("0000000001", "127.0.0.1:1"))
+	if got := c.load().nodes["n"].pushes(); got != g {
+		t.Error("the same instance got a new push group on a view update")
+	}
+	c.update(view("0000000002", "127.0.0.1:1"))
+	if got := c.load().nodes["n"].pushes(); got == g {
+		t.Error("a new instance of the node kept the old one's push group")
 	}
 }
