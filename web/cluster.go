@@ -26,7 +26,7 @@ type cometNode struct {
 	// group coalesces the single pushes to the instance (pushgroup.go);
 	// made on first use (pushes), kept across views while the instance
 	// stays.
-	group atomic.Pointer[pushGroup]
+	group atomic.Pointer[cometPushes]
 }
 
 // clusterView is one immutable picture of the comets: the ring, the weights

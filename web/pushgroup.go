@@ -29,8 +29,8 @@ import (
 // callers it carried and hands the lead to the first caller queued, which
 // sends everything queued meanwhile (at most pushGroupMax pushes,
 // api.SaveBatchBytes of messages) in one PushBatch (a queue of one goes as
-// PushPrivate). So at most one call per comet instance is in flight from
-// this group, and a batch is whatever arrived during the previous call.
+// PushPrivate). So at most one call of a group is in flight, and a batch
+// is whatever arrived during the previous call.
 //
 // Outcomes: each caller gets its own push's. A push comet lists as failed
 // in the PushBatch answer fails alone (as its refused PushPrivate would); a
@@ -53,6 +53,11 @@ import (
 // that order. PushBatch delivers its entries in order, under the same
 // per-key stripes as comet's PushPrivate (comet/push.go, orderLocks).
 //
+// Live pushes (expire 0) and stored ones (expire > 0) are grouped apart
+// (cometPushes): a live push never waits behind a call whose stored
+// pushes wait for a message node, so live pushes keep going when the
+// message nodes are slow or down, as they did one call each.
+//
 // A comet without PushBatch (1.0.5) gets one PushPrivate per push, all in
 // parallel; that is remembered for pushBatchRetry, during which pushes to
 // it are not grouped at all.
@@ -62,15 +67,44 @@ import (
 // when the instance leaves the view, or web closes, no caller is left
 // hanging and nothing is left running.
 type pushGroup struct {
+	// oldUntil (unix nanoseconds; shared by the instance's groups) is when
+	// to try PushBatch again after the comet answered that it has no such
+	// method.
+	oldUntil *atomic.Int64
+
 	mu      sync.Mutex
 	queue   []*pushReq // waiting, in order of arrival
 	leading bool       // a caller is sending; queued callers wait for it
 
-	// oldUntil (unix nanoseconds) is when to try PushBatch again after the
-	// comet answered that it has no such method.
-	oldUntil atomic.Int64
-
 	batch []*pushReq // the leader's, reused from call to call
+}
+
+// cometPushes is the push groups of one comet instance.
+type cometPushes struct {
+	live, stored pushGroup // expire 0; expire > 0
+	oldUntil     atomic.Int64
+}
+
+func newCometPushes() *cometPushes {
+	p := &cometPushes{}
+	p.live.oldUntil, p.stored.oldUntil = &p.oldUntil, &p.oldUntil
+	return p
+}
+
+// group returns the group of pushes with expire.
+func (p *cometPushes) group(expire uint) *pushGroup {
+	if expire > 0 {
+		return &p.stored
+	}
+	return &p.live
+}
+
+// push pushes msg to key through rpc, the comet's client, grouped with the
+// pushes of its kind (live or stored) to the same comet made at the same
+// time, and returns its outcome. ctx bounds the push (its deadline travels
+// with the call).
+func (p *cometPushes) push(ctx context.Context, rpc caller, key string, msg json.RawMessage, expire uint) error {
+	return p.group(expire).push(ctx, rpc, key, msg, expire)
 }
 
 const (
@@ -111,18 +145,17 @@ type errEntryFailed struct{ why string }
 
 func (e *errEntryFailed) Error() string { return api.CometPushBatch + ": " + e.why }
 
-// pushes returns the push group of the comet instance, made on first use.
-func (n *cometNode) pushes() *pushGroup {
-	if g := n.group.Load(); g != nil {
-		return g
+// pushes returns the push groups of the comet instance, made on first
+// use.
+func (n *cometNode) pushes() *cometPushes {
+	if p := n.group.Load(); p != nil {
+		return p
 	}
-	n.group.CompareAndSwap(nil, &pushGroup{})
+	n.group.CompareAndSwap(nil, newCometPushes())
 	return n.group.Load()
 }
 
-// push pushes msg to key through rpc, the comet's client, grouped with the
-// pushes to the same comet made at the same time, and returns its outcome.
-// ctx bounds the push (its deadline travels with the call).
+// push pushes one push of the group's kind and returns its outcome.
 func (g *pushGroup) push(ctx context.Context, rpc caller, key string, msg json.RawMessage, expire uint) error {
 	if time.Now().UnixNano() < g.oldUntil.Load() {
 		return pushPrivate(ctx, rpc, key, msg, expire)

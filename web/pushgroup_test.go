@@ -27,11 +27,9 @@ import (
 	"gopush/message"
 )
 
-// queued waits until n pushes wait in node's push group behind the call in
-// flight.
-func queued(t *testing.T, node *cometNode, n int) {
+// queued waits until n pushes wait in g behind the call in flight.
+func queued(t *testing.T, g *pushGroup, n int) {
 	t.Helper()
-	g := node.pushes()
 	testenv.WaitFor(t, 10*time.Second, fmt.Sprintf("%d pushes queued", n), func() bool {
 		g.mu.Lock()
 		defer g.mu.Unlock()
@@ -80,12 +78,13 @@ func postAsync(t *testing.T, tw *testWeb, key string, expire int, msg string) ch
 	return done
 }
 
-// Pushes made while a call to their comet is in flight go in one
-// PushBatch, each key its own entry; a push comet lists as failed in it
-// fails alone, with the same answer as a PushPrivate comet refuses; the
-// others are answered ok. A failed call fails every push it carried, and
-// a call that was never sent lets each stored push be kept through a
-// message node, as for a single call.
+// Stored pushes made while a stored push to their comet is in flight go
+// in one PushBatch, each key its own entry (a live push meanwhile goes at
+// once, on its own); a push comet lists as failed in it fails alone, with
+// the same answer as a PushPrivate comet refuses; the others are answered
+// ok. A failed call fails every push it carried, and a call that was
+// never sent lets each stored push be kept through a message node, as for
+// a single call.
 func TestPushGroupOutcomesPerPush(t *testing.T) {
 	tw := newTestWeb(t, map[string]int{"a": 1}, []string{"a"}, nil)
 	refuse := func(method string, args, reply any) error {
@@ -115,13 +114,18 @@ func TestPushGroupOutcomesPerPush(t *testing.T) {
 	}
 
 	node, entered, release := stalledComet(t, tw, refuse)
-	lead := postAsync(t, tw, "lead", 0, `0`)
+	stored := node.pushes().group(60)
+	lead := postAsync(t, tw, "lead", 60, `0`)
 	<-entered
 	keys := []string{"k1", "k2", "bad", "k3", "k4"}
 	answers := map[string]chan string{}
 	for i, k := range keys {
-		answers[k] = postAsync(t, tw, k, 60*(i%2), fmt.Sprintf(`{"n":%d}`, i))
-		queued(t, node, i+1) // in this order
+		answers[k] = postAsync(t, tw, k, 60+i, fmt.Sprintf(`{"n":%d}`, i))
+		queued(t, stored, i+1) // in this order
+	}
+	// A live push does not wait behind the stored ones.
+	if a := <-postAsync(t, tw, "quick", 0, `1`); a != `{"ret":0}` {
+		t.Errorf("live push while a stored call is in flight: %s", a)
 	}
 	release()
 	if a := <-lead; a != `{"ret":0}` {
@@ -136,45 +140,49 @@ func TestPushGroupOutcomesPerPush(t *testing.T) {
 			t.Errorf("push to %s: %s, want %s", k, a, want)
 		}
 	}
-	calls := tw.comets["a"].Calls()[1:]
-	if len(calls) != 2 || calls[0].method != api.CometPushPrivate || calls[1].method != api.CometPushBatch {
-		t.Fatalf("calls %+v, want the lead's PushPrivate then one PushBatch", calls)
+	var methods []string
+	var args *api.CometPushBatchArgs
+	for _, c := range tw.comets["a"].Calls()[1:] {
+		methods = append(methods, c.method)
+		if a, ok := c.args.(*api.CometPushBatchArgs); ok {
+			args = a
+		}
 	}
-	args := calls[1].args.(*api.CometPushBatchArgs)
+	if want := []string{api.CometPushPrivate, api.CometPushPrivate, api.CometPushBatch}; !slices.Equal(methods, want) {
+		t.Fatalf("calls %v, want the lead's and the live push's PushPrivate, then one PushBatch", methods)
+	}
 	var got []string
 	for _, e := range args.Entries {
 		got = append(got, fmt.Sprintf("%s=%s/%d", strings.Join(e.Keys, ","), e.Msg, e.Expire))
 	}
-	if want := []string{`k1={"n":0}/0`, `k2={"n":1}/60`, `bad={"n":2}/0`, `k3={"n":3}/60`, `k4={"n":4}/0`}; !slices.Equal(got, want) {
+	if want := []string{`k1={"n":0}/60`, `k2={"n":1}/61`, `bad={"n":2}/62`, `k3={"n":3}/63`, `k4={"n":4}/64`}; !slices.Equal(got, want) {
 		t.Errorf("PushBatch entries %v, want %v", got, want)
 	}
 
 	// The whole call failing after it was sent: every push fails. Never
 	// sent: the stored pushes are kept through a message node.
-	for _, c := range []struct {
-		err    error
-		stored bool
-	}{{gobrpc.ErrTimeout, false}, {gobrpc.ErrClientClosed, true}} {
-		node, entered, release = stalledComet(t, tw, func(method string, args, reply any) error {
-			if method == api.CometPushBatch {
-				return fmt.Errorf("gobrpc: %s: %w", method, c.err)
+	for _, expire := range []int{0, 60} {
+		for _, callErr := range []error{gobrpc.ErrTimeout, gobrpc.ErrClientClosed} {
+			node, entered, release = stalledComet(t, tw, func(method string, args, reply any) error {
+				if method == api.CometPushBatch {
+					return fmt.Errorf("gobrpc: %s: %w", method, callErr)
+				}
+				return nil
+			})
+			lead = postAsync(t, tw, "lead", expire, `0`)
+			<-entered
+			one := postAsync(t, tw, "one", expire, `1`)
+			queued(t, node.pushes().group(uint(expire)), 1)
+			two := postAsync(t, tw, "two", expire, `2`)
+			queued(t, node.pushes().group(uint(expire)), 2)
+			release()
+			<-lead
+			kept := expire > 0 && gobrpc.NotSent(callErr)
+			for _, a := range []string{<-one, <-two} {
+				if kept != strings.HasPrefix(a, `{"ret":0,"data":{"stored":true,"delivered":false,"mid":`) || !kept && a != `{"ret":65535}` {
+					t.Errorf("expire %d, call failing with %v: %s", expire, callErr, a)
+				}
 			}
-			return nil
-		})
-		lead = postAsync(t, tw, "lead", 0, `0`)
-		<-entered
-		live := postAsync(t, tw, "live", 0, `1`)
-		queued(t, node, 1)
-		kept := postAsync(t, tw, "kept", 60, `2`)
-		queued(t, node, 2)
-		release()
-		<-lead
-		if a := <-live; a != `{"ret":65535}` {
-			t.Errorf("%v: live push: %s, want 65535", c.err, a)
-		}
-		a := <-kept
-		if c.stored != strings.HasPrefix(a, `{"ret":0,"data":{"stored":true,"delivered":false,"mid":`) || !c.stored && a != `{"ret":65535}` {
-			t.Errorf("%v: stored push: %s", c.err, a)
 		}
 	}
 }
@@ -204,13 +212,13 @@ func TestPushGroupDeadlines(t *testing.T) {
 			_, err := tw.w.pushOne(p.ctx, p.key, json.RawMessage(`1`), 0)
 			errs[p.key] <- err
 		}()
-		queued(t, node, len(errs))
+		queued(t, node.pushes().group(0), len(errs))
 	}
 	err := <-errs["late"]
 	if !errors.Is(err, gobrpc.ErrTimeout) || codeOf(err) != api.CodeInternalErr {
 		t.Fatalf("push whose deadline passed in the queue: %v, want a timeout (65535)", err)
 	}
-	queued(t, node, 2)
+	queued(t, node.pushes().group(0), 2)
 	release()
 	<-lead
 	for _, k := range []string{"ok1", "ok2"} {
@@ -343,7 +351,7 @@ func TestPushGroupCloseAnswersWaiters(t *testing.T) {
 			<-hung.entered
 		}
 	}
-	queued(t, node, 9)
+	queued(t, node.pushes().group(0), 9)
 	closed := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
