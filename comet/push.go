@@ -28,7 +28,12 @@ type orderLocks struct {
 	stripes [orderStripes]sync.Mutex
 }
 
-const orderStripes = 1024
+// orderStripes is many, so that two keys rarely share one: a PushBatch
+// holds the stripes of all its keys while it stores (push_batch.go), and
+// web sends concurrent single pushes as PushBatch calls, so a live batch
+// waits for a stored one only when one of its keys shares a stripe with
+// one of the stored batch's (128 KiB of mutexes).
+const orderStripes = 16384
 
 func (o *orderLocks) stripe(key string) int { return int(hashKey(key) % orderStripes) }
 
