@@ -178,22 +178,28 @@ func (c *Comet) pushPrivates(ctx context.Context, keys []string, msg json.RawMes
 
 // deliverEach queues body to every connection of keys[i] under mids[i]
 // (one message per key; the frames of each built once), on the calling
-// goroutine: spread over cores, the shares' lookups and counters fought
-// over the same cache lines and cost more CPU per delivery than they saved
-// (docs/performance.md, Round two).
+// goroutine, visiting the connections in accept order as fanOut does (it
+// makes the writes cheaper; see there): spread over cores, the shares'
+// lookups and counters fought over the same cache lines and cost more CPU
+// per delivery than they saved (docs/performance.md, Round two).
 func (c *Comet) deliverEach(keys []string, mids []int64, body json.RawMessage) {
 	if len(keys) == 0 {
 		return
 	}
 	msgs := make([]message, len(keys)) // one allocation for all
-	n := 0
+	to := make([]connByID, 0, len(keys))
 	for i, k := range keys {
 		m := &msgs[i]
 		m.msg, m.mid = body, mids[i]
 		for _, cn := range c.hub.conns(k) {
-			if cn.sendMessage(m) {
-				n++
-			}
+			to = append(to, connByID{id: cn.id, cn: cn, m: m})
+		}
+	}
+	sortByID(to)
+	n := 0
+	for _, d := range to {
+		if d.cn.sendMessage(d.m) {
+			n++
 		}
 	}
 	c.stats.pushed.Add(int64(len(keys)))
