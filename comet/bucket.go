@@ -193,37 +193,36 @@ const fanOutMin = 512
 // accept order").
 func (h *hub) fanOut(total int64, send func(*conn) bool) int {
 	all := h.byAccept(int(total))
-	return spread(len(all), func(i int) bool { return send(all[i]) })
+	return sendShared(all, send)
 }
 
-// spread calls send(i) for every i in [0, n) and returns how many calls
-// returned true. Below fanOutMin calls it runs them in order on the
-// calling goroutine; from fanOutMin up it cuts [0, n) into one contiguous
-// share per core, each run in order by its own goroutine, and returns when
-// all are done.
-func spread(n int, send func(i int) bool) int {
+// sendShared calls send for every connection of cs, spread over one goroutine
+// per core in contiguous shares when cs is long, and returns how many calls
+// returned true.
+func sendShared(cs []*conn, send func(*conn) bool) int {
 	workers := runtime.GOMAXPROCS(0)
-	if n < fanOutMin || workers < 2 {
-		return sendRange(0, n, send)
+	if len(cs) < fanOutMin || workers < 2 {
+		return sendEach(cs, send)
 	}
-	var sent atomic.Int64
+	var n atomic.Int64
 	var wg sync.WaitGroup
 	for w := 1; w < workers; w++ {
+		share := cs[w*len(cs)/workers : (w+1)*len(cs)/workers]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sent.Add(int64(sendRange(w*n/workers, (w+1)*n/workers, send)))
+			n.Add(int64(sendEach(share, send)))
 		}()
 	}
-	sent.Add(int64(sendRange(0, n/workers, send)))
+	n.Add(int64(sendEach(cs[:len(cs)/workers], send)))
 	wg.Wait()
-	return int(sent.Load())
+	return int(n.Load())
 }
 
-func sendRange(from, to int, send func(i int) bool) int {
+func sendEach(cs []*conn, send func(*conn) bool) int {
 	n := 0
-	for i := from; i < to; i++ {
-		if send(i) {
+	for _, c := range cs {
+		if send(c) {
 			n++
 		}
 	}

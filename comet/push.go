@@ -177,11 +177,11 @@ func (c *Comet) pushPrivates(ctx context.Context, keys []string, msg json.RawMes
 }
 
 // deliverEach queues body to every connection of keys[i] under mids[i]
-// (one message per key; the frames of each built once), visiting the
-// connections in accept order and, for many, spread over the cores in
-// contiguous shares, as push/all's fanOut does (docs/performance.md,
-// "Fan-out in accept order"). The keys' lookups and the frames are done
-// first, on the calling goroutine, so that the shares only write.
+// (one message per key; the frames of each built once), on the calling
+// goroutine, visiting the connections in accept order as fanOut does (it
+// makes the writes cheaper; see there): spread over cores, the shares'
+// lookups and counters fought over the same cache lines and cost more CPU
+// per delivery than they saved (docs/performance.md, Round two).
 func (c *Comet) deliverEach(keys []string, mids []int64, body json.RawMessage) {
 	if len(keys) == 0 {
 		return
@@ -192,14 +192,16 @@ func (c *Comet) deliverEach(keys []string, mids []int64, body json.RawMessage) {
 		m := &msgs[i]
 		m.msg, m.mid = body, mids[i]
 		for _, cn := range c.hub.conns(k) {
-			// Built here, the frame is only read by the shares, which
-			// may send m to this key's other connections at once.
-			_ = m.frame(cn.proto, cn.oldForm)
 			to = append(to, connByID{id: cn.id, cn: cn, m: m})
 		}
 	}
 	sortByID(to)
-	n := spread(len(to), func(i int) bool { return to[i].cn.sendMessage(to[i].m) })
+	n := 0
+	for _, d := range to {
+		if d.cn.sendMessage(d.m) {
+			n++
+		}
+	}
 	c.stats.pushed.Add(int64(len(keys)))
 	c.stats.framesQueued.Add(int64(n))
 }
