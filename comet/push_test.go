@@ -282,3 +282,51 @@ func TestRPCCloseForgetsTheKey(t *testing.T) {
 	keep.expect("+h\r\n")
 	testenv.WaitFor(t, 5*time.Second, "one channel left", func() bool { return c.hub.numChannels() == 1 })
 }
+
+// A push to many keys, each with two TCP connections and a WebSocket one
+// opened one pass over the keys after the other (so that comet's sort by
+// accept order interleaves the keys), reaches every connection once with
+// its own key's message.
+func TestPushPrivatesToManyConnectionsDeliversEachOnce(t *testing.T) {
+	t.Parallel()
+	c, _, rc := cometWithFake(t, false)
+	const keys = fanOutMin/3 + 10
+	names := make([]string, keys)
+	tcp1, tcp2 := make([]*tcpClient, keys), make([]*tcpClient, keys)
+	wss := make([]*wsClient, keys)
+	for i := range names {
+		names[i] = fmt.Sprintf("many-%d", i)
+		tcp1[i] = subscribeTCP(t, c, names[i], "", "1")
+	}
+	for i := range names {
+		wss[i] = subscribeWS(t, c, names[i], "", "1")
+	}
+	for i := range names {
+		tcp2[i] = subscribeTCP(t, c, names[i], "", "1")
+	}
+	var resp api.CometPushPrivatesResp
+	call(t, rc, api.CometPushPrivates, &api.CometPushPrivatesArgs{Keys: names, Msg: json.RawMessage(`{"to":"all of them"}`)}, &resp)
+	if len(resp.FKeys) > 0 {
+		t.Fatalf("failed keys: %q", resp.FKeys)
+	}
+	mids := make(map[int64]string, keys)
+	for i := range names {
+		d1, d2, dw := decode(t, tcp1[i].readFrame()), decode(t, tcp2[i].readFrame()), decode(t, wss[i].read())
+		for _, d := range []delivered{d2, dw} {
+			if d.Mid != d1.Mid || string(d.Msg) != `{"to":"all of them"}` || string(d1.Msg) != string(d.Msg) {
+				t.Fatalf("key %s: connections got mid %d %s and %d %s", names[i], d1.Mid, d1.Msg, d.Mid, d.Msg)
+			}
+		}
+		if other, dup := mids[d1.Mid]; dup {
+			t.Fatalf("keys %s and %s got the same mid %d", other, names[i], d1.Mid)
+		}
+		mids[d1.Mid] = names[i]
+	}
+	// Nothing more came: the next frame on each is the next push.
+	push(t, rc, names[0], `"next"`, 0)
+	for _, d := range []delivered{decode(t, tcp1[0].readFrame()), decode(t, tcp2[0].readFrame()), decode(t, wss[0].read())} {
+		if string(d.Msg) != `"next"` {
+			t.Fatalf("a connection got a second frame: %s", d.Msg)
+		}
+	}
+}
