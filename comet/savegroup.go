@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"gopush/api"
 	"gopush/gobrpc"
+	"gopush/internal/groupcommit"
 )
 
 // saveGroup coalesces the saves of single pushes (pushPrivate with expire
@@ -19,14 +19,10 @@ import (
 // pushes: group commit"). One call carrying n entries costs comet far less
 // than n SavePrivate calls: one request written and one answer read.
 //
-// It has no goroutine and no timer. A save that finds no flush in flight
-// is sent at once, alone, by its own caller (the leader). Saves that
-// arrive while a flush is in flight queue up; when it ends, the leader
-// answers the callers it carried and hands the lead to the first caller
-// queued, which sends everything queued meanwhile (at most
-// saveGroupMax entries, api.SaveBatchBytes of messages) in one call. So
-// at most one flush is in flight, and a batch is whatever arrived during
-// the previous one.
+// It is a group commit (internal/groupcommit: a caller that finds no flush
+// in flight leads and sends at once; saves arriving meanwhile queue and go
+// in the next flush, led by the first caller queued), whose batch is at
+// most saveGroupMax entries, api.SaveBatchBytes of messages.
 //
 // Order: a push holds its key's order stripe across its save (push.go), so
 // a key has at most one save queued or in flight, and batching different
@@ -77,16 +73,10 @@ var errSavesClosed = errors.New("comet closing: message not stored")
 // saveReq is one caller's save. Its fields are guarded by the saveGroup's
 // mu.
 type saveReq struct {
-	ctx  context.Context
-	e    api.MessageSaveEntry
-	err  error
-	sent bool // taken into a flush
-	done bool // answered (err set)
-	gone bool // the caller stopped waiting; its answer is dropped
-	lead bool // the lead was handed to this caller
-	// wake is signalled (never blocking: it holds one) when the save is
-	// answered or the lead is handed to its caller.
-	wake chan struct{}
+	groupcommit.Waiter
+	ctx context.Context
+	e   api.MessageSaveEntry
+	err error // set when answered
 }
 
 func newSaveGroup(c *Comet) *saveGroup { return &saveGroup{c: c} }
@@ -102,7 +92,7 @@ func (g *saveGroup) save(ctx context.Context, e api.MessageSaveEntry) error {
 		args := &api.MessageSavePrivateArgs{Key: e.Key, Msg: e.Msg, MsgId: e.MsgId, Expire: e.Expire}
 		return g.c.callStore(ctx, api.MessageSavePrivate, args, &reply)
 	}
-	r := &saveReq{ctx: ctx, e: e, wake: make(chan struct{}, 1)}
+	r := &saveReq{ctx: ctx, e: e}
 	g.mu.Lock()
 	if g.closed {
 		g.mu.Unlock()
@@ -110,8 +100,10 @@ func (g *saveGroup) save(ctx context.Context, e api.MessageSaveEntry) error {
 	}
 	g.queue = append(g.queue, r)
 	if g.leading {
-		g.mu.Unlock()
-		if !g.wait(r) {
+		if !groupcommit.Wait(ctx, &g.mu, &g.queue, r) {
+			if r.Gone() { // stopped waiting: not sent, or its answer dropped
+				return ctx.Err()
+			}
 			return r.err
 		}
 	} else {
@@ -121,60 +113,18 @@ func (g *saveGroup) save(ctx context.Context, e api.MessageSaveEntry) error {
 	return r.err
 }
 
-// wait waits until r is answered (false) or the lead is handed to r (true,
-// with mu held). A caller whose context ends stops waiting: its save is
-// taken out of the queue, or, if already sent, its answer dropped.
-func (g *saveGroup) wait(r *saveReq) bool {
-	done := r.ctx.Done()
-	for {
-		select {
-		case <-r.wake:
-		case <-done:
-			g.mu.Lock()
-			if r.lead || r.done {
-				g.mu.Unlock()
-				done = nil
-				continue // the wake is there: take the lead, or the answer
-			}
-			if i := slices.Index(g.queue, r); i >= 0 {
-				g.queue = slices.Delete(g.queue, i, i+1)
-			}
-			r.gone = true
-			r.err = r.ctx.Err()
-			g.mu.Unlock()
-			return false
-		}
-		g.mu.Lock()
-		if r.lead {
-			r.lead = false
-			return true
-		}
-		answered := r.done
-		g.mu.Unlock()
-		if answered {
-			return false
-		}
-	}
-}
-
 // lead flushes batches, with mu held on entry and released on return,
 // until r is answered, then hands the lead to the first caller queued, if
 // any.
 func (g *saveGroup) lead(r *saveReq) {
-	for !r.done {
+	for !r.Done() {
 		ctx := g.take()
 		g.mu.Unlock()
 		errs := g.flush(ctx)
 		g.mu.Lock()
-		g.answer(errs, r)
+		g.answer(errs)
 	}
-	if len(g.queue) == 0 {
-		g.leading = false
-	} else {
-		next := g.queue[0]
-		next.lead = true
-		signalSave(next)
-	}
+	g.leading = groupcommit.HandOff(g.queue)
 	g.mu.Unlock()
 }
 
@@ -196,11 +146,10 @@ func (g *saveGroup) take() context.Context {
 		}
 		n++
 		if err := q.ctx.Err(); err != nil {
-			q.err, q.done = err, true
-			signalSave(q)
+			q.err = err
+			q.Answer()
 			continue
 		}
-		q.sent = true
 		g.batch = append(g.batch, q)
 		bytes += len(q.e.Msg)
 		if dl, _ := q.ctx.Deadline(); ctx == nil || !latest.IsZero() && (dl.IsZero() || dl.After(latest)) {
@@ -269,16 +218,14 @@ func (g *saveGroup) saveOneByOne(ctx context.Context, errs []error) {
 }
 
 // answer hands each save of the batch its outcome and wakes its caller,
-// except self (the leader) and callers that stopped waiting. mu is held.
-func (g *saveGroup) answer(errs []error, self *saveReq) {
+// except callers that stopped waiting. mu is held.
+func (g *saveGroup) answer(errs []error) {
 	for i, q := range g.batch {
-		if q.gone {
+		if q.Gone() {
 			continue
 		}
-		q.err, q.done = errs[i], true
-		if q != self {
-			signalSave(q)
-		}
+		q.err = errs[i]
+		q.Answer()
 	}
 	clear(g.batch)
 	g.batch = g.batch[:0]
@@ -290,11 +237,4 @@ func (g *saveGroup) close() {
 	g.mu.Lock()
 	g.closed = true
 	g.mu.Unlock()
-}
-
-func signalSave(r *saveReq) {
-	select {
-	case r.wake <- struct{}{}:
-	default:
-	}
 }

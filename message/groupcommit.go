@@ -3,9 +3,10 @@ package message
 import (
 	"context"
 	"errors"
-	"slices"
 	"sync"
 	"time"
+
+	"gopush/internal/groupcommit"
 )
 
 // errStorageClosed answers a save made after the storage was closed.
@@ -16,13 +17,10 @@ var errStorageClosed = errors.New("storage closed")
 // multi-row INSERT on MySQL (docs/performance.md, "Stored pushes: group
 // commit").
 //
-// It has no goroutine of its own. A caller that finds no flush in flight
-// flushes its own entries at once, so an idle shard adds no wait. A caller
-// that finds one in flight queues its entries and waits; when the flush
-// ends, its leader answers the callers it carried and hands the lead to the
-// first caller still queued, which flushes everything queued meanwhile (at
-// most max entries). So there is at most one flush in flight per shard,
-// and a batch is whatever arrived during the previous one.
+// It is a group commit (internal/groupcommit: a caller that finds no flush
+// in flight flushes its own entries at once, so an idle shard adds no
+// wait; entries queued meanwhile go in the next flush, led by the first
+// caller still queued), whose flush is at most max entries.
 //
 // Each caller gets the outcome of its own entries. Entries whose caller's
 // context ended before they were flushed are not sent: they fail with the
@@ -54,16 +52,17 @@ type groupCommit struct {
 
 // saveReq is one caller's entries. Its fields are guarded by the
 // groupCommit's mu.
+//
+// It is answered (Answer) when all its entries are, and held (Hold) once
+// some are taken into a flush: the leader writes their outcome into errs,
+// so its caller waits for them even when its context ends.
 type saveReq struct {
+	groupcommit.Waiter
 	ctx  context.Context
 	es   []Entry
 	errs []error
-	sent int  // entries taken into flushes
-	left int  // entries not answered yet
-	lead bool // the lead was handed to this caller
-	// wake is signalled (never blocking: it holds one) when the caller's
-	// entries are all answered or the lead is handed to it.
-	wake chan struct{}
+	sent int // entries taken into flushes
+	left int // entries not answered yet
 
 	one    [1]Entry // es and errs of a single save, without two more allocations
 	oneErr [1]error
@@ -83,7 +82,7 @@ func newGroupCommit(max int, wrap func(error) error, flush func(ctx context.Cont
 
 // saveOne stores e and returns its outcome.
 func (g *groupCommit) saveOne(ctx context.Context, e Entry) error {
-	r := &saveReq{ctx: ctx, left: 1, wake: make(chan struct{}, 1)}
+	r := &saveReq{ctx: ctx, left: 1}
 	r.one[0] = e
 	r.es, r.errs = r.one[:], r.oneErr[:]
 	g.submit(r)
@@ -95,7 +94,7 @@ func (g *groupCommit) save(ctx context.Context, es []Entry, errs []error) {
 	if len(es) == 0 {
 		return
 	}
-	g.submit(&saveReq{ctx: ctx, es: es, errs: errs, left: len(es), wake: make(chan struct{}, 1)})
+	g.submit(&saveReq{ctx: ctx, es: es, errs: errs, left: len(es)})
 }
 
 // submit queues r and returns when its entries are answered.
@@ -108,50 +107,16 @@ func (g *groupCommit) submit(r *saveReq) {
 	}
 	g.queue = append(g.queue, r)
 	if g.leading {
-		g.mu.Unlock()
-		if !g.wait(r) {
+		if !groupcommit.Wait(r.ctx, &g.mu, &g.queue, r) {
+			if r.Gone() { // withdrawn before any entry was sent
+				fill(r.errs, g.wrap(r.ctx.Err()))
+			}
 			return
 		}
 	} else {
 		g.leading = true
 	}
 	g.lead(r)
-}
-
-// wait waits until r's entries are all answered (false) or the lead is
-// handed to r (true, with mu held). A caller whose context ends while its
-// entries all still wait withdraws them.
-func (g *groupCommit) wait(r *saveReq) bool {
-	done := r.ctx.Done()
-	for {
-		select {
-		case <-r.wake:
-		case <-done:
-			done = nil
-			g.mu.Lock()
-			if r.sent == 0 && !r.lead {
-				g.remove(r)
-				r.left = 0
-				g.mu.Unlock()
-				fill(r.errs, g.wrap(r.ctx.Err()))
-				return false
-			}
-			// Some are in flight: wait for their answer. The leader
-			// drops the others (see take).
-			g.mu.Unlock()
-			continue
-		}
-		g.mu.Lock()
-		if r.lead {
-			r.lead = false
-			return true
-		}
-		if r.left == 0 {
-			g.mu.Unlock()
-			return false
-		}
-		g.mu.Unlock()
-	}
 }
 
 // lead flushes batches, with mu held on entry and released on return,
@@ -166,17 +131,11 @@ func (g *groupCommit) lead(r *saveReq) {
 			g.flush(ctx, g.es[:n], g.errs[:n])
 		}
 		g.mu.Lock()
-		g.answer(n, r)
+		g.answer(n)
 		if r.left > 0 {
 			continue
 		}
-		if len(g.queue) == 0 {
-			g.leading = false
-		} else {
-			next := g.queue[0]
-			next.lead = true
-			signal(next)
-		}
+		g.leading = groupcommit.HandOff(g.queue)
 		g.mu.Unlock()
 		return
 	}
@@ -207,7 +166,7 @@ func (g *groupCommit) take() (context.Context, int) {
 			r.left -= len(r.es) - r.sent
 			r.sent = len(r.es)
 			if r.left == 0 {
-				signal(r)
+				r.Answer()
 			}
 			continue
 		}
@@ -218,6 +177,7 @@ func (g *groupCommit) take() (context.Context, int) {
 			g.owners = append(g.owners, entryOwner{r: r, i: i})
 		}
 		r.sent += n
+		r.Hold()
 		if dl, _ := r.ctx.Deadline(); ctx == nil || !latest.IsZero() && (dl.IsZero() || dl.After(latest)) {
 			ctx, latest = r.ctx, dl
 		}
@@ -231,25 +191,18 @@ func (g *groupCommit) take() (context.Context, int) {
 }
 
 // answer hands the outcome of the n entries just flushed to their callers
-// and wakes those who have all their answers, except self. mu is held.
-func (g *groupCommit) answer(n int, self *saveReq) {
+// and wakes those who have all their answers. mu is held.
+func (g *groupCommit) answer(n int) {
 	for k := range n {
 		o := g.owners[k]
 		o.r.errs[o.i] = g.errs[k]
 		o.r.left--
-		if o.r.left == 0 && o.r != self {
-			signal(o.r)
+		if o.r.left == 0 {
+			o.r.Answer()
 		}
 	}
 	clear(g.es[:n])
 	clear(g.owners[:n])
-}
-
-// remove takes r out of the queue. mu is held.
-func (g *groupCommit) remove(r *saveReq) {
-	if i := slices.Index(g.queue, r); i >= 0 {
-		g.queue = slices.Delete(g.queue, i, i+1)
-	}
 }
 
 // close refuses saves from now on; saves already queued are still
@@ -258,13 +211,6 @@ func (g *groupCommit) close() {
 	g.mu.Lock()
 	g.closed = true
 	g.mu.Unlock()
-}
-
-func signal(r *saveReq) {
-	select {
-	case r.wake <- struct{}{}:
-	default:
-	}
 }
 
 func fill(errs []error, err error) {

@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"gopush/api"
 	"gopush/gobrpc"
+	"gopush/internal/groupcommit"
 )
 
 // pushGroup coalesces the single pushes (push/private without a push id)
@@ -21,16 +21,13 @@ import (
 // n pushes costs web and comet far less than n PushPrivate calls: one
 // request written, one answer read, one wake-up on each side.
 //
-// It has no goroutine and no timer. A push that finds no call in flight to
-// its comet is sent at once, by its own caller (the leader), as a plain
-// PushPrivate: an idle web, or a lone push, changes nothing on the wire,
-// and 1.0.5 comets see only the method they know. Pushes that arrive while
-// a call is in flight queue up; when it ends, the leader answers the
-// callers it carried and hands the lead to the first caller queued, which
-// sends everything queued meanwhile (at most pushGroupMax pushes,
-// api.SaveBatchBytes of messages) in one PushBatch (a queue of one goes as
-// PushPrivate). So at most one call of a group is in flight, and a batch
-// is whatever arrived during the previous call.
+// It is a group commit (internal/groupcommit: a caller that finds no call
+// in flight to its comet leads and sends at once; pushes arriving meanwhile
+// queue and go in the next call, led by the first caller queued), whose
+// batch is at most pushGroupMax pushes, api.SaveBatchBytes of messages. A
+// batch of one goes as a plain PushPrivate: an idle web, or a lone push,
+// changes nothing on the wire, and 1.0.5 comets see only the method they
+// know; several go as one PushBatch.
 //
 // Outcomes: each caller gets its own push's. A push comet lists as failed
 // in the PushBatch answer fails alone (as its refused PushPrivate would); a
@@ -116,22 +113,16 @@ const (
 	pushBatchRetry = time.Minute
 )
 
-// pushReq is one caller's push. The fields below wake are guarded by the
+// pushReq is one caller's push. err and the Waiter are guarded by the
 // group's mu.
 type pushReq struct {
+	groupcommit.Waiter
 	ctx    context.Context // the caller's, bounded by rpc.timeout (callCtx)
 	rpc    caller          // the comet instance's client
 	key    string
 	msg    json.RawMessage
 	expire uint
-	// wake is signalled (never blocking: it holds one) when the push is
-	// answered or the lead is handed to its caller.
-	wake chan struct{}
-
-	err  error
-	done bool // answered (err set)
-	gone bool // the caller stopped waiting; its answer is dropped
-	lead bool // the lead was handed to this caller
+	err    error // set when answered
 }
 
 // errCometAnswered is a PushPrivate answered with a code other than 0.
@@ -160,12 +151,14 @@ func (g *pushGroup) push(ctx context.Context, rpc caller, key string, msg json.R
 	if time.Now().UnixNano() < g.oldUntil.Load() {
 		return pushPrivate(ctx, rpc, key, msg, expire)
 	}
-	r := &pushReq{ctx: ctx, rpc: rpc, key: key, msg: msg, expire: expire, wake: make(chan struct{}, 1)}
+	r := &pushReq{ctx: ctx, rpc: rpc, key: key, msg: msg, expire: expire}
 	g.mu.Lock()
 	g.queue = append(g.queue, r)
 	if g.leading {
-		g.mu.Unlock()
-		if !g.wait(r) {
+		if !groupcommit.Wait(ctx, &g.mu, &g.queue, r) {
+			if r.Gone() { // stopped waiting: not sent, or its answer dropped
+				return ctxErr(ctx)
+			}
 			return r.err
 		}
 	} else {
@@ -198,43 +191,6 @@ func ctxErr(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// wait waits until r is answered (false) or the lead is handed to r (true,
-// with mu held). A caller whose context ends stops waiting: its push is
-// taken out of the queue (not sent), or, if already sent, its answer
-// dropped.
-func (g *pushGroup) wait(r *pushReq) bool {
-	done := r.ctx.Done()
-	for {
-		select {
-		case <-r.wake:
-		case <-done:
-			g.mu.Lock()
-			if r.lead || r.done {
-				g.mu.Unlock()
-				done = nil
-				continue // the wake is there: take the lead, or the answer
-			}
-			if i := slices.Index(g.queue, r); i >= 0 {
-				g.queue = slices.Delete(g.queue, i, i+1)
-			}
-			r.gone = true
-			r.err = ctxErr(r.ctx)
-			g.mu.Unlock()
-			return false
-		}
-		g.mu.Lock()
-		if r.lead {
-			r.lead = false
-			return true
-		}
-		answered := r.done
-		g.mu.Unlock()
-		if answered {
-			return false
-		}
-	}
-}
-
 // lead sends batches, with mu held on entry and released on return, until
 // r is answered, then hands the lead to the first caller queued, if any.
 func (g *pushGroup) lead(r *pushReq) {
@@ -242,25 +198,18 @@ func (g *pushGroup) lead(r *pushReq) {
 		// Given the lead after its caller gave up (r is first in the
 		// queue): r is not sent, and the next caller leads, so that this
 		// one is answered now rather than after a call it has no push in.
-		if i := slices.Index(g.queue, r); i >= 0 {
-			g.queue = slices.Delete(g.queue, i, i+1)
-		}
-		r.err, r.done = ctxErr(r.ctx), true
+		g.queue = groupcommit.Remove(g.queue, r)
+		r.err = ctxErr(r.ctx)
+		r.Answer()
 	}
-	for !r.done {
+	for !r.Done() {
 		deadline := g.take()
 		g.mu.Unlock()
 		errs := g.send(deadline)
 		g.mu.Lock()
-		g.answer(errs, r)
+		g.answer(errs)
 	}
-	if len(g.queue) == 0 {
-		g.leading = false
-	} else {
-		next := g.queue[0]
-		next.lead = true
-		signalPush(next)
-	}
+	g.leading = groupcommit.HandOff(g.queue)
 	g.mu.Unlock()
 }
 
@@ -277,8 +226,8 @@ func (g *pushGroup) take() (earliest time.Time) {
 		}
 		n++
 		if q.ctx.Err() != nil {
-			q.err, q.done = ctxErr(q.ctx), true
-			signalPush(q)
+			q.err = ctxErr(q.ctx)
+			q.Answer()
 			continue
 		}
 		g.batch = append(g.batch, q)
@@ -357,24 +306,15 @@ func (g *pushGroup) sendOneByOne(errs []error) {
 }
 
 // answer hands each push of the batch its outcome and wakes its caller,
-// except self (the leader) and callers that stopped waiting. mu is held.
-func (g *pushGroup) answer(errs []error, self *pushReq) {
+// except callers that stopped waiting. mu is held.
+func (g *pushGroup) answer(errs []error) {
 	for i, q := range g.batch {
-		if q.gone {
+		if q.Gone() {
 			continue
 		}
-		q.err, q.done = errs[i], true
-		if q != self {
-			signalPush(q)
-		}
+		q.err = errs[i]
+		q.Answer()
 	}
 	clear(g.batch)
 	g.batch = g.batch[:0]
-}
-
-func signalPush(r *pushReq) {
-	select {
-	case r.wake <- struct{}{}:
-	default:
-	}
 }
