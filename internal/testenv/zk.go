@@ -50,10 +50,21 @@ type quietZK struct{}
 func (quietZK) Printf(string, ...any) {}
 
 // ZKDeleteAll deletes path and everything under it; a missing path is fine.
+// A child created meanwhile (a daemon registering again while its node is
+// deleted, as a comet does after a session expiry) makes it try again, for
+// up to 10 s.
 func ZKDeleteAll(t testing.TB, conn *zk.Conn, path string) {
 	t.Helper()
-	if err := deleteAll(conn, path); err != nil {
-		t.Fatalf("delete %s: %v", path, err)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := deleteAll(conn, path)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, zk.ErrNotEmpty) || time.Now().After(deadline) {
+			t.Fatalf("delete %s: %v", path, err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
